@@ -1,0 +1,5 @@
+//! The `bandwidth` CNI plugin binary: everything happens in the library.
+
+fn main() {
+    cni::skel::run(&bandwidth::Plugin)
+}

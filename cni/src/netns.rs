@@ -1,0 +1,138 @@
+//! Network namespaces by path: validation (the path must be an nsfs or procfs
+//! namespace file), identity comparison, and a guard that moves the *current
+//! thread* into a netns and moves it back on drop. Never hold a guard across
+//! an await on a multi-thread runtime: setns is per thread.
+
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nix::sched::{setns, CloneFlags};
+use nix::sys::statfs::{statfs, NSFS_MAGIC, PROC_SUPER_MAGIC};
+
+/// Why a netns could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    #[error("netns {path}: does not exist")]
+    NotFound { path: PathBuf },
+    #[error("netns {path}: not a network namespace file")]
+    NotANamespace { path: PathBuf },
+    #[error("netns {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("entering netns {path}: {source}")]
+    Setns { path: PathBuf, source: nix::Error },
+    #[error("returning to the original netns: {0}")]
+    Restore(nix::Error),
+}
+
+impl NetnsError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, NetnsError::NotFound { .. })
+    }
+}
+
+impl From<NetnsError> for crate::CniError {
+    fn from(e: NetnsError) -> Self {
+        crate::CniError::internal(e.to_string())
+    }
+}
+
+/// The path of the calling thread's netns.
+pub const THREAD_NETNS: &str = "/proc/thread-self/ns/net";
+
+/// Opens a netns file after checking it is one (nsfs, or a /proc ns link).
+pub fn open(path: &Path) -> Result<File, NetnsError> {
+    let fs = statfs(path).map_err(|e| match e {
+        nix::Error::ENOENT => NetnsError::NotFound {
+            path: path.to_path_buf(),
+        },
+        other => NetnsError::Io {
+            path: path.to_path_buf(),
+            source: other.into(),
+        },
+    })?;
+    let t = fs.filesystem_type();
+    if t != NSFS_MAGIC && t != PROC_SUPER_MAGIC {
+        return Err(NetnsError::NotANamespace {
+            path: path.to_path_buf(),
+        });
+    }
+    File::open(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => NetnsError::NotFound {
+            path: path.to_path_buf(),
+        },
+        _ => NetnsError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+    })
+}
+
+/// True when `path` is the netns the calling thread is in.
+pub fn is_current(path: &Path) -> Result<bool, NetnsError> {
+    let here = std::fs::metadata(THREAD_NETNS).map_err(|source| NetnsError::Io {
+        path: THREAD_NETNS.into(),
+        source,
+    })?;
+    let there = open(path)?.metadata().map_err(|source| NetnsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(here.dev() == there.dev() && here.ino() == there.ino())
+}
+
+/// While alive, the current thread is inside another netns.
+#[derive(Debug)]
+pub struct NetnsGuard {
+    original: Option<File>,
+}
+
+impl NetnsGuard {
+    /// Moves the current thread into the netns at `path`.
+    pub fn enter(path: &Path) -> Result<NetnsGuard, NetnsError> {
+        let target = open(path)?;
+        let original = File::open(THREAD_NETNS).map_err(|source| NetnsError::Io {
+            path: THREAD_NETNS.into(),
+            source,
+        })?;
+        setns(&target, CloneFlags::CLONE_NEWNET).map_err(|source| NetnsError::Setns {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(NetnsGuard {
+            original: Some(original),
+        })
+    }
+
+    /// Returns to the original netns, reporting failure (drop only logs it).
+    pub fn leave(mut self) -> Result<(), NetnsError> {
+        match self.original.take() {
+            Some(f) => setns(&f, CloneFlags::CLONE_NEWNET).map_err(NetnsError::Restore),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        let Some(original) = self.original.take() else {
+            return;
+        };
+        if let Err(e) = setns(&original, CloneFlags::CLONE_NEWNET) {
+            // Nothing sane can continue on this thread in the wrong netns.
+            eprintln!("fatal: cannot return to the original netns: {e}");
+            std::process::abort();
+        }
+    }
+}
+
+/// Runs `f` with the current thread inside the netns at `path`.
+pub fn run_in<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T, NetnsError> {
+    let guard = NetnsGuard::enter(path)?;
+    let out = f();
+    guard.leave()?;
+    Ok(out)
+}

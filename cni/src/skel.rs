@@ -1,0 +1,559 @@
+//! The plugin skeleton: reads the CNI environment and stdin, validates them as
+//! the spec says, dispatches to a [`Plugin`], and turns the outcome into stdout
+//! JSON and an exit code. `run_with` takes everything injected so dispatch is
+//! testable in-process and in parallel; `run` wires it to the real process.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::args::CniArgs;
+use crate::error::{to_indented, CniError, ErrorCode};
+use crate::types::{Attachment, CniResult, NetConf};
+use crate::version::{format_list, CniVersion};
+
+/// The verbs of the spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Add,
+    Check,
+    Del,
+    Gc,
+    Status,
+    Version,
+}
+
+impl Command {
+    pub fn parse(s: &str) -> Option<Command> {
+        Some(match s {
+            "ADD" => Command::Add,
+            "CHECK" => Command::Check,
+            "DEL" => Command::Del,
+            "GC" => Command::Gc,
+            "STATUS" => Command::Status,
+            "VERSION" => Command::Version,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Add => "ADD",
+            Command::Check => "CHECK",
+            Command::Del => "DEL",
+            Command::Gc => "GC",
+            Command::Status => "STATUS",
+            Command::Version => "VERSION",
+        }
+    }
+}
+
+/// The environment of one invocation, validated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CmdArgs {
+    pub container_id: String,
+    /// `None` when `CNI_NETNS` is empty or unset (allowed for DEL).
+    pub netns: Option<PathBuf>,
+    pub ifname: String,
+    /// Raw `CNI_ARGS`.
+    pub args: String,
+    pub path: Vec<PathBuf>,
+    pub netns_override: bool,
+}
+
+/// Everything a handler of ADD, CHECK or DEL gets.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub command: Command,
+    pub cmd: CmdArgs,
+    pub version: CniVersion,
+    pub conf: NetConf,
+    /// The whole stdin, for the plugin's own fields.
+    pub stdin: Vec<u8>,
+    /// `prevResult` in canonical form (ignored by DEL when it does not parse).
+    pub prev_result: Option<CniResult>,
+}
+
+impl Request {
+    /// `CNI_ARGS` parsed; a malformed string is an error (code 4).
+    pub fn cni_args(&self) -> Result<CniArgs, CniError> {
+        CniArgs::parse(&self.cmd.args)
+    }
+
+    /// Owner tag for everything this attachment creates.
+    pub fn owner(&self) -> crate::args::Owner {
+        crate::args::Owner::new(&self.conf.name, &self.cmd.container_id, &self.cmd.ifname)
+    }
+}
+
+/// What a GC handler gets.
+#[derive(Debug, Clone)]
+pub struct GcRequest {
+    pub version: CniVersion,
+    pub conf: NetConf,
+    pub stdin: Vec<u8>,
+    pub valid_attachments: Vec<Attachment>,
+    pub path: Vec<PathBuf>,
+}
+
+/// What a STATUS handler gets.
+#[derive(Debug, Clone)]
+pub struct StatusRequest {
+    pub version: CniVersion,
+    pub conf: NetConf,
+    pub stdin: Vec<u8>,
+    pub path: Vec<PathBuf>,
+}
+
+/// A handler's successful outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// A result, printed in the requested version's layout.
+    Result(CniResult),
+    /// Nothing on stdout (CHECK, DEL, GC, STATUS).
+    Empty,
+    /// Verbatim stdout and an exit code (test doubles only).
+    Raw { stdout: String, exit_code: i32 },
+}
+
+impl From<CniResult> for Reply {
+    fn from(r: CniResult) -> Reply {
+        Reply::Result(r)
+    }
+}
+
+/// A CNI plugin. Handlers never print, read the environment or exit.
+pub trait Plugin {
+    /// Shown on stderr when the plugin runs with no `CNI_COMMAND`.
+    fn about(&self) -> String;
+
+    /// The versions this plugin accepts for this invocation.
+    fn supported_versions(&self, _cmd: &CmdArgs) -> Vec<CniVersion> {
+        CniVersion::ALL.to_vec()
+    }
+
+    /// What VERSION reports; by default the supported versions.
+    fn reported_versions(&self, cmd: &CmdArgs) -> Vec<String> {
+        self.supported_versions(cmd)
+            .iter()
+            .map(|v| v.as_str().to_string())
+            .collect()
+    }
+
+    fn add(&self, req: &Request) -> Result<Reply, CniError>;
+    fn check(&self, req: &Request) -> Result<Reply, CniError>;
+    fn del(&self, req: &Request) -> Result<Reply, CniError>;
+    fn gc(&self, _req: &GcRequest) -> Result<Reply, CniError> {
+        Ok(Reply::Empty)
+    }
+    fn status(&self, _req: &StatusRequest) -> Result<Reply, CniError> {
+        Ok(Reply::Empty)
+    }
+}
+
+/// Runs `plugin` as this process: real environment, stdin, stdout; exits.
+pub fn run(plugin: &dyn Plugin) -> ! {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("plugin panicked: {info}");
+    }));
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let mut stdin = Vec::new();
+    let command = env.get("CNI_COMMAND").map(String::as_str).unwrap_or("");
+    if command != "VERSION" && !command.is_empty() {
+        if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut stdin) {
+            let err = CniError::io(format!("reading stdin: {e}"));
+            println!("{}", err.to_json(CniVersion::CURRENT));
+            std::process::exit(1);
+        }
+    }
+    let mut out = Vec::new();
+    let mut err = std::io::stderr();
+    let code = run_with(plugin, &env, &stdin, &mut out, &mut err);
+    let mut stdout = std::io::stdout();
+    let _ = stdout.write_all(&out);
+    let _ = stdout.flush();
+    std::process::exit(code)
+}
+
+/// Dispatches one invocation. Writes the result or error JSON to `stdout`,
+/// the about text to `stderr`, and returns the exit code. Panics in the
+/// plugin become a code 999 error.
+pub fn run_with(
+    plugin: &dyn Plugin,
+    env: &HashMap<String, String>,
+    stdin: &[u8],
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> i32 {
+    let outcome = catch_unwind(AssertUnwindSafe(|| dispatch(plugin, env, stdin, stderr)));
+    let (version, outcome) = match outcome {
+        Ok(o) => o,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            (
+                CniVersion::CURRENT,
+                Err(CniError::internal(format!("plugin panicked: {what}"))),
+            )
+        }
+    };
+    match outcome {
+        Ok(Output::Text(s)) => {
+            let _ = stdout.write_all(s.as_bytes());
+            0
+        }
+        Ok(Output::Raw {
+            stdout: s,
+            exit_code,
+        }) => {
+            let _ = stdout.write_all(s.as_bytes());
+            exit_code
+        }
+        Ok(Output::Nothing) => 0,
+        Err(e) => {
+            let _ = stdout.write_all(e.to_json(version).as_bytes());
+            let _ = stdout.write_all(b"\n");
+            1
+        }
+    }
+}
+
+enum Output {
+    Text(String),
+    Raw { stdout: String, exit_code: i32 },
+    Nothing,
+}
+
+const REQUIRED_ADD: &[&str] = &["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"];
+const REQUIRED_DEL: &[&str] = &["CNI_CONTAINERID", "CNI_IFNAME"];
+
+fn dispatch(
+    plugin: &dyn Plugin,
+    env: &HashMap<String, String>,
+    stdin: &[u8],
+    stderr: &mut dyn Write,
+) -> (CniVersion, Result<Output, CniError>) {
+    let get = |k: &str| env.get(k).cloned().unwrap_or_default();
+    let command_text = get("CNI_COMMAND");
+    let command_text = command_text.as_str();
+    if command_text.is_empty() {
+        let versions = plugin.reported_versions(&CmdArgs::default());
+        let _ = writeln!(stderr, "{}", plugin.about());
+        let _ = writeln!(
+            stderr,
+            "CNI protocol versions supported: {}",
+            versions.join(", ")
+        );
+        return (CniVersion::CURRENT, Ok(Output::Nothing));
+    }
+    let Some(command) = Command::parse(command_text) else {
+        return (
+            CniVersion::CURRENT,
+            Err(
+                CniError::invalid_env(format!("unknown CNI_COMMAND: {command_text}")).with_details(
+                    "CNI_COMMAND must be one of ADD, CHECK, DEL, GC, STATUS, VERSION",
+                ),
+            ),
+        );
+    };
+    let cmd = match cmd_args(command, &get) {
+        Ok(c) => c,
+        Err(e) => return (CniVersion::CURRENT, Err(e)),
+    };
+    if command == Command::Version {
+        return (
+            CniVersion::CURRENT,
+            Ok(Output::Text(version_json(plugin, &cmd))),
+        );
+    }
+    let (conf, version) = match parse_conf(plugin, &cmd, stdin) {
+        Ok(x) => x,
+        Err((v, e)) => return (v, Err(e)),
+    };
+    let result = handle(plugin, command, cmd, conf, version, stdin);
+    (version, result)
+}
+
+fn version_json(plugin: &dyn Plugin, cmd: &CmdArgs) -> String {
+    let body = serde_json::json!({
+        "cniVersion": CniVersion::CURRENT.as_str(),
+        "supportedVersions": plugin.reported_versions(cmd),
+    });
+    format!("{body}\n")
+}
+
+fn cmd_args(command: Command, get: &dyn Fn(&str) -> String) -> Result<CmdArgs, CniError> {
+    let required: &[&str] = match command {
+        Command::Add | Command::Check => REQUIRED_ADD,
+        Command::Del => REQUIRED_DEL,
+        Command::Gc | Command::Status | Command::Version => &[],
+    };
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|k| get(k).is_empty())
+        .collect();
+    if !missing.is_empty() {
+        return Err(CniError::invalid_env(format!(
+            "required env variables [{}] missing",
+            missing.join(",")
+        ))
+        .with_details(format!(
+            "{} needs {}",
+            command.as_str(),
+            required.join(", ")
+        )));
+    }
+    let container_id = get("CNI_CONTAINERID").to_string();
+    let ifname = get("CNI_IFNAME").to_string();
+    if !required.is_empty() {
+        validate_container_id(&container_id)?;
+        validate_ifname(&ifname)?;
+    }
+    let netns = match get("CNI_NETNS").as_str() {
+        "" => None,
+        p => Some(PathBuf::from(p)),
+    };
+    let override_text = get("CNI_NETNS_OVERRIDE");
+    Ok(CmdArgs {
+        container_id,
+        netns,
+        ifname,
+        args: get("CNI_ARGS").to_string(),
+        path: std::env::split_paths(&get("CNI_PATH"))
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect(),
+        netns_override: override_text == "1" || override_text.eq_ignore_ascii_case("true"),
+    })
+}
+
+/// `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`, the spec's rule for container IDs and
+/// network names.
+pub fn valid_identifier(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    match bytes.next() {
+        Some(b) if b.is_ascii_alphanumeric() => {}
+        _ => return false,
+    }
+    bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+}
+
+pub fn validate_container_id(id: &str) -> Result<(), CniError> {
+    if valid_identifier(id) {
+        Ok(())
+    } else {
+        Err(
+            CniError::invalid_env("invalid characters in containerID").with_details(format!(
+                "CNI_CONTAINERID {id:?} must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
+            )),
+        )
+    }
+}
+
+/// The kernel's rules for interface names, with the spec's messages.
+pub fn validate_ifname(name: &str) -> Result<(), CniError> {
+    let bad = |msg: &str, details: &str| {
+        Err(CniError::invalid_env(format!("CNI_IFNAME: {msg}")).with_details(details.to_string()))
+    };
+    if name.is_empty() {
+        return bad("interface name is empty", "");
+    }
+    if name.len() > 15 {
+        return bad(
+            "interface name is too long",
+            "interface name should be less than 16 characters",
+        );
+    }
+    if name == "." || name == ".." {
+        return bad("interface name is . or ..", "");
+    }
+    if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
+        return bad(
+            "interface name contains / or : or whitespace characters",
+            "",
+        );
+    }
+    Ok(())
+}
+
+type ConfError = (CniVersion, CniError);
+
+fn parse_conf(
+    plugin: &dyn Plugin,
+    cmd: &CmdArgs,
+    stdin: &[u8],
+) -> Result<(NetConf, CniVersion), ConfError> {
+    let current = CniVersion::CURRENT;
+    let value: Value = serde_json::from_slice(stdin).map_err(|e| {
+        (
+            current,
+            CniError::new(
+                ErrorCode::Decode,
+                format!("error parsing network config from stdin: {e}"),
+            ),
+        )
+    })?;
+    if !value.is_object() {
+        return Err((
+            current,
+            CniError::new(
+                ErrorCode::Decode,
+                "error parsing network config from stdin: not a JSON object",
+            ),
+        ));
+    }
+    let conf: NetConf = serde_json::from_value(value).map_err(|e| {
+        (
+            current,
+            CniError::new(
+                ErrorCode::Decode,
+                format!("error parsing network config from stdin: {e}"),
+            ),
+        )
+    })?;
+    let asked = if conf.cni_version.is_empty() {
+        "0.1.0"
+    } else {
+        conf.cni_version.as_str()
+    };
+    let supported = plugin.supported_versions(cmd);
+    let version = match asked.parse::<CniVersion>() {
+        Ok(v) if supported.contains(&v) => v,
+        _ => {
+            return Err((
+                current,
+                CniError::new(ErrorCode::IncompatibleVersion, "incompatible CNI versions")
+                    .with_details(format!(
+                        "config is {asked:?}, plugin supports {}",
+                        format_list(&supported)
+                    )),
+            ))
+        }
+    };
+    if conf.name.is_empty() {
+        return Err((version, CniError::invalid_config("missing network name")));
+    }
+    if !valid_identifier(&conf.name) {
+        return Err((
+            version,
+            CniError::invalid_config("invalid characters found in network name")
+                .with_details(conf.name.clone()),
+        ));
+    }
+    Ok((conf, version))
+}
+
+fn handle(
+    plugin: &dyn Plugin,
+    command: Command,
+    cmd: CmdArgs,
+    conf: NetConf,
+    version: CniVersion,
+    stdin: &[u8],
+) -> Result<Output, CniError> {
+    let stdin = stdin.to_vec();
+    let reply = match command {
+        Command::Check if !version.allows_check() => {
+            return Err(CniError::new(
+                ErrorCode::IncompatibleVersion,
+                "config version does not allow CHECK",
+            )
+            .with_details(format!(
+                "CHECK needs cniVersion 0.4.0 or later, config is {version}"
+            )))
+        }
+        Command::Gc | Command::Status if !version.allows_gc_and_status() => {
+            return Err(CniError::new(
+                ErrorCode::IncompatibleVersion,
+                format!("config version does not allow {}", command.as_str()),
+            )
+            .with_details(format!(
+                "{} needs cniVersion 1.1.0 or later, config is {version}",
+                command.as_str()
+            )))
+        }
+        Command::Gc => plugin.gc(&GcRequest {
+            version,
+            valid_attachments: conf.gc_attachments(),
+            conf,
+            stdin,
+            path: cmd.path,
+        })?,
+        Command::Status => plugin.status(&StatusRequest {
+            version,
+            conf,
+            stdin,
+            path: cmd.path,
+        })?,
+        Command::Add | Command::Check | Command::Del => {
+            if command != Command::Del || cmd.netns.as_deref().is_some_and(|p| p.exists()) {
+                guard_own_netns(&cmd)?;
+            }
+            let prev_result = match &conf.prev_result {
+                None => None,
+                Some(v) => match CniResult::from_value(v, version) {
+                    Ok((r, _)) => Some(r),
+                    Err(_) if command == Command::Del => None,
+                    Err(e) => return Err(e.context("parsing prevResult")),
+                },
+            };
+            let req = Request {
+                command,
+                cmd,
+                version,
+                conf,
+                stdin,
+                prev_result,
+            };
+            match command {
+                Command::Add => plugin.add(&req)?,
+                Command::Check => plugin.check(&req)?,
+                _ => plugin.del(&req)?,
+            }
+        }
+        Command::Version => unreachable_version(),
+    };
+    match reply {
+        Reply::Empty => Ok(Output::Nothing),
+        Reply::Raw { stdout, exit_code } => Ok(Output::Raw { stdout, exit_code }),
+        Reply::Result(r) => Ok(Output::Text(to_indented(&r.to_value(version)?))),
+    }
+}
+
+fn unreachable_version() -> Reply {
+    // VERSION returns before config parsing; nothing to print here.
+    Reply::Empty
+}
+
+/// Refuses to operate on the plugin's own netns (it would, say, take the
+/// host's `lo` down), unless `CNI_NETNS_OVERRIDE` is set.
+fn guard_own_netns(cmd: &CmdArgs) -> Result<(), CniError> {
+    let Some(path) = &cmd.netns else {
+        return Ok(());
+    };
+    if cmd.netns_override {
+        return Ok(());
+    }
+    match crate::netns::is_current(path) {
+        Ok(true) => Err(CniError::new(
+            ErrorCode::Other(8),
+            "plugin's netns and netns from CNI_NETNS should not be the same",
+        )
+        .with_details(format!(
+            "CNI_NETNS {} is the plugin's own netns",
+            path.display()
+        ))),
+        Ok(false) => Ok(()),
+        // Plugins report a missing or bad netns themselves, with context.
+        Err(_) => Ok(()),
+    }
+}

@@ -1,0 +1,225 @@
+//! Test support for privileged tests across the workspace (feature `testing`,
+//! dev-dependencies only): privilege gating that skips with a reason locally
+//! and fails under `CI`, throwaway named netns with a unique prefix that are
+//! deleted on drop, veth pairs between them, and running a plugin binary the
+//! way a runtime does.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Every netns and link tests create starts with this.
+pub const PREFIX: &str = "cnt";
+
+/// True when privileged tests can run. Otherwise prints why and returns
+/// false, or panics when `CI` is set (privileged tests must run in CI).
+pub fn privileged(test: &str) -> bool {
+    let reason = if !nix::unistd::geteuid().is_root() {
+        Some("not running as root".to_string())
+    } else if let Err(e) = Command::new("ip").arg("-V").output() {
+        Some(format!("iproute2 `ip` not runnable: {e}"))
+    } else {
+        None
+    };
+    match reason {
+        None => true,
+        Some(r) if std::env::var_os("CI").is_some() => {
+            panic!("privileged test {test} cannot run under CI: {r}")
+        }
+        Some(r) => {
+            eprintln!("SKIP {test}: {r}");
+            false
+        }
+    }
+}
+
+/// A unique short name: `cnt<tag><pid%1e5 base36><counter>`, ≤ 15 chars when
+/// `tag` is ≤ 3 chars.
+pub fn unique_name(tag: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{PREFIX}{tag}{}{}",
+        base36(std::process::id() % 60_466_176),
+        base36(n)
+    )
+}
+
+fn base36(mut n: u32) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Runs a command, panicking with its stderr when it fails.
+pub fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("running {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A named network namespace (`/run/netns/<name>`), deleted on drop.
+#[derive(Debug)]
+pub struct TestNetns {
+    pub name: String,
+}
+
+impl TestNetns {
+    pub fn new(tag: &str) -> TestNetns {
+        let name = unique_name(tag);
+        sh(&["ip", "netns", "add", &name]);
+        let ns = TestNetns { name };
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/run/netns/{}", self.name))
+    }
+
+    /// Runs a command inside this netns; panics on failure.
+    pub fn exec(&self, args: &[&str]) -> String {
+        let mut full = vec!["ip", "netns", "exec", &self.name];
+        full.extend_from_slice(args);
+        sh(&full)
+    }
+
+    /// Runs a command inside this netns; returns (success, stdout, stderr).
+    pub fn try_exec(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("running {args:?}: {e}"));
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// Creates a veth pair `a_name` in `a` and `b_name` in `b`, both up.
+pub fn veth_pair(a: &TestNetns, a_name: &str, b: &TestNetns, b_name: &str) {
+    sh(&[
+        "ip", "link", "add", a_name, "netns", &a.name, "type", "veth", "peer", "name", b_name,
+        "netns", &b.name,
+    ]);
+    a.exec(&["ip", "link", "set", a_name, "up"]);
+    b.exec(&["ip", "link", "set", b_name, "up"]);
+}
+
+/// What one plugin invocation printed and returned.
+#[derive(Debug, Clone)]
+pub struct PluginRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl PluginRun {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "plugin stdout is not JSON ({e}): {:?} / {:?}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(
+            self.code, 0,
+            "plugin failed: stdout {} stderr {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// One plugin invocation as a runtime would make it.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    pub command: String,
+    pub container_id: String,
+    pub netns: String,
+    pub ifname: String,
+    pub args: String,
+    pub path: String,
+    /// Run the plugin inside this named netns (the "host" of the test).
+    pub host_netns: Option<String>,
+    pub extra_env: HashMap<String, String>,
+}
+
+impl Invocation {
+    pub fn new(command: &str) -> Invocation {
+        Invocation {
+            command: command.into(),
+            container_id: "ctr1".into(),
+            ifname: "eth0".into(),
+            path: "/usr/lib/cni".into(),
+            ..Default::default()
+        }
+    }
+
+    pub fn run(&self, plugin: &Path, stdin: &str) -> PluginRun {
+        let mut cmd = match &self.host_netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(plugin);
+                c
+            }
+            None => Command::new(plugin),
+        };
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CNI_COMMAND", &self.command)
+            .env("CNI_CONTAINERID", &self.container_id)
+            .env("CNI_NETNS", &self.netns)
+            .env("CNI_IFNAME", &self.ifname)
+            .env("CNI_ARGS", &self.args)
+            .env("CNI_PATH", &self.path)
+            .envs(&self.extra_env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", plugin.display()));
+        if let Some(mut stdin_pipe) = child.stdin.take() {
+            let _ = stdin_pipe.write_all(stdin.as_bytes());
+        }
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("waiting for plugin: {e}"));
+        PluginRun {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! Results in every layout of the spec's history, held in one canonical (1.1)
+//! shape, with explicit conversions: `from_value` reads any layout, `to_value`
+//! writes the layout of the requested version. Unknown keys are kept in
+//! `extra` maps so a pass-through at the same version loses nothing.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{CniError, ErrorCode};
+use crate::types::Cidr;
+use crate::version::{CniVersion, ResultLayout};
+
+/// A result in canonical (1.1.0) form, whatever version it arrived in.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CniResult {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<Interface>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ips: Vec<IpConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<Route>,
+    #[serde(default, skip_serializing_if = "Dns::is_empty")]
+    pub dns: Dns,
+    /// Top-level keys this crate does not model.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Interface {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
+    #[serde(
+        rename = "socketPath",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub socket_path: Option<String>,
+    #[serde(rename = "pciID", default, skip_serializing_if = "Option::is_none")]
+    pub pci_id: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Interface {
+    /// True for an interface inside a container (it names a sandbox).
+    pub fn in_sandbox(&self) -> bool {
+        self.sandbox.as_deref().is_some_and(|s| !s.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IpConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<usize>,
+    pub address: Cidr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    pub dst: Cidr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gw: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advmss: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<u32>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Dns {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nameservers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Dns {
+    pub fn is_empty(&self) -> bool {
+        self.nameservers.is_empty()
+            && self.domain.is_none()
+            && self.search.is_empty()
+            && self.options.is_empty()
+            && self.extra.is_empty()
+    }
+}
+
+/// 0.1.0/0.2.0 `ip4` / `ip6` block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct LegacyIp {
+    ip: Cidr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gateway: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    routes: Vec<LegacyRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct LegacyRoute {
+    dst: Cidr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gw: Option<IpAddr>,
+}
+
+fn decode_error(what: &str, e: impl std::fmt::Display) -> CniError {
+    CniError::new(ErrorCode::Decode, format!("decoding {what}: {e}"))
+}
+
+impl CniResult {
+    /// Reads a result of any layout. A result without `cniVersion` is taken to
+    /// be `assumed` (the configuration's version), as libcni does. Returns the
+    /// canonical result and the version it was labelled with.
+    pub fn from_value(
+        value: &Value,
+        assumed: CniVersion,
+    ) -> Result<(CniResult, CniVersion), CniError> {
+        let obj = value
+            .as_object()
+            .ok_or_else(|| decode_error("result", "not a JSON object"))?;
+        let version = match obj.get("cniVersion") {
+            None => assumed,
+            Some(Value::String(s)) if s.is_empty() => assumed,
+            Some(Value::String(s)) => s.parse().map_err(|e| {
+                CniError::new(ErrorCode::IncompatibleVersion, format!("result: {e}"))
+            })?,
+            Some(other) => {
+                return Err(decode_error(
+                    "result",
+                    format!("cniVersion {other} is not a string"),
+                ))
+            }
+        };
+        let mut rest = obj.clone();
+        rest.remove("cniVersion");
+        let is_legacy_shape = rest.contains_key("ip4") || rest.contains_key("ip6");
+        let result = if version.layout() == ResultLayout::Legacy && is_legacy_shape {
+            Self::from_legacy(rest)?
+        } else {
+            // 0.3.x/0.4.0 and 1.x differ only in `ips[].version`, which we drop
+            // here and derive from the address family when writing 0.x.
+            if let Some(Value::Array(ips)) = rest.get_mut("ips") {
+                for ip in ips.iter_mut() {
+                    if let Some(o) = ip.as_object_mut() {
+                        o.remove("version");
+                    }
+                }
+            }
+            serde_json::from_value(Value::Object(rest)).map_err(|e| decode_error("result", e))?
+        };
+        Ok((result, version))
+    }
+
+    fn from_legacy(mut rest: Map<String, Value>) -> Result<CniResult, CniError> {
+        let mut result = CniResult::default();
+        for key in ["ip4", "ip6"] {
+            let Some(v) = rest.remove(key) else { continue };
+            if v.is_null() {
+                continue;
+            }
+            let legacy: LegacyIp =
+                serde_json::from_value(v).map_err(|e| decode_error(&format!("result {key}"), e))?;
+            result.ips.push(IpConfig {
+                interface: None,
+                address: legacy.ip,
+                gateway: legacy.gateway,
+                extra: Map::new(),
+            });
+            result
+                .routes
+                .extend(legacy.routes.into_iter().map(|r| Route::new(r.dst, r.gw)));
+        }
+        if let Some(dns) = rest.remove("dns") {
+            result.dns = serde_json::from_value(dns).map_err(|e| decode_error("result dns", e))?;
+        }
+        result.extra = rest;
+        Ok(result)
+    }
+
+    /// Writes this result in the layout of `version`, labelled with it.
+    pub fn to_value(&self, version: CniVersion) -> Result<Value, CniError> {
+        let mut out = Map::new();
+        out.insert("cniVersion".into(), version.as_str().into());
+        match version.layout() {
+            ResultLayout::V1 => {
+                let mut this = self.clone();
+                if version < CniVersion::V1_1_0 {
+                    this.strip_1_1_fields();
+                }
+                merge(&mut out, to_object(&this)?);
+            }
+            ResultLayout::V04 => {
+                let mut this = self.clone();
+                this.strip_1_1_fields();
+                let mut body = to_object(&this)?;
+                if let Some(Value::Array(ips)) = body.get_mut("ips") {
+                    for (ip, cfg) in ips.iter_mut().zip(&this.ips) {
+                        if let Some(o) = ip.as_object_mut() {
+                            let family = if cfg.address.is_ipv4() { "4" } else { "6" };
+                            o.insert("version".into(), family.into());
+                        }
+                    }
+                }
+                // 0.3.x/0.4.0 always carry a `dns` object.
+                body.entry("dns")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                merge(&mut out, body);
+            }
+            ResultLayout::Legacy => {
+                merge(&mut out, self.to_legacy_object()?);
+            }
+        }
+        Ok(Value::Object(out))
+    }
+
+    fn to_legacy_object(&self) -> Result<Map<String, Value>, CniError> {
+        let v4 = self.ips.iter().find(|ip| ip.address.is_ipv4());
+        let v6 = self.ips.iter().find(|ip| !ip.address.is_ipv4());
+        if v4.is_none() && v6.is_none() {
+            return Err(CniError::new(
+                ErrorCode::IncompatibleVersion,
+                "cannot convert: no valid IP addresses",
+            ));
+        }
+        let mut out = Map::new();
+        for (key, ip, want_v4) in [("ip4", v4, true), ("ip6", v6, false)] {
+            let Some(ip) = ip else { continue };
+            let routes = self
+                .routes
+                .iter()
+                .filter(|r| r.dst.is_ipv4() == want_v4)
+                .map(|r| LegacyRoute {
+                    dst: r.dst,
+                    gw: r.gw,
+                })
+                .collect();
+            let legacy = LegacyIp {
+                ip: ip.address,
+                gateway: ip.gateway,
+                routes,
+            };
+            out.insert(
+                key.into(),
+                serde_json::to_value(legacy).map_err(|e| decode_error("ip", e))?,
+            );
+        }
+        out.insert(
+            "dns".into(),
+            serde_json::to_value(&self.dns).map_err(|e| decode_error("dns", e))?,
+        );
+        Ok(out)
+    }
+
+    /// Drops the fields spec 1.1.0 added, for older layouts.
+    fn strip_1_1_fields(&mut self) {
+        for iface in &mut self.interfaces {
+            iface.mtu = None;
+            iface.socket_path = None;
+            iface.pci_id = None;
+        }
+        for route in &mut self.routes {
+            route.mtu = None;
+            route.advmss = None;
+            route.priority = None;
+            route.table = None;
+            route.scope = None;
+        }
+    }
+
+    /// Interfaces that live in a container (`sandbox` set) named `ifname`.
+    pub fn sandbox_interface_index(&self, ifname: &str) -> Option<usize> {
+        self.interfaces
+            .iter()
+            .position(|i| i.name == ifname && i.in_sandbox())
+    }
+}
+
+impl Route {
+    pub fn new(dst: Cidr, gw: Option<IpAddr>) -> Route {
+        Route {
+            dst,
+            gw,
+            mtu: None,
+            advmss: None,
+            priority: None,
+            table: None,
+            scope: None,
+            extra: Map::new(),
+        }
+    }
+}
+
+fn to_object<T: Serialize>(value: &T) -> Result<Map<String, Value>, CniError> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(CniError::internal("encoding result: not an object")),
+        Err(e) => Err(CniError::internal(format!("encoding result: {e}"))),
+    }
+}
+
+fn merge(into: &mut Map<String, Value>, from: Map<String, Value>) {
+    for (k, v) in from {
+        into.insert(k, v);
+    }
+}

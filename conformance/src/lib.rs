@@ -1,0 +1,1 @@
+//! A libcni-equivalent runtime and the scenario suite (work in progress).

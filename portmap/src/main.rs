@@ -1,0 +1,5 @@
+//! The `portmap` CNI plugin binary: everything happens in the library.
+
+fn main() {
+    cni::skel::run(&portmap::Plugin)
+}

@@ -1,0 +1,5 @@
+//! The `tuning` CNI plugin binary: everything happens in the library.
+
+fn main() {
+    cni::skel::run(&tuning::Plugin)
+}
