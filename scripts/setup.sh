@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the system packages the tests, the demo and the conformance suite
+# need, only when something is missing. Needs root (apt-get) on Debian.
+set -euo pipefail
+
+need=()
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v tc >/dev/null 2>&1 || need+=(iproute2)
+[ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] && [ -x /usr/lib/cni/ptp ] \
+  || need+=(containernetworking-plugins)
+# The reference portmap (v1.1.1) programs iptables; the benchmark and the
+# reference run of the suite use it.
+command -v iptables >/dev/null 2>&1 || need+=(iptables)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing packages ${need[*]}; run as root (apt-get install -y ${need[*]})" >&2
+    exit 1
+  fi
+  echo "setup: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq "${need[@]}" >&2
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found: install a Rust toolchain (rustup) first" >&2
+  exit 1
+fi
