@@ -33,7 +33,7 @@ impl CniArgs {
                 }
                 _ => {
                     return Err(
-                        CniError::invalid_env(format!("ARGS: invalid pair {item:?}"))
+                        CniError::invalid_env(format!("CNI_ARGS: invalid pair {item:?}"))
                             .with_details("CNI_ARGS must be KEY=VALUE pairs separated by ';'"),
                     )
                 }
@@ -60,8 +60,11 @@ impl CniArgs {
             .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
     }
 
-    /// Fails with `ARGS: unknown args [...]` when a key is neither in `known`
-    /// nor `IgnoreUnknown`, unless `IgnoreUnknown` is set.
+    /// Fails (code 4, the variable is named) with `CNI_ARGS: unknown args
+    /// [...]` when a key is neither in `known` nor `IgnoreUnknown`, unless
+    /// `IgnoreUnknown` is set. As in Go's LoadArgs, `K8S_POD_*` keys are
+    /// unknown unless listed (pass [`K8S_KEYS`] in `known` to accept them);
+    /// Kubernetes runtimes send `IgnoreUnknown=1` with them.
     pub fn check_known(&self, known: &[&str]) -> Result<(), CniError> {
         if self.ignore_unknown() {
             return Ok(());
@@ -76,7 +79,7 @@ impl CniArgs {
             Ok(())
         } else {
             Err(
-                CniError::invalid_config(format!("ARGS: unknown args {unknown:?}")).with_details(
+                CniError::invalid_env(format!("CNI_ARGS: unknown args {unknown:?}")).with_details(
                     "set IgnoreUnknown=1 in CNI_ARGS to ignore keys a plugin does not use",
                 ),
             )
@@ -89,6 +92,28 @@ impl CniArgs {
 
     pub fn k8s_pod_namespace(&self) -> Option<&str> {
         self.get("K8S_POD_NAMESPACE")
+    }
+
+    pub fn k8s_pod_uid(&self) -> Option<&str> {
+        self.get("K8S_POD_UID")
+    }
+
+    pub fn k8s_pod_infra_container_id(&self) -> Option<&str> {
+        self.get("K8S_POD_INFRA_CONTAINER_ID")
+    }
+
+    /// A boolean value the way Go's LoadArgs reads one: `1`, `true`, `0`,
+    /// `false` in any case; `Ok(None)` when the key is absent.
+    pub fn get_bool(&self, key: &str) -> Result<Option<bool>, CniError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) if v == "1" || v.eq_ignore_ascii_case("true") => Ok(Some(true)),
+            Some(v) if v == "0" || v.eq_ignore_ascii_case("false") => Ok(Some(false)),
+            Some(v) => Err(CniError::invalid_env(format!(
+                "CNI_ARGS: {key}={v:?} is not a boolean"
+            ))
+            .with_details("use 1, true, 0 or false")),
+        }
     }
 }
 
@@ -144,13 +169,53 @@ mod tests {
 
     #[test]
     fn unknown_keys_need_ignore_unknown() {
-        let a = CniArgs::parse("K8S_POD_NAME=x").unwrap();
+        let a = CniArgs::parse("K8S_POD_NAME=p;FOO=x").unwrap();
         let e = a.check_known(&["MAC"]).unwrap_err();
-        assert_eq!(e.msg, r#"ARGS: unknown args ["K8S_POD_NAME=x"]"#);
-        assert!(CniArgs::parse("IgnoreUnknown=TRUE;K8S_POD_NAME=x")
+        assert_eq!(e.code, crate::ErrorCode::InvalidEnvironment);
+        assert_eq!(
+            e.msg,
+            r#"CNI_ARGS: unknown args ["K8S_POD_NAME=p", "FOO=x"]"#
+        );
+        let mut known = K8S_KEYS.to_vec();
+        known.push("FOO");
+        assert!(a.check_known(&known).is_ok());
+        assert!(CniArgs::parse("IgnoreUnknown=TRUE;FOO=x")
             .unwrap()
             .check_known(&["MAC"])
             .is_ok());
+        assert!(CniArgs::parse("IgnoreUnknown=0;FOO=x")
+            .unwrap()
+            .check_known(&["MAC"])
+            .is_err());
+        assert!(CniArgs::parse("MAC=aa")
+            .unwrap()
+            .check_known(&["MAC"])
+            .is_ok());
+    }
+
+    #[test]
+    fn kubernetes_keys_and_booleans() {
+        let a = CniArgs::parse(
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=web-0;\
+             K8S_POD_INFRA_CONTAINER_ID=abc123;K8S_POD_UID=u-1;FLAG=TRUE;OFF=0;BAD=yes",
+        )
+        .unwrap();
+        assert_eq!(a.k8s_pod_namespace(), Some("ns"));
+        assert_eq!(a.k8s_pod_name(), Some("web-0"));
+        assert_eq!(a.k8s_pod_infra_container_id(), Some("abc123"));
+        assert_eq!(a.k8s_pod_uid(), Some("u-1"));
+        assert_eq!(a.get_bool("FLAG").unwrap(), Some(true));
+        assert_eq!(a.get_bool("OFF").unwrap(), Some(false));
+        assert_eq!(a.get_bool("NONE").unwrap(), None);
+        let e = a.get_bool("BAD").unwrap_err();
+        assert!(e.msg.contains("CNI_ARGS"), "{}", e.msg);
+        // The last occurrence of a key wins; empty items are skipped.
+        let b = CniArgs::parse("A=1;;A=2;").unwrap();
+        assert_eq!(b.get("A"), Some("2"));
+        assert_eq!(b.pairs().len(), 2);
+        // Empty values are allowed, empty keys are not.
+        assert_eq!(CniArgs::parse("A=").unwrap().get("A"), Some(""));
+        assert!(CniArgs::parse("=x").is_err());
     }
 
     #[test]

@@ -74,6 +74,9 @@ impl<'de> Deserialize<'de> for ErrorCode {
     }
 }
 
+/// Go's `ErrInvalidNetNS` code (used by skel's own-netns guard).
+pub const INVALID_NETNS: u32 = 8;
+
 /// A spec error: what a plugin prints on stdout when it fails.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CniError {
@@ -110,6 +113,12 @@ impl CniError {
     /// Code 999: a failure that has no more specific code.
     pub fn internal(msg: impl Into<String>) -> Self {
         CniError::new(ErrorCode::Internal, msg)
+    }
+
+    /// Code 8 (Go's `ErrInvalidNetNS`, not in the spec's table): CNI_NETNS
+    /// is unusable, e.g. it is the plugin's own netns.
+    pub fn invalid_netns(msg: impl Into<String>) -> Self {
+        CniError::new(ErrorCode::Other(INVALID_NETNS), msg)
     }
 
     /// Code 5: an I/O failure.

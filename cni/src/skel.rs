@@ -115,8 +115,12 @@ pub enum Reply {
     Result(CniResult),
     /// Nothing on stdout (CHECK, DEL, GC, STATUS).
     Empty,
-    /// Verbatim stdout and an exit code (test doubles only).
-    Raw { stdout: String, exit_code: i32 },
+    /// Verbatim stdout and stderr and an exit code (test doubles only).
+    Raw {
+        stdout: String,
+        stderr: String,
+        exit_code: i32,
+    },
 }
 
 impl From<CniResult> for Reply {
@@ -210,8 +214,10 @@ pub fn run_with(
         }
         Ok(Output::Raw {
             stdout: s,
+            stderr: e,
             exit_code,
         }) => {
+            let _ = stderr.write_all(e.as_bytes());
             let _ = stdout.write_all(s.as_bytes());
             exit_code
         }
@@ -226,7 +232,11 @@ pub fn run_with(
 
 enum Output {
     Text(String),
-    Raw { stdout: String, exit_code: i32 },
+    Raw {
+        stdout: String,
+        stderr: String,
+        exit_code: i32,
+    },
     Nothing,
 }
 
@@ -420,6 +430,25 @@ fn parse_conf(
             ),
         )
     })?;
+    // As Go's skel: the name is checked before the version.
+    if conf.name.is_empty() {
+        return Err((
+            current,
+            CniError::invalid_config("missing network name")
+                .with_details("the configuration needs a non-empty \"name\""),
+        ));
+    }
+    if !valid_identifier(&conf.name) {
+        return Err((
+            current,
+            CniError::invalid_config("invalid characters found in network name").with_details(
+                format!(
+                    "name {:?} must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$",
+                    conf.name
+                ),
+            ),
+        ));
+    }
     let asked = if conf.cni_version.is_empty() {
         "0.1.0"
     } else {
@@ -439,16 +468,6 @@ fn parse_conf(
             ))
         }
     };
-    if conf.name.is_empty() {
-        return Err((version, CniError::invalid_config("missing network name")));
-    }
-    if !valid_identifier(&conf.name) {
-        return Err((
-            version,
-            CniError::invalid_config("invalid characters found in network name")
-                .with_details(conf.name.clone()),
-        ));
-    }
     Ok((conf, version))
 }
 
@@ -524,7 +543,15 @@ fn handle(
     };
     match reply {
         Reply::Empty => Ok(Output::Nothing),
-        Reply::Raw { stdout, exit_code } => Ok(Output::Raw { stdout, exit_code }),
+        Reply::Raw {
+            stdout,
+            stderr,
+            exit_code,
+        } => Ok(Output::Raw {
+            stdout,
+            stderr,
+            exit_code,
+        }),
         Reply::Result(r) => Ok(Output::Text(to_indented(&r.to_value(version)?))),
     }
 }
@@ -544,8 +571,7 @@ fn guard_own_netns(cmd: &CmdArgs) -> Result<(), CniError> {
         return Ok(());
     }
     match crate::netns::is_current(path) {
-        Ok(true) => Err(CniError::new(
-            ErrorCode::Other(8),
+        Ok(true) => Err(CniError::invalid_netns(
             "plugin's netns and netns from CNI_NETNS should not be the same",
         )
         .with_details(format!(

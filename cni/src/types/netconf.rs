@@ -48,6 +48,13 @@ pub struct NetConf {
 }
 
 impl NetConf {
+    /// `args.cni.<key>` (the `args` convention of CONVENTIONS.md: runtimes
+    /// put per-attachment values such as `ips`, `labels` or `mac` there).
+    /// `None` when `args`, `args.cni` or the key is absent or not an object.
+    pub fn args_cni(&self, key: &str) -> Option<&Value> {
+        self.args.as_ref()?.get("cni")?.as_object()?.get(key)
+    }
+
     /// The valid attachments a GC request carries (either spelling).
     pub fn gc_attachments(&self) -> Vec<Attachment> {
         self.valid_attachments
@@ -63,4 +70,45 @@ pub struct Attachment {
     #[serde(rename = "containerID")]
     pub container_id: String,
     pub ifname: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_args_cni_keys() {
+        let conf: NetConf = serde_json::from_str(
+            r#"{"name":"n","args":{"cni":{"mac":"c2:11:22:33:44:55","ips":["10.0.0.2/24"]},"other":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            conf.args_cni("mac"),
+            Some(&Value::from("c2:11:22:33:44:55"))
+        );
+        assert!(conf.args_cni("ips").unwrap().is_array());
+        assert_eq!(conf.args_cni("labels"), None);
+        let no_cni: NetConf = serde_json::from_str(r#"{"name":"n","args":{"cni":5}}"#).unwrap();
+        assert_eq!(no_cni.args_cni("mac"), None);
+        assert_eq!(NetConf::default().args_cni("mac"), None);
+    }
+
+    #[test]
+    fn gc_attachments_accept_both_spellings() {
+        let new: NetConf = serde_json::from_str(
+            r#"{"name":"n","cni.dev/valid-attachments":[{"containerID":"c1","ifname":"eth0"}]}"#,
+        )
+        .unwrap();
+        let old: NetConf = serde_json::from_str(
+            r#"{"name":"n","cni.dev/attachments":[{"containerID":"c1","ifname":"eth0"}]}"#,
+        )
+        .unwrap();
+        let want = vec![Attachment {
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+        }];
+        assert_eq!(new.gc_attachments(), want);
+        assert_eq!(old.gc_attachments(), want);
+        assert!(NetConf::default().gc_attachments().is_empty());
+    }
 }

@@ -110,7 +110,8 @@ impl Dns {
     }
 }
 
-/// 0.1.0/0.2.0 `ip4` / `ip6` block.
+/// 0.1.0/0.2.0 `ip4` / `ip6` block. Unknown keys land in the canonical
+/// `IpConfig::extra` and come back from it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct LegacyIp {
     ip: Cidr,
@@ -118,13 +119,45 @@ struct LegacyIp {
     gateway: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     routes: Vec<LegacyRoute>,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
 }
 
+/// A route inside a legacy `ip4`/`ip6` block.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct LegacyRoute {
     dst: Cidr,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gw: Option<IpAddr>,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+/// Interface keys spec 1.1.0 added; in an older result they are unknown keys.
+const INTERFACE_KEYS_1_1: &[&str] = &["mtu", "socketPath", "pciID"];
+/// Route keys spec 1.1.0 added.
+const ROUTE_KEYS_1_1: &[&str] = &["mtu", "advmss", "priority", "table", "scope"];
+
+/// Removes `keys` from every object of the array at `rest[list]`, returning
+/// what was removed per element (same order as the array).
+fn take_keys(rest: &mut Map<String, Value>, list: &str, keys: &[&str]) -> Vec<Map<String, Value>> {
+    let Some(Value::Array(items)) = rest.get_mut(list) else {
+        return Vec::new();
+    };
+    items
+        .iter_mut()
+        .map(|item| {
+            let mut taken = Map::new();
+            if let Some(o) = item.as_object_mut() {
+                for k in keys {
+                    if let Some(v) = o.remove(*k) {
+                        taken.insert((*k).to_string(), v);
+                    }
+                }
+            }
+            taken
+        })
+        .collect()
 }
 
 fn decode_error(what: &str, e: impl std::fmt::Display) -> CniError {
@@ -163,14 +196,26 @@ impl CniResult {
         } else {
             // 0.3.x/0.4.0 and 1.x differ only in `ips[].version`, which we drop
             // here and derive from the address family when writing 0.x.
-            if let Some(Value::Array(ips)) = rest.get_mut("ips") {
-                for ip in ips.iter_mut() {
-                    if let Some(o) = ip.as_object_mut() {
-                        o.remove("version");
-                    }
-                }
+            take_keys(&mut rest, "ips", &["version"]);
+            // Before 1.1.0 the 1.1 fields are unknown keys: keep them as such
+            // (untyped, so a same-version pass-through prints them back).
+            let (iface_extra, route_extra) = if version < CniVersion::V1_1_0 {
+                (
+                    take_keys(&mut rest, "interfaces", INTERFACE_KEYS_1_1),
+                    take_keys(&mut rest, "routes", ROUTE_KEYS_1_1),
+                )
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            let mut result: CniResult = serde_json::from_value(Value::Object(rest))
+                .map_err(|e| decode_error("result", e))?;
+            for (iface, extra) in result.interfaces.iter_mut().zip(iface_extra) {
+                iface.extra.extend(extra);
             }
-            serde_json::from_value(Value::Object(rest)).map_err(|e| decode_error("result", e))?
+            for (route, extra) in result.routes.iter_mut().zip(route_extra) {
+                route.extra.extend(extra);
+            }
+            result
         };
         Ok((result, version))
     }
@@ -188,11 +233,13 @@ impl CniResult {
                 interface: None,
                 address: legacy.ip,
                 gateway: legacy.gateway,
-                extra: Map::new(),
+                extra: legacy.extra,
             });
-            result
-                .routes
-                .extend(legacy.routes.into_iter().map(|r| Route::new(r.dst, r.gw)));
+            result.routes.extend(legacy.routes.into_iter().map(|r| {
+                let mut route = Route::new(r.dst, r.gw);
+                route.extra = r.extra;
+                route
+            }));
         }
         if let Some(dns) = rest.remove("dns") {
             result.dns = serde_json::from_value(dns).map_err(|e| decode_error("result dns", e))?;
@@ -237,16 +284,25 @@ impl CniResult {
         Ok(Value::Object(out))
     }
 
+    /// The 0.1.0/0.2.0 layout: the first IPv4 address becomes `ip4`, the
+    /// first IPv6 one `ip6`, routes go to the block of their family;
+    /// interfaces and further addresses cannot be expressed. A result with
+    /// no address is an error unless it is entirely empty (nothing is lost
+    /// then, e.g. a pass-through plugin with no prevResult).
     fn to_legacy_object(&self) -> Result<Map<String, Value>, CniError> {
         let v4 = self.ips.iter().find(|ip| ip.address.is_ipv4());
         let v6 = self.ips.iter().find(|ip| !ip.address.is_ipv4());
-        if v4.is_none() && v6.is_none() {
+        if v4.is_none() && v6.is_none() && !(self.interfaces.is_empty() && self.routes.is_empty()) {
             return Err(CniError::new(
                 ErrorCode::IncompatibleVersion,
                 "cannot convert: no valid IP addresses",
+            )
+            .with_details(
+                "the 0.1.0/0.2.0 result layout needs an IPv4 or IPv6 address to carry \
+                 interfaces and routes",
             ));
         }
-        let mut out = Map::new();
+        let mut out = self.extra.clone();
         for (key, ip, want_v4) in [("ip4", v4, true), ("ip6", v6, false)] {
             let Some(ip) = ip else { continue };
             let routes = self
@@ -256,12 +312,14 @@ impl CniResult {
                 .map(|r| LegacyRoute {
                     dst: r.dst,
                     gw: r.gw,
+                    extra: r.extra.clone(),
                 })
                 .collect();
             let legacy = LegacyIp {
                 ip: ip.address,
                 gateway: ip.gateway,
                 routes,
+                extra: ip.extra.clone(),
             };
             out.insert(
                 key.into(),
