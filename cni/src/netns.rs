@@ -1,7 +1,9 @@
 //! Network namespaces by path: validation (the path must be an nsfs or procfs
 //! namespace file), identity comparison, and a guard that moves the *current
 //! thread* into a netns and moves it back on drop. Never hold a guard across
-//! an await on a multi-thread runtime: setns is per thread.
+//! an await on a multi-thread runtime: setns is per thread. Threads spawned
+//! while a guard is alive start in the target netns (clone(2) copies the
+//! creator's namespaces), so spawn helpers before entering, not inside.
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;

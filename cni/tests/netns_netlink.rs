@@ -1,0 +1,148 @@
+//! Privileged: the netns guard moves only the current thread and brings it
+//! back; a netlink session opened for a netns sees that netns' links while
+//! the thread stays where it was; sysctls resolve in the thread's netns.
+//! Every test builds its own throwaway netns.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use cni::netlink::{link_name, NetlinkSession};
+use cni::netns::{self, NetnsGuard, THREAD_NETNS};
+use cni::sysctl::{Sysctl, SysctlKey};
+use cni::testing::{privileged, veth_pair, TestNetns};
+
+fn inode(path: &str) -> (u64, u64) {
+    let m = std::fs::metadata(path).unwrap();
+    (m.dev(), m.ino())
+}
+
+#[test]
+fn guard_enters_a_netns_and_restores_the_thread() {
+    if !privileged("guard_enters_a_netns_and_restores_the_thread") {
+        return;
+    }
+    let ns = TestNetns::new("ng");
+    let before = inode(THREAD_NETNS);
+    let target = inode(ns.path().to_str().unwrap());
+    assert_ne!(before, target);
+    assert!(!netns::is_current(&ns.path()).unwrap());
+    // A thread started before the switch (threads started later inherit
+    // the creator's netns, as clone(2) does).
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let other = std::thread::spawn(move || {
+        wait.recv().unwrap();
+        inode(THREAD_NETNS)
+    });
+    {
+        let _guard = NetnsGuard::enter(&ns.path()).unwrap();
+        assert_eq!(inode(THREAD_NETNS), target);
+        assert!(netns::is_current(&ns.path()).unwrap());
+        // Only this thread moved.
+        go.send(()).unwrap();
+        assert_eq!(other.join().unwrap(), before);
+    }
+    assert_eq!(inode(THREAD_NETNS), before);
+    // leave() reports and restores too.
+    let guard = NetnsGuard::enter(&ns.path()).unwrap();
+    guard.leave().unwrap();
+    assert_eq!(inode(THREAD_NETNS), before);
+    // run_in hands back the closure's value.
+    let seen = netns::run_in(&ns.path(), || inode(THREAD_NETNS)).unwrap();
+    assert_eq!(seen, target);
+    assert_eq!(inode(THREAD_NETNS), before);
+}
+
+#[test]
+fn open_rejects_missing_paths_and_non_namespaces() {
+    if !privileged("open_rejects_missing_paths_and_non_namespaces") {
+        return;
+    }
+    let missing = netns::open(Path::new("/run/netns/cnt-does-not-exist")).unwrap_err();
+    assert!(missing.is_not_found(), "{missing}");
+    assert!(
+        NetnsGuard::enter(Path::new("/run/netns/cnt-does-not-exist"))
+            .unwrap_err()
+            .is_not_found()
+    );
+    let file = std::env::temp_dir().join(format!("cnt-not-a-netns-{}", std::process::id()));
+    std::fs::write(&file, "x").unwrap();
+    let e = netns::open(&file).unwrap_err();
+    std::fs::remove_file(&file).unwrap();
+    assert!(matches!(e, netns::NetnsError::NotANamespace { .. }), "{e}");
+    assert!(e.to_string().contains("not a network namespace file"));
+    // The thread's own netns is a namespace file too.
+    assert!(netns::is_current(Path::new(THREAD_NETNS)).unwrap());
+}
+
+#[test]
+fn netlink_session_sees_its_netns_and_leaves_the_thread_alone() {
+    if !privileged("netlink_session_sees_its_netns_and_leaves_the_thread_alone") {
+        return;
+    }
+    let a = TestNetns::new("nla");
+    let b = TestNetns::new("nlb");
+    let (va, vb) = (
+        cni::testing::unique_name("va"),
+        cni::testing::unique_name("vb"),
+    );
+    veth_pair(&a, &va, &b, &vb);
+    let before = inode(THREAD_NETNS);
+    let session = NetlinkSession::open(Some(&a.path())).unwrap();
+    assert_eq!(
+        inode(THREAD_NETNS),
+        before,
+        "thread left in the target netns"
+    );
+
+    let lo = session
+        .link_by_name("lo")
+        .unwrap()
+        .expect("lo in a fresh netns");
+    assert_eq!(lo.header.index, 1);
+    assert_eq!(link_name(&lo), Some("lo"));
+    let mine = session.link_by_name(&va).unwrap().expect("own veth end");
+    assert_eq!(link_name(&mine), Some(va.as_str()));
+    let by_index = session.link_by_index(mine.header.index).unwrap().unwrap();
+    assert_eq!(link_name(&by_index), Some(va.as_str()));
+    // The peer lives in the other netns.
+    assert!(session.link_by_name(&vb).unwrap().is_none());
+    assert!(session.link_by_index(999_999).unwrap().is_none());
+
+    let other = NetlinkSession::open(Some(&b.path())).unwrap();
+    assert!(other.link_by_name(&vb).unwrap().is_some());
+    assert!(other.link_by_name(&va).unwrap().is_none());
+    assert_eq!(inode(THREAD_NETNS), before);
+}
+
+#[test]
+fn netlink_session_reports_a_missing_netns() {
+    if !privileged("netlink_session_reports_a_missing_netns") {
+        return;
+    }
+    let e = NetlinkSession::open(Some(Path::new("/run/netns/cnt-gone-away")))
+        .err()
+        .unwrap();
+    assert!(e.is_netns_missing(), "{e}");
+    let cni_err: cni::CniError = e.into();
+    assert_eq!(cni_err.code, cni::ErrorCode::Internal);
+    assert!(cni_err.msg.contains("/run/netns/cnt-gone-away"));
+}
+
+#[test]
+fn sysctls_resolve_in_the_threads_netns() {
+    if !privileged("sysctls_resolve_in_the_threads_netns") {
+        return;
+    }
+    let ns = TestNetns::new("sy");
+    let key = SysctlKey::parse("net.ipv4.conf.IFNAME.forwarding", "lo").unwrap();
+    netns::run_in(&ns.path(), || {
+        let s = Sysctl::default();
+        assert_eq!(s.read(&key).unwrap(), "0");
+        s.write(&key, "1").unwrap();
+        assert_eq!(s.read(&key).unwrap(), "1");
+    })
+    .unwrap();
+    let seen = ns.exec(&["cat", "/proc/sys/net/ipv4/conf/lo/forwarding"]);
+    assert_eq!(seen.trim(), "1");
+}
