@@ -1,0 +1,466 @@
+//! Configuration: stdin JSON → a validated [`Config`]. Pure (no I/O, no
+//! kernel); every rejection is a code 7 error that names the field. Owns the
+//! precedence rule (static keys win over `runtimeConfig.bandwidth` as soon as
+//! any static key is present, as upstream) and the meaning of our own keys
+//! (`latencyMs`, `maxBurst`, `shapedSubnets`, `unshapedSubnets`).
+
+use ipnetwork::IpNetwork;
+use serde_json::{Map, Value};
+
+use cni::CniError;
+
+/// Upstream rejects `burst / 8 >= u32::MAX` bytes ("burst cannot be more than 4GB").
+pub const MAX_BURST_BYTES: u64 = u32::MAX as u64;
+/// Below one byte per second the kernel has nothing to shape (upstream divides by zero).
+pub const MIN_RATE_BITS: u64 = 8;
+/// The TBF latency upstream hard-codes.
+pub const DEFAULT_LATENCY_MS: u32 = 25;
+/// A latency above this is a configuration mistake, not a shaping choice.
+pub const MAX_LATENCY_MS: u32 = 10_000;
+
+/// Rate and burst of one direction, as configured (bits/s and bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RateLimit {
+    pub rate_bits: u64,
+    pub burst_bits: u64,
+}
+
+/// Where the four rate/burst keys came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum LimitSource {
+    /// Top-level `ingressRate` … keys (win whenever one of them is present).
+    Static,
+    /// `runtimeConfig.bandwidth` (the `bandwidth` capability).
+    Runtime,
+    /// Neither: nothing to shape.
+    Absent,
+}
+
+/// Which traffic the shaper applies to. Subnets are matched on the address
+/// of the far end: the **destination** of packets the pod sends (egress) and
+/// the **source** of packets the pod receives (ingress).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum SubnetPolicy {
+    /// Everything is shaped (the upstream behaviour).
+    All,
+    /// `shapedSubnets`: only traffic to/from these subnets is shaped.
+    Only(Vec<IpNetwork>),
+    /// `unshapedSubnets`: traffic to/from these subnets bypasses shaping.
+    Except(Vec<IpNetwork>),
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Config {
+    pub source: LimitSource,
+    /// Shaping of traffic towards the pod (TBF on the host veth).
+    pub ingress: Option<RateLimit>,
+    /// Shaping of traffic from the pod (TBF on the IFB).
+    pub egress: Option<RateLimit>,
+    pub latency_ms: u32,
+    /// Bursts above this many bits are lowered to it (runtimes send ~4 GB).
+    pub max_burst_bits: Option<u64>,
+    pub subnets: SubnetPolicy,
+}
+
+impl Config {
+    /// True when neither direction is shaped.
+    pub fn is_noop(&self) -> bool {
+        self.ingress.is_none() && self.egress.is_none()
+    }
+}
+
+const KEYS: [&str; 4] = ["ingressRate", "ingressBurst", "egressRate", "egressBurst"];
+
+/// Parses and validates the plugin's stdin.
+pub fn parse(stdin: &[u8]) -> Result<Config, CniError> {
+    let value: Value = serde_json::from_slice(stdin)
+        .map_err(|e| CniError::invalid_config(format!("bandwidth: parsing configuration: {e}")))?;
+    let Some(top) = value.as_object() else {
+        return Err(CniError::invalid_config(
+            "bandwidth: configuration is not a JSON object",
+        ));
+    };
+    parse_object(top)
+}
+
+fn parse_object(top: &Map<String, Value>) -> Result<Config, CniError> {
+    let latency_ms = match get_ci(top, "latencyMs") {
+        None | Some(Value::Null) => DEFAULT_LATENCY_MS,
+        Some(v) => {
+            let n = unsigned(v, "latencyMs")?;
+            if n == 0 || n > u64::from(MAX_LATENCY_MS) {
+                return Err(CniError::invalid_config(format!(
+                    "bandwidth: latencyMs must be between 1 and {MAX_LATENCY_MS} (milliseconds), got {n}"
+                )));
+            }
+            n as u32
+        }
+    };
+    let max_burst_bits = match get_ci(top, "maxBurst") {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            let n = unsigned(v, "maxBurst")?;
+            if n < 8 {
+                return Err(CniError::invalid_config(format!(
+                    "bandwidth: maxBurst must be at least 8 bits, got {n}"
+                )));
+            }
+            Some(n)
+        }
+    };
+    let subnets = subnet_policy(top)?;
+
+    let static_present = KEYS.iter().any(|k| get_ci(top, k).is_some());
+    let runtime = get_ci(top, "runtimeConfig")
+        .and_then(Value::as_object)
+        .and_then(|rc| get_ci(rc, "bandwidth"));
+    let (source, entry, prefix): (LimitSource, Option<&Map<String, Value>>, &str) =
+        if static_present {
+            (LimitSource::Static, Some(top), "")
+        } else {
+            match runtime {
+                None | Some(Value::Null) => (LimitSource::Absent, None, ""),
+                Some(Value::Object(m)) => {
+                    (LimitSource::Runtime, Some(m), "runtimeConfig.bandwidth.")
+                }
+                Some(other) => {
+                    return Err(CniError::invalid_config(format!(
+                        "bandwidth: runtimeConfig.bandwidth must be an object, got {other}"
+                    )))
+                }
+            }
+        };
+    let (ingress, egress) = match entry {
+        None => (None, None),
+        Some(m) => (
+            direction(m, prefix, "ingress", max_burst_bits)?,
+            direction(m, prefix, "egress", max_burst_bits)?,
+        ),
+    };
+    Ok(Config {
+        source,
+        ingress,
+        egress,
+        latency_ms,
+        max_burst_bits,
+        subnets,
+    })
+}
+
+/// One direction's rate and burst: both zero means off.
+fn direction(
+    m: &Map<String, Value>,
+    prefix: &str,
+    dir: &str,
+    max_burst_bits: Option<u64>,
+) -> Result<Option<RateLimit>, CniError> {
+    let rate_key = format!("{prefix}{dir}Rate");
+    let burst_key = format!("{prefix}{dir}Burst");
+    let read = |key: &str, field: &str| -> Result<u64, CniError> {
+        match get_ci(m, key) {
+            None | Some(Value::Null) => Ok(0),
+            Some(v) => unsigned(v, field),
+        }
+    };
+    let rate = read(&format!("{dir}Rate"), &rate_key)?;
+    let burst = read(&format!("{dir}Burst"), &burst_key)?;
+    match (rate, burst) {
+        (0, 0) => return Ok(None),
+        (_, 0) => {
+            return Err(CniError::invalid_config(format!(
+                "bandwidth: if rate is set, burst must also be set ({rate_key} is {rate}, {burst_key} is missing or 0)"
+            )))
+        }
+        (0, _) => {
+            return Err(CniError::invalid_config(format!(
+                "bandwidth: if burst is set, rate must also be set ({burst_key} is {burst}, {rate_key} is missing or 0)"
+            )))
+        }
+        _ => {}
+    }
+    if rate < MIN_RATE_BITS {
+        return Err(CniError::invalid_config(format!(
+            "bandwidth: {rate_key} must be at least {MIN_RATE_BITS} bit/s (one byte per second), got {rate}"
+        )));
+    }
+    let burst = max_burst_bits.map_or(burst, |cap| burst.min(cap));
+    if burst / 8 >= MAX_BURST_BYTES {
+        return Err(CniError::invalid_config(format!(
+            "bandwidth: burst cannot be more than 4GB ({burst_key} is {burst} bits; the limit is {} bits)",
+            MAX_BURST_BYTES * 8
+        )));
+    }
+    if burst < 8 {
+        return Err(CniError::invalid_config(format!(
+            "bandwidth: {burst_key} must be at least 8 bits (one byte), got {burst}"
+        )));
+    }
+    Ok(Some(RateLimit {
+        rate_bits: rate,
+        burst_bits: burst,
+    }))
+}
+
+fn subnet_policy(top: &Map<String, Value>) -> Result<SubnetPolicy, CniError> {
+    let shaped = subnet_list(top, "shapedSubnets")?;
+    let unshaped = subnet_list(top, "unshapedSubnets")?;
+    match (shaped, unshaped) {
+        (Some(_), Some(_)) => Err(CniError::invalid_config(
+            "bandwidth: unshapedSubnets and shapedSubnets cannot be both specified, one of them should be discarded",
+        )),
+        (Some(s), None) => Ok(SubnetPolicy::Only(s)),
+        (None, Some(u)) => Ok(SubnetPolicy::Except(u)),
+        (None, None) => Ok(SubnetPolicy::All),
+    }
+}
+
+/// A non-empty list of CIDRs (host bits cleared); an empty list is "unset".
+fn subnet_list(top: &Map<String, Value>, key: &str) -> Result<Option<Vec<IpNetwork>>, CniError> {
+    let items = match get_ci(top, key) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(CniError::invalid_config(format!(
+                "bandwidth: {key} must be a list of CIDR strings, got {other}"
+            )))
+        }
+    };
+    if items.is_empty() {
+        return Ok(None);
+    }
+    let mut out: Vec<IpNetwork> = Vec::with_capacity(items.len());
+    for item in items {
+        let Some(text) = item.as_str() else {
+            return Err(CniError::invalid_config(format!(
+                "bandwidth: {key}: bad subnet {item} provided, expected a CIDR string such as \"10.0.0.0/8\""
+            )));
+        };
+        let cidr: cni::types::Cidr = text.parse().map_err(|_| {
+            CniError::invalid_config(format!(
+                "bandwidth: {key}: bad subnet {text:?} provided, expected a CIDR such as \"10.0.0.0/8\" or \"fd00::/64\""
+            ))
+        })?;
+        let net = IpNetwork::new(cidr.network(), cidr.prefix()).map_err(|e| {
+            CniError::invalid_config(format!("bandwidth: {key}: bad subnet {text:?}: {e}"))
+        })?;
+        if !out.contains(&net) {
+            out.push(net);
+        }
+    }
+    Ok(Some(out))
+}
+
+/// A non-negative integer, with a message naming `field` otherwise.
+fn unsigned(v: &Value, field: &str) -> Result<u64, CniError> {
+    if let Some(n) = v.as_u64() {
+        return Ok(n);
+    }
+    let why = match v {
+        Value::Number(n) if n.as_i64().is_some_and(|i| i < 0) => "must not be negative".to_string(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f < 0.0 => "must not be negative".to_string(),
+            Some(f) if f.fract() == 0.0 && f < 9.007_199_254_740_992e15 => return Ok(f as u64),
+            _ => "must be a whole number".to_string(),
+        },
+        _ => "must be a number".to_string(),
+    };
+    Err(CniError::invalid_config(format!(
+        "bandwidth: {field} {why}, got {v}"
+    )))
+}
+
+/// Case-insensitive key lookup (Go's encoding/json matches keys that way; the
+/// upstream tests send `runtimeConfig.bandWidth`). An exact match wins.
+fn get_ci<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    m.get(key).or_else(|| {
+        m.iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+            .last()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn conf(v: Value) -> Result<Config, CniError> {
+        parse(v.to_string().as_bytes())
+    }
+
+    fn err(v: Value) -> String {
+        let e = conf(v).unwrap_err();
+        assert_eq!(e.code.as_u32(), 7, "{e:?}");
+        e.msg
+    }
+
+    #[test]
+    fn static_keys_are_read() {
+        let c = conf(
+            json!({"ingressRate": 8000, "ingressBurst": 80, "egressRate": 16, "egressBurst": 8}),
+        )
+        .unwrap();
+        assert_eq!(c.source, LimitSource::Static);
+        assert_eq!(
+            c.ingress,
+            Some(RateLimit {
+                rate_bits: 8000,
+                burst_bits: 80
+            })
+        );
+        assert_eq!(
+            c.egress,
+            Some(RateLimit {
+                rate_bits: 16,
+                burst_bits: 8
+            })
+        );
+        assert_eq!(c.latency_ms, 25);
+        assert_eq!(c.subnets, SubnetPolicy::All);
+    }
+
+    #[test]
+    fn runtime_config_used_only_without_static_keys() {
+        let rc = json!({"bandwidth": {"ingressRate": 8, "ingressBurst": 8, "egressRate": 16, "egressBurst": 9}});
+        let c = conf(json!({"runtimeConfig": rc})).unwrap();
+        assert_eq!(c.source, LimitSource::Runtime);
+        assert_eq!(
+            c.egress,
+            Some(RateLimit {
+                rate_bits: 16,
+                burst_bits: 9
+            })
+        );
+        // Upstream's test spelling.
+        let c =
+            conf(json!({"runtimeConfig": {"bandWidth": {"ingressRate": 8, "ingressBurst": 8}}}))
+                .unwrap();
+        assert_eq!(
+            c.ingress,
+            Some(RateLimit {
+                rate_bits: 8,
+                burst_bits: 8
+            })
+        );
+        // A static key (even an invalid pair) wins over a valid runtime config.
+        let m = err(json!({"ingressRate": 0, "ingressBurst": 123, "runtimeConfig": rc}));
+        assert!(m.contains("if burst is set, rate must also be set"), "{m}");
+        let c = conf(json!({"egressRate": 0, "runtimeConfig": rc})).unwrap();
+        assert_eq!(c.source, LimitSource::Static);
+        assert!(c.is_noop());
+    }
+
+    #[test]
+    fn absent_and_zero_mean_nothing_to_shape() {
+        assert!(conf(json!({})).unwrap().is_noop());
+        assert_eq!(conf(json!({})).unwrap().source, LimitSource::Absent);
+        assert!(conf(json!({"ingressRate": 0, "ingressBurst": 0}))
+            .unwrap()
+            .is_noop());
+        assert!(conf(json!({"runtimeConfig": {"bandwidth": {}}}))
+            .unwrap()
+            .is_noop());
+    }
+
+    #[test]
+    fn rejections_name_the_field() {
+        let m = err(json!({"ingressRate": 100}));
+        assert!(
+            m.contains("if rate is set, burst must also be set") && m.contains("ingressBurst"),
+            "{m}"
+        );
+        let m = err(json!({"egressBurst": 100}));
+        assert!(
+            m.contains("if burst is set, rate must also be set") && m.contains("egressRate"),
+            "{m}"
+        );
+        let m = err(json!({"runtimeConfig": {"bandwidth": {"egressRate": 1000}}}));
+        assert!(m.contains("runtimeConfig.bandwidth.egressBurst"), "{m}");
+        let m = err(json!({"ingressRate": 7, "ingressBurst": 100}));
+        assert!(m.contains("ingressRate must be at least 8 bit/s"), "{m}");
+        let m = err(json!({"ingressRate": -5, "ingressBurst": 100}));
+        assert!(m.contains("ingressRate must not be negative"), "{m}");
+        let m = err(json!({"ingressRate": 1.5, "ingressBurst": 100}));
+        assert!(m.contains("ingressRate must be a whole number"), "{m}");
+        let m = err(json!({"ingressRate": "10M", "ingressBurst": 100}));
+        assert!(m.contains("ingressRate must be a number"), "{m}");
+        let m = err(json!({"ingressRate": 1000, "ingressBurst": 4}));
+        assert!(m.contains("ingressBurst must be at least 8 bits"), "{m}");
+        let m = err(json!({"latencyMs": 0}));
+        assert!(m.contains("latencyMs"), "{m}");
+        let m = err(json!({"maxBurst": -1}));
+        assert!(m.contains("maxBurst must not be negative"), "{m}");
+        let m = err(json!({"runtimeConfig": {"bandwidth": 5}}));
+        assert!(
+            m.contains("runtimeConfig.bandwidth must be an object"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn burst_limit_matches_upstream() {
+        let four_gib_bits: u64 = 4 * 1024 * 1024 * 1024 * 8;
+        assert!(conf(json!({"ingressRate": 1000, "ingressBurst": four_gib_bits - 16})).is_ok());
+        let m = err(json!({"ingressRate": 1000, "ingressBurst": four_gib_bits}));
+        assert!(m.contains("burst cannot be more than 4GB"), "{m}");
+        // What the runtimes send: containerd MaxUint32 bits, CRI-O just under 4 GB.
+        assert!(
+            conf(json!({"egressRate": 10_000_000u64, "egressBurst": u64::from(u32::MAX)})).is_ok()
+        );
+        assert!(conf(
+            json!({"egressRate": 10_000_000u64, "egressBurst": u64::from(u32::MAX) * 8 - 1})
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn max_burst_caps_runtime_bursts() {
+        let c = conf(json!({"maxBurst": 800_000, "runtimeConfig": {"bandwidth": {
+            "ingressRate": 10_000_000, "ingressBurst": 4_294_967_295u64,
+            "egressRate": 10_000_000, "egressBurst": 8000}}}))
+        .unwrap();
+        assert_eq!(c.ingress.unwrap().burst_bits, 800_000);
+        assert_eq!(c.egress.unwrap().burst_bits, 8000);
+        // The cap also rescues a burst above the 4 GB limit.
+        let big = 5u64 * 1024 * 1024 * 1024 * 8;
+        assert!(conf(json!({"maxBurst": 8000, "ingressRate": 1000, "ingressBurst": big})).is_ok());
+    }
+
+    #[test]
+    fn latency_is_configurable() {
+        assert_eq!(conf(json!({"latencyMs": 5})).unwrap().latency_ms, 5);
+        assert!(err(json!({"latencyMs": 10_001})).contains("between 1 and 10000"));
+    }
+
+    #[test]
+    fn subnets() {
+        let c =
+            conf(json!({"unshapedSubnets": ["10.1.2.3/16", "fd00::1/64", "10.1.0.0/16"]})).unwrap();
+        assert_eq!(
+            c.subnets,
+            SubnetPolicy::Except(vec![
+                "10.1.0.0/16".parse().unwrap(),
+                "fd00::/64".parse().unwrap()
+            ])
+        );
+        let c = conf(json!({"shapedSubnets": ["0.0.0.0/0"]})).unwrap();
+        assert_eq!(
+            c.subnets,
+            SubnetPolicy::Only(vec!["0.0.0.0/0".parse().unwrap()])
+        );
+        assert_eq!(
+            conf(json!({"shapedSubnets": []})).unwrap().subnets,
+            SubnetPolicy::All
+        );
+        let m = err(json!({"shapedSubnets": ["10.0.0.0/8"], "unshapedSubnets": ["10.1.0.0/16"]}));
+        assert!(m.contains("cannot be both specified"), "{m}");
+        let m = err(json!({"unshapedSubnets": ["10.0.0.1"]}));
+        assert!(m.contains("bad subnet \"10.0.0.1\""), "{m}");
+        let m = err(json!({"unshapedSubnets": ["10.0.0.0/33"]}));
+        assert!(m.contains("unshapedSubnets"), "{m}");
+        let m = err(json!({"unshapedSubnets": "10.0.0.0/8"}));
+        assert!(m.contains("must be a list"), "{m}");
+    }
+}

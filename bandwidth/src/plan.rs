@@ -1,0 +1,624 @@
+//! The shaping plan: validated config + owner + the kernel's tick → every tc
+//! object bandwidth creates, with the exact numbers (TBF rate/limit/buffer,
+//! handles, priorities, u32 keys). Pure and snapshot-tested; it never talks to
+//! the kernel. Also owns the IFB name and the owner record kept in its alias.
+//!
+//! TBF arithmetic follows upstream (`ifb_creator.go` + vishvananda/netlink),
+//! including Go's truncation order, so CHECK and tc output agree bit for bit:
+//! `rate = bits/8`, `burst = bits/8`,
+//! `buffer = u32(f64(u32(burst * 1e6 / rate)) * tick_in_usec)`,
+//! `limit = u32(rate * latency_us / 1e6) + burst`.
+
+use std::fmt;
+
+use ipnetwork::IpNetwork;
+use serde::{Serialize, Serializer};
+use sha2::{Digest, Sha512};
+
+use cni::args::Owner;
+
+use crate::config::{Config, RateLimit, SubnetPolicy};
+
+/// `tick_in_usec` when /proc/net/psched reads `000003e8 00000040 000f4240 …`.
+pub const TYPICAL_TICK_IN_USEC: f64 = 15.625;
+/// Our u32 + mirred redirect filter on the host veth's ingress hook. A
+/// priority of its own, so a filter someone else put there is never touched.
+pub const REDIRECT_PRIO: u16 = 0xbd;
+/// Subnet classification filters (IPv6 and IPv4 need different priorities).
+pub const SUBNET_PRIO_V6: u16 = 15;
+pub const SUBNET_PRIO_V4: u16 = 16;
+pub const ETH_P_ALL: u16 = 0x0003;
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_IPV6: u16 = 0x86dd;
+/// HTB classes only classify; the TBF under the shaped class does the
+/// shaping. This rate (100 Gbit/s) is far above what a veth carries.
+pub const HTB_CLASS_RATE_BYTES: u64 = 12_500_000_000;
+/// Bytes an HTB class sends per round (explicit, so the kernel does not
+/// derive an oversized one from the class rate and warn).
+pub const HTB_CLASS_QUANTUM: u32 = 60_000;
+/// Packets the bypass class queues (IFBs have txqueuelen 0, so HTB's default
+/// leaf would hold a single packet).
+pub const BYPASS_FIFO_PACKETS: u32 = 1000;
+/// What every IFB alias we write starts with.
+pub const ALIAS_PREFIX: &str = "cni-bandwidth";
+
+/// A tc handle `major:minor`, printed as tc prints it (hex).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcId {
+    pub major: u16,
+    pub minor: u16,
+}
+
+impl TcId {
+    pub const fn new(major: u16, minor: u16) -> TcId {
+        TcId { major, minor }
+    }
+    pub const ROOT: TcId = TcId::new(0xffff, 0xffff);
+    pub fn as_u32(self) -> u32 {
+        (u32::from(self.major) << 16) | u32::from(self.minor)
+    }
+}
+
+impl fmt::Display for TcId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if *self == TcId::ROOT {
+            write!(f, "root")
+        } else {
+            write!(f, "{:x}:{:x}", self.major, self.minor)
+        }
+    }
+}
+
+impl Serialize for TcId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Root qdisc handle on both devices (as upstream: `1:`).
+pub const ROOT_HANDLE: TcId = TcId::new(1, 0);
+/// HTB class for shaped traffic (upstream's minor 48 = 0x30).
+pub const SHAPED_CLASS: TcId = TcId::new(1, 0x30);
+/// HTB class for traffic that bypasses shaping.
+pub const BYPASS_CLASS: TcId = TcId::new(1, 1);
+/// The TBF under the shaped class when subnets split traffic.
+pub const SPLIT_TBF_HANDLE: TcId = TcId::new(2, 0);
+/// The fifo under the bypass class.
+pub const BYPASS_FIFO_HANDLE: TcId = TcId::new(3, 0);
+
+/// The kernel's packet-scheduler clock, from /proc/net/psched.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Psched {
+    pub tick_in_usec: f64,
+}
+
+impl Psched {
+    /// Parses `t2us us2t clock_res …` (hex), as vishvananda/netlink does.
+    pub fn parse(text: &str) -> Option<Psched> {
+        let mut it = text
+            .split_whitespace()
+            .map(|w| u32::from_str_radix(w, 16).ok());
+        let t2us = it.next()??;
+        let us2t = it.next()??;
+        let clock_res = it.next()??;
+        let (t2us, us2t) = if clock_res == 1_000_000_000 {
+            (us2t, us2t)
+        } else {
+            (t2us, us2t)
+        };
+        if us2t == 0 || clock_res == 0 {
+            return None;
+        }
+        let tick_in_usec = f64::from(t2us) / f64::from(us2t) * (f64::from(clock_res) / 1e6);
+        Some(Psched { tick_in_usec })
+    }
+}
+
+/// One TBF qdisc's parameters, as sent to and read back from the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TbfParams {
+    /// Bytes per second (`TCA_TBF_RATE64` carries it when ≥ 2^32).
+    pub rate_bytes: u64,
+    pub burst_bytes: u32,
+    /// Time to send `burst_bytes` at `rate_bytes`, in scheduler ticks.
+    pub buffer_ticks: u32,
+    /// Bytes that may queue: `latency` worth of rate plus the burst.
+    pub limit_bytes: u32,
+    pub latency_ms: u32,
+    pub rate64: bool,
+    /// The buffer or limit did not fit in 32 bits and was clamped.
+    pub clamped: bool,
+}
+
+/// Computes TBF parameters the way upstream does (see the module doc). Where
+/// Go would silently wrap a u32 (huge runtime bursts at low rates: the buffer
+/// of containerd's 4294967295-bit burst at 10 Mbit/s is 6.7e9 ticks), we
+/// clamp to u32::MAX instead and say so in `clamped`.
+pub fn tbf_params(limit: RateLimit, latency_ms: u32, psched: Psched) -> TbfParams {
+    let rate_bytes = limit.rate_bits / 8;
+    let burst_bytes = u32::try_from(limit.burst_bits / 8).unwrap_or(u32::MAX);
+    let max = f64::from(u32::MAX);
+    let burst_usec = f64::from(burst_bytes) * 1e6 / rate_bytes.max(1) as f64;
+    let ticks = f64::from(burst_usec.min(max) as u32) * psched.tick_in_usec;
+    let latency_us = 1e6 * (f64::from(latency_ms) / 1000.0);
+    let queued = rate_bytes as f64 * latency_us / 1e6;
+    let limit_bytes = (queued.min(max) as u64) + u64::from(burst_bytes);
+    TbfParams {
+        rate_bytes,
+        burst_bytes,
+        buffer_ticks: ticks.min(max) as u32,
+        limit_bytes: u32::try_from(limit_bytes).unwrap_or(u32::MAX),
+        latency_ms,
+        rate64: rate_bytes > u64::from(u32::MAX),
+        clamped: burst_usec >= max || ticks > max || limit_bytes > u64::from(u32::MAX),
+    }
+}
+
+/// Which end of the packet a subnet filter looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressField {
+    Src,
+    Dst,
+}
+
+/// One u32 key: `(packet[off..off+4] & mask) == val`, host order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct U32Match {
+    #[serde(serialize_with = "hex32")]
+    pub val: u32,
+    #[serde(serialize_with = "hex32")]
+    pub mask: u32,
+    pub off: i32,
+}
+
+fn hex32<S: Serializer>(v: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{v:08x}"))
+}
+
+/// A u32 filter on the HTB that sends one subnet to a class.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubnetFilter {
+    pub subnet: String,
+    pub protocol: u16,
+    pub prio: u16,
+    pub field: AddressField,
+    /// Empty for a /0: the filter then matches every packet of the family.
+    pub keys: Vec<U32Match>,
+    pub flowid: TcId,
+}
+
+/// HTB root that splits traffic into a shaped and a bypass class.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubnetSplit {
+    pub htb_handle: TcId,
+    pub default_class: TcId,
+    pub shaped_class: TcId,
+    pub bypass_class: TcId,
+    pub class_rate_bytes: u64,
+    /// One millisecond at the class rate, in ticks (HTB buffer and cbuffer).
+    pub class_buffer_ticks: u32,
+    pub class_quantum: u32,
+    pub bypass_fifo: TcId,
+    pub bypass_fifo_packets: u32,
+    pub filters: Vec<SubnetFilter>,
+}
+
+/// Where a shaper lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Device {
+    /// The host end of the pod's veth (its egress is the pod's ingress).
+    HostVeth,
+    /// Our IFB (the pod's egress, redirected from the host veth's ingress).
+    Ifb,
+}
+
+/// One direction's qdiscs on one device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Shaper {
+    pub device: Device,
+    pub tbf: TbfParams,
+    pub tbf_handle: TcId,
+    pub tbf_parent: TcId,
+    /// Present when `shapedSubnets`/`unshapedSubnets` split traffic.
+    pub split: Option<SubnetSplit>,
+}
+
+/// The IFB and the redirect that feeds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IfbPlan {
+    pub name: String,
+    pub redirect_prio: u16,
+    pub redirect_protocol: u16,
+}
+
+/// Everything one attachment's shaping consists of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShapingPlan {
+    pub owner: String,
+    /// Traffic towards the pod: root qdisc on the host veth.
+    pub to_pod: Option<Shaper>,
+    /// Traffic from the pod: IFB + redirect + root qdisc on the IFB.
+    pub from_pod: Option<Shaper>,
+    pub ifb: Option<IfbPlan>,
+}
+
+/// Builds the plan.
+pub fn plan(config: &Config, owner: &Owner, psched: Psched) -> ShapingPlan {
+    let shaper =
+        |limit: Option<RateLimit>, device: Device, field: AddressField| -> Option<Shaper> {
+            let limit = limit?;
+            let tbf = tbf_params(limit, config.latency_ms, psched);
+            let split = subnet_split(&config.subnets, field, psched);
+            let (tbf_handle, tbf_parent) = match split {
+                Some(_) => (SPLIT_TBF_HANDLE, SHAPED_CLASS),
+                None => (ROOT_HANDLE, TcId::ROOT),
+            };
+            Some(Shaper {
+                device,
+                tbf,
+                tbf_handle,
+                tbf_parent,
+                split,
+            })
+        };
+    let to_pod = shaper(config.ingress, Device::HostVeth, AddressField::Src);
+    let from_pod = shaper(config.egress, Device::Ifb, AddressField::Dst);
+    let ifb = from_pod.as_ref().map(|_| IfbPlan {
+        name: ifb_name(owner),
+        redirect_prio: REDIRECT_PRIO,
+        redirect_protocol: ETH_P_ALL,
+    });
+    ShapingPlan {
+        owner: owner.tag(),
+        to_pod,
+        from_pod,
+        ifb,
+    }
+}
+
+fn subnet_split(policy: &SubnetPolicy, field: AddressField, psched: Psched) -> Option<SubnetSplit> {
+    let (subnets, default_class, flowid) = match policy {
+        SubnetPolicy::All => return None,
+        SubnetPolicy::Only(s) => (s, BYPASS_CLASS, SHAPED_CLASS),
+        SubnetPolicy::Except(s) => (s, SHAPED_CLASS, BYPASS_CLASS),
+    };
+    let filters = subnets
+        .iter()
+        .map(|net| subnet_filter(*net, field, flowid))
+        .collect();
+    Some(SubnetSplit {
+        htb_handle: ROOT_HANDLE,
+        default_class,
+        shaped_class: SHAPED_CLASS,
+        bypass_class: BYPASS_CLASS,
+        class_rate_bytes: HTB_CLASS_RATE_BYTES,
+        class_buffer_ticks: (1000.0 * psched.tick_in_usec) as u32,
+        class_quantum: HTB_CLASS_QUANTUM,
+        bypass_fifo: BYPASS_FIFO_HANDLE,
+        bypass_fifo_packets: BYPASS_FIFO_PACKETS,
+        filters,
+    })
+}
+
+/// u32 keys for a subnet, relative to the network header: IPv4 src at 12,
+/// dst at 16; IPv6 src at 8, dst at 24. Words whose mask is 0 are skipped.
+pub fn subnet_filter(net: IpNetwork, field: AddressField, flowid: TcId) -> SubnetFilter {
+    let (words, mask_words, protocol, prio, base): (Vec<u32>, Vec<u32>, u16, u16, i32) = match net {
+        IpNetwork::V4(n) => (
+            vec![u32::from(n.network())],
+            vec![u32::from(n.mask())],
+            ETH_P_IP,
+            SUBNET_PRIO_V4,
+            if field == AddressField::Src { 12 } else { 16 },
+        ),
+        IpNetwork::V6(n) => {
+            let w = |x: u128| {
+                (0..4)
+                    .rev()
+                    .map(move |i| (x >> (32 * i)) as u32)
+                    .collect::<Vec<u32>>()
+            };
+            (
+                w(u128::from(n.network())),
+                w(u128::from(n.mask())),
+                ETH_P_IPV6,
+                SUBNET_PRIO_V6,
+                if field == AddressField::Src { 8 } else { 24 },
+            )
+        }
+    };
+    let keys = words
+        .iter()
+        .zip(&mask_words)
+        .zip(0i32..)
+        .filter(|((_, mask), _)| **mask != 0)
+        .map(|((val, mask), i)| U32Match {
+            val: *val,
+            mask: *mask,
+            off: base + 4 * i,
+        })
+        .collect();
+    SubnetFilter {
+        subnet: net.to_string(),
+        protocol,
+        prio,
+        field,
+        keys,
+        flowid,
+    }
+}
+
+/// `bwp` + 12 hex digits of SHA-512(network/containerID/ifname): 15 chars,
+/// never `ifb0`/`ifb1`, different for two attachments of one container.
+pub fn ifb_name(owner: &Owner) -> String {
+    let digest = Sha512::digest(owner.tag().as_bytes());
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("bwp{hex}")
+}
+
+/// What the IFB's alias (IFLA_IFALIAS) records, so DEL and GC work without
+/// prevResult or netns: the owner, the host veth, and whether we created the
+/// ingress qdisc on it (then DEL removes it when no other filter is left).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfbAlias {
+    pub owner: Owner,
+    pub host_veth: String,
+    pub created_ingress_qdisc: bool,
+}
+
+impl IfbAlias {
+    /// `cni-bandwidth <net>/<ctr>/<if> veth=<name> ingress-qdisc=ours|theirs`
+    pub fn render(&self) -> String {
+        format!(
+            "{ALIAS_PREFIX} {} veth={} ingress-qdisc={}",
+            self.owner.tag(),
+            self.host_veth,
+            if self.created_ingress_qdisc {
+                "ours"
+            } else {
+                "theirs"
+            }
+        )
+    }
+
+    pub fn parse(text: &str) -> Option<IfbAlias> {
+        let mut words = text.split_whitespace();
+        if words.next()? != ALIAS_PREFIX {
+            return None;
+        }
+        let owner = Owner::parse_tag(words.next()?)?;
+        let mut alias = IfbAlias {
+            owner,
+            host_veth: String::new(),
+            created_ingress_qdisc: false,
+        };
+        for w in words {
+            match w.split_once('=') {
+                Some(("veth", v)) => alias.host_veth = v.to_string(),
+                Some(("ingress-qdisc", v)) => alias.created_ingress_qdisc = v == "ours",
+                _ => {}
+            }
+        }
+        Some(alias)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use serde_json::json;
+
+    const TICK: Psched = Psched {
+        tick_in_usec: TYPICAL_TICK_IN_USEC,
+    };
+
+    fn rl(rate_bits: u64, burst_bits: u64) -> RateLimit {
+        RateLimit {
+            rate_bits,
+            burst_bits,
+        }
+    }
+
+    #[test]
+    fn psched_parses_like_go() {
+        let p = Psched::parse("000003e8 00000040 000f4240 3b9aca00\n").unwrap();
+        assert_eq!(p.tick_in_usec, 15.625);
+        assert_eq!(Psched::parse("junk"), None);
+        assert_eq!(Psched::parse("1 0 1"), None);
+    }
+
+    #[test]
+    fn upstream_examples() {
+        let p = tbf_params(rl(8, 8), 25, TICK);
+        assert_eq!((p.rate_bytes, p.limit_bytes), (1, 1));
+        let p = tbf_params(rl(16, 8), 25, TICK);
+        assert_eq!((p.rate_bytes, p.limit_bytes), (2, 1));
+        let p = tbf_params(rl(8000, 80), 25, TICK);
+        assert_eq!((p.rate_bytes, p.limit_bytes), (1000, 35));
+        // Golden observation: 1 Mbit/s, 80 000 bits ⇒ tc "burst 10000b lat 25ms".
+        let p = tbf_params(rl(1_000_000, 80_000), 25, TICK);
+        assert_eq!(p.rate_bytes, 125_000);
+        assert_eq!(p.buffer_ticks, 1_250_000); // 80 ms at 15.625 ticks/µs
+        assert_eq!(p.limit_bytes, 3125 + 10_000);
+    }
+
+    #[test]
+    fn rate64_above_u32_bytes() {
+        let p = tbf_params(rl(8 * (1u64 << 32), 8_000_000), 25, TICK);
+        assert!(p.rate64);
+        assert_eq!(p.rate_bytes, 1u64 << 32);
+        let p = tbf_params(rl(8 * (u64::from(u32::MAX)), 8_000_000), 25, TICK);
+        assert!(!p.rate64);
+    }
+
+    #[test]
+    fn runtime_bursts_clamp_instead_of_wrapping() {
+        // containerd: 4294967295 bits at 10 Mbit/s; Go wraps the buffer.
+        let p = tbf_params(rl(10_000_000, u64::from(u32::MAX)), 25, TICK);
+        assert!(p.clamped);
+        assert_eq!(p.buffer_ticks, u32::MAX);
+        // CRI-O: just under 4 GB; Go wraps the limit to a few KB.
+        let p = tbf_params(rl(15_000_000, u64::from(u32::MAX) * 8 - 1), 25, TICK);
+        assert_eq!(p.limit_bytes, u32::MAX);
+        assert!(p.clamped);
+        assert!(!tbf_params(rl(10_000_000, 100_000), 25, TICK).clamped);
+    }
+
+    #[test]
+    fn latency_changes_limit_only() {
+        let a = tbf_params(rl(10_000_000, 80_000), 25, TICK);
+        let b = tbf_params(rl(10_000_000, 80_000), 5, TICK);
+        assert_eq!(a.buffer_ticks, b.buffer_ticks);
+        assert_eq!(a.limit_bytes, 31_250 + 10_000);
+        assert_eq!(b.limit_bytes, 6_250 + 10_000);
+    }
+
+    #[test]
+    fn tbf_table_snapshot() {
+        let rows: Vec<serde_json::Value> = [
+            (8u64, 8u64, 25u32),
+            (16, 8, 25),
+            (8000, 80, 25),
+            (1_000_000, 80_000, 25),
+            (2_000_000, 160_000, 25),
+            (10_000_000, 100_000, 25),
+            (50_000_000, 400_000, 25),
+            (10_000_000, u64::from(u32::MAX), 25),
+            (15_000_000, u64::from(u32::MAX) * 8 - 1, 25),
+            (10_000_000, 800_000, 5),
+            (40_000_000_000, 8_000_000, 25),
+            (100_000_000_000, 80_000_000, 25),
+        ]
+        .iter()
+        .map(|&(r, b, l)| {
+            json!({"rate_bits": r, "burst_bits": b, "tbf": tbf_params(rl(r, b), l, TICK)})
+        })
+        .collect();
+        insta::assert_json_snapshot!("tbf_table", rows);
+    }
+
+    fn owner() -> Owner {
+        Owner::new("bwtest", "ctr3", "eth0")
+    }
+
+    #[test]
+    fn plan_snapshots() {
+        let cases = [
+            (
+                "both",
+                json!({"ingressRate": 1_000_000, "ingressBurst": 80_000, "egressRate": 2_000_000, "egressBurst": 160_000}),
+            ),
+            (
+                "ingress_only",
+                json!({"ingressRate": 8000, "ingressBurst": 80}),
+            ),
+            (
+                "egress_only_runtime",
+                json!({"runtimeConfig": {"bandwidth": {"egressRate": 10_000_000, "egressBurst": 4_294_967_295u64}}, "maxBurst": 400_000, "latencyMs": 10}),
+            ),
+            (
+                "unshaped_subnets",
+                json!({"ingressRate": 10_000_000, "ingressBurst": 100_000, "egressRate": 10_000_000, "egressBurst": 100_000,
+                "unshapedSubnets": ["10.0.0.0/8", "192.168.1.0/24", "fd00:1::/64", "::/0"]}),
+            ),
+            (
+                "shaped_subnets",
+                json!({"egressRate": 10_000_000, "egressBurst": 100_000, "shapedSubnets": ["0.0.0.0/0", "2001:db8::/33"]}),
+            ),
+        ];
+        for (name, raw) in cases {
+            let c = config::parse(raw.to_string().as_bytes()).unwrap();
+            let p = plan(&c, &owner(), TICK);
+            insta::assert_json_snapshot!(format!("plan_{name}"), p);
+        }
+    }
+
+    #[test]
+    fn subnet_keys() {
+        let f = subnet_filter(
+            "10.1.0.0/16".parse().unwrap(),
+            AddressField::Dst,
+            BYPASS_CLASS,
+        );
+        assert_eq!(
+            f.keys,
+            vec![U32Match {
+                val: 0x0a01_0000,
+                mask: 0xffff_0000,
+                off: 16
+            }]
+        );
+        assert_eq!((f.protocol, f.prio), (ETH_P_IP, SUBNET_PRIO_V4));
+        let f = subnet_filter(
+            "10.1.0.0/16".parse().unwrap(),
+            AddressField::Src,
+            BYPASS_CLASS,
+        );
+        assert_eq!(f.keys[0].off, 12);
+        let f = subnet_filter(
+            "fd00:1:2::/48".parse().unwrap(),
+            AddressField::Src,
+            SHAPED_CLASS,
+        );
+        assert_eq!(
+            f.keys,
+            vec![
+                U32Match {
+                    val: 0xfd00_0001,
+                    mask: 0xffff_ffff,
+                    off: 8
+                },
+                U32Match {
+                    val: 0x0002_0000,
+                    mask: 0xffff_0000,
+                    off: 12
+                },
+            ]
+        );
+        let f = subnet_filter("::/0".parse().unwrap(), AddressField::Dst, SHAPED_CLASS);
+        assert!(f.keys.is_empty());
+        let f = subnet_filter(
+            "fd00::1/128".parse().unwrap(),
+            AddressField::Dst,
+            SHAPED_CLASS,
+        );
+        assert_eq!(f.keys.len(), 4);
+        assert_eq!(
+            f.keys[3],
+            U32Match {
+                val: 1,
+                mask: 0xffff_ffff,
+                off: 36
+            }
+        );
+    }
+
+    #[test]
+    fn ifb_names() {
+        let n = ifb_name(&owner());
+        assert_eq!(n.len(), 15);
+        assert!(n.starts_with("bwp"));
+        assert_ne!(n, ifb_name(&Owner::new("bwtest", "ctr3", "net1")));
+        assert_ne!(n, ifb_name(&Owner::new("bwtest", "ctr4", "eth0")));
+        assert_eq!(n, ifb_name(&owner()));
+    }
+
+    #[test]
+    fn alias_round_trips() {
+        let a = IfbAlias {
+            owner: owner(),
+            host_veth: "veth1234".into(),
+            created_ingress_qdisc: true,
+        };
+        assert_eq!(
+            a.render(),
+            "cni-bandwidth bwtest/ctr3/eth0 veth=veth1234 ingress-qdisc=ours"
+        );
+        assert_eq!(IfbAlias::parse(&a.render()), Some(a));
+        assert_eq!(IfbAlias::parse("something else"), None);
+        assert_eq!(IfbAlias::parse("cni-bandwidth"), None);
+    }
+}
