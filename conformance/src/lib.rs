@@ -3,4 +3,12 @@
 //! `cache` (libcni-compatible result cache), `runtime` (ADD/CHECK/DEL/GC/STATUS
 //! semantics), `cli` (the `cni-conformance` command line).
 
+pub mod cache;
 pub mod conflist;
+pub mod exec;
+pub mod runtime;
+
+// Suite half (owned by the suite helper): traffic tools, world building, reports.
+pub mod report;
+pub mod tools;
+pub mod topology;
