@@ -1,0 +1,550 @@
+//! Privileged tests of the real `bandwidth` binary against the kernel: a
+//! "host" netns plays the host (the plugin runs there), "pod" netns are joined
+//! to it by veths. Qdiscs, filters and IFBs are read back with `tc -j` and
+//! `ip -j` inside the host netns.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn both() -> Value {
+    json!({"ingressRate": 1_000_000, "ingressBurst": 80_000, "egressRate": 2_000_000, "egressBurst": 160_000})
+}
+
+fn has_check(version: &str) -> bool {
+    !version.starts_with("0.3")
+}
+
+fn assert_clean(w: &World, veth: &str) {
+    assert!(w.ifbs().is_empty(), "ifbs left: {:?}", w.ifbs());
+    let qs = w.qdiscs(veth);
+    assert!(
+        qs.iter()
+            .all(|q| q["kind"] != "tbf" && q["kind"] != "htb" && q["kind"] != "ingress"),
+        "{qs:?}"
+    );
+}
+
+#[test]
+fn add_shapes_both_directions_and_del_removes_everything() {
+    if !cni::testing::privileged("add_shapes_both_directions_and_del_removes_everything") {
+        return;
+    }
+    let w = World::new(1);
+    let pod = w.pod(0);
+    for version in VERSIONS {
+        let conf = w.conf(pod, version, both());
+        let out = w.run(pod, "ADD", &conf);
+        out.assert_ok();
+        let result = out.json();
+        assert_eq!(result["cniVersion"], *version);
+        assert_eq!(result["interfaces"].as_array().unwrap().len(), 3);
+        let ifb = ifb_of(&result);
+        assert!(result["interfaces"][2]["mac"].as_str().unwrap().len() == 17);
+
+        // Pod ingress: root TBF on the host veth.
+        let tbf = w.qdisc(&pod.host_veth, "tbf").expect("tbf on host veth");
+        assert_eq!(tbf["handle"], "1:");
+        assert_eq!(tbf["root"], true);
+        assert_eq!(tbf["options"]["rate"], 125_000);
+        assert_eq!(tbf["options"]["burst"], 10_000);
+        assert_eq!(tbf["options"]["lat"], 25_000);
+        // Pod egress: ingress qdisc + u32 match-all mirred redirect to the IFB.
+        assert!(w.qdisc(&pod.host_veth, "ingress").is_some());
+        let filters = w.ingress_filters(&pod.host_veth);
+        let redirect = filters
+            .iter()
+            .find(|f| f["options"]["actions"].is_array())
+            .expect("redirect filter");
+        assert_eq!(redirect["pref"], 189);
+        assert_eq!(redirect["protocol"], "all");
+        assert_eq!(redirect["options"]["match"]["mask"], "0");
+        let action = &redirect["options"]["actions"][0];
+        assert_eq!(action["kind"], "mirred");
+        assert_eq!(action["mirred_action"], "redirect");
+        assert_eq!(action["direction"], "egress");
+        assert_eq!(action["to_dev"], ifb.as_str());
+        // The IFB: MTU of the host veth, owner in its alias, TBF at the egress rate.
+        let link = w.link(&ifb).unwrap();
+        assert_eq!(link["mtu"], 1400);
+        assert_eq!(
+            link["ifalias"],
+            format!(
+                "cni-bandwidth bwnet/ctr0/eth0 veth={} ingress-qdisc=ours",
+                pod.host_veth
+            )
+        );
+        let ifb_tbf = w.qdisc(&ifb, "tbf").unwrap();
+        assert_eq!(ifb_tbf["handle"], "1:");
+        assert_eq!(ifb_tbf["options"]["rate"], 250_000);
+        assert_eq!(ifb_tbf["options"]["burst"], 20_000);
+
+        if has_check(version) {
+            w.run(pod, "CHECK", &conf).assert_ok();
+        }
+        w.run(pod, "DEL", &conf).assert_ok();
+        assert_clean(&w, &pod.host_veth);
+        // DEL twice is fine.
+        w.run(pod, "DEL", &conf).assert_ok();
+    }
+}
+
+#[test]
+fn one_direction_only() {
+    if !cni::testing::privileged("one_direction_only") {
+        return;
+    }
+    let w = World::new(1);
+    let pod = w.pod(0);
+    let conf = w.conf(
+        pod,
+        "1.0.0",
+        json!({"ingressRate": 8000, "ingressBurst": 80}),
+    );
+    let result = w.run(pod, "ADD", &conf).assert_ok().json();
+    assert_eq!(
+        result["interfaces"].as_array().unwrap().len(),
+        2,
+        "no ifb without egress"
+    );
+    assert!(w.ifbs().is_empty());
+    let qs = w.qdiscs(&pod.host_veth);
+    assert_eq!(qs.len(), 1, "{qs:?}");
+    assert_eq!(qs[0]["kind"], "tbf");
+    assert_eq!(qs[0]["options"]["rate"], 1000);
+    w.run(pod, "CHECK", &conf).assert_ok();
+    w.run(pod, "DEL", &conf).assert_ok();
+    assert_clean(&w, &pod.host_veth);
+
+    let conf = w.conf(pod, "1.0.0", json!({"egressRate": 8000, "egressBurst": 80}));
+    let result = w.run(pod, "ADD", &conf).assert_ok().json();
+    let ifb = ifb_of(&result);
+    assert!(w.qdisc(&pod.host_veth, "tbf").is_none());
+    assert_eq!(w.qdisc(&ifb, "tbf").unwrap()["options"]["rate"], 1000);
+    w.run(pod, "CHECK", &conf).assert_ok();
+    w.run(pod, "DEL", &conf).assert_ok();
+    assert_clean(&w, &pod.host_veth);
+
+    // Nothing configured: prevResult passes through, nothing is created.
+    let conf = w.conf(pod, "1.0.0", json!({}));
+    let result = w.run(pod, "ADD", &conf).assert_ok().json();
+    assert_eq!(result["interfaces"].as_array().unwrap().len(), 2);
+    assert!(w
+        .qdiscs(&pod.host_veth)
+        .iter()
+        .all(|q| q["kind"] == "noqueue"));
+    w.run(pod, "CHECK", &conf).assert_ok();
+}
+
+#[test]
+fn runtime_config_bandwidth_capability() {
+    if !cni::testing::privileged("runtime_config_bandwidth_capability") {
+        return;
+    }
+    let w = World::new(1);
+    let pod = w.pod(0);
+    // containerd's shape: huge burst, capped by maxBurst.
+    let conf = w.conf(
+        pod,
+        "1.1.0",
+        json!({"capabilities": {"bandwidth": true}, "maxBurst": 400_000, "runtimeConfig": {"bandwidth": {
+            "ingressRate": 10_000_000, "ingressBurst": 4_294_967_295u64,
+            "egressRate": 20_000_000, "egressBurst": 4_294_967_295u64}}}),
+    );
+    let result = w.run(pod, "ADD", &conf).assert_ok().json();
+    let ifb = ifb_of(&result);
+    let tbf = w.qdisc(&pod.host_veth, "tbf").unwrap();
+    assert_eq!(tbf["options"]["rate"], 1_250_000);
+    assert_eq!(tbf["options"]["burst"], 50_000);
+    assert_eq!(w.qdisc(&ifb, "tbf").unwrap()["options"]["rate"], 2_500_000);
+    w.run(pod, "CHECK", &conf).assert_ok();
+    w.run(pod, "DEL", &conf).assert_ok();
+    assert_clean(&w, &pod.host_veth);
+}
+
+#[test]
+fn re_add_replaces_instead_of_failing() {
+    if !cni::testing::privileged("re_add_replaces_instead_of_failing") {
+        return;
+    }
+    let w = World::new(1);
+    let pod = w.pod(0);
+    for version in VERSIONS {
+        let first = w.conf(pod, version, both());
+        let ifb = ifb_of(&w.run(pod, "ADD", &first).assert_ok().json());
+        let second = w.conf(
+            pod,
+            version,
+            json!({"ingressRate": 3_000_000, "ingressBurst": 80_000, "egressRate": 4_000_000, "egressBurst": 160_000}),
+        );
+        let result = w.run(pod, "ADD", &second).assert_ok().json();
+        assert_eq!(ifb_of(&result), ifb, "same owner, same ifb name");
+        assert_eq!(
+            w.qdisc(&pod.host_veth, "tbf").unwrap()["options"]["rate"],
+            375_000
+        );
+        assert_eq!(w.qdisc(&ifb, "tbf").unwrap()["options"]["rate"], 500_000);
+        let redirects: Vec<_> = w
+            .ingress_filters(&pod.host_veth)
+            .into_iter()
+            .filter(|f| f["options"]["actions"].is_array())
+            .collect();
+        assert_eq!(redirects.len(), 1, "{redirects:?}");
+        assert_eq!(w.ifbs(), vec![ifb.clone()]);
+        if has_check(version) {
+            w.run(pod, "CHECK", &second).assert_ok();
+            let e = w.run(pod, "CHECK", &first);
+            assert_ne!(e.code, 0);
+        }
+        // Re-ADD with a prevResult that already lists the IFB: not duplicated.
+        let mut with_ifb: Value = serde_json::from_str(&second).unwrap();
+        with_ifb["prevResult"] = result.clone();
+        let again = w.run(pod, "ADD", &with_ifb.to_string()).assert_ok().json();
+        assert_eq!(again["interfaces"].as_array().unwrap().len(), 3);
+        w.run(pod, "DEL", &second).assert_ok();
+        assert_clean(&w, &pod.host_veth);
+    }
+}
+
+#[test]
+fn coexists_with_a_foreign_ingress_or_clsact_qdisc() {
+    if !cni::testing::privileged("coexists_with_a_foreign_ingress_or_clsact_qdisc") {
+        return;
+    }
+    let w = World::new(1);
+    let pod = w.pod(0);
+    let veth = pod.host_veth.as_str();
+    for kind in ["ingress", "clsact"] {
+        w.host.exec(&["tc", "qdisc", "add", "dev", veth, kind]);
+        w.host.exec(&[
+            "tc",
+            "filter",
+            "add",
+            "dev",
+            veth,
+            "ingress",
+            "prio",
+            "1",
+            "protocol",
+            "ip",
+            "u32",
+            "match",
+            "ip",
+            "dst",
+            "192.0.2.1/32",
+            "flowid",
+            "1:1",
+        ]);
+        let conf = w.conf(pod, "1.1.0", both());
+        let ifb = ifb_of(&w.run(pod, "ADD", &conf).assert_ok().json());
+        let link = w.link(&ifb).unwrap();
+        assert!(link["ifalias"]
+            .as_str()
+            .unwrap()
+            .ends_with("ingress-qdisc=theirs"));
+        let prefs: Vec<i64> = w
+            .ingress_filters(veth)
+            .iter()
+            .map(|f| f["pref"].as_i64().unwrap())
+            .collect();
+        assert!(prefs.contains(&1) && prefs.contains(&189), "{prefs:?}");
+        w.run(pod, "CHECK", &conf).assert_ok();
+        w.run(pod, "DEL", &conf).assert_ok();
+        // Their qdisc and filter stay; ours are gone.
+        assert!(w.qdisc(veth, kind).is_some(), "{kind} qdisc removed");
+        let prefs: Vec<i64> = w
+            .ingress_filters(veth)
+            .iter()
+            .map(|f| f["pref"].as_i64().unwrap())
+            .collect();
+        assert!(prefs.contains(&1) && !prefs.contains(&189), "{prefs:?}");
+        assert!(w.ifbs().is_empty());
+        w.host.exec(&["tc", "qdisc", "del", "dev", veth, kind]);
+    }
+}
+
+#[test]
+fn foreign_root_qdisc_is_an_error_not_overwritten() {
+    if !cni::testing::privileged("foreign_root_qdisc_is_an_error_not_overwritten") {
+        return;
+    }
+    let w = World::new(1);
+    let pod = w.pod(0);
+    let veth = pod.host_veth.as_str();
+    w.host.exec(&[
+        "tc", "qdisc", "add", "dev", veth, "root", "handle", "5:", "pfifo", "limit", "77",
+    ]);
+    let out = w.run(pod, "ADD", &w.conf(pod, "1.0.0", both()));
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stdout.contains("already has a root qdisc pfifo 5:"),
+        "{}",
+        out.stdout
+    );
+    // The failed ADD undid its work and left theirs alone.
+    assert!(w.ifbs().is_empty());
+    assert_eq!(w.qdisc(veth, "pfifo").unwrap()["options"]["limit"], 77);
+}
+
+#[test]
+fn del_without_netns_or_prev_result_and_after_pod_is_gone() {
+    if !cni::testing::privileged("del_without_netns_or_prev_result_and_after_pod_is_gone") {
+        return;
+    }
+    let mut w = World::new(1);
+    for version in ["0.4.0", "1.0.0", "1.1.0"] {
+        let pod = w.pod(0);
+        let conf = w.conf(pod, version, both());
+        w.run(pod, "ADD", &conf).assert_ok();
+        // No CNI_NETNS, no prevResult: found by the IFB's name and alias.
+        let mut inv = w.inv(pod, "DEL");
+        inv.netns = String::new();
+        let bare = w.conf(pod, version, json!({"prevResult": null}));
+        inv.run(&plugin(), &bare).assert_ok();
+        assert_clean(&w, &pod.host_veth);
+    }
+    // Pod netns deleted (the veth dies with it): DEL still succeeds and removes the IFB.
+    let conf = w.conf(w.pod(0), "1.1.0", both());
+    w.run(w.pod(0), "ADD", &conf).assert_ok();
+    let pod = w.pods.pop().unwrap();
+    let inv = w.inv(&pod, "DEL");
+    drop(pod);
+    inv.run(&plugin(), &conf).assert_ok();
+    assert!(w.ifbs().is_empty());
+    inv.run(&plugin(), &conf).assert_ok();
+}
+
+#[test]
+fn check_reports_which_value_differs() {
+    if !cni::testing::privileged("check_reports_which_value_differs") {
+        return;
+    }
+    let w = World::new(1);
+    let pod = w.pod(0);
+    let veth = pod.host_veth.as_str();
+    for version in ["0.4.0", "1.0.0", "1.1.0"] {
+        let conf = w.conf(pod, version, both());
+        let ifb = ifb_of(&w.run(pod, "ADD", &conf).assert_ok().json());
+        w.run(pod, "CHECK", &conf).assert_ok();
+
+        w.host.exec(&[
+            "tc", "qdisc", "change", "dev", veth, "root", "handle", "1:", "tbf", "rate", "2mbit",
+            "burst", "10000", "latency", "25ms",
+        ]);
+        let out = w.run(pod, "CHECK", &conf);
+        assert_eq!(out.code, 1);
+        assert!(
+            out.stdout.contains(&format!(
+                "host veth {veth}: ingress tbf rate doesn't match: kernel has 250000"
+            )),
+            "{}",
+            out.stdout
+        );
+
+        w.run(pod, "ADD", &conf).assert_ok();
+        w.host.exec(&[
+            "tc", "qdisc", "change", "dev", &ifb, "root", "handle", "1:", "tbf", "rate", "2mbit",
+            "burst", "20000", "latency", "50ms",
+        ]);
+        let out = w.run(pod, "CHECK", &conf);
+        assert!(
+            out.stdout
+                .contains(&format!("ifb {ifb}: egress tbf limit doesn't match")),
+            "{}",
+            out.stdout
+        );
+
+        w.run(pod, "ADD", &conf).assert_ok();
+        w.host
+            .exec(&["tc", "filter", "del", "dev", veth, "ingress", "prio", "189"]);
+        let out = w.run(pod, "CHECK", &conf);
+        assert!(
+            out.stdout.contains("no u32 redirect filter"),
+            "{}",
+            out.stdout
+        );
+
+        w.run(pod, "ADD", &conf).assert_ok();
+        w.host.exec(&["ip", "link", "del", &ifb]);
+        let out = w.run(pod, "CHECK", &conf);
+        assert!(out.stdout.contains("does not exist"), "{}", out.stdout);
+        w.run(pod, "DEL", &conf).assert_ok();
+    }
+}
+
+#[test]
+fn gc_removes_ifbs_of_stale_attachments_of_this_network_only() {
+    if !cni::testing::privileged("gc_removes_ifbs_of_stale_attachments_of_this_network_only") {
+        return;
+    }
+    let w = World::new(3);
+    let (a, b, c) = (w.pod(0), w.pod(1), w.pod(2));
+    let ifb_a = ifb_of(
+        &w.run(a, "ADD", &w.conf(a, "1.1.0", both()))
+            .assert_ok()
+            .json(),
+    );
+    let ifb_b = ifb_of(
+        &w.run(b, "ADD", &w.conf(b, "1.1.0", both()))
+            .assert_ok()
+            .json(),
+    );
+    let other_net = w.conf(
+        c,
+        "1.1.0",
+        json!({"name": "othernet", "egressRate": 1_000_000, "egressBurst": 80_000}),
+    );
+    let ifb_c = ifb_of(&w.run(c, "ADD", &other_net).assert_ok().json());
+    let mut gc: Value = json!({"cniVersion": "1.1.0", "name": "bwnet", "type": "bandwidth",
+        "cni.dev/valid-attachments": [{"containerID": "ctr0", "ifname": "eth0"}]});
+    let mut inv = cni::testing::Invocation::new("GC");
+    inv.host_netns = Some(w.host.name.clone());
+    inv.run(&plugin(), &gc.to_string()).assert_ok();
+    let mut left = w.ifbs();
+    left.sort();
+    let mut want = vec![ifb_a.clone(), ifb_c.clone()];
+    want.sort();
+    assert_eq!(left, want, "b ({ifb_b}) is stale");
+    // B's redirect filter went with it (its veth still exists).
+    assert!(w
+        .ingress_filters(&b.host_veth)
+        .iter()
+        .all(|f| f["pref"] != 189));
+    assert!(w.qdisc(&b.host_veth, "tbf").is_none());
+    // GC with no valid attachments clears the network; other networks stay.
+    gc["cni.dev/valid-attachments"] = json!([]);
+    inv.run(&plugin(), &gc.to_string()).assert_ok();
+    assert_eq!(w.ifbs(), vec![ifb_c]);
+}
+
+#[test]
+fn host_interface_discovery_errors() {
+    if !cni::testing::privileged("host_interface_discovery_errors") {
+        return;
+    }
+    let w = World::new(1);
+    let pod = w.pod(0);
+    // A bridge is not a veth.
+    pod.ns.exec(&["ip", "link", "add", "br9", "type", "bridge"]);
+    let mut inv = w.inv(pod, "ADD");
+    inv.ifname = "br9".into();
+    let out = inv.run(&plugin(), &w.conf(pod, "1.0.0", both()));
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stdout
+            .contains("container interface br9 has no veth peer: it is a bridge link"),
+        "{}",
+        out.stdout
+    );
+    // A veth whose peer is inside the pod too: not in the host ns.
+    pod.ns.exec(&[
+        "ip", "link", "add", "in0", "type", "veth", "peer", "name", "in1",
+    ]);
+    inv.ifname = "in0".into();
+    let out = inv.run(&plugin(), &w.conf(pod, "1.0.0", both()));
+    assert!(out.stdout.contains("is not in host ns"), "{}", out.stdout);
+    // prevResult lists other host interfaces only.
+    let conf = w
+        .conf(
+            pod,
+            "1.0.0",
+            json!({"prevResult": {"cniVersion": "1.0.0", "interfaces": [{"name": "vethother"}]}}),
+        )
+        .replace(
+            "\"name\":\"bwnet\"",
+            "\"name\":\"bwnet\",\"ingressRate\":8000,\"ingressBurst\":80",
+        );
+    let out = w.run(pod, "ADD", &conf);
+    assert!(
+        out.stdout
+            .contains("no veth peer of container interface found in host ns"),
+        "{}",
+        out.stdout
+    );
+    assert!(w.qdisc(&pod.host_veth, "tbf").is_none());
+    // Missing prevResult.
+    let out = w.run(
+        pod,
+        "ADD",
+        &w.conf(pod, "1.0.0", json!({"prevResult": null})),
+    );
+    assert_eq!(out.json()["code"], 7);
+}
+
+#[test]
+fn versions_status_and_config_errors_through_the_binary() {
+    if !cni::testing::privileged("versions_status_and_config_errors_through_the_binary") {
+        return;
+    }
+    let w = World::new(1);
+    let pod = w.pod(0);
+    for old in ["0.1.0", "0.2.0"] {
+        let out = w.run(pod, "ADD", &w.conf(pod, old, both()));
+        assert_eq!(out.json()["code"], 1, "{}", out.stdout);
+    }
+    let out = w.run(
+        pod,
+        "ADD",
+        &w.conf(pod, "1.0.0", json!({"ingressRate": 1000})),
+    );
+    let e = out.json();
+    assert_eq!(e["code"], 7);
+    assert!(e["msg"]
+        .as_str()
+        .unwrap()
+        .contains("if rate is set, burst must also be set"));
+    assert!(w.ifbs().is_empty());
+    let mut inv = cni::testing::Invocation::new("STATUS");
+    inv.host_netns = Some(w.host.name.clone());
+    inv.run(
+        &plugin(),
+        r#"{"cniVersion":"1.1.0","name":"bwnet","type":"bandwidth"}"#,
+    )
+    .assert_ok();
+    let mut inv = cni::testing::Invocation::new("VERSION");
+    inv.host_netns = Some(w.host.name.clone());
+    let v = inv.run(&plugin(), "").json();
+    assert_eq!(
+        v["supportedVersions"],
+        json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+    );
+}
+
+#[test]
+fn subnet_split_objects_and_check() {
+    if !cni::testing::privileged("subnet_split_objects_and_check") {
+        return;
+    }
+    let w = World::new(1);
+    let pod = w.pod(0);
+    let veth = pod.host_veth.as_str();
+    let mut extra = both();
+    extra["unshapedSubnets"] = json!(["10.78.0.0/24", "fd00:78::/64"]);
+    let conf = w.conf(pod, "1.1.0", extra);
+    let ifb = ifb_of(&w.run(pod, "ADD", &conf).assert_ok().json());
+    for dev in [veth, ifb.as_str()] {
+        let htb = w.qdisc(dev, "htb").unwrap();
+        assert_eq!(htb["handle"], "1:");
+        assert_eq!(htb["options"]["default"], "0x30");
+        let tbf = w.qdisc(dev, "tbf").unwrap();
+        assert_eq!(tbf["parent"], "1:30");
+        assert_eq!(w.qdisc(dev, "pfifo").unwrap()["parent"], "1:1");
+    }
+    let filters = w.tc(&["filter", "show", "dev", veth, "parent", "1:"]);
+    let text = filters.to_string();
+    assert!(
+        text.contains("\"pref\":16") && text.contains("\"pref\":15"),
+        "{text}"
+    );
+    w.run(pod, "CHECK", &conf).assert_ok();
+    // Re-ADD switching from subnets to plain TBF.
+    let plain = w.conf(pod, "1.1.0", both());
+    w.run(pod, "ADD", &plain).assert_ok();
+    assert!(w.qdisc(veth, "htb").is_none());
+    w.run(pod, "CHECK", &plain).assert_ok();
+    assert_ne!(w.run(pod, "CHECK", &conf).code, 0);
+    w.run(pod, "DEL", &plain).assert_ok();
+    assert_clean(&w, veth);
+}
