@@ -4,6 +4,7 @@
 //! semantics), `cli` (the `cni-conformance` command line).
 
 pub mod cache;
+pub mod cli;
 pub mod conflist;
 pub mod exec;
 pub mod runtime;

@@ -1,6 +1,5 @@
-//! `cni-conformance`: cnitool-compatible CLI, scenario suite, benchmarks.
+//! `cni-conformance`: the command line lives in `conformance::cli`.
 
 fn main() {
-    eprintln!("cni-conformance: not implemented yet");
-    std::process::exit(1);
+    std::process::exit(conformance::cli::main())
 }
