@@ -1,21 +1,87 @@
-//! The `portmap` CNI plugin (work in progress).
+//! The `portmap` CNI plugin: hostPort DNAT on nftables with O(1) per-pod
+//! work and per-packet map lookups. Handlers here only read the request,
+//! call the pure config/plan functions and hand the plan to [`apply`], the
+//! one module with kernel effects. See [`plan`] for the nft layout and
+//! [`apply`] for localhost (127.0.0.1 works, ::1 cannot).
 
-use cni::{CniError, Reply, Request};
+pub mod apply;
+pub mod conditions;
+pub mod config;
+pub mod conntrack;
+pub mod installed;
+pub mod nft;
+pub mod plan;
+
+use std::collections::BTreeSet;
+
+use cni::{CniError, GcRequest, Reply, Request, StatusRequest};
+
+use crate::config::{container_ips, ContainerIps};
+use crate::plan::MapKey;
 
 /// The plugin, for `cni::skel::run`.
 pub struct Plugin;
 
+fn prev_or_missing(req: &Request) -> Result<&cni::CniResult, CniError> {
+    req.prev_result.as_ref().ok_or_else(|| {
+        CniError::invalid_config("portmap: must be called as chained plugin: prevResult is missing")
+    })
+}
+
+fn plan_for(req: &Request) -> Result<(plan::PodPlan, cni::CniResult), CniError> {
+    let cfg = config::parse(&req.stdin)?;
+    let prev = prev_or_missing(req)?.clone();
+    let ips = container_ips(&prev, &req.cmd.ifname);
+    Ok((plan::pod_plan(&cfg, &req.owner(), ips), prev))
+}
+
 impl cni::Plugin for Plugin {
     fn about(&self) -> String {
-        "portmap CNI plugin".into()
+        "portmap CNI plugin (nftables, Rust)".into()
     }
-    fn add(&self, _req: &Request) -> Result<Reply, CniError> {
-        Err(CniError::internal("portmap: not implemented yet"))
+
+    fn add(&self, req: &Request) -> Result<Reply, CniError> {
+        let (plan, prev) = plan_for(req)?;
+        apply::add(&plan)?;
+        Ok(Reply::Result(prev))
     }
-    fn check(&self, _req: &Request) -> Result<Reply, CniError> {
-        Err(CniError::internal("portmap: not implemented yet"))
+
+    fn check(&self, req: &Request) -> Result<Reply, CniError> {
+        let (plan, _) = plan_for(req)?;
+        apply::check(&plan)?;
+        Ok(Reply::Empty)
     }
-    fn del(&self, _req: &Request) -> Result<Reply, CniError> {
-        Err(CniError::internal("portmap: not implemented yet"))
+
+    fn del(&self, req: &Request) -> Result<Reply, CniError> {
+        // Config errors still fail DEL (as upstream); prevResult and
+        // runtimeConfig are optional: the owner finds everything.
+        let cfg = config::parse(&req.stdin)?;
+        let ips = req
+            .prev_result
+            .as_ref()
+            .map(|p| container_ips(p, &req.cmd.ifname))
+            .unwrap_or(ContainerIps {
+                v4: Some(std::net::Ipv4Addr::UNSPECIFIED.into()),
+                v6: Some(std::net::Ipv6Addr::UNSPECIFIED.into()),
+            });
+        let udp: BTreeSet<MapKey> = plan::pod_plan(&cfg, &req.owner(), ips)
+            .keys()
+            .into_iter()
+            .filter(|k| k.protocol == config::Protocol::Udp)
+            .collect();
+        apply::del(&req.owner(), &udp)?;
+        Ok(Reply::Empty)
+    }
+
+    fn gc(&self, req: &GcRequest) -> Result<Reply, CniError> {
+        config::parse(&req.stdin)?;
+        apply::gc(&req.conf.name, &req.valid_attachments)?;
+        Ok(Reply::Empty)
+    }
+
+    fn status(&self, req: &StatusRequest) -> Result<Reply, CniError> {
+        let cfg = config::parse(&req.stdin)?;
+        apply::status(cfg.mark_masq_bit)?;
+        Ok(Reply::Empty)
     }
 }

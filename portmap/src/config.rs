@@ -1,0 +1,400 @@
+//! Configuration: the raw serde shape of portmap's stdin and its validation
+//! into a typed [`Config`], plus the upstream container-IP selection from
+//! `prevResult`. Pure: no I/O, every rejection is a code 7 naming the field.
+
+use std::net::IpAddr;
+
+use cni::types::CniResult;
+use cni::CniError;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::conditions::{parse_conditions, Condition};
+
+/// A transport protocol a hostPort can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Protocol> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Some(Protocol::Tcp),
+            "udp" => Some(Protocol::Udp),
+            "sctp" => Some(Protocol::Sctp),
+            _ => None,
+        }
+    }
+}
+
+/// One validated `runtimeConfig.portMappings[]` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HostPortMapping {
+    pub host_port: u16,
+    pub container_port: u16,
+    pub protocol: Protocol,
+    /// `None` for no hostIP; an unspecified address (`0.0.0.0`, `::`) is kept
+    /// so that it still selects its family, as upstream does.
+    pub host_ip: Option<IpAddr>,
+}
+
+impl HostPortMapping {
+    /// The hostIP the DNAT is restricted to (unspecified means "any").
+    pub fn specific_host_ip(&self) -> Option<IpAddr> {
+        self.host_ip.filter(|ip| !ip.is_unspecified())
+    }
+
+    /// True when this mapping applies to the IPv4 (`v4`) or IPv6 family.
+    pub fn applies_to(&self, v4: bool) -> bool {
+        match self.host_ip {
+            None => true,
+            Some(ip) => ip.is_ipv4() == v4,
+        }
+    }
+}
+
+impl std::fmt::Display for HostPortMapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.host_ip {
+            Some(IpAddr::V6(ip)) => write!(f, "[{ip}]")?,
+            Some(IpAddr::V4(ip)) => write!(f, "{ip}")?,
+            None => f.write_str("*")?,
+        }
+        write!(
+            f,
+            ":{}/{} → {}",
+            self.host_port,
+            self.protocol.as_str(),
+            self.container_port
+        )
+    }
+}
+
+/// The firewall backend a configuration asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Nftables,
+}
+
+/// Validated configuration of one invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub mappings: Vec<HostPortMapping>,
+    pub snat: bool,
+    pub masq_all: bool,
+    pub mark_masq_bit: u8,
+    pub conditions_v4: Vec<Condition>,
+    pub conditions_v6: Vec<Condition>,
+    pub backend: Backend,
+}
+
+/// Upstream's default `markMasqBit`.
+pub const DEFAULT_MARK_MASQ_BIT: u8 = 13;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawConf {
+    #[serde(default)]
+    snat: Option<bool>,
+    #[serde(default)]
+    masq_all: Option<bool>,
+    #[serde(default)]
+    mark_masq_bit: Option<i64>,
+    #[serde(default)]
+    external_set_mark_chain: Option<String>,
+    #[serde(default, rename = "conditionsV4")]
+    conditions_v4: Option<Vec<String>>,
+    #[serde(default, rename = "conditionsV6")]
+    conditions_v6: Option<Vec<String>>,
+    #[serde(default)]
+    backend: Option<String>,
+    #[serde(default)]
+    runtime_config: Option<RawRuntimeConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRuntimeConfig {
+    #[serde(default)]
+    port_mappings: Option<Vec<RawMapping>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawMapping {
+    host_port: Option<i64>,
+    container_port: Option<i64>,
+    #[serde(default)]
+    protocol: Option<String>,
+    #[serde(default, rename = "hostIP")]
+    host_ip: Option<String>,
+}
+
+fn bad(msg: impl Into<String>) -> CniError {
+    CniError::invalid_config(format!("portmap: {}", msg.into()))
+}
+
+/// Parses and validates portmap's stdin.
+pub fn parse(stdin: &[u8]) -> Result<Config, CniError> {
+    let value: Value = serde_json::from_slice(stdin)
+        .map_err(|e| bad(format!("parsing network configuration: {e}")))?;
+    let raw: RawConf = serde_json::from_value(value)
+        .map_err(|e| bad(format!("parsing network configuration: {e}")))?;
+    let backend = match raw.backend.as_deref() {
+        None | Some("") | Some("nftables") => Backend::Nftables,
+        Some("iptables") => {
+            return Err(bad(
+                "backend \"iptables\" is not supported yet: use \"nftables\" (or omit backend)",
+            ))
+        }
+        Some(other) => return Err(bad(format!("unrecognized backend {other:?}"))),
+    };
+    if raw.external_set_mark_chain.is_some() && raw.mark_masq_bit.is_some() {
+        return Err(bad("Cannot specify externalSetMarkChain and markMasqBit"));
+    }
+    let mark_masq_bit = match raw.mark_masq_bit {
+        None => DEFAULT_MARK_MASQ_BIT,
+        Some(b) if (0..=31).contains(&b) => b as u8,
+        Some(b) => {
+            return Err(bad(format!(
+                "markMasqBit {b}: MasqMarkBit must be between 0 and 31"
+            )))
+        }
+    };
+    if raw.external_set_mark_chain.is_some() {
+        return Err(bad(
+            "nftables backend was requested but configuration contains iptables-specific options [externalSetMarkChain]",
+        ));
+    }
+    let conditions_v4 = parse_conditions("conditionsV4", raw.conditions_v4.as_deref(), true)?;
+    let conditions_v6 = parse_conditions("conditionsV6", raw.conditions_v6.as_deref(), false)?;
+    let raw_mappings = raw
+        .runtime_config
+        .and_then(|r| r.port_mappings)
+        .unwrap_or_default();
+    let mut mappings = Vec::with_capacity(raw_mappings.len());
+    for (i, m) in raw_mappings.iter().enumerate() {
+        mappings.push(mapping(i, m)?);
+    }
+    Ok(Config {
+        mappings,
+        snat: raw.snat.unwrap_or(true),
+        masq_all: raw.masq_all.unwrap_or(false),
+        mark_masq_bit,
+        conditions_v4,
+        conditions_v6,
+        backend,
+    })
+}
+
+fn mapping(i: usize, m: &RawMapping) -> Result<HostPortMapping, CniError> {
+    let field = |f: &str| format!("runtimeConfig.portMappings[{i}].{f}");
+    let port = |f: &str, v: Option<i64>, what: &str| -> Result<u16, CniError> {
+        match v {
+            Some(p) if (1..=65535).contains(&p) => Ok(p as u16),
+            Some(p) => Err(bad(format!(
+                "{}: Invalid {what} port number: {p} (must be 1-65535)",
+                field(f)
+            ))),
+            None => Err(bad(format!("{}: missing", field(f)))),
+        }
+    };
+    let host_port = port("hostPort", m.host_port, "host")?;
+    let container_port = port("containerPort", m.container_port, "container")?;
+    let protocol = match m.protocol.as_deref() {
+        None | Some("") => Protocol::Tcp,
+        Some(p) => Protocol::parse(p).ok_or_else(|| {
+            bad(format!(
+                "{}: unsupported protocol {p:?} (tcp, udp or sctp)",
+                field("protocol")
+            ))
+        })?,
+    };
+    let host_ip = match m.host_ip.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(s.parse::<IpAddr>().map_err(|_| {
+            bad(format!(
+                "{}: invalid IP address {s:?} in mapping {host_port}/{}",
+                field("hostIP"),
+                protocol.as_str()
+            ))
+        })?),
+    };
+    Ok(HostPortMapping {
+        host_port,
+        container_port,
+        protocol,
+        host_ip,
+    })
+}
+
+/// The container's addresses portmap forwards to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ContainerIps {
+    pub v4: Option<IpAddr>,
+    pub v6: Option<IpAddr>,
+}
+
+impl ContainerIps {
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_none() && self.v6.is_none()
+    }
+}
+
+/// Upstream's selection: the first IPv4 and first IPv6 of `prevResult.ips`
+/// whose `interface` is absent, out of range, or a sandbox interface named
+/// `ifname`.
+pub fn container_ips(prev: &CniResult, ifname: &str) -> ContainerIps {
+    let mut out = ContainerIps::default();
+    for ip in &prev.ips {
+        let usable = match ip.interface {
+            None => true,
+            Some(i) => match prev.interfaces.get(i) {
+                None => true,
+                Some(iface) => iface.name == ifname && iface.in_sandbox(),
+            },
+        };
+        if !usable {
+            continue;
+        }
+        let addr = ip.address.ip();
+        let slot = if addr.is_ipv4() {
+            &mut out.v4
+        } else {
+            &mut out.v6
+        };
+        if slot.is_none() {
+            *slot = Some(addr);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cni::ErrorCode;
+
+    fn conf(extra: &str) -> Vec<u8> {
+        format!(r#"{{"cniVersion":"1.0.0","name":"net","type":"portmap"{extra}}}"#).into_bytes()
+    }
+
+    fn err(extra: &str) -> CniError {
+        parse(&conf(extra)).unwrap_err()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(&conf("")).unwrap();
+        assert!(c.snat && !c.masq_all && c.mappings.is_empty());
+        assert_eq!(c.mark_masq_bit, 13);
+        assert_eq!(c.backend, Backend::Nftables);
+    }
+
+    #[test]
+    fn parses_mappings_case_insensitively() {
+        let c = parse(&conf(
+            r#","runtimeConfig":{"portMappings":[
+              {"hostPort":8080,"containerPort":80,"protocol":"TCP"},
+              {"hostPort":53,"containerPort":53,"protocol":"Udp","hostIP":"127.0.0.1"},
+              {"hostPort":9,"containerPort":9,"protocol":"sctp","hostIP":""}]}"#,
+        ))
+        .unwrap();
+        assert_eq!(c.mappings.len(), 3);
+        assert_eq!(c.mappings[0].protocol, Protocol::Tcp);
+        assert_eq!(c.mappings[1].protocol, Protocol::Udp);
+        assert_eq!(c.mappings[1].host_ip, Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(c.mappings[2].host_ip, None);
+    }
+
+    #[test]
+    fn rejects_bad_ports_protocols_and_ips_with_code_7() {
+        for (extra, needle) in [
+            (
+                r#"{"hostPort":0,"containerPort":80}"#,
+                "portMappings[0].hostPort",
+            ),
+            (
+                r#"{"hostPort":65536,"containerPort":80}"#,
+                "Invalid host port number: 65536",
+            ),
+            (
+                r#"{"hostPort":80,"containerPort":-1}"#,
+                "Invalid container port number: -1",
+            ),
+            (r#"{"hostPort":80,"containerPort":70000}"#, "containerPort"),
+            (
+                r#"{"hostPort":80,"containerPort":80,"protocol":"icmp"}"#,
+                "unsupported protocol",
+            ),
+            (
+                r#"{"hostPort":80,"containerPort":80,"hostIP":"1.2.3"}"#,
+                "hostIP: invalid IP",
+            ),
+        ] {
+            let e = err(&format!(r#","runtimeConfig":{{"portMappings":[{extra}]}}"#));
+            assert_eq!(e.code, ErrorCode::InvalidNetworkConfig, "{extra}");
+            assert!(e.msg.contains(needle), "{extra}: {}", e.msg);
+        }
+    }
+
+    #[test]
+    fn rejects_bad_options() {
+        assert!(err(r#","markMasqBit":32"#).msg.contains("between 0 and 31"));
+        assert!(err(r#","markMasqBit":-1"#).msg.contains("between 0 and 31"));
+        assert!(
+            err(r#","markMasqBit":1,"externalSetMarkChain":"X"#.to_string().as_str())
+                .msg
+                .contains("Cannot specify")
+        );
+        assert!(err(r#","externalSetMarkChain":"KUBE-MARK-MASQ""#)
+            .msg
+            .contains("iptables-specific options [externalSetMarkChain]"));
+        let e = err(r#","backend":"iptables""#);
+        assert_eq!(e.code, ErrorCode::InvalidNetworkConfig);
+        assert!(e.msg.contains("not supported yet"));
+        assert!(err(r#","backend":"pf""#)
+            .msg
+            .contains("unrecognized backend"));
+        assert!(err(r#","conditionsV4":["-s","1.2.3.4"]"#)
+            .msg
+            .contains("iptables-style"));
+        assert!(err(r#","snat":"yes""#)
+            .msg
+            .contains("parsing network configuration"));
+    }
+
+    #[test]
+    fn selects_container_ips_like_upstream() {
+        let prev: CniResult = serde_json::from_value(serde_json::json!({
+            "interfaces": [
+                {"name": "veth1"},
+                {"name": "eth0", "sandbox": "/run/netns/x"},
+                {"name": "eth1", "sandbox": "/run/netns/x"}
+            ],
+            "ips": [
+                {"address": "10.0.0.1/24", "interface": 0},
+                {"address": "10.0.1.2/24", "interface": 2},
+                {"address": "10.0.0.2/24", "interface": 1},
+                {"address": "10.0.0.3/24", "interface": 1},
+                {"address": "fd00::2/64"}
+            ]
+        }))
+        .unwrap();
+        let ips = container_ips(&prev, "eth0");
+        assert_eq!(ips.v4, Some("10.0.0.2".parse().unwrap()));
+        assert_eq!(ips.v6, Some("fd00::2".parse().unwrap()));
+        assert!(container_ips(&CniResult::default(), "eth0").is_empty());
+    }
+}
