@@ -97,6 +97,8 @@ pub struct GcRequest {
     pub stdin: Vec<u8>,
     pub valid_attachments: Vec<Attachment>,
     pub path: Vec<PathBuf>,
+    /// Raw `CNI_ARGS` (runtimes do not usually send it with GC).
+    pub args: String,
 }
 
 /// What a STATUS handler gets.
@@ -106,6 +108,8 @@ pub struct StatusRequest {
     pub conf: NetConf,
     pub stdin: Vec<u8>,
     pub path: Vec<PathBuf>,
+    /// Raw `CNI_ARGS` (runtimes do not usually send it with STATUS).
+    pub args: String,
 }
 
 /// A handler's successful outcome.
@@ -506,12 +510,14 @@ fn handle(
             conf,
             stdin,
             path: cmd.path,
+            args: cmd.args,
         })?,
         Command::Status => plugin.status(&StatusRequest {
             version,
             conf,
             stdin,
             path: cmd.path,
+            args: cmd.args,
         })?,
         Command::Add | Command::Check | Command::Del => {
             if command != Command::Del || cmd.netns.as_deref().is_some_and(|p| p.exists()) {
