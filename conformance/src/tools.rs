@@ -276,7 +276,7 @@ fn classify(addr: SocketAddr, e: std::io::Error, what: &str) -> ToolError {
 
 /// Connects, reads the server's reply until it closes (≤ 64 KiB).
 pub fn tcp_request(addr: SocketAddr, timeout: Duration) -> Result<String, ToolError> {
-    let mut conn = TcpStream::connect_timeout(&addr, timeout)
+    let conn = TcpStream::connect_timeout(&addr, timeout)
         .map_err(|e| classify(addr, e, "connecting to"))?;
     conn.set_read_timeout(Some(timeout))
         .map_err(|e| ToolError::io("socket", e))?;
@@ -295,13 +295,13 @@ pub fn udp_request(addr: SocketAddr, timeout: Duration) -> Result<String, ToolEr
     } else {
         SocketAddr::from(([0u16; 8], 0))
     };
+    // Not connected: a server bound to a wildcard address may answer from
+    // another local address (source picked by routing); accept that reply.
     let s = UdpSocket::bind(local).map_err(|e| ToolError::io("binding udp socket", e))?;
-    s.connect(addr)
-        .map_err(|e| ToolError::io(format!("udp connect {addr}"), e))?;
     let deadline = Instant::now() + timeout;
     let mut buf = [0u8; 2048];
     while Instant::now() < deadline {
-        s.send(b"ping")
+        s.send_to(b"ping", addr)
             .map_err(|e| classify(addr, e, "sending to"))?;
         let wait = deadline
             .saturating_duration_since(Instant::now())
@@ -309,8 +309,8 @@ pub fn udp_request(addr: SocketAddr, timeout: Duration) -> Result<String, ToolEr
             .max(Duration::from_millis(1));
         s.set_read_timeout(Some(wait))
             .map_err(|e| ToolError::io("socket", e))?;
-        match s.recv(&mut buf) {
-            Ok(n) => return Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string()),
+        match s.recv_from(&mut buf) {
+            Ok((n, _)) => return Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string()),
             Err(e)
                 if matches!(
                     e.kind(),

@@ -1,0 +1,55 @@
+//! The whole conformance suite against this workspace's freshly built plugin
+//! binaries (target/<profile>/, found from this test's own path; build the
+//! workspace first). No FAIL allowed; a SKIP only when a plugin binary is
+//! missing, and under CI not even then. `CNI_CONFORMANCE_PLUGINS=<dir>`
+//! points it at another directory, `CNI_CONFORMANCE_ONLY=<name>` narrows it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use conformance::report::Outcome;
+use conformance::scenarios::{run_suite, SuiteOptions};
+
+/// target/<profile>/ (this test runs from target/<profile>/deps/).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+#[test]
+fn suite_passes_against_the_workspace_plugins() {
+    if !cni::testing::privileged("suite_passes_against_the_workspace_plugins") {
+        return;
+    }
+    let plugins = std::env::var_os("CNI_CONFORMANCE_PLUGINS")
+        .map(PathBuf::from)
+        .unwrap_or_else(profile_dir);
+    let mut opts = SuiteOptions::new(plugins.clone());
+    opts.tool_exe = Some(PathBuf::from(env!("CARGO_BIN_EXE_cni-conformance")));
+    opts.fixture_dir = Path::new(env!("CARGO_BIN_EXE_cni-test-veth"))
+        .parent()
+        .map(Path::to_path_buf);
+    opts.only = std::env::var("CNI_CONFORMANCE_ONLY").ok();
+    opts.progress = true;
+    let report = run_suite(&opts);
+    println!("{}", report.summary());
+    let ci = std::env::var_os("CI").is_some();
+    let bad: Vec<String> = report
+        .cases
+        .iter()
+        .filter(|c| match &c.outcome {
+            Outcome::Pass => false,
+            Outcome::Fail(_) => true,
+            Outcome::Skip(reason) => ci || !reason.contains("is missing"),
+        })
+        .map(|c| format!("{} {}: {}", c.outcome.label(), c.id(), c.outcome.reason().unwrap_or("")))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "against {}: {}\n{}",
+        plugins.display(),
+        report.summary(),
+        bad.join("\n")
+    );
+    assert!(report.passed() > 0, "nothing passed: {}", report.summary());
+}
