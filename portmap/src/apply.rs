@@ -85,6 +85,9 @@ fn list(nft: &Nft, chain: Option<&str>, maps: bool) -> Result<Listing, CniError>
                 Ok(Listing::default())
             }
         }
+        // nft 1.0.6 cannot list one chain whose rules hold anonymous sets
+        // (`{ a, b }` in conditions); the whole table lists fine.
+        Err(NftError::Failed { stderr }) if stderr.contains("Unknown set") => list_table(nft),
         Err(e) => Err(nft_err("listing nftables state", e)),
     }
 }

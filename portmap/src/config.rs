@@ -353,11 +353,9 @@ mod tests {
     fn rejects_bad_options() {
         assert!(err(r#","markMasqBit":32"#).msg.contains("between 0 and 31"));
         assert!(err(r#","markMasqBit":-1"#).msg.contains("between 0 and 31"));
-        assert!(
-            err(r#","markMasqBit":1,"externalSetMarkChain":"X"#.to_string().as_str())
-                .msg
-                .contains("Cannot specify")
-        );
+        assert!(err(r#","markMasqBit":1,"externalSetMarkChain":"X""#)
+            .msg
+            .contains("Cannot specify"));
         assert!(err(r#","externalSetMarkChain":"KUBE-MARK-MASQ""#)
             .msg
             .contains("iptables-specific options [externalSetMarkChain]"));
