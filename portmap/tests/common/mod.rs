@@ -1,0 +1,312 @@
+//! Test world for portmap's privileged tests: a "host" netns (where portmap
+//! and Debian's ptp + host-local run), an "ext" netns on an uplink veth that
+//! plays a remote client, pods created by ptp, small TCP/UDP echo servers in
+//! pods and clients that enter a netns on their own thread. Everything lives
+//! in netns the test made; dropped on exit.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use cni::netns::NetnsGuard;
+use cni::testing::{sh, veth_pair, Invocation, PluginRun, TestNetns};
+
+pub const NODE4: &str = "10.200.0.1";
+pub const EXT4: &str = "10.200.0.2";
+pub const NODE6: &str = "fd00:200::1";
+pub const EXT6: &str = "fd00:200::2";
+
+pub fn portmap_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_portmap"))
+}
+
+fn no_dad(ns: &TestNetns) {
+    ns.exec(&[
+        "sysctl",
+        "-qw",
+        "net.ipv6.conf.all.accept_dad=0",
+        "net.ipv6.conf.default.accept_dad=0",
+    ]);
+}
+
+pub struct World {
+    pub host: TestNetns,
+    pub ext: TestNetns,
+    pub ipam_dir: PathBuf,
+}
+
+pub struct Pod {
+    pub ns: TestNetns,
+    pub id: String,
+    pub prev: serde_json::Value,
+}
+
+impl Pod {
+    pub fn ip4(&self) -> String {
+        self.ip(true)
+    }
+    pub fn ip6(&self) -> String {
+        self.ip(false)
+    }
+    fn ip(&self, v4: bool) -> String {
+        self.prev["ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                i["address"]
+                    .as_str()
+                    .unwrap()
+                    .split('/')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .find(|a| a.contains('.') == v4)
+            .unwrap()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.ipam_dir);
+    }
+}
+
+impl World {
+    pub fn new() -> World {
+        let host = TestNetns::new("h");
+        let ext = TestNetns::new("x");
+        no_dad(&host);
+        no_dad(&ext);
+        veth_pair(&host, "up0", &ext, "up1");
+        host.exec(&["ip", "addr", "add", &format!("{NODE4}/24"), "dev", "up0"]);
+        host.exec(&[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{NODE6}/64"),
+            "dev",
+            "up0",
+            "nodad",
+        ]);
+        ext.exec(&["ip", "addr", "add", &format!("{EXT4}/24"), "dev", "up1"]);
+        ext.exec(&[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{EXT6}/64"),
+            "dev",
+            "up1",
+            "nodad",
+        ]);
+        let ipam_dir = std::env::temp_dir().join(format!("{}-ipam", host.name));
+        World {
+            host,
+            ext,
+            ipam_dir,
+        }
+    }
+
+    fn ptp_conf(&self) -> String {
+        serde_json::json!({
+            "cniVersion": "1.0.0", "name": "pmnet", "type": "ptp", "ipMasq": false,
+            "ipam": {
+                "type": "host-local",
+                "ranges": [[{"subnet": "10.77.0.0/24"}], [{"subnet": "fd00:77::/64"}]],
+                "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}],
+                "dataDir": self.ipam_dir,
+            }
+        })
+        .to_string()
+    }
+
+    /// A pod made by Debian's ptp + host-local, run inside the host netns.
+    pub fn pod(&self, id: &str) -> Pod {
+        let ns = TestNetns::new("p");
+        no_dad(&ns);
+        let mut inv = Invocation::new("ADD");
+        inv.container_id = id.into();
+        inv.netns = ns.path().display().to_string();
+        inv.host_netns = Some(self.host.name.clone());
+        let run = inv.run(Path::new("/usr/lib/cni/ptp"), &self.ptp_conf());
+        run.assert_ok();
+        Pod {
+            ns,
+            id: id.into(),
+            prev: run.json(),
+        }
+    }
+
+    pub fn remove_pod(&self, pod: &Pod) {
+        let mut inv = Invocation::new("DEL");
+        inv.container_id = pod.id.clone();
+        inv.netns = pod.ns.path().display().to_string();
+        inv.host_netns = Some(self.host.name.clone());
+        inv.run(Path::new("/usr/lib/cni/ptp"), &self.ptp_conf())
+            .assert_ok();
+    }
+
+    /// Runs our portmap in the host netns.
+    pub fn portmap(
+        &self,
+        command: &str,
+        id: &str,
+        netns: &str,
+        conf: &serde_json::Value,
+    ) -> PluginRun {
+        let mut inv = Invocation::new(command);
+        inv.container_id = id.into();
+        inv.netns = netns.into();
+        inv.host_netns = Some(self.host.name.clone());
+        inv.run(&portmap_bin(), &conf.to_string())
+    }
+
+    pub fn nft_ruleset(&self) -> String {
+        self.host.exec(&["nft", "list", "ruleset"])
+    }
+}
+
+/// A portmap configuration at `version` chained after `prev`.
+pub fn portmap_conf(
+    version: &str,
+    prev: Option<&serde_json::Value>,
+    mappings: serde_json::Value,
+) -> serde_json::Value {
+    let mut c = serde_json::json!({
+        "cniVersion": version, "name": "pmnet", "type": "portmap",
+        "runtimeConfig": {"portMappings": mappings},
+    });
+    if let Some(p) = prev {
+        let mut p = p.clone();
+        p["cniVersion"] = version.into();
+        c["prevResult"] = p;
+    }
+    c
+}
+
+/// TCP and UDP echo servers (dual-stack) in a pod, answering `ident`.
+pub struct Servers {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+pub fn serve(ns: &TestNetns, ident: &str, tcp_port: u16, udp_port: u16) -> Servers {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel();
+    let mut threads = Vec::new();
+    {
+        let (path, ident, stop, tx) = (ns.path(), ident.to_string(), stop.clone(), tx.clone());
+        threads.push(std::thread::spawn(move || {
+            let _g = NetnsGuard::enter(&path).unwrap();
+            let l = TcpListener::bind(("::", tcp_port)).unwrap();
+            l.set_nonblocking(true).unwrap();
+            tx.send(()).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((mut s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        let _ = s.write_all(ident.as_bytes());
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        }));
+    }
+    {
+        let (path, ident, stop) = (ns.path(), ident.to_string(), stop.clone());
+        threads.push(std::thread::spawn(move || {
+            let _g = NetnsGuard::enter(&path).unwrap();
+            let u = UdpSocket::bind(("::", udp_port)).unwrap();
+            u.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+            tx.send(()).unwrap();
+            let mut buf = [0u8; 512];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((_, from)) = u.recv_from(&mut buf) {
+                    let _ = u.send_to(ident.as_bytes(), from);
+                }
+            }
+        }));
+    }
+    rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    Servers { stop, threads }
+}
+
+fn in_netns<T: Send + 'static>(ns: &Path, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = ns.to_path_buf();
+    std::thread::spawn(move || {
+        let _g = NetnsGuard::enter(&path).unwrap();
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+pub fn addr(ip: &str, port: u16) -> SocketAddr {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}").parse().unwrap()
+    } else {
+        format!("{ip}:{port}").parse().unwrap()
+    }
+}
+
+/// Connects from inside `ns` and returns what the server said.
+pub fn tcp_get(ns: &Path, to: SocketAddr) -> Result<String, String> {
+    in_netns(ns, move || {
+        let mut s =
+            TcpStream::connect_timeout(&to, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .map_err(|e| e.to_string())?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+        Ok(out)
+    })
+}
+
+/// Sends one datagram from inside `ns` (optionally from `from`) and returns
+/// the answer.
+pub fn udp_get(ns: &Path, to: SocketAddr, from: Option<SocketAddr>) -> Result<String, String> {
+    in_netns(ns, move || {
+        let bind = from.unwrap_or_else(|| {
+            if to.is_ipv4() {
+                addr("0.0.0.0", 0)
+            } else {
+                addr("::", 0)
+            }
+        });
+        let u = UdpSocket::bind(bind).map_err(|e| e.to_string())?;
+        u.set_read_timeout(Some(Duration::from_millis(700)))
+            .map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 512];
+        for _ in 0..3 {
+            u.send_to(b"ping", to).map_err(|e| e.to_string())?;
+            if let Ok((n, _)) = u.recv_from(&mut buf) {
+                return Ok(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+        Err("no UDP answer".into())
+    })
+}
+
+pub fn host_exec(world: &World, args: &[&str]) -> String {
+    let mut full = vec!["ip", "netns", "exec", &world.host.name];
+    full.extend_from_slice(args);
+    sh(&full)
+}

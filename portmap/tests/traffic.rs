@@ -1,0 +1,366 @@
+//! Privileged end-to-end tests: real pods (Debian ptp + host-local) behind a
+//! throwaway "host" netns, our portmap binary run inside it, and real TCP/UDP
+//! traffic from a remote netns, another pod, the host (node IP and
+//! 127.0.0.1) and the pod itself (hairpin); plus conflicts, conntrack after
+//! pod replacement, DEL without config, CHECK content and GC.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+fn tcp_udp(hp_tcp: u16, hp_udp: u16) -> serde_json::Value {
+    json!([
+        {"hostPort": hp_tcp, "containerPort": 80, "protocol": "tcp"},
+        {"hostPort": hp_udp, "containerPort": 81, "protocol": "udp"}
+    ])
+}
+
+#[test]
+fn tcp_and_udp_reach_the_pod_from_everywhere_and_stop_after_del() {
+    if !cni::testing::privileged("tcp_and_udp_reach_the_pod_from_everywhere_and_stop_after_del") {
+        return;
+    }
+    let w = World::new();
+    let a = w.pod("ctrA");
+    let b = w.pod("ctrB");
+    let _srv = serve(&a.ns, "A", 80, 81);
+    let conf = portmap_conf("1.0.0", Some(&a.prev), tcp_udp(8080, 8081));
+    let netns = a.ns.path().display().to_string();
+    let out = w.portmap("ADD", &a.id, &netns, &conf);
+    out.assert_ok();
+    assert_eq!(
+        out.json()["ips"],
+        a.prev["ips"],
+        "prevResult passes through"
+    );
+
+    let ext = w.ext.path();
+    let host = w.host.path();
+    for (who, ns, ip) in [
+        ("remote", ext.clone(), NODE4),
+        ("other pod", b.ns.path(), NODE4),
+        ("host by node IP", host.clone(), NODE4),
+        ("host by 127.0.0.1", host.clone(), "127.0.0.1"),
+        ("hairpin", a.ns.path(), NODE4),
+    ] {
+        assert_eq!(tcp_get(&ns, addr(ip, 8080)), Ok("A".into()), "tcp {who}");
+        assert_eq!(
+            udp_get(&ns, addr(ip, 8081), None),
+            Ok("A".into()),
+            "udp {who}"
+        );
+    }
+    // route_localnet went only on the host-side veth of the pod.
+    let link = host_exec(&w, &["ip", "-o", "route", "get", &a.ip4()]);
+    let dev = link
+        .split_whitespace()
+        .skip_while(|t| *t != "dev")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        host_exec(
+            &w,
+            &[
+                "sysctl",
+                "-n",
+                &format!("net.ipv4.conf.{dev}.route_localnet")
+            ]
+        )
+        .trim(),
+        "1"
+    );
+    assert_eq!(
+        host_exec(&w, &["sysctl", "-n", "net.ipv4.conf.up0.route_localnet"]).trim(),
+        "0"
+    );
+
+    w.portmap("CHECK", &a.id, &netns, &conf).assert_ok();
+    w.portmap("DEL", &a.id, &netns, &conf).assert_ok();
+    assert!(tcp_get(&ext, addr(NODE4, 8080)).is_err(), "tcp after DEL");
+    assert!(
+        udp_get(&ext, addr(NODE4, 8081), None).is_err(),
+        "udp after DEL"
+    );
+    assert!(!w.nft_ruleset().contains("ctrA"), "{}", w.nft_ruleset());
+    w.portmap("DEL", &a.id, &netns, &conf).assert_ok();
+}
+
+#[test]
+fn ipv6_hostports_work_from_remote_host_other_pod_and_hairpin() {
+    if !cni::testing::privileged("ipv6_hostports_work_from_remote_host_other_pod_and_hairpin") {
+        return;
+    }
+    let w = World::new();
+    let a = w.pod("ctrA");
+    let b = w.pod("ctrB");
+    let _srv = serve(&a.ns, "A6", 80, 81);
+    let conf = portmap_conf("1.1.0", Some(&a.prev), tcp_udp(8080, 8081));
+    w.portmap("ADD", &a.id, &a.ns.path().display().to_string(), &conf)
+        .assert_ok();
+    for (who, ns) in [
+        ("remote", w.ext.path()),
+        ("other pod", b.ns.path()),
+        ("host", w.host.path()),
+        ("hairpin", a.ns.path()),
+    ] {
+        assert_eq!(
+            tcp_get(&ns, addr(NODE6, 8080)),
+            Ok("A6".into()),
+            "tcp {who}"
+        );
+        assert_eq!(
+            udp_get(&ns, addr(NODE6, 8081), None),
+            Ok("A6".into()),
+            "udp {who}"
+        );
+    }
+    // ::1 cannot be forwarded (no route_localnet for IPv6): documented.
+    assert!(tcp_get(&w.host.path(), addr("::1", 8080)).is_err());
+}
+
+#[test]
+fn host_ip_mapping_answers_only_on_that_address() {
+    if !cni::testing::privileged("host_ip_mapping_answers_only_on_that_address") {
+        return;
+    }
+    let w = World::new();
+    w.host
+        .exec(&["ip", "addr", "add", "10.200.0.3/24", "dev", "up0"]);
+    let a = w.pod("ctrA");
+    let _srv = serve(&a.ns, "A", 80, 81);
+    let conf = portmap_conf(
+        "1.0.0",
+        Some(&a.prev),
+        json!([{"hostPort": 8090, "containerPort": 80, "protocol": "tcp", "hostIP": NODE4}]),
+    );
+    w.portmap("ADD", &a.id, &a.ns.path().display().to_string(), &conf)
+        .assert_ok();
+    assert_eq!(tcp_get(&w.ext.path(), addr(NODE4, 8090)), Ok("A".into()));
+    assert!(tcp_get(&w.ext.path(), addr("10.200.0.3", 8090)).is_err());
+    assert!(tcp_get(&w.ext.path(), addr(NODE6, 8090)).is_err());
+}
+
+#[test]
+fn udp_keeps_working_when_the_pod_is_replaced() {
+    if !cni::testing::privileged("udp_keeps_working_when_the_pod_is_replaced") {
+        return;
+    }
+    let w = World::new();
+    let src = Some(addr(EXT4, 40000));
+    let mappings = json!([{"hostPort": 9000, "containerPort": 81, "protocol": "udp"}]);
+    let a = w.pod("ctrA");
+    {
+        let _srv = serve(&a.ns, "A", 80, 81);
+        let conf = portmap_conf("1.0.0", Some(&a.prev), mappings.clone());
+        w.portmap("ADD", &a.id, &a.ns.path().display().to_string(), &conf)
+            .assert_ok();
+        assert_eq!(
+            udp_get(&w.ext.path(), addr(NODE4, 9000), src),
+            Ok("A".into())
+        );
+        w.portmap("DEL", &a.id, &a.ns.path().display().to_string(), &conf)
+            .assert_ok();
+        w.remove_pod(&a);
+    }
+    let b = w.pod("ctrB");
+    assert_ne!(a.ip4(), b.ip4());
+    let _srv = serve(&b.ns, "B", 80, 81);
+    let conf = portmap_conf("1.0.0", Some(&b.prev), mappings);
+    w.portmap("ADD", &b.id, &b.ns.path().display().to_string(), &conf)
+        .assert_ok();
+    assert_eq!(
+        udp_get(&w.ext.path(), addr(NODE4, 9000), src),
+        Ok("B".into())
+    );
+}
+
+#[test]
+fn a_hostport_owned_by_another_attachment_is_refused() {
+    if !cni::testing::privileged("a_hostport_owned_by_another_attachment_is_refused") {
+        return;
+    }
+    let w = World::new();
+    let a = w.pod("ctrA");
+    let b = w.pod("ctrB");
+    let _srv = serve(&a.ns, "A", 80, 81);
+    let conf_a = portmap_conf("1.0.0", Some(&a.prev), tcp_udp(8080, 8081));
+    let ns_a = a.ns.path().display().to_string();
+    w.portmap("ADD", &a.id, &ns_a, &conf_a).assert_ok();
+    let conf_b = portmap_conf(
+        "1.0.0",
+        Some(&b.prev),
+        json!([{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]),
+    );
+    let out = w.portmap("ADD", &b.id, &b.ns.path().display().to_string(), &conf_b);
+    assert_ne!(out.code, 0);
+    let msg = out.json()["msg"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains("0.0.0.0:8080/tcp is already mapped by pmnet/ctrA/eth0"),
+        "{msg}"
+    );
+    assert!(
+        !w.nft_ruleset().contains("ctrB"),
+        "a refused ADD leaves nothing"
+    );
+    assert_eq!(
+        tcp_get(&w.ext.path(), addr(NODE4, 8080)),
+        Ok("A".into()),
+        "no hijack"
+    );
+    // Same port, other protocol: allowed.
+    let conf_b_udp = portmap_conf(
+        "1.0.0",
+        Some(&b.prev),
+        json!([{"hostPort": 8080, "containerPort": 81, "protocol": "udp"}]),
+    );
+    w.portmap(
+        "ADD",
+        &b.id,
+        &b.ns.path().display().to_string(),
+        &conf_b_udp,
+    )
+    .assert_ok();
+    // Re-ADD by the same owner is idempotent, also with changed mappings.
+    w.portmap("ADD", &a.id, &ns_a, &conf_a).assert_ok();
+    w.portmap("CHECK", &a.id, &ns_a, &conf_a).assert_ok();
+    let conf_a2 = portmap_conf(
+        "1.0.0",
+        Some(&a.prev),
+        json!([{"hostPort": 8088, "containerPort": 80, "protocol": "tcp"}]),
+    );
+    w.portmap("ADD", &a.id, &ns_a, &conf_a2).assert_ok();
+    w.portmap("CHECK", &a.id, &ns_a, &conf_a2).assert_ok();
+    assert_eq!(tcp_get(&w.ext.path(), addr(NODE4, 8088)), Ok("A".into()));
+    assert!(tcp_get(&w.ext.path(), addr(NODE4, 8080)).is_err());
+}
+
+#[test]
+fn check_sees_a_deleted_element_and_del_needs_no_config() {
+    if !cni::testing::privileged("check_sees_a_deleted_element_and_del_needs_no_config") {
+        return;
+    }
+    let w = World::new();
+    let a = w.pod("ctrA");
+    let ns_a = a.ns.path().display().to_string();
+    let conf = portmap_conf("1.0.0", Some(&a.prev), tcp_udp(8080, 8081));
+    w.portmap("ADD", &a.id, &ns_a, &conf).assert_ok();
+    w.host.exec(&[
+        "nft",
+        "delete",
+        "element",
+        "inet",
+        "cni_portmap",
+        "ports_v4",
+        "{ udp . 8081 }",
+    ]);
+    let out = w.portmap("CHECK", &a.id, &ns_a, &conf);
+    assert_ne!(out.code, 0);
+    let msg = out.json()["msg"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains("missing map element ports_v4 udp . 8081"),
+        "{msg}"
+    );
+    // A rule changed by hand is a content difference too.
+    let bare = json!({"cniVersion": "1.0.0", "name": "pmnet", "type": "portmap"});
+    w.portmap("DEL", &a.id, "", &bare).assert_ok();
+    w.portmap("DEL", &a.id, "", &bare).assert_ok();
+    let rules = w.nft_ruleset();
+    assert!(
+        !rules.contains("ctrA") && !rules.contains(&a.ip4()),
+        "{rules}"
+    );
+}
+
+#[test]
+fn gc_removes_only_stale_attachments_of_this_network() {
+    if !cni::testing::privileged("gc_removes_only_stale_attachments_of_this_network") {
+        return;
+    }
+    let w = World::new();
+    let pods: Vec<Pod> = ["c1", "c2"].iter().map(|id| w.pod(id)).collect();
+    for (i, p) in pods.iter().enumerate() {
+        let conf = portmap_conf(
+            "1.1.0",
+            Some(&p.prev),
+            json!([{"hostPort": 7000 + i, "containerPort": 80}]),
+        );
+        w.portmap("ADD", &p.id, &p.ns.path().display().to_string(), &conf)
+            .assert_ok();
+    }
+    // Another network's attachment must survive GC of pmnet.
+    let mut other = portmap_conf(
+        "1.1.0",
+        Some(&pods[0].prev),
+        json!([{"hostPort": 7100, "containerPort": 80}]),
+    );
+    other["name"] = "othernet".into();
+    w.portmap(
+        "ADD",
+        "c9",
+        &pods[0].ns.path().display().to_string(),
+        &other,
+    )
+    .assert_ok();
+    let gc = json!({"cniVersion": "1.1.0", "name": "pmnet", "type": "portmap",
+        "cni.dev/valid-attachments": [{"containerID": "c1", "ifname": "eth0"}]});
+    w.portmap("GC", "", "", &gc).assert_ok();
+    let rules = w.nft_ruleset();
+    assert!(rules.contains("pmnet/c1/eth0"), "{rules}");
+    assert!(!rules.contains("pmnet/c2/eth0"), "{rules}");
+    assert!(rules.contains("othernet/c9/eth0"), "{rules}");
+}
+
+#[test]
+fn every_version_adds_checks_and_deletes() {
+    if !cni::testing::privileged("every_version_adds_checks_and_deletes") {
+        return;
+    }
+    let w = World::new();
+    let a = w.pod("ctrA");
+    let _srv = serve(&a.ns, "A", 80, 81);
+    let ns_a = a.ns.path().display().to_string();
+    let (canonical, _) = cni::CniResult::from_value(&a.prev, cni::CniVersion::V1_0_0).unwrap();
+    for v in cni::CniVersion::ALL {
+        let prev = canonical.to_value(*v).unwrap();
+        let conf = portmap_conf(v.as_str(), Some(&prev), tcp_udp(8080, 8081));
+        let out = w.portmap("ADD", &a.id, &ns_a, &conf);
+        out.assert_ok();
+        assert_eq!(out.json()["cniVersion"], v.as_str(), "{v}");
+        assert_eq!(
+            tcp_get(&w.ext.path(), addr(NODE4, 8080)),
+            Ok("A".into()),
+            "{v}"
+        );
+        if v.allows_check() {
+            w.portmap("CHECK", &a.id, &ns_a, &conf).assert_ok();
+        }
+        w.portmap("DEL", &a.id, &ns_a, &conf).assert_ok();
+        assert!(!w.nft_ruleset().contains("ctrA"), "{v}");
+    }
+}
+
+#[test]
+fn status_reports_whether_nftables_is_usable() {
+    if !cni::testing::privileged("status_reports_whether_nftables_is_usable") {
+        return;
+    }
+    let w = World::new();
+    let conf = json!({"cniVersion": "1.1.0", "name": "pmnet", "type": "portmap"});
+    w.portmap("STATUS", "", "", &conf).assert_ok();
+    // No nft on PATH: nothing can run, so the real host is not touched.
+    let mut inv = cni::testing::Invocation::new("STATUS");
+    inv.extra_env.insert("PATH".into(), "/nonexistent".into());
+    let out = inv.run(&portmap_bin(), &conf.to_string());
+    assert_eq!(out.json()["code"], 50, "{}", out.stdout);
+    assert!(out.json()["msg"]
+        .as_str()
+        .unwrap()
+        .contains("nftables is not usable"));
+    // The iptables backend is refused clearly, never a silent fallback.
+    let ipt =
+        json!({"cniVersion": "1.1.0", "name": "pmnet", "type": "portmap", "backend": "iptables"});
+    assert_eq!(w.portmap("STATUS", "", "", &ipt).json()["code"], 7);
+}
