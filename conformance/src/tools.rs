@@ -24,12 +24,17 @@ pub struct Throughput {
     pub steady_bytes: u64,
     /// Seconds measured after the warm-up.
     pub steady_seconds: f64,
+    /// Least-squares rate (bit/s) over every read after the warm-up.
+    #[serde(default)]
+    pub steady_slope_bps: Option<f64>,
 }
 
 impl Throughput {
     /// Payload bits per second after the warm-up (whole run if too short).
     pub fn steady_bps(&self) -> f64 {
-        if self.steady_seconds > 0.05 {
+        if let Some(bps) = self.steady_slope_bps.filter(|b| *b > 0.0) {
+            bps
+        } else if self.steady_seconds > 0.05 {
             self.steady_bytes as f64 * 8.0 / self.steady_seconds
         } else if self.seconds > 0.0 {
             self.bytes as f64 * 8.0 / self.seconds
@@ -356,6 +361,8 @@ pub fn sink(
     let mut first: Option<Instant> = None;
     let mut mark: Option<(Instant, u64)> = None;
     let mut last = Instant::now();
+    // (seconds since the first byte, cumulative bytes) after the warm-up.
+    let mut samples: Vec<(f64, f64)> = Vec::new();
     while start.elapsed() < limit && bytes < MAX_BYTES {
         match conn.read(&mut buf) {
             Ok(0) => break,
@@ -364,8 +371,12 @@ pub fn sink(
                 let t0 = *first.get_or_insert(now);
                 bytes += n as u64;
                 last = now;
-                if mark.is_none() && now.duration_since(t0) >= warmup {
-                    mark = Some((now, bytes));
+                let since = now.duration_since(t0);
+                if since >= warmup {
+                    if mark.is_none() {
+                        mark = Some((now, bytes));
+                    }
+                    samples.push((since.as_secs_f64(), bytes as f64));
                 }
             }
             Err(e)
@@ -386,7 +397,25 @@ pub fn sink(
         seconds,
         steady_bytes,
         steady_seconds,
+        steady_slope_bps: slope(&samples).map(|b| b * 8.0),
     })
+}
+
+/// Least-squares slope of `(x, y)` points; `None` with fewer than 3 points
+/// or no spread in `x`. Robust against one late read at either end.
+pub fn slope(points: &[(f64, f64)]) -> Option<f64> {
+    if points.len() < 3 {
+        return None;
+    }
+    let n = points.len() as f64;
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx) * (p.0 - mx)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    if sxx <= f64::EPSILON {
+        return None;
+    }
+    Some(sxy / sxx)
 }
 
 /// Writes as fast as the socket takes for `duration`, then closes; returns
@@ -467,6 +496,14 @@ mod tests {
         assert_eq!(t.bytes, sent);
         assert!(t.steady_bytes > 0 && t.steady_bytes < t.bytes);
         assert!(t.steady_bps() > 1e6, "{t:?}");
+    }
+
+    #[test]
+    fn slope_fits_a_line() {
+        let pts: Vec<(f64, f64)> = (0..10).map(|i| (i as f64, 3.0 * i as f64 + 1.0)).collect();
+        assert!((slope(&pts).unwrap() - 3.0).abs() < 1e-9);
+        assert_eq!(slope(&pts[..2]), None);
+        assert_eq!(slope(&[(1.0, 1.0), (1.0, 2.0), (1.0, 3.0)]), None);
     }
 
     #[test]

@@ -84,7 +84,8 @@ fn prev_result(version: CniVersion, netns: &str) -> Value {
 /// (check name, stdin, expected code) of the plugin-specific invalid field.
 fn invalid_field(plugin: &str, version: &str, prev: &Value) -> Option<(&'static str, Value)> {
     let base = |extra: Value| {
-        let mut v = json!({"cniVersion": version, "name": "badnet", "type": plugin, "prevResult": prev});
+        let mut v =
+            json!({"cniVersion": version, "name": "badnet", "type": plugin, "prevResult": prev});
         if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
             o.extend(e.clone());
         }
@@ -180,7 +181,12 @@ pub(super) fn bad_input_scenario(ctx: &Ctx, r: &mut Recorder, _v: CniVersion, _m
             ),
         ];
         if let Some((name, stdin)) = invalid_field(plugin, v, &prev) {
-            cases.push((name.into(), env_full.clone(), stdin.to_string().into_bytes(), 7));
+            cases.push((
+                name.into(),
+                env_full.clone(),
+                stdin.to_string().into_bytes(),
+                7,
+            ));
         }
         for (name, env, stdin, want) in cases {
             r.check(&format!("{plugin}/{name}"), || {
@@ -203,12 +209,8 @@ fn spec_error(run: &super::PluginRun, want: u32) -> Result<Option<String>, Strin
             run.stderr.trim()
         ));
     }
-    let v: Value = serde_json::from_str(run.stdout.trim()).map_err(|e| {
-        format!(
-            "stdout is not an error JSON ({e}): {:?}",
-            run.stdout.trim()
-        )
-    })?;
+    let v: Value = serde_json::from_str(run.stdout.trim())
+        .map_err(|e| format!("stdout is not an error JSON ({e}): {:?}", run.stdout.trim()))?;
     let code = v["code"]
         .as_u64()
         .ok_or_else(|| format!("error JSON has no numeric code: {v}"))?;

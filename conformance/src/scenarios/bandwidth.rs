@@ -16,7 +16,7 @@ pub(crate) const RATE: u64 = 10_000_000;
 /// Configured burst (bits): 20 KB, well below a second's worth.
 pub(crate) const BURST: u64 = 160_000;
 /// How long each direction is measured.
-pub(crate) const SECONDS: f64 = 1.2;
+pub(crate) const SECONDS: f64 = 1.5;
 pub(crate) const WARMUP: Duration = Duration::from_millis(300);
 
 /// Link-layer bits per second for a TCP goodput over a link of `mtu`
@@ -127,6 +127,7 @@ mod tests {
             seconds: 0.0,
             steady_bytes: 1_448_000,
             steady_seconds: 1.0,
+            steady_slope_bps: None,
         };
         let bps = wire_bps(&t, 1500);
         assert!((bps - 1_514_000.0 * 8.0).abs() < 1.0, "{bps}");

@@ -84,7 +84,12 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
     }
 }
 
-pub(super) fn del_without_cache(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPlugin) {
+pub(super) fn del_without_cache(
+    ctx: &Ctx,
+    r: &mut Recorder,
+    version: CniVersion,
+    main: MainPlugin,
+) {
     let net = match Net::new(ctx, "nc", version, main) {
         Ok(n) => n,
         Err(e) => return r.setup_failed(e),
@@ -113,13 +118,17 @@ pub(super) fn del_without_cache(ctx: &Ctx, r: &mut Recorder, version: CniVersion
         std::fs::remove_dir_all(&results)
             .map_err(|e| format!("removing {}: {e}", results.display()))?;
         a.rt.capability_args = Map::new();
-        Ok(Some(format!("removed {n} cache file(s); DEL gets no prevResult and no runtimeConfig")))
+        Ok(Some(format!(
+            "removed {n} cache file(s); DEL gets no prevResult and no runtimeConfig"
+        )))
     });
     r.check("del", || net.del(&a).map(|_| None));
     r.check("nothing-mapped", || {
         host_owns_port(&net, HOST_PORT, Some(&b.pod.netns))
     });
-    r.check("nothing-left", || nothing_left(&net, Some(&net.dir("tuning"))));
+    r.check("nothing-left", || {
+        nothing_left(&net, Some(&net.dir("tuning")))
+    });
     r.check("del-again", || net.del(&a).map(|_| None));
     let _ = net.del(&b);
 }

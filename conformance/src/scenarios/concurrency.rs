@@ -38,7 +38,10 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("ADD thread panicked".into())))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("ADD thread panicked".into()))
+            })
             .collect()
     });
     let all_added = r.check(&format!("add-{PODS}-in-parallel"), || {
@@ -53,7 +56,10 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         let servers: Vec<_> = pods
             .iter()
             .enumerate()
-            .map(|(i, p)| ctx.tools.serve(&p.pod.netns, &[80], &[], &format!("pod-{i}"), 30))
+            .map(|(i, p)| {
+                ctx.tools
+                    .serve(&p.pod.netns, &[80], &[], &format!("pod-{i}"), 30)
+            })
             .collect();
         r.check("each-hostport-reaches-its-pod", || {
             let mut wrong = Vec::new();
@@ -85,7 +91,10 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         let handles: Vec<_> = pods.iter().map(|p| s.spawn(|| net.del(p))).collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("DEL thread panicked".into())))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("DEL thread panicked".into()))
+            })
             .collect()
     });
     r.check(&format!("del-{PODS}-in-parallel"), || {
@@ -103,5 +112,7 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         }
         Ok(None)
     });
-    r.check("nothing-left", || nothing_left(&net, Some(&net.dir("tuning"))));
+    r.check("nothing-left", || {
+        nothing_left(&net, Some(&net.dir("tuning")))
+    });
 }

@@ -90,7 +90,10 @@ pub(super) fn gc(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPlu
     } else {
         r.skip(
             "stale-ifb-removed",
-            &format!("bandwidth made {} IFB(s) for 2 pods; not judged", ifbs_before.len()),
+            &format!(
+                "bandwidth made {} IFB(s) for 2 pods; not judged",
+                ifbs_before.len()
+            ),
         );
     }
     if backups_before > 0 {
@@ -99,7 +102,9 @@ pub(super) fn gc(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPlu
             if now < backups_before {
                 Ok(None)
             } else {
-                Err(format!("{now} backup file(s) after GC, {backups_before} before"))
+                Err(format!(
+                    "{now} backup file(s) after GC, {backups_before} before"
+                ))
             }
         });
     }

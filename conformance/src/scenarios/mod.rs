@@ -430,6 +430,8 @@ impl Recorder {
             let mut line = format!("{} {}", case.outcome.label(), case.id());
             if let Some(r) = case.outcome.reason() {
                 line.push_str(&format!(": {r}"));
+            } else if let Some(d) = &case.detail {
+                line.push_str(&format!(" ({d})"));
             }
             let _ = writeln!(std::io::stderr(), "{line}");
         }
@@ -438,7 +440,11 @@ impl Recorder {
 
     /// Runs one check: `Ok(detail)` passes, `Err(reason)` fails. Returns
     /// whether it passed.
-    pub fn check(&mut self, name: &str, f: impl FnOnce() -> Result<Option<String>, String>) -> bool {
+    pub fn check(
+        &mut self,
+        name: &str,
+        f: impl FnOnce() -> Result<Option<String>, String>,
+    ) -> bool {
         let start = Instant::now();
         let outcome = f();
         let millis = start.elapsed().as_millis() as u64;
@@ -649,7 +655,9 @@ impl<'c> Net<'c> {
             "plugins": plugins,
         });
         let bytes = serde_json::to_vec_pretty(&body).map_err(|e| e.to_string())?;
-        let path = self.dir("conf").join(format!("{}-{index}.conflist", self.name));
+        let path = self
+            .dir("conf")
+            .join(format!("{}-{index}.conflist", self.name));
         let _ = std::fs::write(&path, &bytes);
         parse_conflist(&bytes, Some(&path)).map_err(|e| format!("conflist: {e}"))
     }

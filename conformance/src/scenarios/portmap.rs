@@ -44,10 +44,7 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         let _ = net.del(&b);
         return;
     }
-    let server = match ctx
-        .tools
-        .serve(&a.pod.netns, &[80, 82], &[81], "pod-a", 60)
-    {
+    let server = match ctx.tools.serve(&a.pod.netns, &[80, 82], &[81], "pod-a", 60) {
         Ok(s) => s,
         Err(e) => {
             r.setup_failed(format!("starting the server in pod A: {e}"));
@@ -60,7 +57,10 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
     let tcp = "pod-a tcp/80";
     let udp = "pod-a udp/81";
     r.check("tcp-from-other-pod", || {
-        expect_reply(net.request(&b.pod.netns, false, sock(NODE_V4, HOST_PORT)), tcp)
+        expect_reply(
+            net.request(&b.pod.netns, false, sock(NODE_V4, HOST_PORT)),
+            tcp,
+        )
     });
     r.check("tcp-from-host-node-ip", || {
         expect_reply(net.request(host, false, sock(NODE_V4, HOST_PORT)), tcp)
@@ -69,10 +69,16 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         expect_reply(net.request(host, false, sock("127.0.0.1", HOST_PORT)), tcp)
     });
     r.check("tcp-hairpin", || {
-        expect_reply(net.request(&a.pod.netns, false, sock(NODE_V4, HOST_PORT)), tcp)
+        expect_reply(
+            net.request(&a.pod.netns, false, sock(NODE_V4, HOST_PORT)),
+            tcp,
+        )
     });
     r.check("udp-from-other-pod", || {
-        expect_reply(net.request(&b.pod.netns, true, sock(NODE_V4, HOST_PORT)), udp)
+        expect_reply(
+            net.request(&b.pod.netns, true, sock(NODE_V4, HOST_PORT)),
+            udp,
+        )
     });
     r.check("udp-from-host-node-ip", || {
         expect_reply(net.request(host, true, sock(NODE_V4, HOST_PORT)), udp)
@@ -94,16 +100,24 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
             expect_reply(net.request(host, false, sock(NODE_V6, HOST_PORT)), tcp)
         });
         r.check("ipv6-tcp-from-other-pod", || {
-            expect_reply(net.request(&b.pod.netns, false, sock(NODE_V6, HOST_PORT)), tcp)
+            expect_reply(
+                net.request(&b.pod.netns, false, sock(NODE_V6, HOST_PORT)),
+                tcp,
+            )
         });
         r.check("ipv6-udp-from-other-pod", || {
-            expect_reply(net.request(&b.pod.netns, true, sock(NODE_V6, HOST_PORT)), udp)
+            expect_reply(
+                net.request(&b.pod.netns, true, sock(NODE_V6, HOST_PORT)),
+                udp,
+            )
         });
     } else {
         r.skip("ipv6", "the main plugin gave pod A no IPv6 address");
     }
     if version.allows_check() {
-        r.check("check", || net.check(&a).and_then(|_| net.check(&b)).map(|_| None));
+        r.check("check", || {
+            net.check(&a).and_then(|_| net.check(&b)).map(|_| None)
+        });
     }
     r.check("del", || net.del(&a).map(|_| None));
     drop(server);
@@ -114,8 +128,11 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
             .map_err(|e| e.to_string())?;
         let want_tcp = format!("host tcp/{HOST_PORT}");
         let want_udp = format!("host udp/{HOST_PORT}");
-        expect_reply(net.request(host, false, sock(NODE_V4, HOST_PORT)), &want_tcp)
-            .map_err(|e| format!("from the host: {e}"))?;
+        expect_reply(
+            net.request(host, false, sock(NODE_V4, HOST_PORT)),
+            &want_tcp,
+        )
+        .map_err(|e| format!("from the host: {e}"))?;
         expect_reply(
             net.request(&b.pod.netns, false, sock(NODE_V4, HOST_PORT)),
             &want_tcp,

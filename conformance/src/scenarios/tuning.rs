@@ -176,7 +176,10 @@ fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Val
         if macs.contains(&MAC) {
             Ok(None)
         } else {
-            Err(format!("result reports {macs:?} for {}, link has {MAC}", a.pod.ifname))
+            Err(format!(
+                "result reports {macs:?} for {}, link has {MAC}",
+                a.pod.ifname
+            ))
         }
     });
     if net.version.allows_check() {
@@ -232,7 +235,11 @@ fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Val
         if out.code == Some(0) {
             Ok(None)
         } else {
-            Err(format!("second DEL exited {:?}: {}", out.code, out.stdout.trim()))
+            Err(format!(
+                "second DEL exited {:?}: {}",
+                out.code,
+                out.stdout.trim()
+            ))
         }
     });
 }
