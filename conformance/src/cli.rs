@@ -280,17 +280,28 @@ fn run(cmd: Cmd) -> Result<Option<String>, Failure> {
     }
 }
 
-// TODO(suite): wire to `crate::scenarios::run_suite` once the suite helper
-// adds `scenarios` to lib.rs.
+/// `run`: the scenario suite; the report goes to stdout, exit 1 if any
+/// case failed.
 fn run_suite(args: RunArgs) -> Result<Option<String>, Failure> {
-    let _ = (
-        args.plugins,
-        args.main_plugins,
-        args.only,
-        args.format,
-        args.progress,
-    );
-    Err(not_available("run"))
+    let mut opts = crate::scenarios::SuiteOptions::new(args.plugins);
+    opts.main_plugins = args.main_plugins;
+    opts.only = args.only;
+    opts.format = args.format;
+    opts.progress = args.progress;
+    let report = crate::scenarios::run_suite(&opts);
+    let out = report.render(opts.format);
+    if out.ends_with('\n') {
+        print!("{out}");
+    } else {
+        println!("{out}");
+    }
+    match report.exit_code() {
+        0 => Ok(None),
+        code => Err(Failure {
+            msg: String::new(),
+            code,
+        }),
+    }
 }
 
 // TODO(suite): wire to `crate::bench::run` once it exists.

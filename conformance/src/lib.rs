@@ -11,5 +11,6 @@ pub mod runtime;
 
 // Suite half (owned by the suite helper): traffic tools, world building, reports.
 pub mod report;
+pub mod scenarios;
 pub mod tools;
 pub mod topology;
