@@ -129,7 +129,8 @@ pub fn find_in_path(plugin_type: &str, dirs: &[PathBuf]) -> Result<PathBuf, NotF
 /// Real processes.
 #[derive(Debug, Clone, Default)]
 pub struct ProcessExec {
-    /// Copy the plugin's stderr to ours after it ends (cnitool does).
+    /// Copy a successful plugin's stderr to ours (libcni does; a failed
+    /// plugin's stderr is part of the error instead).
     pub forward_stderr: bool,
 }
 
@@ -193,7 +194,7 @@ impl PluginExec for ProcessExec {
         };
         drop(netns);
         let out = wait_with_timeout(child, req.stdin, req.timeout)?;
-        if self.forward_stderr && !out.stderr.is_empty() {
+        if self.forward_stderr && out.success() && !out.stderr.is_empty() {
             let _ = std::io::stderr().write_all(&out.stderr);
         }
         Ok(out)
