@@ -9,7 +9,7 @@
 //! the scenario modules own the checks.
 
 mod bad_input;
-mod bandwidth;
+pub(crate) mod bandwidth;
 mod chain;
 mod concurrency;
 mod lifecycle;

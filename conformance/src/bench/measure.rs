@@ -1,0 +1,267 @@
+//! Runs one plugin process and measures it: wall time from spawn to reap and
+//! the peak RSS of that process alone. The child runs under ptrace with
+//! PTRACE_O_TRACEEXIT so its VmHWM can be read from /proc while it is stopped
+//! at exit, before its memory is released; ru_maxrss would instead report the
+//! parent's RSS copied at fork. Also owns the statistics (median, p95).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One measured invocation.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub wall: Duration,
+    /// VmHWM of the plugin process at exit, KiB.
+    pub peak_rss_kib: Option<u64>,
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+fn vm_hwm_kib(pid: libc::pid_t) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// Runs `plugin` (inside `netns` when given) with exactly `env` (plus PATH),
+/// feeding `stdin`; kills it after `limit`.
+pub fn run_measured(
+    plugin: &Path,
+    netns: Option<&Path>,
+    env: &[(String, String)],
+    stdin: &[u8],
+    limit: Duration,
+) -> Result<Sample, String> {
+    let ns_file = match netns {
+        Some(p) => Some(File::open(p).map_err(|e| format!("opening netns {}: {e}", p.display()))?),
+        None => None,
+    };
+    let ns_fd = ns_file.as_ref().map(|f| f.as_raw_fd());
+    let mut cmd = Command::new(plugin);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe calls (setns, ptrace) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(fd) = ns_fd {
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if libc::ptrace(
+                libc::PTRACE_TRACEME,
+                0,
+                std::ptr::null_mut::<libc::c_void>(),
+                std::ptr::null_mut::<libc::c_void>(),
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", plugin.display()))?;
+    let pid = child.id() as libc::pid_t;
+    let stdin_data = stdin.to_vec();
+    let mut pipe_in = child.stdin.take();
+    let writer = std::thread::spawn(move || {
+        if let Some(p) = pipe_in.as_mut() {
+            let _ = p.write_all(&stdin_data);
+        }
+    });
+    let mut out_pipe = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(p) = out_pipe.as_mut() {
+            let _ = p.read_to_string(&mut s);
+        }
+        s
+    });
+    let mut err_pipe = child.stderr.take();
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(p) = err_pipe.as_mut() {
+            let _ = p.read_to_string(&mut s);
+        }
+        s
+    });
+    let done = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let t0 = Instant::now();
+            while !done.load(Ordering::Relaxed) {
+                if t0.elapsed() > limit {
+                    // SAFETY: our own child, not reaped yet (done is unset).
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let mut peak = None;
+    let mut first_stop = true;
+    let exit_code = loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: plain waitpid on our child.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            done.store(true, Ordering::Relaxed);
+            return Err(format!("waiting for {}: {e}", plugin.display()));
+        }
+        if libc::WIFEXITED(status) {
+            break Some(libc::WEXITSTATUS(status));
+        }
+        if libc::WIFSIGNALED(status) {
+            break None;
+        }
+        if libc::WIFSTOPPED(status) {
+            let sig = libc::WSTOPSIG(status);
+            let event = (status >> 16) & 0xffff;
+            let mut deliver: libc::c_int = 0;
+            if event == libc::PTRACE_EVENT_EXIT {
+                peak = vm_hwm_kib(pid);
+            } else if sig == libc::SIGTRAP && first_stop {
+                first_stop = false;
+                // SAFETY: the tracee is stopped.
+                unsafe {
+                    libc::ptrace(
+                        libc::PTRACE_SETOPTIONS,
+                        pid,
+                        std::ptr::null_mut::<libc::c_void>(),
+                        (libc::PTRACE_O_TRACEEXIT | libc::PTRACE_O_EXITKILL) as usize
+                            as *mut libc::c_void,
+                    );
+                }
+            } else if sig != libc::SIGTRAP {
+                deliver = sig;
+            }
+            // SAFETY: the tracee is stopped.
+            unsafe {
+                libc::ptrace(
+                    libc::PTRACE_CONT,
+                    pid,
+                    std::ptr::null_mut::<libc::c_void>(),
+                    deliver as usize as *mut libc::c_void,
+                );
+            }
+        }
+    };
+    let wall = start.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let _ = writer.join();
+    let _ = watchdog.join();
+    let stdout = reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    Ok(Sample {
+        wall,
+        peak_rss_kib: peak,
+        exit_code,
+        stdout,
+        stderr,
+    })
+}
+
+/// The `q` quantile (0..=1) of `values` with linear interpolation between
+/// closest ranks; `None` for an empty list.
+pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    Some(v[lo] + (v[hi] - v[lo]) * (pos - lo as f64))
+}
+
+pub fn median(values: &[f64]) -> Option<f64> {
+    quantile(values, 0.5)
+}
+
+pub fn p95(values: &[f64]) -> Option<f64> {
+    quantile(values, 0.95)
+}
+
+/// The order in which `sides` directories take turns over `iterations`:
+/// round-robin, with the starting side rotating every iteration (ABBA for
+/// two sides), so slow drift of the machine hits every side equally.
+pub fn alternation(iterations: usize, sides: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::with_capacity(iterations * sides);
+    for i in 0..iterations {
+        for k in 0..sides {
+            let side = if i % 2 == 0 { k } else { sides - 1 - k };
+            out.push((i, side));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_p95_interpolate() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[5.0]), Some(5.0));
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert!((p95(&v).unwrap() - 95.05).abs() < 1e-9);
+        assert_eq!(p95(&[1.0, 2.0]), Some(1.95));
+        assert_eq!(quantile(&[7.0, 9.0], 1.0), Some(9.0));
+    }
+
+    #[test]
+    fn alternation_is_abba_and_balanced() {
+        assert_eq!(
+            alternation(3, 2),
+            vec![(0, 0), (0, 1), (1, 1), (1, 0), (2, 0), (2, 1)]
+        );
+        assert_eq!(alternation(2, 1), vec![(0, 0), (1, 0)]);
+        let order = alternation(10, 2);
+        let firsts = order.chunks(2).filter(|c| c[0].1 == 0).count();
+        assert_eq!(firsts, 5, "each side goes first half of the time");
+    }
+
+    #[test]
+    fn measures_a_process_and_its_own_rss() {
+        let s = run_measured(
+            Path::new("/bin/sh"),
+            None,
+            &[],
+            b"read x; echo got $x; exit 3\n",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(s.exit_code, Some(3));
+        assert_eq!(s.stdout.trim(), "got");
+        let rss = s.peak_rss_kib.expect("VmHWM read at exit");
+        // A shell is a few MiB; the test binary (parent) is much bigger.
+        assert!(rss > 100 && rss < 20_000, "{rss} KiB");
+    }
+}
