@@ -42,7 +42,14 @@ fn suite_passes_against_the_workspace_plugins() {
             Outcome::Fail(_) => true,
             Outcome::Skip(reason) => ci || !reason.contains("is missing"),
         })
-        .map(|c| format!("{} {}: {}", c.outcome.label(), c.id(), c.outcome.reason().unwrap_or("")))
+        .map(|c| {
+            format!(
+                "{} {}: {}",
+                c.outcome.label(),
+                c.id(),
+                c.outcome.reason().unwrap_or("")
+            )
+        })
         .collect();
     assert!(
         bad.is_empty(),

@@ -57,8 +57,16 @@ fn bench_reports_every_plugin_verb_and_scaling() {
         report.contains("ingress") && report.contains("egress"),
         "{report}"
     );
-    assert!(
-        !report.contains("failed"),
-        "a measured invocation failed:\n{report}"
-    );
+    // The reference has known failures (e.g. v1.1.1 portmap CHECK); the
+    // workspace's plugins (side B) must have none.
+    let ours_failed: Vec<&str> = report
+        .lines()
+        .filter(|l| l.contains(" B ") && l.contains("failed"))
+        .collect();
+    assert!(ours_failed.is_empty(), "{ours_failed:#?}");
+    let loopback_add = report
+        .lines()
+        .find(|l| l.starts_with("loopback") && l.contains("ADD") && l.contains(" A "))
+        .unwrap();
+    assert!(!loopback_add.contains(" - "), "no timing: {loopback_add}");
 }
