@@ -4,7 +4,8 @@
 //!
 //! Layout: `<dataDir>/<network>+<containerID>+<ifname>.json` (ifname bytes
 //! outside `[A-Za-z0-9_.-]` are %-escaped; over-long names become a sha256),
-//! directory 0700, file 0600, written atomically (temp file + rename). The
+//! directory 0700, file 0600, written atomically (temp file + rename, no
+//! fsync: backups are worthless after a reboot, which ends every netns). The
 //! owner is also stored inside, and GC trusts only that, so files of other
 //! formats in the same directory (upstream's `<id>_<ifname>.json`) are never
 //! touched. This module does file I/O only; never the kernel.
@@ -200,7 +201,7 @@ pub fn encode(backup: &Backup) -> String {
     }
 }
 
-/// Writes `backup` atomically: dir 0700, temp file 0600, fsync, rename.
+/// Writes `backup` atomically: dir 0700, temp file 0600, rename.
 pub fn store(data_dir: &Path, backup: &Backup) -> Result<PathBuf, BackupError> {
     fs::DirBuilder::new()
         .recursive(true)
@@ -219,8 +220,10 @@ pub fn store(data_dir: &Path, backup: &Backup) -> Result<PathBuf, BackupError> {
             .mode(0o600)
             .open(&tmp)
             .map_err(io("creating backup", &tmp))?;
+        // No fsync: a backup is only useful while its netns exists, and no
+        // netns survives the crash or reboot that fsync would guard against
+        // (and /run is tmpfs). Rename still makes readers see all or nothing.
         f.write_all(encode(backup).as_bytes())
-            .and_then(|()| f.sync_all())
             .map_err(io("writing backup", &tmp))?;
         fs::rename(&tmp, &path).map_err(io("renaming backup into place", &path))
     })();
