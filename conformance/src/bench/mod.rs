@@ -120,7 +120,14 @@ impl Side {
         };
         for parent in ["root", "ingress"] {
             let _ = crate::topology::run(&[
-                "tc", "-n", &self.world.host.name, "qdisc", "del", "dev", veth, parent,
+                "tc",
+                "-n",
+                &self.world.host.name,
+                "qdisc",
+                "del",
+                "dev",
+                veth,
+                parent,
             ]);
         }
     }
@@ -316,8 +323,8 @@ pub fn run(opts: &BenchOptions) -> Result<String, String> {
     // Per-plugin ADD / CHECK / DEL.
     let _ = writeln!(
         out,
-        "\n{:<10} {:<6} {:>6} {}",
-        "plugin", "verb", "side", "   median       p95   rss(MiB)"
+        "\n{:<10} {:<6} {:>6}    median       p95   rss(MiB)",
+        "plugin", "verb", "side"
     );
     for plugin in PLUGINS {
         let missing: Vec<String> = sides

@@ -144,7 +144,7 @@ pub(super) fn bad_input_scenario(ctx: &Ctx, r: &mut Recorder, _v: CniVersion, _m
             ("CNI_IFNAME", "eth0"),
             ("CNI_PATH", "/nonexistent"),
         ];
-        let mut cases: Vec<(String, Vec<(&str, &str)>, Vec<u8>, u32)> = vec![
+        let mut cases: Vec<BadCase> = vec![
             (
                 "invalid-json".into(),
                 env_full.clone(),
@@ -196,6 +196,9 @@ pub(super) fn bad_input_scenario(ctx: &Ctx, r: &mut Recorder, _v: CniVersion, _m
         }
     }
 }
+
+/// (check name, environment, stdin, expected error code).
+type BadCase<'a> = (String, Vec<(&'a str, &'a str)>, Vec<u8>, u32);
 
 /// The run failed with a spec error JSON of code `want` on stdout.
 fn spec_error(run: &super::PluginRun, want: u32) -> Result<Option<String>, String> {

@@ -1,0 +1,362 @@
+//! `cni-conformance demo --plugins DIR`: two pods on a bridge (Debian's
+//! bridge + host-local as main plugins, then tuning → portmap → bandwidth,
+//! plus loopback) inside a throwaway host netns; shows the hostPort answering
+//! from the host and from the other pod, the measured shaped throughput next
+//! to the configured rate, the tuned MTU and sysctls, then tears everything
+//! down and shows nothing is left (in the throwaway host and on the real
+//! one). Prints progress as it goes; never touches the real host.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+
+use crate::conflist::{parse_conflist, NetworkConfigList};
+use crate::runtime::{Runtime, RuntimeConf};
+use crate::scenarios::bandwidth::{judge, wire_bps};
+use crate::topology::{HostSnapshot, HostWorld, Pod, Reach, Tools, NODE_V4};
+
+const RATE: u64 = 20_000_000;
+const BURST: u64 = 320_000;
+const HOST_PORT: u16 = 8080;
+const MAIN_PLUGINS: &str = "/usr/lib/cni";
+
+fn say(line: &str) {
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn step<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    use std::io::IsTerminal;
+    let start = Instant::now();
+    let mut out = std::io::stdout();
+    let tty = out.is_terminal();
+    if tty {
+        let _ = write!(out, "  … {what}");
+        let _ = out.flush();
+    }
+    let r = f();
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    let back = if tty { "\r\x1b[2K" } else { "" };
+    match &r {
+        Ok(_) => say(&format!("{back}  ✓ {what} ({ms:.0} ms)")),
+        Err(e) => say(&format!("{back}  ✗ {what}: {e}")),
+    }
+    r
+}
+
+struct DemoPod {
+    pod: Pod,
+    rt: RuntimeConf,
+    lo: RuntimeConf,
+}
+
+/// Runs the demo with the plugins in `plugins` (traffic tools from this binary).
+pub fn run(plugins: &Path) -> Result<(), String> {
+    let tools = Tools::current().map_err(|e| e.to_string())?;
+    run_with(plugins, &tools)
+}
+
+/// Runs the demo with the traffic tools of `tools`.
+pub fn run_with(plugins: &Path, tools: &Tools) -> Result<(), String> {
+    crate::topology::privileges().map_err(|e| format!("demo {e}"))?;
+    let main_dir = PathBuf::from(MAIN_PLUGINS);
+    let mut missing = Vec::new();
+    for p in ["portmap", "bandwidth", "tuning", "loopback"] {
+        if !plugins.join(p).is_file() {
+            missing.push(plugins.join(p).display().to_string());
+        }
+    }
+    for p in ["bridge", "host-local"] {
+        if !main_dir.join(p).is_file() {
+            missing.push(format!(
+                "{} (install Debian's containernetworking-plugins)",
+                main_dir.join(p).display()
+            ));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(format!("demo needs {}", missing.join(", ")));
+    }
+    let before = HostSnapshot::take();
+    say("cni-conformance demo: two pods on a bridge, chained tuning → portmap → bandwidth, plus loopback");
+    say(&format!("  plugins under test: {}", plugins.display()));
+    say(&format!(
+        "  main plugins:       {MAIN_PLUGINS}/bridge + host-local"
+    ));
+    let outcome = demo_world(plugins, &main_dir, tools);
+    say("\nAfter the throwaway namespaces are gone, the real host:");
+    let diff = HostSnapshot::take().diff(&before);
+    if diff.is_empty() {
+        say("  ✓ unchanged (links, our netns, nft tables, qdiscs, CNI state files)");
+    } else {
+        say(&format!("  ✗ changed: {}", diff.join("; ")));
+    }
+    outcome?;
+    if !diff.is_empty() {
+        return Err("the real host changed".into());
+    }
+    say("\ndemo finished: everything shown was created and removed inside throwaway namespaces.");
+    Ok(())
+}
+
+fn conflist(world: &HostWorld) -> Result<NetworkConfigList, String> {
+    let body = json!({
+        "cniVersion": "1.0.0",
+        "name": "demo",
+        "plugins": [
+            {
+                "type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false,
+                "hairpinMode": true,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": "10.88.0.0/24"}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                    "dataDir": world.dir.path.join("ipam").to_string_lossy(),
+                }
+            },
+            {
+                "type": "tuning", "mtu": 1400,
+                "sysctl": {"net.core.somaxconn": "1024", "net.ipv4.conf.IFNAME.arp_ignore": "1"},
+                "dataDir": world.dir.path.join("tuning").to_string_lossy(),
+            },
+            {"type": "portmap", "capabilities": {"portMappings": true}},
+            {"type": "bandwidth", "capabilities": {"bandwidth": true}}
+        ]
+    });
+    let bytes = serde_json::to_vec_pretty(&body).map_err(|e| e.to_string())?;
+    say("\nThe network configuration list (pod network):");
+    for line in String::from_utf8_lossy(&bytes).lines() {
+        say(&format!("    {line}"));
+    }
+    parse_conflist(&bytes, None).map_err(|e| e.to_string())
+}
+
+fn demo_world(plugins: &Path, main_dir: &Path, tools: &Tools) -> Result<(), String> {
+    say("\n1. Building a throwaway world");
+    let world = step(
+        "host netns with node IP 192.168.200.1 (plays the node; every plugin runs in it)",
+        || HostWorld::new("dm").map_err(|e| e.to_string()),
+    )?;
+    say(&format!("     host netns: {}", world.host.name));
+    let runtime = Runtime::new(vec![plugins.to_path_buf(), main_dir.to_path_buf()])
+        .with_cache_dir(world.cache_dir())
+        .with_exec_netns(world.host.path())
+        .with_timeout(Duration::from_secs(60));
+    let list = conflist(&world)?;
+    let lo_list = parse_conflist(
+        br#"{"cniVersion":"1.0.0","name":"demo-lo","plugins":[{"type":"loopback"}]}"#,
+        None,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut pods = Vec::new();
+    for (name, caps) in [("web", true), ("client", false)] {
+        let pod = step(&format!("pod netns for {name}"), || {
+            Pod::new(name).map_err(|e| e.to_string())
+        })?;
+        let mut rt = RuntimeConf::new(&pod.container_id, pod.netns.path(), "eth0");
+        if caps {
+            let mut c = Map::new();
+            c.insert(
+                "portMappings".into(),
+                json!([{"hostPort": HOST_PORT, "containerPort": 80, "protocol": "tcp"}]),
+            );
+            c.insert(
+                "bandwidth".into(),
+                json!({"ingressRate": RATE, "ingressBurst": BURST, "egressRate": RATE, "egressBurst": BURST}),
+            );
+            rt.capability_args = c;
+        }
+        let lo = RuntimeConf::new(&pod.container_id, pod.netns.path(), "lo");
+        pods.push(DemoPod { pod, rt, lo });
+    }
+    let result = attach_and_show(&runtime, &list, &lo_list, &pods, &world, tools);
+    say("\n6. Tearing down");
+    for p in &pods {
+        let _ = step(&format!("DEL pod network of {}", p.pod.netns.name), || {
+            runtime
+                .del_network_list(&list, &p.rt)
+                .map_err(|e| e.to_string())
+        });
+        let _ = step(&format!("DEL loopback of {}", p.pod.netns.name), || {
+            runtime
+                .del_network_list(&lo_list, &p.lo)
+                .map_err(|e| e.to_string())
+        });
+    }
+    say("\n7. What is left in the throwaway host netns");
+    let ifbs = world
+        .host
+        .ip_json(&["link", "show", "type", "ifb"])
+        .ok()
+        .and_then(|v| v.as_array().map(|a| a.len()))
+        .unwrap_or(0);
+    say(&format!("  {} IFB device(s)", ifbs));
+    let reach = tools.request(
+        &world.host,
+        false,
+        SocketAddr::new(NODE_V4.parse().map_err(|_| "bad node ip")?, HOST_PORT),
+        Duration::from_millis(1500),
+    );
+    say(&format!(
+        "  host → {NODE_V4}:{HOST_PORT}: {reach} {}",
+        if matches!(reach, Reach::Refused) {
+            "(nothing mapped any more)"
+        } else {
+            ""
+        }
+    ));
+    let cached = crate::topology::files_under(&world.cache_dir());
+    say(&format!("  {} result cache file(s)", cached.len()));
+    let backups = crate::topology::files_under(&world.dir.path.join("tuning"));
+    say(&format!("  {} tuning backup file(s)", backups.len()));
+    drop(pods);
+    drop(world);
+    result
+}
+
+fn attach_and_show(
+    runtime: &Runtime,
+    list: &NetworkConfigList,
+    lo_list: &NetworkConfigList,
+    pods: &[DemoPod],
+    world: &HostWorld,
+    tools: &Tools,
+) -> Result<(), String> {
+    say("\n2. Attaching the pods (ADD through the runtime, as containerd/CRI-O would)");
+    for (i, p) in pods.iter().enumerate() {
+        step(&format!("ADD loopback in {}", p.pod.netns.name), || {
+            runtime
+                .add_network_list(lo_list, &p.lo)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })?;
+        let r = step(
+            &format!(
+                "ADD pod network for {} ({})",
+                p.pod.netns.name,
+                if i == 0 {
+                    "hostPort 8080→80, 20 Mbit/s each way"
+                } else {
+                    "no capabilities"
+                }
+            ),
+            || {
+                runtime
+                    .add_network_list(list, &p.rt)
+                    .map_err(|e| e.to_string())
+            },
+        )?;
+        let ips: Vec<String> = r
+            .result
+            .ips
+            .iter()
+            .map(|ip| ip.address.to_string())
+            .collect();
+        let ifs: Vec<String> = r.result.interfaces.iter().map(|i| i.name.clone()).collect();
+        say(&format!("     result: ips {ips:?}, interfaces {ifs:?}"));
+        match runtime.check_network_list(list, &p.rt) {
+            Ok(()) => say("     CHECK: ok"),
+            Err(e) => say(&format!("     CHECK failed: {e}")),
+        }
+    }
+    let web = &pods[0];
+    let client = &pods[1];
+    let _server = tools
+        .serve(&web.pod.netns, &[80, 5201], &[], "hello from web", 60)
+        .map_err(|e| e.to_string())?;
+    say("\n3. The hostPort answers (web pod serves tcp/80)");
+    let node: std::net::IpAddr = NODE_V4.parse().map_err(|_| "bad node ip")?;
+    for (who, ns, to) in [
+        (
+            "host  → node IP",
+            &world.host,
+            SocketAddr::new(node, HOST_PORT),
+        ),
+        (
+            "host  → 127.0.0.1",
+            &world.host,
+            SocketAddr::from(([127, 0, 0, 1], HOST_PORT)),
+        ),
+        (
+            "client pod → node IP",
+            &client.pod.netns,
+            SocketAddr::new(node, HOST_PORT),
+        ),
+        (
+            "web pod → itself via node IP (hairpin)",
+            &web.pod.netns,
+            SocketAddr::new(node, HOST_PORT),
+        ),
+    ] {
+        let got = tools.request(ns, false, to, Duration::from_millis(1500));
+        let mark = if matches!(got, Reach::Reply(_)) {
+            "✓"
+        } else {
+            "✗"
+        };
+        say(&format!("  {mark} {who} {to}: {got}"));
+    }
+    say(&format!(
+        "\n4. Shaped throughput (configured {} Mbit/s each way; 1.5 s TCP per direction)",
+        RATE / 1_000_000
+    ));
+    let web_ip = web.pod.address(4).ok_or("web pod has no IPv4 address")?;
+    let mtu = web
+        .pod
+        .netns
+        .link("eth0")
+        .and_then(|l| l["mtu"].as_u64())
+        .unwrap_or(1500);
+    let ingress = tools.throughput(
+        &world.host,
+        &web.pod.netns,
+        SocketAddr::new(web_ip, 5202),
+        1.5,
+        Duration::from_millis(300),
+    );
+    show_rate(
+        "towards the pod (ingress)",
+        ingress.map(|t| wire_bps(&t, mtu)),
+    );
+    let egress = tools.throughput(
+        &web.pod.netns,
+        &world.host,
+        SocketAddr::from(([10, 88, 0, 1], 5203)),
+        1.5,
+        Duration::from_millis(300),
+    );
+    show_rate("from the pod (egress)", egress.map(|t| wire_bps(&t, mtu)));
+    say("\n5. Tuned values inside the web pod");
+    let link: Value = web.pod.netns.link("eth0").unwrap_or_default();
+    say(&format!("  eth0 mtu {} (configured 1400)", link["mtu"]));
+    for key in ["net/core/somaxconn", "net/ipv4/conf/eth0/arp_ignore"] {
+        let v = web
+            .pod
+            .netns
+            .read_sysctl(key)
+            .unwrap_or_else(|e| e.to_string());
+        say(&format!("  {} = {v}", key.replace('/', ".")));
+    }
+    let lo_up = web
+        .pod
+        .netns
+        .link("lo")
+        .and_then(|l| l["flags"].as_array().cloned())
+        .is_some_and(|f| f.iter().any(|x| x == "UP"));
+    say(&format!("  lo is {}", if lo_up { "UP" } else { "DOWN" }));
+    Ok(())
+}
+
+fn show_rate(what: &str, r: Result<f64, crate::topology::TopologyError>) {
+    match r {
+        Ok(bps) => {
+            let (ok, text) = judge(bps, RATE);
+            say(&format!("  {} {what}: {text}", if ok { "✓" } else { "✗" }));
+        }
+        Err(e) => say(&format!("  ✗ {what}: {e}")),
+    }
+}
