@@ -31,6 +31,7 @@ pub mod runtime;
 
 // Suite half (owned by the suite helper): traffic tools, world building, reports.
 pub mod bench;
+pub mod demo;
 pub mod report;
 pub mod scenarios;
 pub mod tools;
