@@ -151,11 +151,14 @@ struct BenchArgs {
     /// A second plugin directory to compare with.
     #[arg(long)]
     vs: Option<PathBuf>,
-    /// Numbers of existing pods to measure at, comma-separated.
+    /// Numbers of existing pods (port mappings) to measure at, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
     pods: Vec<usize>,
     #[arg(long, default_value_t = 20)]
     iterations: usize,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -304,10 +307,14 @@ fn run_suite(args: RunArgs) -> Result<Option<String>, Failure> {
     }
 }
 
-// TODO(suite): wire to `crate::bench::run` once it exists.
+/// `bench`: per-operation latency and scaling; the report goes to stdout.
 fn run_bench(args: BenchArgs) -> Result<Option<String>, Failure> {
-    let _ = (args.plugins, args.vs, args.pods, args.iterations);
-    Err(not_available("bench"))
+    let mut opts = crate::bench::BenchOptions::new(args.plugins);
+    opts.vs = args.vs;
+    opts.pods = args.pods;
+    opts.iterations = args.iterations;
+    opts.progress = !args.quiet;
+    Ok(Some(crate::bench::run(&opts)?.trim_end().to_string()))
 }
 
 // TODO(suite): wire to `crate::demo::run` once it exists.
