@@ -317,17 +317,10 @@ fn run_bench(args: BenchArgs) -> Result<Option<String>, Failure> {
     Ok(Some(crate::bench::run(&opts)?.trim_end().to_string()))
 }
 
-// TODO(suite): wire to `crate::demo::run` once it exists.
+/// `demo`: the plugins at work in a throwaway world (narrated on stdout).
 fn run_demo(args: DemoArgs) -> Result<Option<String>, Failure> {
-    let _ = args.plugins;
-    Err(not_available("demo"))
-}
-
-fn not_available(what: &str) -> Failure {
-    Failure {
-        msg: format!("{what}: not available yet in this build (the suite module is missing)"),
-        code: 2,
-    }
+    crate::demo::run(&args.plugins)?;
+    Ok(None)
 }
 
 fn runtime_of(opts: &RuntimeOpts) -> Runtime {
