@@ -82,6 +82,7 @@ enum Cmd {
     /// DEL cached attachments of the network not listed with --valid, then
     /// send GC to every plugin (1.1.0).
     Gc {
+        /// Network name (or conflist file).
         network: String,
         /// Ignored (cnitool compatibility).
         netns: Option<PathBuf>,
@@ -93,6 +94,7 @@ enum Cmd {
     },
     /// Send STATUS to every plugin (1.1.0).
     Status {
+        /// Network name (or conflist file).
         network: String,
         /// Ignored (cnitool compatibility).
         netns: Option<PathBuf>,
@@ -101,12 +103,14 @@ enum Cmd {
     },
     /// Check every plugin exists and supports the network's cniVersion.
     Validate {
+        /// Network name (or conflist file).
         network: String,
         #[command(flatten)]
         runtime: RuntimeOpts,
     },
     /// Print the versions a plugin supports.
     Version {
+        /// Plugin binary name, looked up in CNI_PATH.
         plugin: String,
         #[command(flatten)]
         runtime: RuntimeOpts,
