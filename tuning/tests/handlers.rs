@@ -174,3 +174,20 @@ fn gc_keeps_valid_and_foreign_backups_and_status_succeeds() {
     assert_eq!(run(&p, "STATUS", "", &gc).0, 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn del_reports_a_corrupt_backup_once_and_then_succeeds() {
+    let dir = temp_dir("corrupt");
+    let p = plugin(&dir);
+    let owner = cni::args::Owner::new("net", "ctr1", "eth0");
+    std::fs::write(backup::path_for(&dir, &owner), "{ not json").unwrap();
+    let c = conf(&dir, json!({}));
+    let (code, v) = run(&p, "DEL", "/run/netns/does-not-exist", &c);
+    assert_eq!(code, 1);
+    assert!(
+        v["msg"].as_str().unwrap().contains("cannot be restored"),
+        "{v}"
+    );
+    assert_eq!(run(&p, "DEL", "/run/netns/does-not-exist", &c).0, 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
