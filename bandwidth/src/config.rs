@@ -275,9 +275,9 @@ fn unsigned(v: &Value, field: &str) -> Result<u64, CniError> {
 fn get_ci<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     m.get(key).or_else(|| {
         m.iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+            .rev()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v)
-            .last()
     })
 }
 

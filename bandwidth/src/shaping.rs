@@ -240,34 +240,28 @@ impl Host {
             return Ok(None);
         };
         let h = self.nl.handle().clone();
-        let msg = LinkIfb::new(&ifb.name)
-            .up()
-            .mtu(veth.mtu)
-            .txqueuelen(0)
-            .build();
-        self.nl
-            .block_on(h.link().add(msg).execute())
-            .map_err(nl(format!("creating ifb {}", ifb.name)))?;
-        let link = self
-            .link(&ifb.name)?
-            .ok_or_else(|| internal(format!("ifb {} vanished after creation", ifb.name)))?;
-        let ifb_index = link.header.index;
         let created_ingress_qdisc = self.ensure_ingress_hook(veth)?;
         let alias = IfbAlias {
             owner: owner.clone(),
             host_veth: veth.name.clone(),
             created_ingress_qdisc,
         };
-        let set = LinkUnspec::new_with_index(ifb_index)
-            .alias(alias.render())
-            .build();
-        self.nl
-            .block_on(h.link().set(set).execute())
-            .map_err(nl(format!(
-                "recording the owner on ifb {} (alias)",
-                ifb.name
-            )))?;
+        let link = match self.create_ifb(&ifb.name, veth.mtu, &alias) {
+            Ok(link) => link,
+            Err(e) => {
+                if created_ingress_qdisc {
+                    let del = tc_raw::del_qdisc(&h, veth.index, TcHandle::INGRESS);
+                    let _ = self.nl.block_on(del);
+                }
+                return Err(e);
+            }
+        };
+        let ifb_index = link.header.index;
         self.add_shaper(shaper, ifb_index, &format!("ifb {}", ifb.name))?;
+        let up = LinkUnspec::new_with_index(ifb_index).up().build();
+        self.nl
+            .block_on(h.link().set(up).execute())
+            .map_err(nl(format!("setting ifb {} up", ifb.name)))?;
         let req = h
             .traffic_filter(veth.index as i32)
             .add()
@@ -284,6 +278,28 @@ impl Host {
             name: ifb.name.clone(),
             mac: link_mac(&link),
         }))
+    }
+
+    /// Creates the IFB, down (grafting a root qdisc on a down device skips
+    /// the RCU grace period the kernel waits for on a running one), with the
+    /// owner in its alias before anything else can fail.
+    fn create_ifb(&self, name: &str, mtu: u32, alias: &IfbAlias) -> Result<LinkMessage, CniError> {
+        let h = self.nl.handle().clone();
+        let msg = LinkIfb::new(name).mtu(mtu).txqueuelen(0).build();
+        self.nl
+            .block_on(h.link().add(msg).execute())
+            .map_err(nl(format!("creating ifb {name}")))?;
+        let link = self
+            .link(name)?
+            .ok_or_else(|| internal(format!("ifb {name} vanished after creation")))?;
+        let set = LinkUnspec::new_with_index(link.header.index)
+            .alias(alias.render())
+            .build();
+        if let Err(e) = self.nl.block_on(h.link().set(set).execute()) {
+            let _ = self.nl.block_on(h.link().del(link.header.index).execute());
+            return Err(nl(format!("recording the owner on ifb {name} (alias)"))(e));
+        }
+        Ok(link)
     }
 
     /// A root qdisc someone else configured on the veth is an error, not
