@@ -39,6 +39,24 @@ pub(crate) fn judge(measured: f64, configured: u64) -> (bool, String) {
     )
 }
 
+/// Measures up to three times while the result is outside ±10% (a loaded
+/// 2-core machine can starve one short run); passes when one attempt is
+/// within range, and reports every attempt.
+pub(crate) fn rate_check(
+    configured: u64,
+    mut measure: impl FnMut() -> Result<f64, String>,
+) -> Result<Option<String>, String> {
+    let mut attempts = Vec::new();
+    for _ in 0..3 {
+        let (ok, text) = judge(measure()?, configured);
+        attempts.push(text);
+        if ok {
+            return Ok(Some(attempts.join("; after a retry: ")));
+        }
+    }
+    Err(attempts.join("; "))
+}
+
 pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPlugin) {
     let net = match Net::new(ctx, "bw", version, main) {
         Ok(n) => n,
@@ -66,40 +84,34 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
     let host = net.host();
     r.check("ingress-rate", || {
         let pod_ip = a.ip(4).ok_or("pod has no IPv4 address")?;
-        let t = ctx
-            .tools
-            .throughput(
-                host,
-                &a.pod.netns,
-                std::net::SocketAddr::new(pod_ip, 5201),
-                SECONDS,
-                WARMUP,
-            )
-            .map_err(|e| e.to_string())?;
-        let (ok, text) = judge(wire_bps(&t, mtu), RATE);
-        if ok {
-            Ok(Some(text))
-        } else {
-            Err(format!("towards the pod: {text}"))
-        }
+        rate_check(RATE, || {
+            ctx.tools
+                .throughput(
+                    host,
+                    &a.pod.netns,
+                    std::net::SocketAddr::new(pod_ip, 5201),
+                    SECONDS,
+                    WARMUP,
+                )
+                .map(|t| wire_bps(&t, mtu))
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| format!("towards the pod: {e}"))
     });
     r.check("egress-rate", || {
-        let t = ctx
-            .tools
-            .throughput(
-                &a.pod.netns,
-                host,
-                sock(&net.gateway(0, 4), 5202),
-                SECONDS,
-                WARMUP,
-            )
-            .map_err(|e| e.to_string())?;
-        let (ok, text) = judge(wire_bps(&t, mtu), RATE);
-        if ok {
-            Ok(Some(text))
-        } else {
-            Err(format!("from the pod: {text}"))
-        }
+        rate_check(RATE, || {
+            ctx.tools
+                .throughput(
+                    &a.pod.netns,
+                    host,
+                    sock(&net.gateway(0, 4), 5202),
+                    SECONDS,
+                    WARMUP,
+                )
+                .map(|t| wire_bps(&t, mtu))
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| format!("from the pod: {e}"))
     });
     if version.allows_check() {
         r.check("check", || net.check(&a).map(|_| None));
