@@ -739,6 +739,11 @@ impl<'c> Net<'c> {
     }
 }
 
+/// Plugin output on one line (spec errors are printed indented).
+pub(crate) fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Asserts a request got exactly `want`.
 pub(crate) fn expect_reply(got: Reach, want: &str) -> Result<Option<String>, String> {
     match got {

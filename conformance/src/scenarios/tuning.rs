@@ -7,7 +7,7 @@
 use cni::CniVersion;
 use serde_json::{json, Map, Value};
 
-use super::{invoke, Attached, Ctx, MainPlugin, Net, Recorder};
+use super::{invoke, one_line, Attached, Ctx, MainPlugin, Net, Recorder};
 
 const MAC: &str = "c2:11:22:33:44:55";
 const MTU: u64 = 1400;
@@ -126,7 +126,7 @@ fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Val
             return Err(format!(
                 "tuning ADD exited {:?}: {}",
                 out.code,
-                out.stdout.trim()
+                one_line(&out.stdout)
             ));
         }
         result = serde_json::from_str(out.stdout.trim())
@@ -191,7 +191,7 @@ fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Val
                 Err(format!(
                     "tuning CHECK exited {:?}: {}",
                     out.code,
-                    out.stdout.trim()
+                    one_line(&out.stdout)
                 ))
             }
         });
@@ -204,7 +204,7 @@ fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Val
             Err(format!(
                 "tuning DEL exited {:?}: {}",
                 out.code,
-                out.stdout.trim()
+                one_line(&out.stdout)
             ))
         }
     });
@@ -238,7 +238,7 @@ fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Val
             Err(format!(
                 "second DEL exited {:?}: {}",
                 out.code,
-                out.stdout.trim()
+                one_line(&out.stdout)
             ))
         }
     });
