@@ -137,20 +137,26 @@ fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Val
         let _ = run("DEL", &conf(&prev));
         return;
     }
-    r.check("link-attributes", || {
-        let now = link_state(a)?;
-        let want = LinkState {
-            mtu: MTU,
-            promisc: true,
-            txqlen: TXQLEN,
-            mac: MAC.into(),
-        };
-        if now == want {
-            Ok(None)
-        } else {
-            Err(format!("link is {now:?}, configured {want:?}"))
+    match link_state(a) {
+        Err(e) => r.setup_failed(e),
+        Ok(now) => {
+            let attrs = [
+                ("mtu", now.mtu.to_string(), MTU.to_string()),
+                ("promisc", now.promisc.to_string(), "true".to_string()),
+                ("txqlen", now.txqlen.to_string(), TXQLEN.to_string()),
+                ("mac", now.mac.clone(), MAC.to_string()),
+            ];
+            for (name, got, want) in attrs {
+                r.check(name, || {
+                    if got == want {
+                        Ok(None)
+                    } else {
+                        Err(format!("{name} is {got} inside the pod, configured {want}"))
+                    }
+                });
+            }
         }
-    });
+    }
     r.check("sysctls", || {
         let now = sysctls(a)?;
         if now == (SOMAXCONN.to_string(), ARP_IGNORE.to_string()) {
