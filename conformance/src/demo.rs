@@ -272,22 +272,22 @@ fn attach_and_show(
     let node: std::net::IpAddr = NODE_V4.parse().map_err(|_| "bad node ip")?;
     for (who, ns, to) in [
         (
-            "host  → node IP",
+            "host",
             &world.host,
             SocketAddr::new(node, HOST_PORT),
         ),
         (
-            "host  → 127.0.0.1",
+            "host",
             &world.host,
             SocketAddr::from(([127, 0, 0, 1], HOST_PORT)),
         ),
         (
-            "client pod → node IP",
+            "client pod",
             &client.pod.netns,
             SocketAddr::new(node, HOST_PORT),
         ),
         (
-            "web pod → itself via node IP (hairpin)",
+            "web pod (hairpin, to itself)",
             &web.pod.netns,
             SocketAddr::new(node, HOST_PORT),
         ),
@@ -298,7 +298,7 @@ fn attach_and_show(
         } else {
             "✗"
         };
-        say(&format!("  {mark} {who} {to}: {got}"));
+        say(&format!("  {mark} {who} → {to}: {got}"));
     }
     say(&format!(
         "\n4. Shaped throughput (configured {} Mbit/s each way; 1.5 s TCP per direction)",
