@@ -328,12 +328,33 @@ impl Ctx {
         Ok(out)
     }
 
+    /// Runs one world; a panic in the scenario code becomes a FAIL (its
+    /// namespaces are still dropped while unwinding).
+    fn guarded(&self, s: &Scenario, r: &mut Recorder, version: CniVersion, main: MainPlugin) {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            (s.run)(self, r, version, main)
+        }));
+        if let Err(panic) = outcome {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|m| m.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            r.push(
+                "scenario",
+                Outcome::Fail(format!("the scenario code panicked: {what}")),
+                None,
+                0,
+            );
+        }
+    }
+
     fn run_scenario(&self, s: &Scenario) -> Vec<CaseResult> {
         if s.plugins.is_empty() {
             // Per-plugin scenarios (VERSION, bad input) pick versions themselves.
             let mut r = Recorder::new(s.name, None, self.opts.progress);
             let before = HostSnapshot::take();
-            (s.run)(self, &mut r, CniVersion::CURRENT, MainPlugin::None);
+            self.guarded(s, &mut r, CniVersion::CURRENT, MainPlugin::None);
             host_unchanged(&mut r, &before);
             return r.cases;
         }
@@ -349,7 +370,7 @@ impl Ctx {
         for (version, main) in matrix {
             let mut r = Recorder::new(s.name, Some(version), self.opts.progress);
             let before = HostSnapshot::take();
-            (s.run)(self, &mut r, version, main);
+            self.guarded(s, &mut r, version, main);
             host_unchanged(&mut r, &before);
             cases.extend(r.cases);
         }
