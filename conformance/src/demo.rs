@@ -271,11 +271,7 @@ fn attach_and_show(
     say("\n3. The hostPort answers (web pod serves tcp/80)");
     let node: std::net::IpAddr = NODE_V4.parse().map_err(|_| "bad node ip")?;
     for (who, ns, to) in [
-        (
-            "host",
-            &world.host,
-            SocketAddr::new(node, HOST_PORT),
-        ),
+        ("host", &world.host, SocketAddr::new(node, HOST_PORT)),
         (
             "host",
             &world.host,
