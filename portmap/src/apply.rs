@@ -1,9 +1,22 @@
 //! The kernel side of portmap: applies, inspects and deletes plans in the
-//! current (host) netns — nft batches through [`crate::nft`], stale UDP
-//! conntrack through [`crate::conntrack`], and `route_localnet` on the host
-//! interface that routes to the pod. Every mutation holds a per-netns flock
-//! (P12). The skeleton is created only when a batch says it is missing (P10),
-//! so an ADD on a prepared host is ONE nft exec.
+//! current (host) netns — set elements over nfnetlink ([`crate::nfnl`]),
+//! the skeleton, listings and pod chains through `nft` ([`crate::nft`]),
+//! stale UDP conntrack ([`crate::conntrack`]) and `route_localnet` on the
+//! host interface that routes to the pod. Every mutation holds the per-netns
+//! flock (P12).
+//!
+//! Cost per verb on a prepared host (why it does not grow with pods):
+//! - ADD of a new attachment: one nfnetlink transaction `create`s its DNAT
+//!   elements (EEXIST ⇒ someone's hostPort: list once, then refuse naming
+//!   the owner, or replace our own) and adds its masquerade elements; then
+//!   the index file. No `nft` process, no listing, no deletion. The skeleton
+//!   is created only when that transaction says ENOENT (P10).
+//! - DEL: reads the index, fetches those elements' comments and deletes the
+//!   ones still ours in one transaction (no index: list once and delete by
+//!   comment with `nft`). Deleting makes closing an nfnetlink socket wait
+//!   for an RCU grace period; that close happens in a forked child (see
+//!   [`crate::nfnl`]).
+//! - Attachments with conditions keep a pod chain and go through `nft`.
 //!
 //! Localhost: `127.0.0.1:hostPort` works for IPv4 (DNAT in `output`,
 //! masquerade, and `route_localnet=1` on the one host interface that routes to
@@ -12,50 +25,22 @@
 //! leave the host through a non-loopback device before any NAT can fix them.
 
 use std::collections::BTreeSet;
-use std::fs::{File, OpenOptions};
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::unix::fs::MetadataExt;
 
 use cni::args::Owner;
 use cni::types::Attachment;
 use cni::{CniError, ErrorCode};
 use futures_util::TryStreamExt;
 use netlink_packet_route::route::RouteAttribute;
-use nix::fcntl::{Flock, FlockArg};
 use serde_json::Value;
 
 use crate::config::Protocol;
 use crate::conntrack;
 use crate::installed::Listing;
+use crate::nfnl::{ElementOp, Nfnl, NfnlError};
 use crate::nft::{Nft, NftError};
-use crate::plan::{self, Family, MapKey, Masq, PodPlan};
-
-const LOCK_DIR: &str = "/run/cni-portmap";
-
-/// Serialises portmap's list-then-modify sequences within one netns.
-pub struct NetnsLock {
-    _lock: Flock<File>,
-}
-
-impl NetnsLock {
-    pub fn take() -> Result<NetnsLock, CniError> {
-        let ino = std::fs::metadata(cni::netns::THREAD_NETNS)
-            .map(|m| m.ino())
-            .map_err(|e| CniError::io(format!("portmap: reading the current netns: {e}")))?;
-        std::fs::create_dir_all(LOCK_DIR)
-            .map_err(|e| CniError::io(format!("portmap: creating {LOCK_DIR}: {e}")))?;
-        let path = format!("{LOCK_DIR}/netns-{ino}.lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| CniError::io(format!("portmap: opening lock {path}: {e}")))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, e)| CniError::io(format!("portmap: locking {path}: {e}")))?;
-        Ok(NetnsLock { _lock: lock })
-    }
-}
+use crate::plan::{self, Family, MapKey, Masq, PodPlan, SetElement};
+use crate::state::{self, Index, NetnsLock};
 
 fn nft_err(what: impl std::fmt::Display, e: NftError) -> CniError {
     match e {
@@ -67,40 +52,30 @@ fn nft_err(what: impl std::fmt::Display, e: NftError) -> CniError {
     }
 }
 
-/// Lists pod chain / maps / postrouting; a missing table or chain is an
-/// empty listing.
-fn list(nft: &Nft, chain: Option<&str>, maps: bool) -> Result<Listing, CniError> {
-    match nft.apply(&plan::list_batch(chain, maps)) {
+fn nfnl_err(what: impl std::fmt::Display, e: NfnlError) -> CniError {
+    CniError::internal(format!("portmap: {what}: {e}"))
+}
+
+/// Our whole table; a missing table is an empty listing.
+fn list_table(nft: &Nft) -> Result<Listing, CniError> {
+    match nft.apply(&plan::list_table_batch()) {
         Ok(out) => Ok(Listing::parse(&out)),
-        Err(e) if e.is_not_found() => {
-            // One missing object fails the whole list batch; retry the maps
-            // alone so a missing pod chain still shows the elements.
-            if chain.is_some() && maps {
-                match nft.apply(&plan::list_batch(None, true)) {
-                    Ok(out) => Ok(Listing::parse(&out)),
-                    Err(e) if e.is_not_found() => Ok(Listing::default()),
-                    Err(e) => Err(nft_err("listing nftables maps", e)),
-                }
-            } else {
-                Ok(Listing::default())
-            }
-        }
-        // nft 1.0.6 cannot list one chain whose rules hold anonymous sets
-        // (`{ a, b }` in conditions); the whole table lists fine.
-        Err(NftError::Failed { stderr }) if stderr.contains("Unknown set") => list_table(nft),
+        Err(e) if e.is_not_found() => Ok(Listing::default()),
         Err(e) => Err(nft_err("listing nftables state", e)),
     }
 }
 
-fn ensure_skeleton(nft: &Nft, bit: u8) -> Result<(), CniError> {
-    let listing = list(nft, Some("postrouting"), false)?;
-    let present = listing
-        .postrouting_comments
-        .iter()
-        .any(|c| plan::is_mark_rule_comment(c, bit));
-    nft.apply(&plan::skeleton_batch(bit, present))
+fn ensure_skeleton(nft: &Nft) -> Result<(), CniError> {
+    nft.apply(&plan::skeleton_batch())
         .map(|_| ())
         .map_err(|e| nft_err(format!("creating table inet {}", plan::TABLE), e))
+}
+
+fn dnat_keys<'a>(elements: impl IntoIterator<Item = &'a SetElement>) -> BTreeSet<MapKey> {
+    elements
+        .into_iter()
+        .filter_map(MapKey::from_element)
+        .collect()
 }
 
 fn udp_ports(keys: &BTreeSet<MapKey>, family: Family) -> Vec<u16> {
@@ -109,19 +84,36 @@ fn udp_ports(keys: &BTreeSet<MapKey>, family: Family) -> Vec<u16> {
         .filter(|k| k.family == family && k.protocol == Protocol::Udp)
         .map(|k| k.port)
         .collect();
+    ports.sort_unstable();
     ports.dedup();
     ports
 }
 
 /// Removes stale UDP conntrack entries for these keys; failures are logged,
 /// as upstream does (a missing entry is not a failure).
-fn flush_udp_conntrack(keys: &BTreeSet<MapKey>) {
+fn flush_udp_conntrack(nf: &Nfnl, keys: &BTreeSet<MapKey>) {
     for family in [Family::V4, Family::V6] {
         let ports = udp_ports(keys, family);
-        if let Err(e) = conntrack::delete_udp_by_dport(family, &ports) {
+        if let Err(e) = conntrack::delete_udp_by_dport(nf.socket(), family, &ports) {
             eprintln!("portmap: deleting stale UDP conntrack entries for ports {ports:?}: {e}");
         }
     }
+}
+
+/// The elements of `candidates` that still carry `comment`.
+fn still_ours(
+    nf: &mut Nfnl,
+    candidates: &[SetElement],
+    comment: &str,
+) -> Result<Vec<SetElement>, NfnlError> {
+    let refs: Vec<&SetElement> = candidates.iter().collect();
+    let comments = nf.comments(&refs)?;
+    Ok(candidates
+        .iter()
+        .zip(comments)
+        .filter(|(_, c)| c.as_deref() == Some(comment))
+        .map(|(e, _)| e.clone())
+        .collect())
 }
 
 /// ADD: installs the plan (idempotent for the same owner, refused when
@@ -132,52 +124,120 @@ pub fn add(plan: &PodPlan) -> Result<(), CniError> {
     }
     let nft = Nft::default();
     let _lock = NetnsLock::take()?;
-    let batch = plan.add_batch();
+    let previous = state::read_index(&plan.owner)?;
+    let mut nf = Nfnl::open().map_err(|e| nfnl_err("opening nfnetlink", e))?;
+    let result = add_locked(plan, &nft, &mut nf, previous);
+    nf.close_in_background();
+    result
+}
+
+fn add_locked(
+    plan: &PodPlan,
+    nft: &Nft,
+    nf: &mut Nfnl,
+    previous: Option<Index>,
+) -> Result<(), CniError> {
     let what = || format!("adding hostPort DNAT for {}", plan.owner.tag());
-    let first = match nft.apply(&batch) {
-        Err(e) if e.is_not_found() => {
-            ensure_skeleton(&nft, plan.mark_bit)?;
-            nft.apply(&batch)
+    let elements = plan.elements();
+    let needs_nft = plan.chain.is_some() || previous.as_ref().is_some_and(|i| i.chain.is_some());
+    if needs_nft {
+        match previous {
+            Some(_) => replace(nft, plan)?,
+            None => add_with_nft(plan, nft)?,
         }
-        other => other,
-    };
-    match first {
-        Ok(_) => {}
-        Err(e) if e.is_exists() => replace(&nft, plan)?,
-        Err(e) => return Err(nft_err(what(), e)),
+    } else {
+        // A re-ADD replaces what the previous ADD left, in the same batch.
+        let old = match &previous {
+            Some(index) => {
+                still_ours(nf, &index.elements, &plan.comment).map_err(|e| nfnl_err(what(), e))?
+            }
+            None => Vec::new(),
+        };
+        let mut ops: Vec<ElementOp<'_>> = old.iter().map(ElementOp::Delete).collect();
+        ops.extend(elements.iter().map(|e| ElementOp::Add(e, &plan.comment)));
+        let first = match nf.transact(&ops) {
+            Err(e) if e.is_not_found() => {
+                ensure_skeleton(nft)?;
+                nf.transact(&ops)
+            }
+            other => other,
+        };
+        match first {
+            Ok(()) => {}
+            Err(e) if e.is_exists() => replace(nft, plan)?,
+            Err(e) => return Err(nfnl_err(what(), e)),
+        }
     }
-    let keys = plan.keys();
+    let index = Index {
+        comment: plan.comment.clone(),
+        elements: elements.clone(),
+        chain: plan.chain.clone(),
+    };
+    let undo = |nf: &mut Nfnl| {
+        let _ = remove_installed(nf, nft, &index);
+        let _ = state::remove_index(&plan.owner);
+    };
+    if let Err(e) = state::write_index(&plan.owner, &index) {
+        undo(nf);
+        return Err(e);
+    }
     if plan.masq != Masq::Off {
         if let Some(ip) = plan.dnats.iter().find_map(|d| match d.container_ip {
             IpAddr::V4(ip) => Some(ip),
             IpAddr::V6(_) => None,
         }) {
             if let Err(e) = enable_route_localnet(ip) {
-                let _ = nft.apply(&plan::delete_batch(&keys, &[plan.chain.clone()].into()));
+                undo(nf);
                 return Err(e);
             }
         }
     }
-    flush_udp_conntrack(&keys);
+    flush_udp_conntrack(nf, &dnat_keys(&elements));
     Ok(())
 }
 
-/// Slow path of ADD: the chain or an element exists. Refuse foreign owners;
-/// replace our own state atomically.
+/// ADD of an attachment with a pod chain: one `nft` batch, skeleton on
+/// ENOENT, [`replace`] on EEXIST.
+fn add_with_nft(plan: &PodPlan, nft: &Nft) -> Result<(), CniError> {
+    let batch = plan.add_batch();
+    let first = match nft.apply(&batch) {
+        Err(e) if e.is_not_found() => {
+            ensure_skeleton(nft)?;
+            nft.apply(&batch)
+        }
+        other => other,
+    };
+    match first {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_exists() => replace(nft, plan),
+        Err(e) => Err(nft_err(
+            format!("adding hostPort DNAT for {}", plan.owner.tag()),
+            e,
+        )),
+    }
+}
+
+/// Slow path of ADD: a DNAT key or the pod chain exists. Refuse foreign
+/// owners; replace our own state atomically.
 fn replace(nft: &Nft, plan: &PodPlan) -> Result<(), CniError> {
-    let listing = list(nft, Some(&plan.chain), true)?;
-    let wanted = plan.keys();
+    let listing = list_table(nft)?;
     let mut conflicts = Vec::new();
-    for e in &listing.elements {
-        if wanted.contains(&e.key) && e.target.as_deref() != Some(plan.chain.as_str()) {
-            let who = e
-                .comment
-                .clone()
-                .unwrap_or_else(|| "an unknown owner".into());
-            conflicts.push(format!(
-                "{} is already mapped by {who}",
-                describe_key(&e.key)
-            ));
+    let registry = plan
+        .elements()
+        .into_iter()
+        .filter(|e| MapKey::from_element(e).is_some());
+    for want in registry {
+        if let Some(have) = listing.find(&want.set, &want.key) {
+            if have.comment.as_deref() != Some(plan.comment.as_str()) {
+                let who = have
+                    .comment
+                    .clone()
+                    .unwrap_or_else(|| "an unknown owner".into());
+                let key = MapKey::from_element(&want)
+                    .map(|k| describe_key(&k))
+                    .unwrap_or_else(|| want.to_string());
+                conflicts.push(format!("{key} is already mapped by {who}"));
+            }
         }
     }
     if !conflicts.is_empty() {
@@ -188,9 +248,15 @@ fn replace(nft: &Nft, plan: &PodPlan) -> Result<(), CniError> {
         ))
         .with_details("a hostIP:hostPort/protocol can be mapped by one attachment at a time; delete the other attachment first"));
     }
-    let old = listing.elements_of(&plan.chain, &plan.comment);
-    let chain_exists = listing.chains.contains(&plan.chain);
-    nft.apply(&plan.replace_batch(&old, chain_exists))
+    let old: Vec<SetElement> = listing.elements_of(&plan.comment).into_iter().collect();
+    let own_chain = plan::chain_name(&plan.owner);
+    let chains: BTreeSet<String> = listing
+        .chains
+        .iter()
+        .filter(|c| **c == own_chain)
+        .cloned()
+        .collect();
+    nft.apply(&plan.replace_batch(&old, &chains))
         .map(|_| ())
         .map_err(|e| {
             nft_err(
@@ -252,91 +318,111 @@ fn enable_route_localnet(ip: Ipv4Addr) -> Result<(), CniError> {
         .map_err(|e| ctx(format!("writing {key} on {name}: {e}")))
 }
 
-/// DEL: removes everything `owner` installed, found through its chain name
-/// (no config or prevResult needed). `extra_udp` are UDP host ports from the
+/// Deletes what `index` lists and still carries its comment: over
+/// nfnetlink, or with `nft` when there is a pod chain. Returns the DNAT keys
+/// that went.
+fn remove_installed(nf: &mut Nfnl, nft: &Nft, index: &Index) -> Result<BTreeSet<MapKey>, CniError> {
+    let what = || format!("deleting hostPort DNAT ({})", index.comment);
+    let ours = still_ours(nf, &index.elements, &index.comment).map_err(|e| nfnl_err(what(), e))?;
+    match &index.chain {
+        None => {
+            let ops: Vec<ElementOp<'_>> = ours.iter().map(ElementOp::Delete).collect();
+            nf.transact(&ops).map_err(|e| nfnl_err(what(), e))?;
+        }
+        Some(chain) => {
+            let listing = list_table(nft)?;
+            let chains: BTreeSet<String> = listing
+                .chains
+                .iter()
+                .filter(|c| *c == chain)
+                .cloned()
+                .collect();
+            if !ours.is_empty() || !chains.is_empty() {
+                nft.apply(&plan::delete_batch(&ours, &chains))
+                    .map_err(|e| nft_err(what(), e))?;
+            }
+        }
+    }
+    Ok(dnat_keys(&ours))
+}
+
+/// DEL: removes everything `owner` installed, found through its index file
+/// (or, without one, by listing and matching comments); no config or
+/// prevResult needed. `extra_udp` are UDP host ports from the
 /// configuration, for conntrack cleanup when nothing is installed.
 pub fn del(owner: &Owner, extra_udp: &BTreeSet<MapKey>) -> Result<(), CniError> {
     let nft = Nft::default();
-    let chain = plan::chain_name(owner);
     let comment = plan::comment(owner);
-    let what = || format!("deleting hostPort DNAT for {}", owner.tag());
     let _lock = NetnsLock::take()?;
-    let listing = list(&nft, Some(&chain), false)?;
-    let mut keys = listing.keys_of_chain(&chain);
-    if listing.chains.contains(&chain) {
-        let chains: BTreeSet<String> = [chain.clone()].into();
-        match nft.apply(&plan::delete_batch(&keys, &chains)) {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => {
-                // An element went missing (or a rule hid its key): delete
-                // what the maps actually hold for us.
-                let maps = list(&nft, None, true)?;
-                keys = maps.elements_of(&chain, &comment);
-                nft.apply(&plan::delete_batch(&keys, &chains))
-                    .map_err(|e| nft_err(what(), e))?;
+    let mut nf = Nfnl::open().map_err(|e| nfnl_err("opening nfnetlink", e))?;
+    let result = del_locked(owner, &comment, &nft, &mut nf, extra_udp);
+    nf.close_in_background();
+    result
+}
+
+fn del_locked(
+    owner: &Owner,
+    comment: &str,
+    nft: &Nft,
+    nf: &mut Nfnl,
+    extra_udp: &BTreeSet<MapKey>,
+) -> Result<(), CniError> {
+    let mut keys = match state::read_index(owner)? {
+        Some(index) => remove_installed(nf, nft, &index)?,
+        None => {
+            let listing = list_table(nft)?;
+            let elements: Vec<SetElement> = listing.elements_of(comment).into_iter().collect();
+            let chain = plan::chain_name(owner);
+            let chains: BTreeSet<String> = listing
+                .chains
+                .iter()
+                .filter(|c| **c == chain)
+                .cloned()
+                .collect();
+            if !elements.is_empty() || !chains.is_empty() {
+                nft.apply(&plan::delete_batch(&elements, &chains))
+                    .map_err(|e| {
+                        nft_err(format!("deleting hostPort DNAT for {}", owner.tag()), e)
+                    })?;
             }
-            Err(e) => return Err(nft_err(what(), e)),
+            dnat_keys(&elements)
         }
-    }
+    };
+    state::remove_index(owner)?;
     keys.extend(extra_udp.iter().copied());
-    flush_udp_conntrack(&keys);
+    flush_udp_conntrack(nf, &keys);
     Ok(())
 }
 
 /// CHECK: compares what is installed for the plan's owner with the plan.
 pub fn check(plan: &PodPlan) -> Result<(), CniError> {
-    let nft = Nft::default();
-    let listing = list(&nft, Some(&plan.chain), true)?;
+    let listing = list_table(&Nft::default())?;
     let mut problems = Vec::new();
-    if !plan.is_empty() && !listing.chains.contains(&plan.chain) {
-        problems.push(format!("chain {} is missing", plan.chain));
-    }
-    let installed: BTreeSet<_> = listing
-        .rules_of(&plan.chain)
-        .filter_map(|r| r.dnat)
-        .collect();
-    let expected: BTreeSet<_> = plan.dnats.iter().copied().collect();
-    for d in expected.difference(&installed) {
-        problems.push(format!("missing dnat {d}"));
-    }
-    for d in installed.difference(&expected) {
-        problems.push(format!("unexpected dnat {d}"));
-    }
-    let elements = listing.elements_of(&plan.chain, &plan.comment);
-    let wanted = plan.keys();
-    for k in wanted.difference(&elements) {
-        problems.push(format!("missing map element {k}"));
-    }
-    for k in elements.difference(&wanted) {
-        problems.push(format!("unexpected map element {k}"));
-    }
-    let masq_rules: BTreeSet<(MapKey, String, bool)> = listing
-        .rules_of(&plan.chain)
-        .filter_map(|r| r.masq.clone())
-        .collect();
-    let expected_masq: BTreeSet<(MapKey, String, bool)> = match plan.masq {
-        Masq::Off => BTreeSet::new(),
-        m => wanted
-            .iter()
-            .map(|k| {
-                (
-                    *k,
-                    plan::mark_chain(plan.mark_bit),
-                    m == Masq::HairpinAndLocalhost,
-                )
-            })
-            .collect(),
-    };
-    for (k, chain, restricted) in expected_masq.difference(&masq_rules) {
-        let scope = if *restricted {
-            "hairpin/localhost"
+    let installed = listing.elements_of(&plan.comment);
+    let wanted: BTreeSet<SetElement> = plan.elements().into_iter().collect();
+    for e in wanted.difference(&installed) {
+        let kind = if e.data == plan::ElementData::None {
+            "set"
         } else {
-            "all sources"
+            "map"
         };
-        problems.push(format!("missing masquerade ({scope}, {chain}) for {k}"));
+        problems.push(format!("missing {kind} element {e}"));
     }
-    for (k, chain, _) in masq_rules.difference(&expected_masq) {
-        problems.push(format!("unexpected masquerade ({chain}) for {k}"));
+    for e in installed.difference(&wanted) {
+        problems.push(format!("unexpected element {e}"));
+    }
+    if let Some(chain) = &plan.chain {
+        if !listing.chains.contains(chain) {
+            problems.push(format!("chain {chain} is missing"));
+        }
+        let have: BTreeSet<_> = listing.rules_of(chain).filter_map(|r| r.dnat).collect();
+        let want: BTreeSet<_> = plan.effective_dnats().into_iter().collect();
+        for d in want.difference(&have) {
+            problems.push(format!("missing dnat {d} in {chain}"));
+        }
+        for d in have.difference(&want) {
+            problems.push(format!("unexpected dnat {d} in {chain}"));
+        }
     }
     if problems.is_empty() {
         Ok(())
@@ -349,8 +435,8 @@ pub fn check(plan: &PodPlan) -> Result<(), CniError> {
     }
 }
 
-/// GC: removes the pod chains and elements of attachments of `network`
-/// that are not in `valid`.
+/// GC: removes the elements, pod chains and index files of attachments of
+/// `network` that are not in `valid`.
 pub fn gc(network: &str, valid: &[Attachment]) -> Result<(), CniError> {
     let nft = Nft::default();
     let _lock = NetnsLock::take()?;
@@ -360,67 +446,64 @@ pub fn gc(network: &str, valid: &[Attachment]) -> Result<(), CniError> {
         .map(|a| (a.container_id.clone(), a.ifname.clone()))
         .collect();
     let stale_owner = |comment: &str| {
-        Owner::parse_tag(comment).is_some_and(|o| {
+        Owner::parse_tag(comment).filter(|o| {
             o.network == network && !keep.contains(&(o.container_id.clone(), o.ifname.clone()))
         })
     };
+    let mut owners = BTreeSet::new();
     let mut chains = BTreeSet::new();
     for (chain, comment) in table.pod_chain_comments() {
-        if stale_owner(&comment) {
+        if let Some(o) = stale_owner(&comment) {
             chains.insert(chain);
+            owners.insert(o.tag());
         }
     }
-    let keys: BTreeSet<MapKey> = table
-        .elements
-        .iter()
-        .filter(|e| {
-            e.comment.as_deref().is_some_and(stale_owner)
-                || e.target.as_ref().is_some_and(|t| chains.contains(t))
-        })
-        .map(|e| e.key)
-        .collect();
-    if keys.is_empty() && chains.is_empty() {
-        return Ok(());
+    let mut elements = Vec::new();
+    for e in &table.elements {
+        if let Some(o) = e.comment.as_deref().and_then(stale_owner) {
+            elements.push(e.element.clone());
+            owners.insert(o.tag());
+        }
     }
-    nft.apply(&plan::delete_batch(&keys, &chains))
-        .map_err(|e| {
-            nft_err(
-                format!("garbage-collecting hostPort DNAT of network {network}"),
-                e,
-            )
-        })?;
-    flush_udp_conntrack(&keys);
+    if !elements.is_empty() || !chains.is_empty() {
+        nft.apply(&plan::delete_batch(&elements, &chains))
+            .map_err(|e| {
+                nft_err(
+                    format!("garbage-collecting hostPort DNAT of network {network}"),
+                    e,
+                )
+            })?;
+    }
+    for tag in &owners {
+        if let Some(o) = Owner::parse_tag(tag) {
+            state::remove_index(&o)?;
+        }
+    }
+    if !elements.is_empty() {
+        let nf = Nfnl::open().map_err(|e| nfnl_err("opening nfnetlink", e))?;
+        flush_udp_conntrack(&nf, &dnat_keys(&elements));
+        nf.close_in_background();
+    }
     Ok(())
 }
 
-fn list_table(nft: &Nft) -> Result<Listing, CniError> {
-    let batch = serde_json::json!({"nftables": [{"list": {"table": {"family": "inet", "name": plan::TABLE}}}]});
-    match nft.apply(&batch) {
-        Ok(out) => Ok(Listing::parse(&out)),
-        Err(e) if e.is_not_found() => Ok(Listing::default()),
-        Err(e) => Err(nft_err("listing nftables state", e)),
-    }
-}
-
 /// STATUS: nft runs and the kernel accepts our skeleton (nat hooks, fib,
-/// verdict maps), validated with `nft -c` so nothing is committed.
-pub fn status(bit: u8) -> Result<(), CniError> {
+/// maps), validated with `nft -c` so nothing is committed.
+pub fn status() -> Result<(), CniError> {
     let nft = Nft::default();
-    let unusable = |e: NftError| {
+    nft.check(&plan::skeleton_batch()).map_err(|e| {
         CniError::new(
             ErrorCode::PluginNotAvailable,
             format!("portmap: nftables is not usable: {e}"),
         )
-    };
-    nft.check(&plan::skeleton_batch(bit, false))
-        .map_err(unusable)?;
+    })?;
     Ok(())
 }
 
 /// The raw JSON of everything in our table (tests and debugging).
 pub fn dump() -> Result<Value, CniError> {
     let out = Nft::default()
-        .apply(&serde_json::json!({"nftables": [{"list": {"table": {"family": "inet", "name": plan::TABLE}}}]}))
+        .apply(&plan::list_table_batch())
         .map_err(|e| nft_err("listing nftables state", e))?;
     serde_json::from_str(&out)
         .map_err(|e| CniError::internal(format!("portmap: parsing nft output: {e}")))

@@ -2,8 +2,9 @@
 //! dumps the current netns's conntrack table for one family and deletes every
 //! UDP entry whose original destination port is a hostPort, so a new pod (or
 //! a host process) receives traffic that a cached NAT binding would otherwise
-//! blackhole. Uses `netlink-packet-netfilter`'s conntrack messages over a
-//! plain `netlink-sys` socket; knows nothing about nft.
+//! blackhole. Uses `netlink-packet-netfilter`'s conntrack messages over the
+//! caller's nfnetlink socket (one socket per invocation, closed in the
+//! background, see [`crate::nfnl`]); knows nothing about nft.
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
@@ -14,7 +15,7 @@ use netlink_packet_netfilter::conntrack::{
 use netlink_packet_netfilter::{
     NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
 };
-use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
+use netlink_sys::Socket;
 
 use crate::plan::Family;
 
@@ -48,14 +49,6 @@ fn request(inner: ConntrackMessage, family: Family, flags: u16, seq: u32) -> Vec
     let mut buf = vec![0u8; msg.buffer_len()];
     msg.serialize(&mut buf);
     buf
-}
-
-fn open() -> Result<Socket, ConntrackError> {
-    let mut sock = Socket::new(NETLINK_NETFILTER).map_err(ConntrackError::Socket)?;
-    sock.bind_auto().map_err(ConntrackError::Socket)?;
-    sock.connect(&SocketAddr::new(0, 0))
-        .map_err(ConntrackError::Socket)?;
-    Ok(sock)
 }
 
 /// Reads replies until Done (dump) or the ACK/error (`ack`); returns the
@@ -118,11 +111,14 @@ fn udp_dport(tuple: &[Tuple]) -> Option<u16> {
 
 /// Deletes every UDP entry of `family` whose original destination port is in
 /// `ports`; returns how many went. Entries that vanish meanwhile are fine.
-pub fn delete_udp_by_dport(family: Family, ports: &[u16]) -> Result<usize, ConntrackError> {
+pub fn delete_udp_by_dport(
+    sock: &Socket,
+    family: Family,
+    ports: &[u16],
+) -> Result<usize, ConntrackError> {
     if ports.is_empty() {
         return Ok(0);
     }
-    let sock = open()?;
     let dump = request(
         ConntrackMessage::Get(vec![]),
         family,
@@ -130,7 +126,7 @@ pub fn delete_udp_by_dport(family: Family, ports: &[u16]) -> Result<usize, Connt
         1,
     );
     sock.send(&dump, 0).map_err(ConntrackError::Socket)?;
-    let entries = read_replies(&sock, false)?;
+    let entries = read_replies(sock, false)?;
     let mut deleted = 0;
     for (i, entry) in entries.iter().enumerate() {
         let attrs = match entry {
@@ -153,7 +149,7 @@ pub fn delete_udp_by_dport(family: Family, ports: &[u16]) -> Result<usize, Connt
             2 + i as u32,
         );
         sock.send(&del, 0).map_err(ConntrackError::Socket)?;
-        match read_replies(&sock, true) {
+        match read_replies(sock, true) {
             Ok(_) => deleted += 1,
             Err(ConntrackError::Kernel(e)) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => return Err(e),

@@ -1,8 +1,8 @@
-//! Reading back what is installed: parses `nft -j` list output (one JSON
-//! document per `list` command) into the few facts DEL, CHECK and GC need —
-//! pod-chain rules reduced to their DNAT/masquerade meaning, and verdict-map
-//! elements with their owner comments. Tolerant on purpose (P9): anything it
-//! does not recognise is ignored, never an error. Pure.
+//! Reading back what is installed: parses `nft -j list table` output into
+//! the few facts DEL, CHECK and GC need — the elements of our maps and sets
+//! with their owner comments, and pod-chain rules reduced to their DNAT
+//! meaning. Tolerant on purpose (P9): anything it does not recognise is
+//! ignored, never an error. Pure.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -10,7 +10,10 @@ use std::net::IpAddr;
 use serde_json::Value;
 
 use crate::config::Protocol;
-use crate::plan::{Dnat, Family, MapKey, MAPS, POD_CHAIN_PREFIX};
+use crate::plan::{
+    cond_map_name, map_name, port_map_name, Dnat, ElementData, Family, Field, SetElement, MAPS,
+    MASQ_SETS, POD_CHAIN_PREFIX, TABLE,
+};
 
 /// One rule of a pod chain, reduced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,27 +22,78 @@ pub struct ListedRule {
     pub comment: Option<String>,
     /// The forwarding this rule performs, if it is a DNAT rule.
     pub dnat: Option<Dnat>,
-    /// For a masquerade-mark rule: its key, jump target and whether it is
-    /// restricted to some sources.
-    pub masq: Option<(MapKey, String, bool)>,
 }
 
-/// One verdict-map element.
+/// One element of our sets and maps, with its owner comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedElement {
-    pub key: MapKey,
+    pub element: SetElement,
     pub comment: Option<String>,
-    pub target: Option<String>,
 }
 
-/// Everything a list batch returned.
+/// Everything a list returned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Listing {
     pub chains: BTreeSet<String>,
     pub rules: Vec<ListedRule>,
     pub elements: Vec<ListedElement>,
-    /// Comments of rules in `postrouting`.
-    pub postrouting_comments: Vec<String>,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Addr,
+    Proto,
+    Port,
+}
+
+/// Key layout and data of each of our sets and maps.
+fn schema(name: &str) -> Option<(Vec<Kind>, Option<Vec<Kind>>, bool)> {
+    for (family, host_ip) in MAPS {
+        let mut key = Vec::new();
+        if host_ip {
+            key.push(Kind::Addr);
+        }
+        key.extend([Kind::Proto, Kind::Port]);
+        if name == map_name(family, host_ip) {
+            return Some((key, Some(vec![Kind::Addr]), true));
+        }
+        if name == port_map_name(family, host_ip) {
+            return Some((key, Some(vec![Kind::Port]), true));
+        }
+        if name == cond_map_name(family, host_ip) {
+            return Some((key, None, true));
+        }
+    }
+    for (set, _) in MASQ_SETS {
+        if name == set {
+            let key = if set.starts_with("masq_hairpin") {
+                vec![Kind::Addr, Kind::Addr]
+            } else {
+                vec![Kind::Addr]
+            };
+            return Some((key, None, false));
+        }
+    }
+    None
+}
+
+fn field(kind: Kind, v: &Value) -> Option<Field> {
+    match kind {
+        Kind::Addr => v.as_str()?.parse::<IpAddr>().ok().map(Field::Addr),
+        Kind::Proto => protocol_of(v).map(Field::Proto),
+        Kind::Port => port_of(v).map(Field::Port),
+    }
+}
+
+fn fields(kinds: &[Kind], v: &Value) -> Option<Vec<Field>> {
+    let parts: Vec<&Value> = match v.get("concat").and_then(Value::as_array) {
+        Some(a) => a.iter().collect(),
+        None => vec![v],
+    };
+    if parts.len() != kinds.len() {
+        return None;
+    }
+    kinds.iter().zip(parts).map(|(k, p)| field(*k, p)).collect()
 }
 
 impl Listing {
@@ -58,8 +112,8 @@ impl Listing {
                     }
                 } else if let Some(r) = obj.get("rule") {
                     out.add_rule(r);
-                } else if let Some(m) = obj.get("map") {
-                    out.add_map(m);
+                } else if let Some(m) = obj.get("map").or_else(|| obj.get("set")) {
+                    out.add_set(m);
                 }
             }
         }
@@ -67,17 +121,10 @@ impl Listing {
     }
 
     fn add_rule(&mut self, r: &Value) {
-        if r.get("table").and_then(Value::as_str) != Some(crate::plan::TABLE) {
+        if r.get("table").and_then(Value::as_str) != Some(TABLE) {
             return;
         }
         let chain = r.get("chain").and_then(Value::as_str).unwrap_or_default();
-        let comment = r.get("comment").and_then(Value::as_str).map(str::to_string);
-        if chain == "postrouting" {
-            if let Some(c) = comment {
-                self.postrouting_comments.push(c);
-            }
-            return;
-        }
         if !chain.starts_with(POD_CHAIN_PREFIX) {
             return;
         }
@@ -86,25 +133,19 @@ impl Listing {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        let facts = RuleFacts::read(&exprs);
         self.rules.push(ListedRule {
             chain: chain.to_string(),
-            comment,
-            dnat: facts.dnat(),
-            masq: facts.masq(),
+            comment: r.get("comment").and_then(Value::as_str).map(str::to_string),
+            dnat: RuleFacts::read(&exprs).dnat(),
         });
     }
 
-    fn add_map(&mut self, m: &Value) {
-        if m.get("table").and_then(Value::as_str) != Some(crate::plan::TABLE) {
+    fn add_set(&mut self, m: &Value) {
+        if m.get("table").and_then(Value::as_str) != Some(TABLE) {
             return;
         }
         let name = m.get("name").and_then(Value::as_str).unwrap_or_default();
-        let Some((family, host_ip)) = MAPS
-            .iter()
-            .copied()
-            .find(|(f, h)| crate::plan::map_name(*f, *h) == name)
-        else {
+        let Some((key_kinds, data_kinds, is_map)) = schema(name) else {
             return;
         };
         for e in m
@@ -113,10 +154,12 @@ impl Listing {
             .into_iter()
             .flatten()
         {
-            let Some(pair) = e.as_array() else { continue };
-            let (Some(k), v) = (pair.first(), pair.get(1)) else {
-                continue;
+            let (k, v) = match (is_map, e.as_array()) {
+                (true, Some(pair)) => (pair.first(), pair.get(1)),
+                (true, None) => continue,
+                (false, _) => (Some(e), None),
             };
+            let Some(k) = k else { continue };
             let (val, comment) = match k.get("elem") {
                 Some(inner) => (
                     inner.get("val").cloned().unwrap_or(Value::Null),
@@ -127,41 +170,33 @@ impl Listing {
                 ),
                 None => (k.clone(), None),
             };
-            let Some(parts) = val.get("concat").and_then(Value::as_array) else {
+            let Some(key) = fields(&key_kinds, &val) else {
                 continue;
             };
-            let (ip, rest) = if host_ip {
-                let Some(ip) = parts
-                    .first()
+            let data = match (&data_kinds, v) {
+                (Some(kinds), Some(v)) => match fields(kinds, v) {
+                    Some(f) => ElementData::Fields(f),
+                    None => continue,
+                },
+                (None, Some(v)) => match v
+                    .get("goto")
+                    .or_else(|| v.get("jump"))
+                    .and_then(|t| t.get("target"))
                     .and_then(Value::as_str)
-                    .and_then(|s| s.parse::<IpAddr>().ok())
-                else {
-                    continue;
-                };
-                (Some(ip), &parts[1..])
-            } else {
-                (None, &parts[..])
+                {
+                    Some(t) => ElementData::Goto(t.to_string()),
+                    None => continue,
+                },
+                (_, None) => ElementData::None,
             };
-            let (Some(protocol), Some(port)) = (
-                rest.first().and_then(protocol_of),
-                rest.get(1).and_then(port_of),
-            ) else {
-                continue;
-            };
-            let target = v
-                .and_then(|v| v.get("goto").or_else(|| v.get("jump")))
-                .and_then(|t| t.get("target"))
-                .and_then(Value::as_str)
-                .map(str::to_string);
             self.elements.push(ListedElement {
-                key: MapKey {
-                    family,
-                    host_ip: ip,
-                    protocol,
-                    port,
+                element: SetElement {
+                    set: name.to_string(),
+                    key,
+                    exclusive: data_kinds.is_some(),
+                    data,
                 },
                 comment,
-                target,
             });
         }
     }
@@ -171,20 +206,20 @@ impl Listing {
         self.rules.iter().filter(move |r| r.chain == chain)
     }
 
-    /// The map keys a pod chain's rules imply.
-    pub fn keys_of_chain(&self, chain: &str) -> BTreeSet<MapKey> {
-        self.rules_of(chain)
-            .filter_map(|r| r.dnat.map(|d| d.key()).or(r.masq.as_ref().map(|m| m.0)))
+    /// Elements whose comment is `comment`.
+    pub fn elements_of(&self, comment: &str) -> BTreeSet<SetElement> {
+        self.elements
+            .iter()
+            .filter(|e| e.comment.as_deref() == Some(comment))
+            .map(|e| e.element.clone())
             .collect()
     }
 
-    /// Elements pointing at `chain` or commented with `comment`.
-    pub fn elements_of(&self, chain: &str, comment: &str) -> BTreeSet<MapKey> {
+    /// The listed element with this set and key, if any.
+    pub fn find(&self, set: &str, key: &[Field]) -> Option<&ListedElement> {
         self.elements
             .iter()
-            .filter(|e| e.target.as_deref() == Some(chain) || e.comment.as_deref() == Some(comment))
-            .map(|e| e.key)
-            .collect()
+            .find(|e| e.element.set == set && e.element.key == key)
     }
 
     /// Owner comment of each pod chain (from its rules).
@@ -226,8 +261,6 @@ struct RuleFacts {
     protocol: Option<Protocol>,
     port: Option<u16>,
     host_ip: Option<IpAddr>,
-    saddr_restricted: bool,
-    jump: Option<String>,
     dnat: Option<(Family, IpAddr, u16)>,
 }
 
@@ -269,11 +302,8 @@ impl RuleFacts {
                     (Some("ip") | Some("ip6"), Some("daddr")) if next_is_host_ip && op == "==" => {
                         f.host_ip = right.as_str().and_then(|s| s.parse().ok());
                     }
-                    (Some("ip") | Some("ip6"), Some("saddr")) => f.saddr_restricted = true,
                     _ => {}
                 }
-            } else if let Some(t) = e.pointer("/jump/target").and_then(Value::as_str) {
-                f.jump = Some(t.to_string());
             } else if let Some(d) = e.get("dnat") {
                 let family = match d.get("family").and_then(Value::as_str) {
                     Some("ip6") => Family::V6,
@@ -292,30 +322,15 @@ impl RuleFacts {
         f
     }
 
-    fn key(&self) -> Option<MapKey> {
-        Some(MapKey {
-            family: self.family.or(self.dnat.map(|d| d.0))?,
-            host_ip: self.host_ip,
-            protocol: self.protocol?,
-            port: self.port?,
-        })
-    }
-
     fn dnat(&self) -> Option<Dnat> {
         let (family, ip, port) = self.dnat?;
-        let key = self.key()?;
         Some(Dnat {
-            family,
-            protocol: key.protocol,
-            host_port: key.port,
-            host_ip: key.host_ip,
+            family: self.family.unwrap_or(family),
+            protocol: self.protocol?,
+            host_port: self.port?,
+            host_ip: self.host_ip,
             container_ip: ip,
             container_port: port,
         })
-    }
-
-    fn masq(&self) -> Option<(MapKey, String, bool)> {
-        let target = self.jump.clone()?;
-        Some((self.key()?, target, self.saddr_restricted))
     }
 }

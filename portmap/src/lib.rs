@@ -1,16 +1,20 @@
 //! The `portmap` CNI plugin: hostPort DNAT on nftables with O(1) per-pod
-//! work and per-packet map lookups. Handlers here only read the request,
-//! call the pure config/plan functions and hand the plan to [`apply`], the
-//! one module with kernel effects. See [`plan`] for the nft layout and
-//! [`apply`] for localhost (127.0.0.1 works, ::1 cannot).
+//! work (set elements only) and per-packet map lookups. Handlers here only
+//! read the request, call the pure config/plan functions and hand the plan
+//! to [`apply`], the one module that decides kernel effects (through
+//! [`nfnl`], [`nft`], [`conntrack`] and the state files of [`state`]). See
+//! [`plan`] for the nft layout and [`apply`] for the cost of each verb and
+//! for localhost (127.0.0.1 works, ::1 cannot).
 
 pub mod apply;
 pub mod conditions;
 pub mod config;
 pub mod conntrack;
 pub mod installed;
+pub mod nfnl;
 pub mod nft;
 pub mod plan;
+pub mod state;
 
 use std::collections::BTreeSet;
 
@@ -80,8 +84,8 @@ impl cni::Plugin for Plugin {
     }
 
     fn status(&self, req: &StatusRequest) -> Result<Reply, CniError> {
-        let cfg = config::parse(&req.stdin)?;
-        apply::status(cfg.mark_masq_bit)?;
+        config::parse(&req.stdin)?;
+        apply::status()?;
         Ok(Reply::Empty)
     }
 }

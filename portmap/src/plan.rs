@@ -1,22 +1,33 @@
 //! The desired nftables state, as pure functions of the configuration, the
-//! owner and the container IPs: the shared skeleton (table, verdict maps,
-//! base chains) and one attachment's per-pod chain plus map elements, and the
-//! JSON batches that add, replace and delete them. Never runs anything.
+//! owner and the container IPs: the shared skeleton (table, maps, sets, base
+//! chains), one attachment's set elements (and, only with conditions, its
+//! own chain), and the nft JSON batches for them. Never runs anything.
 //!
-//! Layout (one `inet` table, `cni_portmap`):
-//! - `prerouting` / `output` (nat, dstnat): `fib daddr type local jump hostports`
-//! - `hostports`: four verdict-map lookups, `ip daddr . meta l4proto . th dport`
-//!   in `hostip_v4` (hostIP mappings), `meta l4proto . th dport` in `ports_v4`,
-//!   and the same for IPv6; each element `goto`s the owner's `pod-<hash>` chain
-//!   and carries the owner tag as its comment.
-//! - `pod-<hash>`: per mapping, an optional masquerade-mark rule (hairpin and
-//!   127.0.0.0/8 sources, or any source with masqAll) and the DNAT rule; every
-//!   rule carries the owner tag.
-//! - `masq-mark-<bit>`: sets the mark bit; `postrouting` (nat, srcnat)
-//!   masquerades packets carrying it.
+//! Layout (one `inet` table, `cni_portmap`), flat so that per-pod work is
+//! set elements only:
+//! - `prerouting` / `output` (nat, dstnat): `fib daddr type local jump hostports`.
+//! - `hostports`, per family, most specific first: hostIP mappings
+//!   (`ip daddr . meta l4proto . th dport`), then wildcard ones
+//!   (`meta l4proto . th dport`); each first as a verdict-map lookup in
+//!   `cond_hostip_v4` / `cond_ports_v4` (pods with conditions: `goto` their
+//!   `pod-<hash>` chain), then as `dnat ip to <key> map @ports_v4 : <key> map
+//!   @ports_v4_port` (container address and port; two maps because nft 1.0.6
+//!   crashes on JSON DNAT with concatenated map values), likewise `hostip_v4`.
+//! - `postrouting` (nat, srcnat), for DNAT'ed connections only (`ct status
+//!   dnat`): masquerade hairpin (`ip saddr . ip daddr @masq_hairpin_v4`, the
+//!   pod to itself), IPv4 localhost (`ip saddr 127.0.0.0/8 ip daddr
+//!   @masq_local_v4`) and masqAll (`ip daddr @masq_all_v4`); IPv6 likewise
+//!   without localhost.
 //!
-//! So a new connection costs one map lookup plus the pod's own rules, and an
-//! ADD or DEL touches only the pod's chain and its elements.
+//! The DNAT maps are also the hostPort registry: their elements are added
+//! with `create` semantics, so another attachment's key fails the whole
+//! batch. A pod with conditions still claims its keys there (its verdict-map
+//! entry is looked up first and `goto` never returns into `hostports`).
+//! Every element carries the owner tag as its comment. `markMasqBit` is
+//! validated for compatibility and unused: the sets decide masquerading.
+//!
+//! A new connection costs a handful of hash lookups whatever the number of
+//! pods, and an ADD or DEL touches only the pod's elements.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -25,14 +36,15 @@ use std::net::IpAddr;
 use cni::args::Owner;
 use nftables::batch::Batch;
 use nftables::expr::{
-    BinaryOperation, Elem, Expression, Fib, FibFlag, FibResult, Meta, MetaKey, NamedExpression,
-    Payload, PayloadField, Prefix, Verdict,
+    Elem, Expression, Fib, FibFlag, FibResult, Meta, MetaKey, NamedExpression, Payload,
+    PayloadField, Prefix, Verdict, CT,
 };
 use nftables::schema::{
-    Chain, Element, FlushObject, Map, NfCmd, NfListObject, Rule, SetType, SetTypeValue, Table,
+    Chain, Element, FlushObject, Map, NfCmd, NfListObject, Rule, Set, SetType, SetTypeValue, Table,
 };
-use nftables::stmt::{JumpTarget, Mangle, Match, NATFamily, Operator, Statement, VerdictMap, NAT};
+use nftables::stmt::{JumpTarget, Match, NATFamily, Operator, Statement, VerdictMap, NAT};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -81,7 +93,8 @@ impl Family {
     }
 }
 
-/// One element of the verdict maps: which traffic goes to a pod chain.
+/// A key of the DNAT maps (the hostPort registry): which traffic a mapping
+/// claims.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MapKey {
     pub family: Family,
@@ -93,16 +106,6 @@ pub struct MapKey {
 impl MapKey {
     pub fn map_name(&self) -> String {
         map_name(self.family, self.host_ip.is_some())
-    }
-
-    fn key_expr(&self) -> Expression<'static> {
-        let mut parts = Vec::with_capacity(3);
-        if let Some(ip) = self.host_ip {
-            parts.push(Expression::String(Cow::Owned(ip.to_string())));
-        }
-        parts.push(Expression::String(Cow::Borrowed(self.protocol.as_str())));
-        parts.push(Expression::Number(u32::from(self.port)));
-        Expression::Named(NamedExpression::Concat(parts))
     }
 }
 
@@ -116,7 +119,7 @@ impl std::fmt::Display for MapKey {
     }
 }
 
-/// The four verdict maps.
+/// The four DNAT maps.
 pub fn map_name(family: Family, host_ip: bool) -> String {
     let kind = if host_ip { "hostip" } else { "ports" };
     format!("{kind}_{}", family.suffix())
@@ -168,7 +171,7 @@ impl std::fmt::Display for Dnat {
     }
 }
 
-/// Masquerade decision of one mapping.
+/// Masquerade decision of one attachment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Masq {
     /// No masquerade (`snat: false`).
@@ -179,28 +182,204 @@ pub enum Masq {
     All,
 }
 
+/// One component of an element's key or value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Field {
+    Addr(IpAddr),
+    Proto(Protocol),
+    Port(u16),
+}
+
+impl Field {
+    fn expr(&self) -> Expression<'static> {
+        match self {
+            Field::Addr(ip) => ip_expr(*ip),
+            Field::Proto(p) => s(p.as_str()),
+            Field::Port(p) => Expression::Number(u32::from(*p)),
+        }
+    }
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Field::Addr(ip) => write!(f, "{ip}"),
+            Field::Proto(p) => f.write_str(p.as_str()),
+            Field::Port(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+/// What an element maps its key to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ElementData {
+    /// A set element.
+    None,
+    /// A data map element (`address . port`).
+    Fields(Vec<Field>),
+    /// A verdict map element: `goto` this chain.
+    Goto(String),
+}
+
+/// One element of one of our sets or maps.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SetElement {
+    pub set: String,
+    pub key: Vec<Field>,
+    pub data: ElementData,
+    /// Added with `create` semantics: an existing key (someone else's
+    /// hostPort) fails the batch.
+    pub exclusive: bool,
+}
+
+impl SetElement {
+    fn key_expr(&self) -> Expression<'static> {
+        concat_expr(&self.key)
+    }
+
+    /// The element as nft JSON (`add`/`create`/`delete element`).
+    fn object(&self, comment: Option<&str>) -> NfListObject<'static> {
+        let mut item = self.key_expr();
+        if let Some(c) = comment {
+            item = Expression::Named(NamedExpression::Elem(Elem {
+                val: Box::new(item),
+                timeout: None,
+                expires: None,
+                comment: Some(Cow::Owned(c.to_string())),
+                counter: None,
+            }));
+        }
+        let item = match (&self.data, comment) {
+            (_, None) | (ElementData::None, _) => item,
+            (ElementData::Fields(v), Some(_)) => Expression::List(vec![item, concat_expr(v)]),
+            (ElementData::Goto(chain), Some(_)) => Expression::List(vec![
+                item,
+                Expression::Verdict(Verdict::Goto(JumpTarget {
+                    target: Cow::Owned(chain.clone()),
+                })),
+            ]),
+        };
+        NfListObject::Element(Element {
+            family: FAMILY,
+            table: Cow::Borrowed(TABLE),
+            name: Cow::Owned(self.set.clone()),
+            elem: Cow::Owned(vec![item]),
+        })
+    }
+}
+
+/// `set key` or `set key : value`, as CHECK and conflicts print it.
+impl std::fmt::Display for SetElement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key: Vec<String> = self.key.iter().map(Field::to_string).collect();
+        write!(f, "{} {}", self.set, key.join(" . "))?;
+        match &self.data {
+            ElementData::None => Ok(()),
+            ElementData::Fields(v) => {
+                let v: Vec<String> = v.iter().map(Field::to_string).collect();
+                write!(f, " : {}", v.join(" . "))
+            }
+            ElementData::Goto(c) => write!(f, " : goto {c}"),
+        }
+    }
+}
+
+fn concat_expr(fields: &[Field]) -> Expression<'static> {
+    if let [one] = fields {
+        return one.expr();
+    }
+    Expression::Named(NamedExpression::Concat(
+        fields.iter().map(Field::expr).collect(),
+    ))
+}
+
+/// The DNAT map element of a mapping key, as the registry knows it.
+impl MapKey {
+    pub fn fields(&self) -> Vec<Field> {
+        let mut out = Vec::with_capacity(3);
+        if let Some(ip) = self.host_ip {
+            out.push(Field::Addr(ip));
+        }
+        out.push(Field::Proto(self.protocol));
+        out.push(Field::Port(self.port));
+        out
+    }
+
+    /// Reads a DNAT map element back into a key (None for other sets).
+    pub fn from_element(e: &SetElement) -> Option<MapKey> {
+        let (family, host_ip) = MAPS
+            .iter()
+            .copied()
+            .find(|(f, h)| map_name(*f, *h) == e.set)?;
+        let (ip, rest) = if host_ip {
+            match e.key.first()? {
+                Field::Addr(ip) => (Some(*ip), &e.key[1..]),
+                _ => return None,
+            }
+        } else {
+            (None, &e.key[..])
+        };
+        match rest {
+            [Field::Proto(protocol), Field::Port(port)] => Some(MapKey {
+                family,
+                host_ip: ip,
+                protocol: *protocol,
+                port: *port,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The masquerade sets: (name, family, key is `saddr . daddr`, localhost).
+pub const MASQ_SETS: [(&str, Family); 5] = [
+    ("masq_hairpin_v4", Family::V4),
+    ("masq_local_v4", Family::V4),
+    ("masq_all_v4", Family::V4),
+    ("masq_hairpin_v6", Family::V6),
+    ("masq_all_v6", Family::V6),
+];
+
+/// The map of container ports next to a DNAT (address) map. (nft 1.0.6
+/// crashes parsing JSON `dnat ip to … map` with concatenated
+/// `address . port` values, so address and port live in two maps.)
+pub fn port_map_name(family: Family, host_ip: bool) -> String {
+    format!("{}_port", map_name(family, host_ip))
+}
+
+/// The verdict map for pods with conditions next to a DNAT map.
+pub fn cond_map_name(family: Family, host_ip: bool) -> String {
+    format!("cond_{}", map_name(family, host_ip))
+}
+
 /// Everything one attachment installs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PodPlan {
     pub owner: Owner,
     pub comment: String,
-    pub chain: String,
+    /// The pod's own chain, only when it has conditions for a family it maps.
+    pub chain: Option<String>,
     pub dnats: Vec<Dnat>,
     pub masq: Masq,
-    pub mark_bit: u8,
     pub config: Config,
 }
 
 /// `pod-` + 16 hex digits of SHA-256 over the owner tag.
 pub fn chain_name(owner: &Owner) -> String {
+    format!("{POD_CHAIN_PREFIX}{}", owner_hash(owner))
+}
+
+/// 16 hex digits of SHA-256 over the owner tag (chain and index names).
+pub fn owner_hash(owner: &Owner) -> String {
     let digest = Sha256::digest(owner.tag().as_bytes());
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("{POD_CHAIN_PREFIX}{hex}")
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// The owner tag as an nft comment: the tag itself when it fits in 127
 /// bytes, else its head plus a hash (GC then cannot attribute it and leaves
-/// it alone; DEL and CHECK find everything through the chain name).
+/// it alone; DEL and CHECK match the whole comment).
 pub fn comment(owner: &Owner) -> String {
     let tag = owner.tag();
     if tag.len() <= MAX_COMMENT {
@@ -226,21 +405,28 @@ pub fn pod_plan(config: &Config, owner: &Owner, ips: ContainerIps) -> PodPlan {
             dnats.push(dnat(family, m, container_ip));
         }
     }
-    // Specific hostIPs first so they win over a wildcard of the same port.
-    dnats.sort_by_key(|d| d.host_ip.is_none());
     let masq = match (config.snat, config.masq_all) {
         (false, _) => Masq::Off,
         (true, false) => Masq::HairpinAndLocalhost,
         (true, true) => Masq::All,
     };
+    let conditional = dnats
+        .iter()
+        .any(|d| !conditions_of(config, d.family).is_empty());
     PodPlan {
         owner: owner.clone(),
         comment: comment(owner),
-        chain: chain_name(owner),
+        chain: conditional.then(|| chain_name(owner)),
         dnats,
         masq,
-        mark_bit: config.mark_masq_bit,
         config: config.clone(),
+    }
+}
+
+fn conditions_of(config: &Config, family: Family) -> &[crate::conditions::Condition] {
+    match family {
+        Family::V4 => &config.conditions_v4,
+        Family::V6 => &config.conditions_v6,
     }
 }
 
@@ -256,7 +442,8 @@ fn dnat(family: Family, m: &HostPortMapping, container_ip: IpAddr) -> Dnat {
 }
 
 impl PodPlan {
-    /// The map elements, deduplicated (a repeated mapping maps once).
+    /// The DNAT map keys, deduplicated (a repeated key maps once: the
+    /// first mapping wins).
     pub fn keys(&self) -> BTreeSet<MapKey> {
         self.dnats.iter().map(Dnat::key).collect()
     }
@@ -265,15 +452,81 @@ impl PodPlan {
         self.dnats.is_empty()
     }
 
-    /// The per-pod rules, in order.
-    pub fn rules(&self) -> Vec<Rule<'static>> {
-        let mut rules = Vec::new();
+    /// The forwardings in effect: the first mapping of each key.
+    pub fn effective_dnats(&self) -> Vec<Dnat> {
+        let mut seen = BTreeSet::new();
+        self.dnats
+            .iter()
+            .filter(|d| seen.insert(d.key()))
+            .copied()
+            .collect()
+    }
+
+    /// Every element this attachment owns, in a stable order.
+    pub fn elements(&self) -> Vec<SetElement> {
+        let mut out = Vec::new();
+        for d in self.effective_dnats() {
+            let key = d.key();
+            out.push(SetElement {
+                set: key.map_name(),
+                key: key.fields(),
+                data: ElementData::Fields(vec![Field::Addr(d.container_ip)]),
+                exclusive: true,
+            });
+            out.push(SetElement {
+                set: port_map_name(key.family, key.host_ip.is_some()),
+                key: key.fields(),
+                data: ElementData::Fields(vec![Field::Port(d.container_port)]),
+                exclusive: true,
+            });
+            if let Some(chain) = &self.chain {
+                out.push(SetElement {
+                    set: cond_map_name(key.family, key.host_ip.is_some()),
+                    key: key.fields(),
+                    data: ElementData::Goto(chain.clone()),
+                    exclusive: false,
+                });
+            }
+        }
+        let mut pods: BTreeSet<(Family, IpAddr)> = BTreeSet::new();
         for d in &self.dnats {
-            let conditions = match d.family {
-                Family::V4 => &self.config.conditions_v4,
-                Family::V6 => &self.config.conditions_v6,
+            pods.insert((d.family, d.container_ip));
+        }
+        for (family, ip) in pods {
+            let sets: &[(&str, bool)] = match (self.masq, family) {
+                (Masq::Off, _) => &[],
+                (Masq::HairpinAndLocalhost, Family::V4) => {
+                    &[("masq_hairpin_v4", true), ("masq_local_v4", false)]
+                }
+                (Masq::HairpinAndLocalhost, Family::V6) => &[("masq_hairpin_v6", true)],
+                (Masq::All, Family::V4) => &[("masq_all_v4", false)],
+                (Masq::All, Family::V6) => &[("masq_all_v6", false)],
             };
-            let mut base = vec![
+            for (set, pair) in sets {
+                let mut key = vec![Field::Addr(ip)];
+                if *pair {
+                    key.push(Field::Addr(ip));
+                }
+                out.push(SetElement {
+                    set: (*set).to_string(),
+                    key,
+                    data: ElementData::None,
+                    exclusive: false,
+                });
+            }
+        }
+        out
+    }
+
+    /// The rules of the pod chain (pods with conditions only): per
+    /// effective mapping, its match, the conditions and the DNAT.
+    pub fn rules(&self) -> Vec<Rule<'static>> {
+        let Some(chain) = &self.chain else {
+            return Vec::new();
+        };
+        let mut rules = Vec::new();
+        for d in self.effective_dnats() {
+            let mut expr = vec![
                 eq(meta(MetaKey::Nfproto), s(d.family.nfproto())),
                 eq(meta(MetaKey::L4proto), s(d.protocol.as_str())),
                 eq(
@@ -282,134 +535,102 @@ impl PodPlan {
                 ),
             ];
             if let Some(ip) = d.host_ip {
-                base.push(eq(payload(d.family.payload(), "daddr"), ip_expr(ip)));
+                expr.push(eq(payload(d.family.payload(), "daddr"), ip_expr(ip)));
             }
-            base.extend(conditions.iter().map(|c| c.statement()));
-            // One rule per source: nft 1.0.6 cannot list a single chain whose
-            // rules hold anonymous sets ("Unknown set '__set0'").
-            let sources: Vec<Option<Expression<'static>>> = match (self.masq, d.family) {
-                (Masq::Off, _) => vec![],
-                (Masq::All, _) => vec![None],
-                (Masq::HairpinAndLocalhost, Family::V4) => {
-                    vec![Some(ip_expr(d.container_ip)), Some(prefix("127.0.0.0", 8))]
-                }
-                (Masq::HairpinAndLocalhost, Family::V6) => vec![Some(ip_expr(d.container_ip))],
-            };
-            for src in sources {
-                let mut expr = base.clone();
-                if let Some(src) = src {
-                    expr.push(eq(payload(d.family.payload(), "saddr"), src));
-                }
-                expr.push(Statement::Jump(JumpTarget {
-                    target: Cow::Owned(mark_chain(self.mark_bit)),
-                }));
-                rules.push(self.rule(expr));
-            }
-            let mut expr = base;
+            expr.extend(
+                conditions_of(&self.config, d.family)
+                    .iter()
+                    .map(|c| c.statement()),
+            );
             expr.push(Statement::DNAT(Some(NAT {
                 addr: Some(ip_expr(d.container_ip)),
-                family: Some(match d.family {
-                    Family::V4 => NATFamily::IP,
-                    Family::V6 => NATFamily::IP6,
-                }),
+                family: Some(nat_family(d.family)),
                 port: Some(Expression::Number(u32::from(d.container_port))),
                 flags: None,
             })));
-            rules.push(self.rule(expr));
+            rules.push(Rule {
+                family: FAMILY,
+                table: Cow::Borrowed(TABLE),
+                chain: Cow::Owned(chain.clone()),
+                expr: Cow::Owned(expr),
+                comment: Some(Cow::Owned(self.comment.clone())),
+                ..Rule::default()
+            });
         }
         rules
     }
 
-    fn rule(&self, expr: Vec<Statement<'static>>) -> Rule<'static> {
-        Rule {
-            family: FAMILY,
-            table: Cow::Borrowed(TABLE),
-            chain: Cow::Owned(self.chain.clone()),
-            expr: Cow::Owned(expr),
-            comment: Some(Cow::Owned(self.comment.clone())),
-            ..Rule::default()
+    fn add_elements(&self, batch: &mut Batch<'static>) {
+        for e in self.elements() {
+            let obj = e.object(Some(&self.comment));
+            if e.exclusive {
+                batch.add_cmd(NfCmd::Create(obj));
+            } else {
+                batch.add(obj);
+            }
         }
     }
 
-    fn chain_obj(&self) -> Chain<'static> {
-        regular_chain(&self.chain)
-    }
-
-    fn elements(&self, keys: &BTreeSet<MapKey>) -> Vec<NfListObject<'static>> {
-        keys.iter()
-            .map(|k| {
-                let elem = Expression::List(vec![
-                    Expression::Named(NamedExpression::Elem(Elem {
-                        val: Box::new(k.key_expr()),
-                        timeout: None,
-                        expires: None,
-                        comment: Some(Cow::Owned(self.comment.clone())),
-                        counter: None,
-                    })),
-                    Expression::Verdict(Verdict::Goto(JumpTarget {
-                        target: Cow::Owned(self.chain.clone()),
-                    })),
-                ]);
-                NfListObject::Element(Element {
-                    family: FAMILY,
-                    table: Cow::Borrowed(TABLE),
-                    name: Cow::Owned(k.map_name()),
-                    elem: Cow::Owned(vec![elem]),
-                })
-            })
-            .collect()
-    }
-
-    /// The hot-path batch for a new attachment: `create` the pod chain and
-    /// its elements, so an existing chain (re-ADD) or an element owned by
-    /// someone else fails the whole batch with "File exists".
+    /// The nft batch for a new attachment: `create` the pod chain (if any)
+    /// and the DNAT elements, so an existing chain (re-ADD) or a hostPort
+    /// owned by someone else fails the whole batch with "File exists".
+    /// (The hot path sends the same elements over nfnetlink, see
+    /// [`crate::nfnl`]; this form serves pods with conditions.)
     pub fn add_batch(&self) -> Value {
         let mut batch = Batch::new();
-        batch.add_cmd(NfCmd::Create(NfListObject::Chain(self.chain_obj())));
-        for r in self.rules() {
-            batch.add(NfListObject::Rule(r));
+        if let Some(chain) = &self.chain {
+            batch.add_cmd(NfCmd::Create(NfListObject::Chain(regular_chain(chain))));
+            for r in self.rules() {
+                batch.add(NfListObject::Rule(r));
+            }
         }
-        for e in self.elements(&self.keys()) {
-            batch.add_cmd(NfCmd::Create(e));
-        }
+        self.add_elements(&mut batch);
         to_value(batch)
     }
 
-    /// Re-ADD by the same owner: replace its rules and elements atomically.
-    pub fn replace_batch(&self, old_keys: &BTreeSet<MapKey>, chain_exists: bool) -> Value {
+    /// Re-ADD by the same owner: replace its elements (and chain) atomically.
+    pub fn replace_batch(&self, old: &[SetElement], chains: &BTreeSet<String>) -> Value {
         let mut batch = Batch::new();
-        for k in old_keys {
-            batch.delete(element_key(k));
+        for e in old {
+            batch.delete(e.object(None));
         }
-        if chain_exists {
-            batch.add_cmd(NfCmd::Flush(FlushObject::Chain(self.chain_obj())));
-        } else {
-            batch.add(NfListObject::Chain(self.chain_obj()));
+        for c in chains {
+            if Some(c) != self.chain.as_ref() {
+                batch.add_cmd(NfCmd::Flush(FlushObject::Chain(regular_chain(c))));
+                batch.delete(NfListObject::Chain(regular_chain(c)));
+            }
         }
-        for r in self.rules() {
-            batch.add(NfListObject::Rule(r));
+        if let Some(chain) = &self.chain {
+            batch.add(NfListObject::Chain(regular_chain(chain)));
+            batch.add_cmd(NfCmd::Flush(FlushObject::Chain(regular_chain(chain))));
+            for r in self.rules() {
+                batch.add(NfListObject::Rule(r));
+            }
         }
-        for e in self.elements(&self.keys()) {
-            batch.add_cmd(NfCmd::Create(e));
-        }
+        self.add_elements(&mut batch);
         to_value(batch)
     }
 }
 
-fn element_key(k: &MapKey) -> NfListObject<'static> {
-    NfListObject::Element(Element {
-        family: FAMILY,
-        table: Cow::Borrowed(TABLE),
-        name: Cow::Owned(k.map_name()),
-        elem: Cow::Owned(vec![k.key_expr()]),
-    })
+fn map_lookup(key: Expression<'static>, map: String) -> Expression<'static> {
+    Expression::Named(NamedExpression::Map(Box::new(nftables::expr::Map {
+        key,
+        data: s_owned(format!("@{map}")),
+    })))
 }
 
-/// Deletes the given elements and pod chains (DEL, GC).
-pub fn delete_batch(keys: &BTreeSet<MapKey>, chains: &BTreeSet<String>) -> Value {
+fn nat_family(family: Family) -> NATFamily {
+    match family {
+        Family::V4 => NATFamily::IP,
+        Family::V6 => NATFamily::IP6,
+    }
+}
+
+/// Deletes the given elements and pod chains (DEL fallback, GC).
+pub fn delete_batch(elements: &[SetElement], chains: &BTreeSet<String>) -> Value {
     let mut batch = Batch::new();
-    for k in keys {
-        batch.delete(element_key(k));
+    for e in elements {
+        batch.delete(e.object(None));
     }
     for c in chains {
         batch.add_cmd(NfCmd::Flush(FlushObject::Chain(regular_chain(c))));
@@ -418,49 +639,85 @@ pub fn delete_batch(keys: &BTreeSet<MapKey>, chains: &BTreeSet<String>) -> Value
     to_value(batch)
 }
 
-/// The chain that sets masquerade mark bit `bit`.
-pub fn mark_chain(bit: u8) -> String {
-    format!("masq-mark-{bit}")
+fn set_types(fields: &[SetType]) -> SetTypeValue<'static> {
+    match fields {
+        [one] => SetTypeValue::Single(*one),
+        many => SetTypeValue::Concatenated(Cow::Owned(many.to_vec())),
+    }
 }
 
-fn mark_rule_comment(bit: u8) -> String {
-    mark_chain(bit)
+fn addr_type(family: Family) -> SetType {
+    match family {
+        Family::V4 => SetType::Ipv4Addr,
+        Family::V6 => SetType::Ipv6Addr,
+    }
 }
 
-/// The postrouting rule for `bit`, recognised by its comment.
-pub fn is_mark_rule_comment(comment: &str, bit: u8) -> bool {
-    comment == mark_rule_comment(bit)
+fn ct_status_dnat() -> Statement<'static> {
+    Statement::Match(Match {
+        left: Expression::Named(NamedExpression::CT(CT {
+            key: Cow::Borrowed("status"),
+            family: None,
+            dir: None,
+        })),
+        right: s("dnat"),
+        op: Operator::IN,
+    })
 }
 
-/// Creates what is missing of the skeleton: table, the four verdict maps, the
+/// Creates what is missing of the skeleton: table, maps, sets, and the
 /// chains with their static rules (flushed and rewritten, so a repeat is
-/// harmless), the mark chain for `bit`, and its postrouting masquerade rule
-/// unless `masq_rule_present`.
-pub fn skeleton_batch(bit: u8, masq_rule_present: bool) -> Value {
+/// harmless; maps and sets are only added, keeping their elements).
+pub fn skeleton_batch() -> Value {
     let mut batch = Batch::new();
     batch.add(NfListObject::Table(Table {
         family: FAMILY,
         name: Cow::Borrowed(TABLE),
         handle: None,
     }));
+    let mut verdict_maps = Vec::new();
     for (family, host_ip) in MAPS {
-        let mut types = Vec::new();
+        let mut key = Vec::new();
         if host_ip {
-            types.push(match family {
-                Family::V4 => SetType::Ipv4Addr,
-                Family::V6 => SetType::Ipv6Addr,
-            });
+            key.push(addr_type(family));
         }
-        types.push(SetType::InetProto);
-        types.push(SetType::InetService);
-        batch.add(NfListObject::Map(Box::new(Map {
+        key.push(SetType::InetProto);
+        key.push(SetType::InetService);
+        let map = |name: String, data: SetTypeValue<'static>| {
+            NfListObject::Map(Box::new(Map {
+                family: FAMILY,
+                table: Cow::Borrowed(TABLE),
+                name: Cow::Owned(name),
+                set_type: set_types(&key),
+                map: data,
+                ..Map::default()
+            }))
+        };
+        batch.add(map(
+            map_name(family, host_ip),
+            SetTypeValue::Single(addr_type(family)),
+        ));
+        batch.add(map(
+            port_map_name(family, host_ip),
+            SetTypeValue::Single(SetType::InetService),
+        ));
+        // Patched to "verdict" below: the crate's SetType has no verdict.
+        let cond = cond_map_name(family, host_ip);
+        verdict_maps.push(cond.clone());
+        batch.add(map(cond, SetTypeValue::Single(SetType::Mark)));
+    }
+    for (name, family) in MASQ_SETS {
+        let types: Vec<SetType> = if name.starts_with("masq_hairpin") {
+            vec![addr_type(family), addr_type(family)]
+        } else {
+            vec![addr_type(family)]
+        };
+        batch.add(NfListObject::Set(Box::new(Set {
             family: FAMILY,
             table: Cow::Borrowed(TABLE),
-            name: Cow::Owned(map_name(family, host_ip)),
-            set_type: SetTypeValue::Concatenated(Cow::Owned(types)),
-            // Patched to "verdict" below: the crate's SetType has no verdict.
-            map: SetTypeValue::Single(SetType::Mark),
-            ..Map::default()
+            name: Cow::Borrowed(name),
+            set_type: set_types(&types),
+            ..Set::default()
         })));
     }
     let hostports = regular_chain("hostports");
@@ -473,15 +730,30 @@ pub fn skeleton_batch(bit: u8, masq_rule_present: bool) -> Value {
         }
         key.push(meta(MetaKey::L4proto));
         key.push(payload("th", "dport"));
-        let mut expr = Vec::new();
-        if !host_ip {
-            expr.push(eq(meta(MetaKey::Nfproto), s(family.nfproto())));
-        }
-        expr.push(Statement::VerdictMap(VerdictMap {
-            key: Expression::Named(NamedExpression::Concat(key)),
-            data: s_owned(format!("@{}", map_name(family, host_ip))),
-        }));
-        batch.add(NfListObject::Rule(static_rule("hostports", expr)));
+        let key = Expression::Named(NamedExpression::Concat(key));
+        let guard = || eq(meta(MetaKey::Nfproto), s(family.nfproto()));
+        batch.add(NfListObject::Rule(static_rule(
+            "hostports",
+            vec![
+                guard(),
+                Statement::VerdictMap(VerdictMap {
+                    key: key.clone(),
+                    data: s_owned(format!("@{}", cond_map_name(family, host_ip))),
+                }),
+            ],
+        )));
+        batch.add(NfListObject::Rule(static_rule(
+            "hostports",
+            vec![
+                guard(),
+                Statement::DNAT(Some(NAT {
+                    addr: Some(map_lookup(key.clone(), map_name(family, host_ip))),
+                    family: Some(nat_family(family)),
+                    port: Some(map_lookup(key, port_map_name(family, host_ip))),
+                    flags: None,
+                })),
+            ],
+        )));
     }
     for (name, hook) in [
         ("prerouting", NfHook::Prerouting),
@@ -506,74 +778,54 @@ pub fn skeleton_batch(bit: u8, masq_rule_present: bool) -> Value {
             ],
         )));
     }
-    batch.add(NfListObject::Chain(base_chain(
-        "postrouting",
-        NfHook::Postrouting,
-        100,
-    )));
-    let mark = mark_chain(bit);
-    let mark_value = 1u32 << bit;
-    batch.add(NfListObject::Chain(regular_chain(&mark)));
-    batch.add_cmd(NfCmd::Flush(FlushObject::Chain(regular_chain(&mark))));
-    batch.add(NfListObject::Rule(static_rule(
-        &mark,
-        vec![Statement::Mangle(Mangle {
-            key: meta(MetaKey::Mark),
-            value: Expression::BinaryOperation(Box::new(BinaryOperation::OR(vec![
-                meta(MetaKey::Mark),
-                Expression::Number(mark_value),
-            ]))),
-        })],
-    )));
-    if !masq_rule_present {
-        let mut rule = static_rule(
-            "postrouting",
-            vec![
-                Statement::Match(Match {
-                    left: Expression::BinaryOperation(Box::new(BinaryOperation::AND(
-                        meta(MetaKey::Mark),
-                        Expression::Number(mark_value),
-                    ))),
-                    right: Expression::Number(mark_value),
-                    op: Operator::EQ,
-                }),
-                Statement::Masquerade(None),
-            ],
-        );
-        rule.comment = Some(Cow::Owned(mark_rule_comment(bit)));
-        batch.add(NfListObject::Rule(rule));
+    let post = base_chain("postrouting", NfHook::Postrouting, 100);
+    batch.add(NfListObject::Chain(post.clone()));
+    batch.add_cmd(NfCmd::Flush(FlushObject::Chain(post)));
+    for (name, family) in MASQ_SETS {
+        let p = family.payload();
+        let mut expr = vec![ct_status_dnat()];
+        let daddr = payload(p, "daddr");
+        let set = s_owned(format!("@{name}"));
+        if name.starts_with("masq_hairpin") {
+            expr.push(eq(
+                Expression::Named(NamedExpression::Concat(vec![payload(p, "saddr"), daddr])),
+                set,
+            ));
+        } else {
+            if name.starts_with("masq_local") {
+                expr.push(eq(payload(p, "saddr"), prefix("127.0.0.0", 8)));
+            }
+            expr.push(eq(daddr, set));
+        }
+        expr.push(Statement::Masquerade(None));
+        batch.add(NfListObject::Rule(static_rule("postrouting", expr)));
     }
     let mut value = to_value(batch);
-    patch_verdict_maps(&mut value);
+    patch_verdict_maps(&mut value, &verdict_maps);
     value
 }
 
-/// The crate models map data types without `verdict`; rewrite the four maps.
-fn patch_verdict_maps(value: &mut Value) {
+/// The crate models map data types without `verdict`; rewrite those maps.
+fn patch_verdict_maps(value: &mut Value, names: &[String]) {
     let Some(objects) = value.get_mut("nftables").and_then(Value::as_array_mut) else {
         return;
     };
     for obj in objects {
         if let Some(map) = obj.pointer_mut("/add/map") {
-            map["map"] = Value::String("verdict".into());
+            if map
+                .get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| names.iter().any(|x| x == n))
+            {
+                map["map"] = Value::String("verdict".into());
+            }
         }
     }
 }
 
-/// A batch of `list` commands (nft prints one JSON document per command).
-/// nft 1.0.6 fetches only the last-named object when one batch lists two
-/// objects of the same kind, so the maps come from one `list maps` (family
-/// `inet`; the crate has no object for it) and at most one chain is listed.
-pub fn list_batch(chain: Option<&str>, maps: bool) -> Value {
-    let mut objects = Vec::new();
-    if let Some(c) = chain {
-        let cmd = NfCmd::List(NfListObject::Chain(regular_chain(c)));
-        objects.push(serde_json::to_value(cmd).unwrap_or(Value::Null));
-    }
-    if maps {
-        objects.push(serde_json::json!({"list": {"maps": {"family": "inet"}}}));
-    }
-    serde_json::json!({ "nftables": objects })
+/// Lists our whole table (one JSON document).
+pub fn list_table_batch() -> Value {
+    serde_json::json!({"nftables": [{"list": {"table": {"family": "inet", "name": TABLE}}}]})
 }
 
 fn to_value(batch: Batch<'_>) -> Value {

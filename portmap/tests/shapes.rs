@@ -3,6 +3,7 @@
 //! (the schema is not validation, P11).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -10,6 +11,7 @@ use cni::args::Owner;
 use cni::testing::{privileged, TestNetns};
 use portmap::config::{self, ContainerIps};
 use portmap::installed::Listing;
+use portmap::nfnl::{ElementOp, Nfnl};
 use portmap::plan::{self, PodPlan};
 
 fn owner() -> Owner {
@@ -94,11 +96,16 @@ fn snapshots_of_every_shape() {
     for (name, p) in shapes() {
         insta::assert_json_snapshot!(format!("add_{name}"), p.add_batch());
     }
-    insta::assert_json_snapshot!("skeleton", plan::skeleton_batch(13, false));
+    insta::assert_json_snapshot!("skeleton", plan::skeleton_batch());
     let (_, p) = &shapes()[2];
     insta::assert_json_snapshot!(
         "delete",
-        plan::delete_batch(&p.keys(), &[p.chain.clone()].into())
+        plan::delete_batch(&p.elements(), &BTreeSet::new())
+    );
+    let (_, p) = &shapes()[6];
+    insta::assert_json_snapshot!(
+        "delete_with_chain",
+        plan::delete_batch(&p.elements(), &p.chain.clone().into_iter().collect())
     );
 }
 
@@ -141,47 +148,105 @@ fn nft_in(ns: &TestNetns, batch: &serde_json::Value) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+fn list(ns: &TestNetns) -> Listing {
+    Listing::parse(&nft_in(ns, &plan::list_table_batch()))
+}
+
+/// Applies the skeleton (twice: it is idempotent) in a fresh netns.
+fn prepared() -> TestNetns {
+    let ns = TestNetns::new("sh");
+    nft_in(&ns, &plan::skeleton_batch());
+    nft_in(&ns, &plan::skeleton_batch());
+    ns
+}
+
+fn assert_installed(name: &str, listing: &Listing, p: &PodPlan) {
+    assert_eq!(
+        listing.elements_of(&p.comment),
+        p.elements().into_iter().collect::<BTreeSet<_>>(),
+        "{name}: elements read back"
+    );
+    if let Some(chain) = &p.chain {
+        let mut installed: Vec<_> = listing.rules_of(chain).filter_map(|r| r.dnat).collect();
+        installed.sort();
+        let mut expected = p.effective_dnats();
+        expected.sort();
+        assert_eq!(installed, expected, "{name}: dnat rules read back");
+        assert!(listing
+            .rules_of(chain)
+            .all(|r| r.comment.as_deref() == Some("pmnet/ctr1/eth0")));
+    }
+}
+
 #[test]
 fn every_shape_applies_to_real_nft_and_lists_back() {
     if !privileged("every_shape_applies_to_real_nft_and_lists_back") {
         return;
     }
     for (name, p) in shapes() {
-        let ns = TestNetns::new("sh");
-        nft_in(&ns, &plan::skeleton_batch(p.mark_bit, false));
-        // The skeleton is idempotent (flush + re-add of static rules).
-        nft_in(&ns, &plan::skeleton_batch(p.mark_bit, true));
+        let ns = prepared();
         nft_in(&ns, &p.add_batch());
-        let listing = Listing::parse(&nft_in(
-            &ns,
-            &serde_json::json!({"nftables": [{"list": {"table": {"family": "inet", "name": plan::TABLE}}}]}),
-        ));
-        let mut installed: Vec<_> = listing.rules_of(&p.chain).filter_map(|r| r.dnat).collect();
-        let mut expected = p.dnats.clone();
-        installed.sort();
-        expected.sort();
-        assert_eq!(installed, expected, "{name}: dnat rules read back");
-        assert_eq!(
-            listing.elements_of(&p.chain, &p.comment),
-            p.keys(),
-            "{name}: map elements read back"
-        );
-        assert!(listing
-            .rules_of(&p.chain)
-            .all(|r| r.comment.as_deref() == Some("pmnet/ctr1/eth0")));
+        assert_installed(name, &list(&ns), &p);
         // Re-ADD of the same owner and DEL also apply.
-        nft_in(&ns, &p.replace_batch(&p.keys(), true));
-        nft_in(
-            &ns,
-            &plan::delete_batch(&p.keys(), &[p.chain.clone()].into()),
-        );
-        let after = Listing::parse(&nft_in(
-            &ns,
-            &serde_json::json!({"nftables": [{"list": {"table": {"family": "inet", "name": plan::TABLE}}}]}),
-        ));
+        let old: Vec<_> = p.elements();
+        let chains: BTreeSet<String> = p.chain.clone().into_iter().collect();
+        nft_in(&ns, &p.replace_batch(&old, &chains));
+        assert_installed(name, &list(&ns), &p);
+        nft_in(&ns, &plan::delete_batch(&old, &chains));
+        let after = list(&ns);
         assert!(
             after.elements.is_empty() && after.rules.is_empty(),
             "{name}: {after:?}"
         );
+    }
+}
+
+/// The nfnetlink encoding (keys, values, comments) is what nft itself
+/// writes: elements added over nfnetlink list back as the plan, their
+/// comments are read back over nfnetlink, and they delete by key.
+#[test]
+fn nfnetlink_elements_match_what_nft_lists() {
+    if !privileged("nfnetlink_elements_match_what_nft_lists") {
+        return;
+    }
+    for (name, p) in shapes() {
+        if p.chain.is_some() {
+            continue;
+        }
+        let ns = prepared();
+        let path = ns.path();
+        let elements = p.elements();
+        let comment = p.comment.clone();
+        let els = elements.clone();
+        std::thread::spawn(move || {
+            let _g = cni::netns::NetnsGuard::enter(&path).unwrap();
+            let mut nf = Nfnl::open().unwrap();
+            let ops: Vec<_> = els.iter().map(|e| ElementOp::Add(e, &comment)).collect();
+            nf.transact(&ops).unwrap();
+            // create semantics: the DNAT keys cannot be added twice.
+            let err = nf.transact(&ops).unwrap_err();
+            assert!(err.is_exists(), "{err}");
+            let refs: Vec<_> = els.iter().collect();
+            let comments = nf.comments(&refs).unwrap();
+            assert!(comments
+                .iter()
+                .all(|c| c.as_deref() == Some(comment.as_str())));
+        })
+        .join()
+        .unwrap();
+        assert_installed(name, &list(&ns), &p);
+        let path = ns.path();
+        std::thread::spawn(move || {
+            let _g = cni::netns::NetnsGuard::enter(&path).unwrap();
+            let mut nf = Nfnl::open().unwrap();
+            let ops: Vec<_> = elements.iter().map(ElementOp::Delete).collect();
+            nf.transact(&ops).unwrap();
+            let err = nf.transact(&ops).unwrap_err();
+            assert!(err.is_not_found(), "{err}");
+            nf.close_in_background();
+        })
+        .join()
+        .unwrap();
+        assert!(list(&ns).elements.is_empty(), "{name}");
     }
 }

@@ -1,0 +1,110 @@
+//! Plugin-private state under `/run/cni-portmap`, per host netns (by inode):
+//! the flock that serialises portmap's list-then-modify sequences, and one
+//! index file per attachment listing exactly the elements (and pod chain)
+//! its ADD installed, so DEL finds them without listing the maps. The index
+//! is a hint, never the authority: DEL deletes only elements that still
+//! carry the owner's comment. Touches no kernel object.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+use cni::args::Owner;
+use cni::CniError;
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{owner_hash, SetElement};
+
+const STATE_DIR: &str = "/run/cni-portmap";
+
+fn netns_ino() -> Result<u64, CniError> {
+    std::fs::metadata(cni::netns::THREAD_NETNS)
+        .map(|m| m.ino())
+        .map_err(|e| CniError::io(format!("portmap: reading the current netns: {e}")))
+}
+
+/// Serialises portmap's list-then-modify sequences within one netns.
+pub struct NetnsLock {
+    _lock: Flock<File>,
+}
+
+impl NetnsLock {
+    pub fn take() -> Result<NetnsLock, CniError> {
+        let ino = netns_ino()?;
+        std::fs::create_dir_all(STATE_DIR)
+            .map_err(|e| CniError::io(format!("portmap: creating {STATE_DIR}: {e}")))?;
+        let path = format!("{STATE_DIR}/netns-{ino}.lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| CniError::io(format!("portmap: opening lock {path}: {e}")))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, e)| CniError::io(format!("portmap: locking {path}: {e}")))?;
+        Ok(NetnsLock { _lock: lock })
+    }
+}
+
+/// What one attachment's ADD installed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Index {
+    /// The owner comment on every element.
+    pub comment: String,
+    pub elements: Vec<SetElement>,
+    /// The pod chain (attachments with conditions only).
+    pub chain: Option<String>,
+}
+
+fn index_path(owner: &Owner) -> Result<PathBuf, CniError> {
+    Ok(PathBuf::from(format!(
+        "{STATE_DIR}/netns-{}/{}.json",
+        netns_ino()?,
+        owner_hash(owner)
+    )))
+}
+
+/// The index of `owner`, if any (an unreadable one counts as absent).
+pub fn read_index(owner: &Owner) -> Result<Option<Index>, CniError> {
+    let path = index_path(owner)?;
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(CniError::io(format!(
+            "portmap: reading {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// Writes the index atomically (temporary file + rename).
+pub fn write_index(owner: &Owner, index: &Index) -> Result<(), CniError> {
+    let path = index_path(owner)?;
+    let err = |what: &str, e: std::io::Error| {
+        CniError::io(format!("portmap: {what} {}: {e}", path.display()))
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| err("creating the directory of", e))?;
+    }
+    let text = serde_json::to_vec(index)
+        .map_err(|e| CniError::internal(format!("portmap: encoding the index: {e}")))?;
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(|e| err("creating", e))?;
+    f.write_all(&text).map_err(|e| err("writing", e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| err("renaming into", e))
+}
+
+/// Removes the index of `owner`; a missing one is fine.
+pub fn remove_index(owner: &Owner) -> Result<(), CniError> {
+    let path = index_path(owner)?;
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(CniError::io(format!(
+            "portmap: removing {}: {e}",
+            path.display()
+        ))),
+    }
+}
