@@ -23,7 +23,8 @@
 //! with `create` semantics, so another attachment's key fails the whole
 //! batch. A pod with conditions still claims its keys there (its verdict-map
 //! entry is looked up first and `goto` never returns into `hostports`).
-//! Every element carries the owner tag as its comment. `markMasqBit` is
+//! Masquerade elements are keyed by pod address (one per pod and set, plain
+//! `add`). Every element carries the owner tag as its comment. `markMasqBit` is
 //! validated for compatibility and unused: the sets decide masquerading.
 //!
 //! A new connection costs a handful of hash lookups whatever the number of

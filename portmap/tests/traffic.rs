@@ -364,3 +364,95 @@ fn status_reports_whether_nftables_is_usable() {
         json!({"cniVersion": "1.1.0", "name": "pmnet", "type": "portmap", "backend": "iptables"});
     assert_eq!(w.portmap("STATUS", "", "", &ipt).json()["code"], 7);
 }
+
+#[test]
+fn conditions_restrict_sources_and_del_removes_the_pod_chain() {
+    if !cni::testing::privileged("conditions_restrict_sources_and_del_removes_the_pod_chain") {
+        return;
+    }
+    let w = World::new();
+    let a = w.pod("ctrA");
+    let b = w.pod("ctrB");
+    let _srv_a = serve(&a.ns, "A", 80, 81);
+    let _srv_b = serve(&b.ns, "B", 80, 81);
+    let mut conf_a = portmap_conf("1.0.0", Some(&a.prev), tcp_udp(8080, 8081));
+    conf_a["conditionsV4"] = json!(["ip", "saddr", EXT4]);
+    let ns_a = a.ns.path().display().to_string();
+    w.portmap("ADD", &a.id, &ns_a, &conf_a).assert_ok();
+    // A pod without conditions next to it, on another port.
+    let conf_b = portmap_conf(
+        "1.0.0",
+        Some(&b.prev),
+        json!([{"hostPort": 9090, "containerPort": 80}]),
+    );
+    let ns_b = b.ns.path().display().to_string();
+    w.portmap("ADD", &b.id, &ns_b, &conf_b).assert_ok();
+    assert_eq!(tcp_get(&w.ext.path(), addr(NODE4, 8080)), Ok("A".into()));
+    assert_eq!(
+        udp_get(&w.ext.path(), addr(NODE4, 8081), None),
+        Ok("A".into())
+    );
+    assert!(
+        tcp_get(&b.ns.path(), addr(NODE4, 8080)).is_err(),
+        "a source outside conditionsV4 is not forwarded"
+    );
+    assert_eq!(tcp_get(&w.ext.path(), addr(NODE4, 9090)), Ok("B".into()));
+    assert_eq!(tcp_get(&a.ns.path(), addr(NODE4, 9090)), Ok("B".into()));
+    // The conditional pod still claims its hostPort.
+    let clash = portmap_conf(
+        "1.0.0",
+        Some(&b.prev),
+        json!([{"hostPort": 8080, "containerPort": 80}]),
+    );
+    let out = w.portmap("ADD", "ctrC", &ns_b, &clash);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    w.portmap("CHECK", &a.id, &ns_a, &conf_a).assert_ok();
+    let chain = portmap::plan::chain_name(&cni::args::Owner::new("pmnet", "ctrA", "eth0"));
+    assert!(w.nft_ruleset().contains(&chain));
+    let bare = json!({"cniVersion": "1.0.0", "name": "pmnet", "type": "portmap"});
+    w.portmap("DEL", &a.id, "", &bare).assert_ok();
+    let rules = w.nft_ruleset();
+    assert!(
+        !rules.contains(&chain) && !rules.contains("ctrA"),
+        "{rules}"
+    );
+    assert!(tcp_get(&w.ext.path(), addr(NODE4, 8080)).is_err());
+    assert_eq!(tcp_get(&w.ext.path(), addr(NODE4, 9090)), Ok("B".into()));
+}
+
+#[test]
+fn del_without_index_lists_and_a_stale_index_deletes_nothing_foreign() {
+    if !cni::testing::privileged(
+        "del_without_index_lists_and_a_stale_index_deletes_nothing_foreign",
+    ) {
+        return;
+    }
+    let w = World::new();
+    let a = w.pod("ctrA");
+    let b = w.pod("ctrB");
+    let _srv = serve(&b.ns, "B", 80, 81);
+    let bare = json!({"cniVersion": "1.0.0", "name": "pmnet", "type": "portmap"});
+    let conf_a = portmap_conf("1.0.0", Some(&a.prev), tcp_udp(8080, 8081));
+    let ns_a = a.ns.path().display().to_string();
+    // No index (lost): DEL finds the elements by their owner comment.
+    w.portmap("ADD", &a.id, &ns_a, &conf_a).assert_ok();
+    let index = index_path(&w, &a.id);
+    let saved = std::fs::read(&index).unwrap();
+    std::fs::remove_file(&index).unwrap();
+    w.portmap("DEL", &a.id, "", &bare).assert_ok();
+    assert!(!w.nft_ruleset().contains("ctrA"), "{}", w.nft_ruleset());
+    // A stale index of A naming keys that B now owns deletes none of them.
+    let conf_b = portmap_conf("1.0.0", Some(&b.prev), tcp_udp(8080, 8081));
+    w.portmap("ADD", &b.id, &b.ns.path().display().to_string(), &conf_b)
+        .assert_ok();
+    std::fs::write(&index, saved).unwrap();
+    w.portmap("DEL", &a.id, "", &bare).assert_ok();
+    assert!(!index.exists(), "DEL removes the index");
+    assert_eq!(tcp_get(&w.ext.path(), addr(NODE4, 8080)), Ok("B".into()));
+    assert_eq!(
+        udp_get(&w.ext.path(), addr(NODE4, 8081), None),
+        Ok("B".into())
+    );
+    w.portmap("CHECK", &b.id, &b.ns.path().display().to_string(), &conf_b)
+        .assert_ok();
+}

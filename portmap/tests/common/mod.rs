@@ -310,3 +310,15 @@ pub fn host_exec(world: &World, args: &[&str]) -> String {
     full.extend_from_slice(args);
     sh(&full)
 }
+
+/// Where portmap keeps the index file of attachment `id`/eth0 of network
+/// `pmnet` for this world's host netns.
+pub fn index_path(world: &World, id: &str) -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(world.host.path()).unwrap().ino();
+    let owner = cni::args::Owner::new("pmnet", id, "eth0");
+    PathBuf::from(format!(
+        "/run/cni-portmap/netns-{ino}/{}.json",
+        portmap::plan::owner_hash(&owner)
+    ))
+}
