@@ -2,7 +2,11 @@
 //! 1, 100 and 1000 existing mapped pods, and the TCP connection rate through
 //! one hostPort with 1 vs 1000 mappings — for our plugin and for Debian's
 //! reference `/usr/lib/cni/portmap` (iptables), each in its own throwaway
-//! "host" netns (never the real host). Run as root:
+//! "host" netns (never the real host). Fair by construction: both plugins
+//! are spawned the same way (this thread enters the plugin's host netns
+//! before the clock starts and the child inherits it; no `ip netns exec`),
+//! and their invocations alternate (fills pod by pod, probes in ABBA order).
+//! Run as root:
 //!
 //! `cargo run --release -p portmap --example bench -- [--counts 1,100,1000] [--samples 15]
 //!  [--ours PATH] [--reference PATH]`
@@ -57,8 +61,17 @@ fn conf(ip: &str, host_port: usize, sandbox: &Path) -> String {
     .to_string()
 }
 
-/// Runs the plugin (this thread is inside the host netns, so the child is).
-fn invoke(plugin: &Path, command: &str, id: &str, netns: &Path, stdin: &str) -> Duration {
+/// Runs the plugin inside `host` (this thread enters it before the clock
+/// starts; the child inherits the thread's netns).
+fn invoke(
+    plugin: &Path,
+    host: &Path,
+    command: &str,
+    id: &str,
+    netns: &Path,
+    stdin: &str,
+) -> Duration {
+    let _g = NetnsGuard::enter(host).unwrap();
     let t0 = Instant::now();
     let mut child = Command::new(plugin)
         .env_clear()
@@ -146,47 +159,59 @@ struct Row {
     del: Duration,
 }
 
-fn series(
-    label: &str,
-    plugin: &Path,
-    counts: &[usize],
-    samples: usize,
-) -> (Vec<Row>, Vec<(usize, f64)>) {
-    let bed = Bed::new();
-    let guard = NetnsGuard::enter(&bed.host.path()).unwrap();
-    let sandbox = bed.peer.path();
-    let mut existing = 0;
-    let mut rows = Vec::new();
-    let mut rates = Vec::new();
-    for &target in counts {
-        let fill = Instant::now();
-        while existing < target {
-            let c = conf(&pod_ip(existing), 10000 + existing, &sandbox);
-            invoke(plugin, "ADD", &format!("pod{existing}"), &sandbox, &c);
-            existing += 1;
-        }
-        eprintln!(
-            "{label}: {target} pods mapped (fill took {:?})",
-            fill.elapsed()
-        );
-        let (mut adds, mut dels) = (Vec::new(), Vec::new());
-        for k in 0..samples {
-            let c = conf(&format!("10.64.200.{}", k + 2), 30000 + k, &sandbox);
-            let id = format!("probe{k}");
-            adds.push(invoke(plugin, "ADD", &id, &sandbox, &c));
-            dels.push(invoke(plugin, "DEL", &id, &sandbox, &c));
-        }
-        rows.push(Row {
-            pods: target,
-            add: median(adds),
-            del: median(dels),
-        });
-        if target == counts[0] || target == *counts.last().unwrap() {
-            rates.push((target, conn_rate(&bed, 10000)));
+/// One plugin under test with its own bed.
+struct Subject {
+    label: &'static str,
+    plugin: PathBuf,
+    bed: Bed,
+    rows: Vec<Row>,
+    rates: Vec<(usize, f64)>,
+    adds: Vec<Duration>,
+    dels: Vec<Duration>,
+}
+
+impl Subject {
+    fn new(label: &'static str, plugin: PathBuf) -> Subject {
+        Subject {
+            label,
+            plugin,
+            bed: Bed::new(),
+            rows: Vec::new(),
+            rates: Vec::new(),
+            adds: Vec::new(),
+            dels: Vec::new(),
         }
     }
-    drop(guard);
-    (rows, rates)
+
+    fn run(&self, command: &str, id: &str, conf: &str) -> Duration {
+        let sandbox = self.bed.peer.path();
+        invoke(
+            &self.plugin,
+            &self.bed.host.path(),
+            command,
+            id,
+            &sandbox,
+            conf,
+        )
+    }
+
+    fn fill_one(&self, i: usize) {
+        let c = conf(&pod_ip(i), 10000 + i, &self.bed.peer.path());
+        self.run("ADD", &format!("pod{i}"), &c);
+    }
+
+    fn probe(&mut self, k: usize) {
+        let c = conf(
+            &format!("10.64.200.{}", k + 2),
+            30000 + k,
+            &self.bed.peer.path(),
+        );
+        let id = format!("probe{k}");
+        let add = self.run("ADD", &id, &c);
+        let del = self.run("DEL", &id, &c);
+        self.adds.push(add);
+        self.dels.push(del);
+    }
 }
 
 fn main() {
@@ -211,14 +236,59 @@ fn main() {
         PathBuf::from(arg("--reference").unwrap_or_else(|| "/usr/lib/cni/portmap".into()));
     assert!(ours.exists(), "build the plugin first: {}", ours.display());
 
-    let (our_rows, our_rates) = series("ours", &ours, &counts, samples);
-    let (ref_rows, ref_rates) = series("reference", &reference, &counts, samples);
+    let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load_before = load();
+    let mut subjects = [
+        Subject::new("ours", ours),
+        Subject::new("reference", reference),
+    ];
+    let mut existing = 0;
+    for &target in &counts {
+        let fill = Instant::now();
+        while existing < target {
+            for s in &subjects {
+                s.fill_one(existing);
+            }
+            existing += 1;
+        }
+        eprintln!(
+            "{target} pods mapped in both beds (fill took {:?})",
+            fill.elapsed()
+        );
+        for k in 0..samples {
+            // ABBA: neither plugin always runs right after the other.
+            let order = if k % 2 == 0 { [0, 1] } else { [1, 0] };
+            for i in order {
+                subjects[i].probe(k);
+            }
+        }
+        for s in &mut subjects {
+            let (adds, dels) = (std::mem::take(&mut s.adds), std::mem::take(&mut s.dels));
+            s.rows.push(Row {
+                pods: target,
+                add: median(adds),
+                del: median(dels),
+            });
+            if target == counts[0] || target == *counts.last().unwrap() {
+                let rate = conn_rate(&s.bed, 10000);
+                s.rates.push((target, rate));
+            }
+        }
+    }
+    let [ours, reference] = &subjects;
+    let (our_rows, our_rates) = (&ours.rows, &ours.rates);
+    let (ref_rows, ref_rates) = (&reference.rows, &reference.rates);
 
+    println!(
+        "load average (1/5/15 min) before: {}, after: {}",
+        load_before.trim(),
+        load().trim()
+    );
     println!(
         "| pods | ours ADD | ours DEL | reference ADD | reference DEL | ADD ratio | DEL ratio |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
-    for (o, r) in our_rows.iter().zip(&ref_rows) {
+    for (o, r) in our_rows.iter().zip(ref_rows) {
         println!(
             "| {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.3} | {:.3} |",
             o.pods,
@@ -230,15 +300,18 @@ fn main() {
             o.del.as_secs_f64() / r.del.as_secs_f64(),
         );
     }
-    let (first, last) = (&our_rows[0], &our_rows[our_rows.len() - 1]);
-    println!(
-        "ours scaling {}→{} pods: ADD {:.2}x, DEL {:.2}x",
-        first.pods,
-        last.pods,
-        last.add.as_secs_f64() / first.add.as_secs_f64(),
-        last.del.as_secs_f64() / first.del.as_secs_f64()
-    );
-    for (label, rates) in [("ours", &our_rates), ("reference", &ref_rates)] {
+    for s in &subjects {
+        let (first, last) = (&s.rows[0], &s.rows[s.rows.len() - 1]);
+        println!(
+            "{} scaling {}→{} pods: ADD {:.2}x, DEL {:.2}x",
+            s.label,
+            first.pods,
+            last.pods,
+            last.add.as_secs_f64() / first.add.as_secs_f64(),
+            last.del.as_secs_f64() / first.del.as_secs_f64()
+        );
+    }
+    for (label, rates) in [(ours.label, our_rates), (reference.label, ref_rates)] {
         let text: Vec<String> = rates
             .iter()
             .map(|(n, r)| format!("{n} mappings: {r:.0} conn/s"))
