@@ -11,7 +11,11 @@
 //! memory. [`Nfnl::close_in_background`] hands the last reference of the
 //! socket to a forked child that first waits out a grace period itself
 //! (`membarrier`, no lock held) and then exits, so neither this plugin nor
-//! the next transaction in the netns waits.
+//! the next transaction in the netns waits. Measured here (kernel 6.18,
+//! load ~1.2, medians of 21 back-to-back ADD+DEL pairs, whole plugin
+//! process): plain close ADD 3.5 ms / DEL 17–19 ms; background close ADD
+//! 4.2–5.6 ms / DEL 3.2–3.4 ms (an ADD issued within the grace period of
+//! the previous DEL pays ~1 ms of it; 0.4 ms is the fork).
 
 use std::io;
 use std::net::IpAddr;
