@@ -545,7 +545,8 @@ fn handle(
                 _ => plugin.del(&req)?,
             }
         }
-        Command::Version => unreachable_version(),
+        // VERSION is answered in `dispatch` before any config is parsed.
+        Command::Version => Reply::Empty,
     };
     match reply {
         Reply::Empty => Ok(Output::Nothing),
@@ -560,11 +561,6 @@ fn handle(
         }),
         Reply::Result(r) => Ok(Output::Text(to_indented(&r.to_value(version)?))),
     }
-}
-
-fn unreachable_version() -> Reply {
-    // VERSION returns before config parsing; nothing to print here.
-    Reply::Empty
 }
 
 /// Refuses to operate on the plugin's own netns (it would, say, take the
