@@ -9,6 +9,10 @@
 //!   from the host veth's ingress hook to an IFB (`bwp` + 12 hex of a hash of
 //!   network/containerID/ifname) with a TBF on it. The IFB is appended to the
 //!   result's `interfaces`; its alias records the owner for DEL/CHECK/GC.
+//!   Only an IFB whose alias names the owner is ours: a link of anyone else
+//!   holding that name (or altname) makes ADD fail before creating anything
+//!   and is never changed by DEL or GC. A failed ADD deletes exactly what it
+//!   created.
 //! - `runtimeConfig.bandwidth` (capability `bandwidth`, from
 //!   `kubernetes.io/ingress-bandwidth` / `egress-bandwidth`): the same four
 //!   keys, used only when no top-level key is present.

@@ -118,6 +118,60 @@ pub fn redirect_target(filter: &TcMessage) -> Option<u32> {
     })
 }
 
+/// The owner record of `link` when it is ours: an IFB named `name` whose
+/// alias names `owner`. Anything else holding that name is someone else's.
+fn our_ifb(link: &LinkMessage, name: &str, owner: &Owner) -> Option<IfbAlias> {
+    if link_kind(link) != Some(InfoKind::Ifb) || link_name(link) != Some(name) {
+        return None;
+    }
+    link_alias(link)
+        .and_then(|a| IfbAlias::parse(&a))
+        .filter(|a| &a.owner == owner)
+}
+
+fn kind_name(link: &LinkMessage) -> String {
+    link_kind(link).map_or("unknown kind".to_string(), |k| {
+        format!("{k:?}").to_lowercase()
+    })
+}
+
+/// A root qdisc bandwidth creates (`1:` tbf or htb); ADD replaces it and
+/// DEL removes it.
+fn is_our_root(q: &TcMessage) -> bool {
+    q.header.parent == TcHandle::ROOT
+        && q.header.handle == tc_handle(ROOT_HANDLE)
+        && matches!(tc_raw::kind(q), Some("tbf") | Some("htb"))
+}
+
+/// A root qdisc someone else configured on the veth is an error, not
+/// something to overwrite. Kernel defaults (handle 0:) are replaced.
+fn refuse_foreign_root(veth: &HostVeth, qdiscs: &[TcMessage]) -> Result<(), CniError> {
+    if let Some(q) = qdiscs
+        .iter()
+        .find(|q| q.header.parent == TcHandle::ROOT && q.header.handle.major != 0)
+    {
+        return Err(internal(format!(
+            "host veth {} already has a root qdisc {} {:x}: that bandwidth did not create; \
+             remove it or drop ingressRate",
+            veth.name,
+            tc_raw::kind(q).unwrap_or("?"),
+            q.header.handle.major
+        )));
+    }
+    Ok(())
+}
+
+/// What an ADD created so far, for undoing it when a later step fails.
+#[derive(Debug, Default)]
+struct Created {
+    /// The root qdisc on the host veth.
+    root_qdisc: bool,
+    /// The ingress qdisc on the host veth.
+    ingress_qdisc: bool,
+    /// The IFB's name and, once known, its ifindex.
+    ifb: Option<(String, Option<u32>)>,
+}
+
 /// A netlink session in the host netns (where the plugin runs).
 pub struct Host {
     nl: NetlinkSession,
@@ -206,58 +260,105 @@ impl Host {
     }
 
     /// Applies the plan. Removes whatever an earlier ADD of this owner left
-    /// first (so re-ADD replaces), and undoes its own work when it fails.
+    /// first (so re-ADD replaces), and undoes exactly what it created when
+    /// a step fails part-way.
+    ///
+    /// A first ADD on a clean veth reads the kernel twice (our IFB's name,
+    /// one qdisc dump of the veth) before creating anything; the cleanup of
+    /// an earlier ADD runs only when that dump or the IFB shows something
+    /// that may be ours.
     pub fn apply(
         &self,
         plan: &ShapingPlan,
         owner: &Owner,
         veth: &HostVeth,
     ) -> Result<Option<CreatedIfb>, CniError> {
-        let leftovers = self.remove(owner, Some(veth));
-        if let Some(e) = leftovers.into_iter().next() {
-            return Err(e.context("bandwidth: removing the shaping of an earlier ADD"));
+        let name = ifb_name(owner);
+        let existing = self.link(&name)?;
+        let ours = existing
+            .as_ref()
+            .is_some_and(|l| our_ifb(l, &name, owner).is_some());
+        if let (Some(link), false, true) = (&existing, ours, plan.ifb.is_some()) {
+            return Err(internal(format!(
+                "cannot create ifb {name}: the name is taken by link {} (ifindex {}, {}, alias {:?}) \
+                 that bandwidth does not own for {}; it was left alone",
+                link_name(link).unwrap_or("?"),
+                link.header.index,
+                kind_name(link),
+                link_alias(link).unwrap_or_default(),
+                owner.tag()
+            )));
         }
-        match self.apply_fresh(plan, owner, veth) {
+        let what = format!("host veth {}", veth.name);
+        let mut qdiscs = self.qdiscs(veth.index, &what)?;
+        let maybe_ours = qdiscs
+            .iter()
+            .any(|q| is_our_root(q) || q.header.parent == TcHandle::INGRESS);
+        if ours || maybe_ours {
+            let leftovers = self.remove(owner, Some(veth));
+            if let Some(e) = leftovers.into_iter().next() {
+                return Err(e.context("bandwidth: removing the shaping of an earlier ADD"));
+            }
+            qdiscs = self.qdiscs(veth.index, &what)?;
+        }
+        let mut created = Created::default();
+        match self.apply_fresh(plan, owner, veth, &qdiscs, &mut created) {
             Ok(ifb) => Ok(ifb),
-            Err(e) => {
-                let _ = self.remove(owner, Some(veth));
+            Err(mut e) => {
+                let undo = self.undo(&created, veth);
+                if !undo.is_empty() {
+                    let msgs: Vec<&str> = undo.iter().map(|u| u.msg.as_str()).collect();
+                    e.msg = format!(
+                        "{}; undoing the ADD also failed: {}",
+                        e.msg,
+                        msgs.join("; ")
+                    );
+                }
                 Err(e)
             }
         }
     }
 
+    /// Creates the plan's objects on a veth without any of ours, recording
+    /// each in `created` as soon as it exists.
     fn apply_fresh(
         &self,
         plan: &ShapingPlan,
         owner: &Owner,
         veth: &HostVeth,
+        qdiscs: &[TcMessage],
+        created: &mut Created,
     ) -> Result<Option<CreatedIfb>, CniError> {
         if let Some(shaper) = &plan.to_pod {
-            self.refuse_foreign_root(veth)?;
-            self.add_shaper(shaper, veth.index, &format!("host veth {}", veth.name))?;
+            refuse_foreign_root(veth, qdiscs)?;
+            self.add_shaper(
+                shaper,
+                veth.index,
+                &format!("host veth {}", veth.name),
+                &mut created.root_qdisc,
+            )?;
         }
         let (Some(shaper), Some(ifb)) = (&plan.from_pod, &plan.ifb) else {
             return Ok(None);
         };
         let h = self.nl.handle().clone();
-        let created_ingress_qdisc = self.ensure_ingress_hook(veth)?;
+        if !qdiscs.iter().any(|q| q.header.parent == TcHandle::INGRESS) {
+            self.nl
+                .block_on(h.qdisc().add(veth.index as i32).ingress().execute())
+                .map_err(nl(format!(
+                    "creating ingress qdisc on host veth {} (ifindex {})",
+                    veth.name, veth.index
+                )))?;
+            created.ingress_qdisc = true;
+        }
         let alias = IfbAlias {
             owner: owner.clone(),
             host_veth: veth.name.clone(),
-            created_ingress_qdisc,
+            created_ingress_qdisc: created.ingress_qdisc,
         };
-        let link = match self.create_ifb(&ifb.name, veth.mtu, &alias) {
-            Ok(link) => link,
-            Err(e) => {
-                if created_ingress_qdisc {
-                    let del = tc_raw::del_qdisc(&h, veth.index, TcHandle::INGRESS);
-                    let _ = self.nl.block_on(del);
-                }
-                return Err(e);
-            }
-        };
+        let link = self.create_ifb(&ifb.name, veth.mtu, &alias, created)?;
         let ifb_index = link.header.index;
-        self.add_shaper(shaper, ifb_index, &format!("ifb {}", ifb.name))?;
+        self.add_shaper(shaper, ifb_index, &format!("ifb {}", ifb.name), &mut false)?;
         let up = LinkUnspec::new_with_index(ifb_index).up().build();
         self.nl
             .block_on(h.link().set(up).execute())
@@ -270,10 +371,23 @@ impl Host {
             .protocol(ifb.redirect_protocol.to_be())
             .redirect(ifb_index)
             .map_err(nl("building the redirect filter"))?;
-        self.nl.block_on(req.execute()).map_err(nl(format!(
-            "adding the u32 redirect filter on host veth {} (ifindex {}) to ifb {}",
-            veth.name, veth.index, ifb.name
-        )))?;
+        self.nl.block_on(req.execute()).map_err(|e| {
+            let hint = if errno(&e) == Some(libc::EINVAL) {
+                format!(
+                    " (its ingress hook may already have a filter of another protocol at priority {})",
+                    ifb.redirect_prio
+                )
+            } else {
+                String::new()
+            };
+            internal(format!(
+                "adding the u32 redirect filter on host veth {} (ifindex {}) to ifb {}: {}{hint}",
+                veth.name,
+                veth.index,
+                ifb.name,
+                describe(&e)
+            ))
+        })?;
         Ok(Some(CreatedIfb {
             name: ifb.name.clone(),
             mac: link_mac(&link),
@@ -281,61 +395,98 @@ impl Host {
     }
 
     /// Creates the IFB, down (grafting a root qdisc on a down device skips
-    /// the RCU grace period the kernel waits for on a running one), with the
-    /// owner in its alias before anything else can fail.
-    fn create_ifb(&self, name: &str, mtu: u32, alias: &IfbAlias) -> Result<LinkMessage, CniError> {
+    /// the RCU grace period the kernel waits for on a running one), gets it
+    /// back in the same round trip (NLM_F_ECHO), and records the owner in
+    /// its alias before anything else can fail.
+    fn create_ifb(
+        &self,
+        name: &str,
+        mtu: u32,
+        alias: &IfbAlias,
+        created: &mut Created,
+    ) -> Result<LinkMessage, CniError> {
         let h = self.nl.handle().clone();
         let msg = LinkIfb::new(name).mtu(mtu).txqueuelen(0).build();
-        self.nl
-            .block_on(h.link().add(msg).execute())
+        let echoed = self
+            .nl
+            .block_on(tc_raw::add_link_echo(&h, msg))
             .map_err(nl(format!("creating ifb {name}")))?;
-        let link = self
-            .link(name)?
-            .ok_or_else(|| internal(format!("ifb {name} vanished after creation")))?;
+        created.ifb = Some((name.to_string(), None));
+        let link = match echoed.filter(|l| link_name(l) == Some(name)) {
+            Some(l) => l,
+            None => self
+                .link(name)?
+                .ok_or_else(|| internal(format!("ifb {name} vanished after creation")))?,
+        };
+        created.ifb = Some((name.to_string(), Some(link.header.index)));
         let set = LinkUnspec::new_with_index(link.header.index)
             .alias(alias.render())
             .build();
-        if let Err(e) = self.nl.block_on(h.link().set(set).execute()) {
-            let _ = self.nl.block_on(h.link().del(link.header.index).execute());
-            return Err(nl(format!("recording the owner on ifb {name} (alias)"))(e));
-        }
+        self.nl
+            .block_on(h.link().set(set).execute())
+            .map_err(nl(format!("recording the owner on ifb {name} (alias)")))?;
         Ok(link)
     }
 
-    /// A root qdisc someone else configured on the veth is an error, not
-    /// something to overwrite. Kernel defaults (handle 0:) are replaced.
-    fn refuse_foreign_root(&self, veth: &HostVeth) -> Result<(), CniError> {
-        let qdiscs = self.qdiscs(veth.index, &format!("host veth {}", veth.name))?;
-        if let Some(q) = qdiscs
-            .iter()
-            .find(|q| q.header.parent == TcHandle::ROOT && q.header.handle.major != 0)
-        {
-            return Err(internal(format!(
-                "host veth {} already has a root qdisc {} {:x}: that bandwidth did not create; \
-                 remove it or drop ingressRate",
-                veth.name,
-                tc_raw::kind(q).unwrap_or("?"),
-                q.header.handle.major
-            )));
-        }
-        Ok(())
-    }
-
-    /// Makes sure the veth has an ingress hook (ingress or clsact qdisc);
-    /// returns true when we created it.
-    fn ensure_ingress_hook(&self, veth: &HostVeth) -> Result<bool, CniError> {
-        let qdiscs = self.qdiscs(veth.index, &format!("host veth {}", veth.name))?;
-        if qdiscs.iter().any(|q| q.header.parent == TcHandle::INGRESS) {
-            return Ok(false);
-        }
+    /// Deletes what a failed ADD created, newest first; returns what could
+    /// not be deleted. An ingress qdisc we created stays when a filter that
+    /// is not ours appeared on it meanwhile.
+    fn undo(&self, created: &Created, veth: &HostVeth) -> Vec<CniError> {
+        let mut errors = Vec::new();
         let h = self.nl.handle().clone();
-        self.nl
-            .block_on(h.qdisc().add(veth.index as i32).ingress().execute())
-            .map_err(nl(format!(
-                "creating ingress qdisc on host veth {} (ifindex {})",
-                veth.name, veth.index
-            )))?;
-        Ok(true)
+        let on = format!("host veth {} (ifindex {})", veth.name, veth.index);
+        if let Some((name, index)) = &created.ifb {
+            let index = match index {
+                Some(i) => Some(*i),
+                None => match self.link(name) {
+                    Ok(l) => l
+                        .filter(|l| link_kind(l) == Some(InfoKind::Ifb))
+                        .map(|l| l.header.index),
+                    Err(e) => {
+                        errors.push(e);
+                        None
+                    }
+                },
+            };
+            if let Some(index) = index {
+                match self.nl.block_on(h.link().del(index).execute()) {
+                    Ok(()) => {}
+                    Err(e) if errno(&e) == Some(ENODEV) => {}
+                    Err(e) => errors.push(nl(format!("deleting ifb {name} (ifindex {index})"))(e)),
+                }
+            }
+        }
+        if created.ingress_qdisc {
+            match self
+                .nl
+                .block_on(tc_raw::filters(&h, veth.index, INGRESS_HOOK))
+            {
+                Ok(rest) if rest.is_empty() => {
+                    match self
+                        .nl
+                        .block_on(tc_raw::del_qdisc(&h, veth.index, TcHandle::INGRESS))
+                    {
+                        Ok(()) => {}
+                        Err(e) if is_gone(&e) => {}
+                        Err(e) => errors.push(nl(format!("deleting the ingress qdisc on {on}"))(e)),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) if is_gone(&e) => {}
+                Err(e) => errors.push(nl(format!("listing ingress filters of {on}"))(e)),
+            }
+        }
+        if created.root_qdisc {
+            match self
+                .nl
+                .block_on(tc_raw::del_qdisc(&h, veth.index, TcHandle::ROOT))
+            {
+                Ok(()) => {}
+                Err(e) if is_gone(&e) => {}
+                Err(e) => errors.push(nl(format!("deleting the root qdisc on {on}"))(e)),
+            }
+        }
+        errors
     }
 
     fn qdiscs(&self, ifindex: u32, what: &str) -> Result<Vec<TcMessage>, CniError> {
@@ -345,11 +496,19 @@ impl Host {
             .map_err(nl(format!("listing qdiscs of {what} (ifindex {ifindex})")))
     }
 
-    fn add_shaper(&self, s: &Shaper, ifindex: u32, what: &str) -> Result<(), CniError> {
+    /// Creates one direction's qdiscs; sets `root_created` once the root
+    /// qdisc (HTB or TBF) exists, so a failure after it can delete it.
+    fn add_shaper(
+        &self,
+        s: &Shaper,
+        ifindex: u32,
+        what: &str,
+        root_created: &mut bool,
+    ) -> Result<(), CniError> {
         let h = self.nl.handle().clone();
         let on = format!("{what} (ifindex {ifindex})");
         if let Some(split) = &s.split {
-            self.add_split(split, ifindex, &on)?;
+            self.add_split(split, ifindex, &on, root_created)?;
         }
         let msg = tc_raw::tbf_message(ifindex, s.tbf_handle, s.tbf_parent, &s.tbf);
         self.nl
@@ -357,10 +516,18 @@ impl Host {
             .map_err(nl(format!(
                 "creating tbf qdisc {} parent {} on {on}",
                 s.tbf_handle, s.tbf_parent
-            )))
+            )))?;
+        *root_created = true;
+        Ok(())
     }
 
-    fn add_split(&self, split: &SubnetSplit, ifindex: u32, on: &str) -> Result<(), CniError> {
+    fn add_split(
+        &self,
+        split: &SubnetSplit,
+        ifindex: u32,
+        on: &str,
+        root_created: &mut bool,
+    ) -> Result<(), CniError> {
         let h = self.nl.handle().clone();
         let msg = tc_raw::htb_qdisc_message(
             ifindex,
@@ -374,6 +541,7 @@ impl Host {
                 "creating htb qdisc {} on {on}",
                 split.htb_handle
             )))?;
+        *root_created = true;
         for class in [split.shaped_class, split.bypass_class] {
             let msg = tc_raw::htb_class_message(
                 ifindex,
@@ -451,17 +619,12 @@ impl Host {
                 None
             }
         };
-        let alias = ifb
-            .as_ref()
-            .and_then(link_alias)
-            .and_then(|a| IfbAlias::parse(&a));
-        if ifb.is_some() && alias.as_ref().map(|a| &a.owner) != Some(owner) {
-            errors.push(internal(format!(
-                "link {name} exists but its alias does not name {} as owner; leaving it alone",
-                owner.tag()
-            )));
-            return errors;
-        }
+        // A link with our IFB's name that is not an IFB carrying our owner
+        // tag is someone else's: never touched, and nothing of ours.
+        let (ifb, alias) = match ifb.and_then(|l| our_ifb(&l, &name, owner).map(|a| (l, a))) {
+            Some((l, a)) => (Some(l), Some(a)),
+            None => (None, None),
+        };
         let ifb_index = ifb.as_ref().map(|l| l.header.index);
         let veth: Option<HostVeth> = match (veth, &alias) {
             (Some(v), _) => Some(v.clone()),
@@ -554,12 +717,7 @@ impl Host {
         }
         match self.nl.block_on(tc_raw::qdiscs(&h, v.index)) {
             Ok(qs) => {
-                let ours = qs.iter().any(|q| {
-                    q.header.parent == TcHandle::ROOT
-                        && q.header.handle == tc_handle(ROOT_HANDLE)
-                        && matches!(tc_raw::kind(q), Some("tbf") | Some("htb"))
-                });
-                if ours {
+                if qs.iter().any(is_our_root) {
                     match self
                         .nl
                         .block_on(tc_raw::del_qdisc(&h, v.index, TcHandle::ROOT))
@@ -601,8 +759,7 @@ impl Host {
                 ifb.name
             ))
         })?;
-        let alias = link_alias(&link).and_then(|a| IfbAlias::parse(&a));
-        if alias.as_ref().map(|a| &a.owner) != Some(owner) {
+        if our_ifb(&link, &ifb.name, owner).is_none() {
             return Err(internal(format!(
                 "ifb {} is not owned by {} (alias {:?})",
                 ifb.name,

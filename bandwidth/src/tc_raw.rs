@@ -1,7 +1,7 @@
 //! Raw tc messages netlink-packet-route 0.34 does not model (TBF, HTB, pfifo
 //! qdiscs, HTB classes) and the few typed verbs rtnetlink lacks (dump qdiscs
 //! or filters of one device, delete a filter by priority, delete a qdisc by
-//! parent). Options travel as `TcOption::Other(DefaultNla)` through
+//! parent, create a link and get it back in the same round trip). Options travel as `TcOption::Other(DefaultNla)` through
 //! `Handle::request`; dumped options of unknown kinds are decoded with
 //! `emit_value` + `NlasIterator` and never sent back. Layouts are from
 //! `<linux/pkt_sched.h>`, native endian. Knows nothing about plans or owners.
@@ -9,8 +9,9 @@
 use futures_util::StreamExt;
 use netlink_packet_core::{
     DefaultNla, NetlinkMessage, NetlinkPayload, Nla, NlasIterator, NLM_F_ACK, NLM_F_CREATE,
-    NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
+    NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REQUEST,
 };
+use netlink_packet_route::link::LinkMessage;
 use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage, TcOption};
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::Handle;
@@ -254,6 +255,25 @@ pub async fn add_qdisc(handle: &Handle, msg: TcMessage) -> Result<(), rtnetlink:
     )
     .await
     .map(drop)
+}
+
+/// Creates a link (fails with EEXIST if the name is taken) and returns the
+/// kernel's description of it (NLM_F_ECHO, Linux ≥ 6.2; `None` on kernels
+/// that do not echo, then the caller looks it up).
+pub async fn add_link_echo(
+    handle: &Handle,
+    msg: LinkMessage,
+) -> Result<Option<LinkMessage>, rtnetlink::Error> {
+    let replies = request(
+        handle,
+        RouteNetlinkMessage::NewLink(msg),
+        NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO,
+    )
+    .await?;
+    Ok(replies.into_iter().find_map(|m| match m {
+        RouteNetlinkMessage::NewLink(l) => Some(l),
+        _ => None,
+    }))
 }
 
 /// Creates an HTB class.

@@ -548,3 +548,224 @@ fn subnet_split_objects_and_check() {
     w.run(pod, "DEL", &plain).assert_ok();
     assert_clean(&w, veth);
 }
+
+/// The veth's qdiscs and ingress filters as `tc -j` prints them.
+fn tc_state(w: &World, veth: &str) -> (Vec<Value>, Vec<Value>) {
+    let filters = if w
+        .qdiscs(veth)
+        .iter()
+        .any(|q| q["kind"] == "ingress" || q["kind"] == "clsact")
+    {
+        w.ingress_filters(veth)
+    } else {
+        Vec::new()
+    };
+    (w.qdiscs(veth), filters)
+}
+
+#[test]
+fn add_failing_at_the_last_step_undoes_everything_it_created() {
+    if !cni::testing::privileged("add_failing_at_the_last_step_undoes_everything_it_created") {
+        return;
+    }
+    let w = World::new(1);
+    let pod = w.pod(0);
+    let veth = pod.host_veth.as_str();
+    // Someone else's ingress qdisc and a filter at our redirect priority with
+    // another protocol: the kernel refuses our redirect (the last step) after
+    // the root TBF, the IFB and its TBF exist.
+    w.host.exec(&["tc", "qdisc", "add", "dev", veth, "ingress"]);
+    w.host.exec(&[
+        "tc",
+        "filter",
+        "add",
+        "dev",
+        veth,
+        "ingress",
+        "prio",
+        "189",
+        "protocol",
+        "ip",
+        "u32",
+        "match",
+        "ip",
+        "dst",
+        "192.0.2.1/32",
+        "flowid",
+        "1:1",
+    ]);
+    let before = tc_state(&w, veth);
+    assert_eq!(before.1.len(), 3, "{:?}", before.1);
+    for version in VERSIONS {
+        for config in [
+            both(),
+            json!({"ingressRate": 1_000_000, "ingressBurst": 80_000, "egressRate": 2_000_000,
+                   "egressBurst": 160_000, "unshapedSubnets": ["10.0.0.0/8"]}),
+        ] {
+            let out = w.run(pod, "ADD", &w.conf(pod, version, config));
+            assert_eq!(out.code, 1, "{version}: {}", out.stdout);
+            assert!(
+                out.stdout.contains(&format!(
+                    "adding the u32 redirect filter on host veth {veth} (ifindex"
+                )) && out.stdout.contains("to ifb bwp"),
+                "{}",
+                out.stdout
+            );
+            assert!(
+                out.stdout
+                    .contains("may already have a filter of another protocol at priority 189"),
+                "{}",
+                out.stdout
+            );
+            assert!(!out.stdout.contains("undoing"), "{}", out.stdout);
+            assert_eq!(
+                tc_state(&w, veth),
+                before,
+                "{version}: the veth is as it was"
+            );
+            assert!(w.ifbs().is_empty(), "{version}: ifb left: {:?}", w.ifbs());
+        }
+    }
+    // Without the conflicting filter the same ADD succeeds.
+    w.host
+        .exec(&["tc", "filter", "del", "dev", veth, "ingress", "prio", "189"]);
+    w.run(pod, "ADD", &w.conf(pod, "1.1.0", both())).assert_ok();
+    w.run(pod, "DEL", &w.conf(pod, "1.1.0", both())).assert_ok();
+    assert!(w.ifbs().is_empty());
+    assert!(
+        w.qdisc(veth, "ingress").is_some(),
+        "their ingress qdisc stays"
+    );
+}
+
+#[test]
+fn add_failing_after_creating_the_ingress_qdisc_and_ifb_removes_them() {
+    if !cni::testing::privileged(
+        "add_failing_after_creating_the_ingress_qdisc_and_ifb_removes_them",
+    ) {
+        return;
+    }
+    let w = World::new(1);
+    let pod = w.pod(0);
+    let veth = pod.host_veth.as_str();
+    // Someone else's IFB, which must survive.
+    w.host
+        .exec(&["ip", "link", "add", "theirifb0", "type", "ifb"]);
+    let before = tc_state(&w, veth);
+    assert!(
+        before.0.iter().all(|q| q["kind"] == "noqueue"),
+        "{:?}",
+        before.0
+    );
+    // The kernel refuses a TBF whose buffer is 0 ticks (1 byte at 100 Gbit/s):
+    // the failure comes after the veth's root qdisc, our ingress qdisc, the
+    // IFB and its alias exist.
+    let egress = json!({"ingressRate": 1_000_000, "ingressBurst": 80_000,
+        "egressRate": 100_000_000_000u64, "egressBurst": 8});
+    let split = json!({"ingressRate": 1_000_000, "ingressBurst": 80_000,
+        "egressRate": 100_000_000_000u64, "egressBurst": 8, "shapedSubnets": ["10.0.0.0/8"]});
+    for version in VERSIONS {
+        for (config, object) in [
+            (&egress, "creating tbf qdisc 1:0 parent root on ifb bwp"),
+            (&split, "creating tbf qdisc 2:0 parent 1:30 on ifb bwp"),
+        ] {
+            let out = w.run(pod, "ADD", &w.conf(pod, version, config.clone()));
+            assert_eq!(out.code, 1, "{version}: {}", out.stdout);
+            assert!(out.stdout.contains(object), "{}", out.stdout);
+            assert!(!out.stdout.contains("undoing"), "{}", out.stdout);
+            assert_eq!(
+                tc_state(&w, veth),
+                before,
+                "{version}: the veth is as it was"
+            );
+            assert_eq!(w.ifbs(), vec!["theirifb0".to_string()], "{version}");
+        }
+    }
+}
+
+#[test]
+fn a_foreign_link_with_our_ifb_name_is_never_ours() {
+    if !cni::testing::privileged("a_foreign_link_with_our_ifb_name_is_never_ours") {
+        return;
+    }
+    let w = World::new(1);
+    let pod = w.pod(0);
+    let veth = pod.host_veth.as_str();
+    let name =
+        bandwidth::plan::ifb_name(&cni::args::Owner::new("bwnet", &pod.container_id, "eth0"));
+    let forged = format!(
+        "cni-bandwidth bwnet/{}/eth0 veth={veth} ingress-qdisc=ours",
+        pod.container_id
+    );
+    // (link name, its alias, the name it is found by): a veth called like our
+    // IFB; one whose alias even names our owner (but it is no IFB); a veth
+    // that carries our IFB's name as an altname.
+    for (link, alias, how) in [
+        (name.clone(), "someone else's".to_string(), "name"),
+        (name.clone(), forged.clone(), "forged alias"),
+        ("theirveth0".to_string(), forged.clone(), "altname"),
+    ] {
+        w.host.exec(&[
+            "ip",
+            "link",
+            "add",
+            &link,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "theirpeer0",
+        ]);
+        w.host.exec(&["ip", "link", "set", &link, "alias", &alias]);
+        if how == "altname" {
+            w.host.exec(&[
+                "ip", "link", "property", "add", "dev", &link, "altname", &name,
+            ]);
+        }
+        let index = w.link(&link).unwrap()["ifindex"].clone();
+        let before = tc_state(&w, veth);
+        for version in VERSIONS {
+            let conf = w.conf(pod, version, both());
+            let out = w.run(pod, "ADD", &conf);
+            assert_eq!(out.code, 1, "{how} {version}: {}", out.stdout);
+            assert!(
+                out.stdout.contains(&format!(
+                    "cannot create ifb {name}: the name is taken by link {link} (ifindex {index}, veth"
+                )),
+                "{how}: {}",
+                out.stdout
+            );
+            assert_eq!(tc_state(&w, veth), before, "{how}: nothing was created");
+            // DEL finds nothing of ours and succeeds, twice.
+            w.run(pod, "DEL", &conf).assert_ok();
+            w.run(pod, "DEL", &conf).assert_ok();
+            // Shaping without an IFB still works and is removed by DEL.
+            let ingress = w.conf(
+                pod,
+                version,
+                json!({"ingressRate": 8000, "ingressBurst": 80}),
+            );
+            w.run(pod, "ADD", &ingress).assert_ok();
+            assert!(w.qdisc(veth, "tbf").is_some());
+            w.run(pod, "DEL", &ingress).assert_ok();
+            assert_eq!(tc_state(&w, veth), before, "{how}");
+        }
+        // GC of the whole network (no valid attachments) leaves it too.
+        let gc = json!({"cniVersion": "1.1.0", "name": "bwnet", "type": "bandwidth",
+            "cni.dev/valid-attachments": []});
+        let mut inv = cni::testing::Invocation::new("GC");
+        inv.host_netns = Some(w.host.name.clone());
+        inv.run(&plugin(), &gc.to_string()).assert_ok();
+        let after = w.link(&link).expect("the foreign link survives DEL and GC");
+        assert_eq!(after["ifindex"], index, "{how}");
+        assert_eq!(after["ifalias"], alias.as_str(), "{how}");
+        assert_eq!(after["linkinfo"]["info_kind"], "veth", "{how}");
+        w.host.exec(&["ip", "link", "del", &link]);
+    }
+    // With the name free again, ADD creates our IFB.
+    let conf = w.conf(pod, "1.1.0", both());
+    let result = w.run(pod, "ADD", &conf).assert_ok().json();
+    assert_eq!(ifb_of(&result), name);
+    w.run(pod, "DEL", &conf).assert_ok();
+    assert_clean(&w, veth);
+}
