@@ -8,7 +8,9 @@
 //! fsync: backups are worthless after a reboot, which ends every netns). The
 //! owner is also stored inside, and GC trusts only that, so files of other
 //! formats in the same directory (upstream's `<id>_<ifname>.json`) are never
-//! touched. This module does file I/O only; never the kernel.
+//! touched. A crash between create and rename leaves `<file>.tmp<pid>`;
+//! [`temp_files`] finds those for GC. This module does file I/O only; never
+//! the kernel.
 
 use std::fs;
 use std::io::Write;
@@ -242,6 +244,110 @@ pub fn remove(data_dir: &Path, owner: &Owner) -> Result<(), BackupError> {
     }
 }
 
+/// A temp file `store` left behind (a crash between create and rename):
+/// `<backup file name>.tmp<pid>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TempFile {
+    pub path: PathBuf,
+    /// The writer's pid, from the name.
+    pub pid: u32,
+    /// Since the last modification (zero when the clock went backwards).
+    pub age: std::time::Duration,
+    /// The backup file it was to become (its name without `.tmp<pid>`).
+    pub target: String,
+    /// For hashed names (`sha256-…`), the `network` inside (`None` when
+    /// unreadable, e.g. empty after a crash right after create).
+    pub hashed_network: Option<String>,
+}
+
+/// A temp file older than this is abandoned whatever its pid says: a writer
+/// holds one for microseconds.
+pub const TEMP_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl TempFile {
+    /// Whether it was written for an attachment of `network`: its name
+    /// starts with `<network>+`, or (hashed names) its content says so.
+    pub fn belongs_to(&self, network: &str) -> bool {
+        if self.target.starts_with("sha256-") {
+            self.hashed_network.as_deref() == Some(network)
+        } else {
+            self.target
+                .strip_prefix(network)
+                .is_some_and(|rest| rest.starts_with('+'))
+        }
+    }
+
+    /// Safe to remove: its writer is gone, or it is older than [`TEMP_GRACE`].
+    pub fn is_abandoned(&self, writer_alive: impl Fn(u32) -> bool) -> bool {
+        self.age >= TEMP_GRACE || !writer_alive(self.pid)
+    }
+}
+
+/// Whether process `pid` exists (signal 0; EPERM still means it exists).
+/// Pid 0 and values above `i32::MAX` name no single process: not alive.
+pub fn process_alive(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    if raw <= 0 {
+        return false;
+    }
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
+/// Every temp file of `store`'s naming in `data_dir` (`*.json.tmp<pid>`).
+pub fn temp_files(data_dir: &Path) -> Result<Vec<TempFile>, BackupError> {
+    let entries = match fs::read_dir(data_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io("listing backups in", data_dir)(e)),
+    };
+    let now = std::time::SystemTime::now();
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io("listing backups in", data_dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some((stem, pid)) = name.rsplit_once(".json.tmp") else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        let path = entry.path();
+        // Not following symlinks: only regular files are ours.
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .unwrap_or_default();
+        let hashed_network = if stem.starts_with("sha256-") {
+            fs::read(&path)
+                .ok()
+                .and_then(|text| decode(&path, &text).ok())
+                .map(|b| b.network)
+        } else {
+            None
+        };
+        out.push(TempFile {
+            target: format!("{stem}.json"),
+            path,
+            pid,
+            age,
+            hashed_network,
+        });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
 /// Every tuning backup in `data_dir` (other files are skipped), with its path.
 pub fn list(data_dir: &Path) -> Result<Vec<(PathBuf, Backup)>, BackupError> {
     let entries = match fs::read_dir(data_dir) {
@@ -351,6 +457,14 @@ mod tests {
         assert_eq!(found, ["net/a/eth0", "other/b/eth0"]);
         assert!(list(&dir.join("missing")).unwrap().is_empty());
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn process_alive_never_signals_a_group() {
+        assert!(process_alive(std::process::id()));
+        assert!(!process_alive(0));
+        assert!(!process_alive(u32::MAX));
+        assert!(!process_alive(999_999_999));
     }
 
     #[test]

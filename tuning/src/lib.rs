@@ -7,7 +7,7 @@
 //! up (`backup`), apply step by step and roll back on the first failure.
 //! DEL restores from the backup alone (no prevResult or config needed beyond
 //! `dataDir`), CHECK names the first difference, GC drops backups of
-//! attachments that no longer exist. Handlers never print or read the
+//! attachments that no longer exist and temp files abandoned by a crash. Handlers never print or read the
 //! environment; `main` builds the [`Plugin`] from the environment once.
 
 pub mod allowlist;
@@ -141,6 +141,21 @@ impl cni::Plugin for Plugin {
             if let Err(e) = std::fs::remove_file(&path) {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     errors.push(format!("removing stale backup {}: {e}", path.display()));
+                }
+            }
+        }
+        // Temp files of a crash between create and rename (`store`), for
+        // any attachment of this network, once their writer is gone.
+        for temp in backup::temp_files(&data_dir)? {
+            if !temp.belongs_to(&req.conf.name) || !temp.is_abandoned(backup::process_alive) {
+                continue;
+            }
+            if let Err(e) = std::fs::remove_file(&temp.path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    errors.push(format!(
+                        "removing abandoned temp file {}: {e}",
+                        temp.path.display()
+                    ));
                 }
             }
         }

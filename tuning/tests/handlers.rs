@@ -175,6 +175,84 @@ fn gc_keeps_valid_and_foreign_backups_and_status_succeeds() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Sets a file's modification time `ago` into the past.
+fn age(path: &std::path::Path, ago: std::time::Duration) {
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() - ago).unwrap();
+}
+
+#[test]
+fn gc_removes_abandoned_temp_files_of_this_network_only() {
+    let dir = temp_dir("gctmp");
+    let p = plugin(&dir);
+    // A pid that cannot exist (above any pid_max) and one that does (init;
+    // not ours: `store` below writes through `.tmp<our pid>`).
+    let (dead, alive) = (999_999_999u32, 1u32);
+    let min = std::time::Duration::from_secs(60);
+    let cases: [(&str, u32, std::time::Duration); 8] = [
+        // writer gone: removed at once
+        ("net+ctr1+eth0.json", dead, std::time::Duration::ZERO),
+        // writer alive but older than a minute: removed
+        ("net+gone+eth0.json", alive, min * 2),
+        // writer alive and fresh: an ADD may be writing it, kept
+        ("net+busy+eth0.json", alive, std::time::Duration::ZERO),
+        // another network's: kept
+        ("other+ctr1+eth0.json", dead, min * 2),
+        // a network whose name only starts like ours: kept
+        ("network+ctr1+eth0.json", dead, min * 2),
+        // not a temp file of ours (no pid): kept
+        ("net+x+eth0.json", 0, min * 2),
+        // hashed name with our network inside: removed
+        ("sha256-aa.json", dead, min * 2),
+        // hashed name, empty (crash right after create): unknown owner, kept
+        ("sha256-bb.json", dead, min * 2),
+    ];
+    for (target, pid, ago) in cases {
+        let name = if pid == 0 {
+            format!("{target}.tmpX")
+        } else {
+            format!("{target}.tmp{pid}")
+        };
+        let path = dir.join(&name);
+        let content = if target == "sha256-aa.json" {
+            let b = Backup::new(&cni::args::Owner::new("net", "long", "eth0"), None);
+            backup::encode(&b)
+        } else {
+            String::new()
+        };
+        std::fs::write(&path, content).unwrap();
+        age(&path, ago);
+    }
+    // A live backup of a valid attachment is untouched.
+    let mut b = Backup::new(&cni::args::Owner::new("net", "busy", "eth0"), None);
+    b.link.mtu = Some(1500);
+    backup::store(&dir, &b).unwrap();
+    let gc = json!({
+        "cniVersion": "1.1.0", "name": "net", "type": "tuning",
+        "dataDir": dir.display().to_string(),
+        "cni.dev/valid-attachments": [{"containerID": "busy", "ifname": "eth0"},
+                                      {"containerID": "ctr1", "ifname": "eth0"}]
+    });
+    assert_eq!(run(&p, "GC", "", &gc), (0, Value::Null));
+    let mut left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "net+busy+eth0.json".to_string(),
+            format!("net+busy+eth0.json.tmp{alive}"),
+            "net+x+eth0.json.tmpX".to_string(),
+            format!("network+ctr1+eth0.json.tmp{dead}"),
+            format!("other+ctr1+eth0.json.tmp{dead}"),
+            format!("sha256-bb.json.tmp{dead}"),
+        ]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn del_reports_a_corrupt_backup_once_and_then_succeeds() {
     let dir = temp_dir("corrupt");
