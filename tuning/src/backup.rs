@@ -203,32 +203,41 @@ pub fn encode(backup: &Backup) -> String {
     }
 }
 
-/// Writes `backup` atomically: dir 0700, temp file 0600, rename.
+/// Writes `backup` atomically: dir 0700, temp file 0600, rename. The
+/// directory is created only when the temp file cannot be (first use), so a
+/// normal write is open + write + rename + close.
 pub fn store(data_dir: &Path, backup: &Backup) -> Result<PathBuf, BackupError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(data_dir)
-        .map_err(io("creating backup directory", data_dir))?;
     let path = path_for(data_dir, &backup.owner());
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(format!(".tmp{}", std::process::id()));
     let tmp = PathBuf::from(tmp_name);
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
+    let create = || {
+        fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
             .open(&tmp)
-            .map_err(io("creating backup", &tmp))?;
-        // No fsync: a backup is only useful while its netns exists, and no
-        // netns survives the crash or reboot that fsync would guard against
-        // (and /run is tmpfs). Rename still makes readers see all or nothing.
-        f.write_all(encode(backup).as_bytes())
-            .map_err(io("writing backup", &tmp))?;
-        fs::rename(&tmp, &path).map_err(io("renaming backup into place", &path))
-    })();
+    };
+    let mut f = match create() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(data_dir)
+                .map_err(io("creating backup directory", data_dir))?;
+            create()
+        }
+        other => other,
+    }
+    .map_err(io("creating backup", &tmp))?;
+    // No fsync: a backup is only useful while its netns exists, and no
+    // netns survives the crash or reboot that fsync would guard against
+    // (and /run is tmpfs). Rename still makes readers see all or nothing.
+    let result = f
+        .write_all(encode(backup).as_bytes())
+        .map_err(io("writing backup", &tmp))
+        .and_then(|()| fs::rename(&tmp, &path).map_err(io("renaming backup into place", &path)));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }

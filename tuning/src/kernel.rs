@@ -1,18 +1,32 @@
 //! The only module that touches the kernel: reads and writes sysctls and link
 //! attributes inside the container's netns. The calling thread enters the
 //! netns for the whole operation (so `/proc/sys/net` resolves there) and the
-//! netlink socket is opened inside it, lazily, only when a link is needed.
+//! rtnetlink socket is opened inside it, lazily, only when a link is needed.
 //! Each link attribute is its own RTM_SETLINK so a failure names the
 //! attribute. No planning or policy here: callers decide what to write.
+//!
+//! Cost matters (CRI-O runs CHECK after every ADD), so this module talks
+//! rtnetlink over one plain blocking socket (no async runtime): one
+//! RTM_GETLINK (stats skipped) to read a link, one RTM_SETLINK per attribute.
+//! A sysctl is opened as `O_PATH`, its real path checked through
+//! `/proc/self/fd` (one readlink, no race with the open), then reopened
+//! through that fd for the read or write.
 
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use cni::netlink::{describe, NetlinkError, NetlinkSession};
 use cni::netns::{NetnsError, NetnsGuard};
-use cni::sysctl::{Sysctl, SysctlKey};
+use cni::sysctl::SysctlKey;
 use cni::CniError;
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
-use rtnetlink::LinkUnspec;
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
+};
+use netlink_packet_route::link::{LinkAttribute, LinkExtentMask, LinkFlags, LinkMessage};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
 
 use crate::config::{Config, Mac};
 use crate::plan::{LinkState, Observed, Step};
@@ -24,8 +38,11 @@ pub enum KernelError {
     NetnsGone(PathBuf),
     #[error("tuning: {0}")]
     Netns(#[from] NetnsError),
-    #[error("tuning: in netns {netns}: {source}")]
-    Netlink { netns: String, source: NetlinkError },
+    #[error("tuning: in netns {netns}: opening a netlink socket: {source}")]
+    Netlink {
+        netns: String,
+        source: std::io::Error,
+    },
     #[error("tuning: sysctl {key:?} resolves to {real}, outside /proc/sys/net")]
     SysctlEscape { key: String, real: String },
     #[error("tuning: {op} sysctl {key} (/proc/sys/{path}) in netns {netns}: {source}")]
@@ -44,13 +61,15 @@ pub enum KernelError {
         netns: String,
         reason: String,
     },
-    #[error("tuning: setting {step} on {ifname} (ifindex {index}) in netns {netns}: {reason}")]
+    /// `target` is `eth0 (ifindex 7)`, or just the name when set by name.
+    #[error("tuning: setting {step} on {target} in netns {netns}: {reason}")]
     LinkSet {
         step: String,
-        ifname: String,
-        index: u32,
+        target: String,
         netns: String,
         reason: String,
+        /// The kernel's errno, when it answered with one.
+        errno: Option<i32>,
     },
 }
 
@@ -60,6 +79,7 @@ impl KernelError {
         match self {
             KernelError::NetnsGone(_) | KernelError::LinkMissing { .. } => true,
             KernelError::Sysctl { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            KernelError::LinkSet { errno, .. } => *errno == Some(libc::ENODEV),
             _ => false,
         }
     }
@@ -77,10 +97,11 @@ impl From<KernelError> for CniError {
 /// Access to one netns's sysctls and links; exists only while the calling
 /// thread is inside that netns (see [`in_netns`]).
 pub struct Kernel {
-    sysctl: Sysctl,
     sysctl_root: PathBuf,
+    /// `<sysctl_root>/net` with symlinks resolved, once per `Kernel`.
+    net_root: Option<PathBuf>,
     netns: String,
-    netlink: Option<NetlinkSession>,
+    rtnl: Option<Rtnl>,
 }
 
 /// Runs `f` with the current thread inside the netns at `netns`. A missing
@@ -101,101 +122,254 @@ pub fn in_netns<T>(netns: &Path, f: impl FnOnce(&mut Kernel) -> T) -> Result<T, 
     Ok(out)
 }
 
+/// A failed rtnetlink exchange.
+#[derive(Debug)]
+enum RtnlError {
+    /// The kernel answered with this (positive) errno.
+    Errno(i32),
+    Io(std::io::Error),
+    Decode(String),
+}
+
+impl RtnlError {
+    fn errno(&self) -> Option<i32> {
+        match self {
+            RtnlError::Errno(n) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for RtnlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RtnlError::Errno(n) => write!(f, "{}", std::io::Error::from_raw_os_error(*n)),
+            RtnlError::Io(e) => write!(f, "{e}"),
+            RtnlError::Decode(e) => write!(f, "decoding the kernel's answer: {e}"),
+        }
+    }
+}
+
+/// One blocking NETLINK_ROUTE socket in the netns it was opened in, used
+/// for one request at a time.
+struct Rtnl {
+    sock: Socket,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+impl Rtnl {
+    /// Large enough for any single link message without stats.
+    const BUF: usize = 32 * 1024;
+
+    fn open() -> std::io::Result<Rtnl> {
+        // No bind/connect: the kernel binds on the first send, and a send
+        // without an address goes to the kernel.
+        Ok(Rtnl {
+            sock: Socket::new(NETLINK_ROUTE)?,
+            seq: 0,
+            buf: Vec::with_capacity(Rtnl::BUF),
+        })
+    }
+
+    /// Sends `msg` and waits for its answer: the first RTM_NEWLINK for a
+    /// GETLINK, `None` for an acknowledged request.
+    fn request(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<Option<LinkMessage>, RtnlError> {
+        self.seq = self.seq.wrapping_add(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = flags;
+        header.sequence_number = self.seq;
+        let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+        nl.finalize();
+        self.buf.clear();
+        self.buf.resize(nl.buffer_len(), 0);
+        nl.serialize(&mut self.buf);
+        self.sock.send(&self.buf, 0).map_err(RtnlError::Io)?;
+        loop {
+            self.buf.clear();
+            let n = self.sock.recv(&mut self.buf, 0).map_err(RtnlError::Io)?;
+            let mut at = 0;
+            while at + 16 <= n.min(self.buf.len()) {
+                let chunk = &self.buf[at..n.min(self.buf.len())];
+                let len = u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) as usize;
+                if len < 16 || len > chunk.len() {
+                    return Err(RtnlError::Decode(format!(
+                        "netlink message of {len} bytes in {} received",
+                        chunk.len()
+                    )));
+                }
+                at += (len + 3) & !3;
+                let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&chunk[..len])
+                    .map_err(|e| RtnlError::Decode(e.to_string()))?;
+                if reply.header.sequence_number != self.seq {
+                    continue;
+                }
+                match reply.payload {
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
+                        return Ok(Some(link))
+                    }
+                    NetlinkPayload::Error(e) => {
+                        return match e.code {
+                            None => Ok(None),
+                            Some(code) => Err(RtnlError::Errno(-code.get())),
+                        }
+                    }
+                    NetlinkPayload::Done(_) => return Ok(None),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
 impl Kernel {
     /// A kernel view with sysctls below `root` (tests use a temp dir).
     pub fn with_root(root: impl Into<PathBuf>, netns: &str) -> Kernel {
-        let root = root.into();
         Kernel {
-            sysctl: Sysctl::with_root(&root),
-            sysctl_root: root,
+            sysctl_root: root.into(),
+            net_root: None,
             netns: netns.to_string(),
-            netlink: None,
+            rtnl: None,
         }
     }
 
-    /// Refuses (code 7) a key whose file resolves outside `<root>/net`.
-    fn checked(&self, key: &str, path: &SysctlKey, op: &'static str) -> Result<(), KernelError> {
-        let file = self.sysctl.path(path);
-        let io_err = |source| KernelError::Sysctl {
+    fn sysctl_error(
+        &self,
+        op: &'static str,
+        key: &str,
+        path: &SysctlKey,
+    ) -> impl FnOnce(std::io::Error) -> KernelError {
+        let (key, path, netns) = (key.to_string(), path.to_string(), self.netns.clone());
+        move |source| KernelError::Sysctl {
             op,
-            key: key.to_string(),
-            path: path.to_string(),
-            netns: self.netns.clone(),
+            key,
+            path,
+            netns,
             source,
-        };
-        let real = std::fs::canonicalize(&file).map_err(io_err)?;
-        let net = std::fs::canonicalize(self.sysctl_root.join("net")).map_err(io_err)?;
-        if real.starts_with(&net) {
-            Ok(())
-        } else {
-            Err(KernelError::SysctlEscape {
+        }
+    }
+
+    /// Opens the sysctl file for reading or writing, refusing (code 7) one
+    /// whose real path is outside `<root>/net`. The check is made on the
+    /// opened file itself (an `O_PATH` descriptor, which reads and writes
+    /// nothing), which is then reopened through `/proc/self/fd`, so no
+    /// rename can slip in between.
+    fn open_sysctl(
+        &mut self,
+        key: &str,
+        path: &SysctlKey,
+        write: bool,
+    ) -> Result<File, KernelError> {
+        let op = if write { "writing" } else { "reading" };
+        let pinned = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH)
+            .open(self.sysctl_root.join(path.as_str()))
+            .map_err(self.sysctl_error(op, key, path))?;
+        let fd_path = format!("/proc/self/fd/{}", pinned.as_raw_fd());
+        let real = std::fs::read_link(&fd_path).map_err(self.sysctl_error(op, key, path))?;
+        if self.net_root.is_none() {
+            let net = std::fs::canonicalize(self.sysctl_root.join("net"))
+                .map_err(self.sysctl_error(op, key, path))?;
+            self.net_root = Some(net);
+        }
+        if !self
+            .net_root
+            .as_ref()
+            .is_some_and(|net| real.starts_with(net))
+        {
+            return Err(KernelError::SysctlEscape {
                 key: key.to_string(),
                 real: real.display().to_string(),
-            })
+            });
         }
+        let mut opts = OpenOptions::new();
+        if write {
+            opts.write(true).truncate(true);
+        } else {
+            opts.read(true);
+        }
+        opts.open(&fd_path)
+            .map_err(self.sysctl_error(op, key, path))
     }
 
-    pub fn read_sysctl(&self, key: &str, path: &SysctlKey) -> Result<String, KernelError> {
-        self.checked(key, path, "reading")?;
-        self.sysctl
-            .read(path)
-            .map_err(|source| KernelError::Sysctl {
-                op: "reading",
-                key: key.to_string(),
-                path: path.to_string(),
-                netns: self.netns.clone(),
-                source,
-            })
+    /// The current value, one trailing newline removed.
+    pub fn read_sysctl(&mut self, key: &str, path: &SysctlKey) -> Result<String, KernelError> {
+        let mut f = self.open_sysctl(key, path, false)?;
+        // A plain read loop: `read_to_string` would stat and seek first.
+        let (mut bytes, mut chunk) = (Vec::new(), [0u8; 512]);
+        loop {
+            match f.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.sysctl_error("reading", key, path)(e)),
+            }
+        }
+        let mut value = String::from_utf8(bytes).map_err(|e| {
+            self.sysctl_error("reading", key, path)(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                e,
+            ))
+        })?;
+        if value.ends_with('\n') {
+            value.pop();
+        }
+        Ok(value)
     }
 
     pub fn write_sysctl(
-        &self,
+        &mut self,
         key: &str,
         path: &SysctlKey,
         value: &str,
     ) -> Result<(), KernelError> {
-        self.checked(key, path, "writing")?;
-        self.sysctl
-            .write(path, value)
-            .map_err(|source| KernelError::Sysctl {
-                op: "writing",
-                key: key.to_string(),
-                path: path.to_string(),
-                netns: self.netns.clone(),
-                source,
-            })
+        let mut f = self.open_sysctl(key, path, true)?;
+        f.write_all(value.as_bytes())
+            .map_err(self.sysctl_error("writing", key, path))
     }
 
-    fn session(&mut self) -> Result<&NetlinkSession, KernelError> {
-        if self.netlink.is_none() {
-            let s = NetlinkSession::open(None).map_err(|source| KernelError::Netlink {
+    fn rtnl(&mut self) -> Result<&mut Rtnl, KernelError> {
+        if self.rtnl.is_none() {
+            let r = Rtnl::open().map_err(|source| KernelError::Netlink {
                 netns: self.netns.clone(),
                 source,
             })?;
-            self.netlink = Some(s);
+            self.rtnl = Some(r);
         }
-        match &self.netlink {
-            Some(s) => Ok(s),
+        match &mut self.rtnl {
+            Some(r) => Ok(r),
             None => Err(KernelError::LinkRead {
                 ifname: String::new(),
                 netns: self.netns.clone(),
-                reason: "no netlink session".into(),
+                reason: "no netlink socket".into(),
             }),
         }
     }
 
     /// The link's current attributes; `Ok(None)` when it does not exist.
     pub fn link(&mut self, ifname: &str) -> Result<Option<LinkState>, KernelError> {
-        let netns = self.netns.clone();
-        let msg = self
-            .session()?
-            .link_by_name(ifname)
-            .map_err(|e| KernelError::LinkRead {
+        let mut msg = LinkMessage::default();
+        msg.attributes
+            .push(LinkAttribute::IfName(ifname.to_string()));
+        msg.attributes
+            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+        match self
+            .rtnl()?
+            .request(RouteNetlinkMessage::GetLink(msg), NLM_F_REQUEST)
+        {
+            Ok(Some(link)) => Ok(Some(link_state(&link))),
+            Ok(None) | Err(RtnlError::Errno(libc::ENODEV)) => Ok(None),
+            Err(e) => Err(KernelError::LinkRead {
                 ifname: ifname.to_string(),
-                netns,
-                reason: describe(&e),
-            })?;
-        Ok(msg.as_ref().map(link_state))
+                netns: self.netns.clone(),
+                reason: e.to_string(),
+            }),
+        }
     }
 
     /// Like [`Kernel::link`], but a missing link is an error.
@@ -222,27 +396,47 @@ impl Kernel {
         Ok(Observed { sysctls, link })
     }
 
-    /// Performs one step: a sysctl write, or one RTM_SETLINK on `index`.
+    /// Performs one step: a sysctl write, or one RTM_SETLINK on `index`
+    /// (`0`: on the link named `ifname`, which spares DEL an RTM_GETLINK; a
+    /// missing link is then ENODEV, see [`KernelError::is_gone`]).
     pub fn apply(&mut self, step: &Step, ifname: &str, index: u32) -> Result<(), KernelError> {
-        let req = LinkUnspec::new_with_index(index);
-        let msg = match step {
-            Step::Sysctl { key, path, value } => return self.write_sysctl(key, path, value),
-            Step::Mac(m) => req.address(m.0.to_vec()).build(),
-            Step::Promisc(on) => req.promiscuous(*on).build(),
-            Step::Mtu(m) => req.mtu(*m).build(),
-            Step::Allmulti(on) => req.allmulticast(*on).build(),
-            Step::TxQLen(q) => req.txqueuelen(*q).build(),
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        if index == 0 {
+            msg.attributes
+                .push(LinkAttribute::IfName(ifname.to_string()));
+        }
+        let mut flag = |f: LinkFlags, on: bool| {
+            msg.header.change_mask |= f;
+            if on {
+                msg.header.flags |= f;
+            } else {
+                msg.header.flags.remove(f);
+            }
         };
+        match step {
+            Step::Sysctl { key, path, value } => return self.write_sysctl(key, path, value),
+            Step::Promisc(on) => flag(LinkFlags::Promisc, *on),
+            Step::Allmulti(on) => flag(LinkFlags::Allmulti, *on),
+            Step::Mac(m) => msg.attributes.push(LinkAttribute::Address(m.0.to_vec())),
+            Step::Mtu(m) => msg.attributes.push(LinkAttribute::Mtu(*m)),
+            Step::TxQLen(q) => msg.attributes.push(LinkAttribute::TxQueueLen(*q)),
+        }
         let netns = self.netns.clone();
-        let session = self.session()?;
-        let request = session.handle().link().set(msg).execute();
-        session.block_on(request).map_err(|e| KernelError::LinkSet {
-            step: step.to_string(),
-            ifname: ifname.to_string(),
-            index,
-            netns,
-            reason: describe(&e),
-        })
+        self.rtnl()?
+            .request(RouteNetlinkMessage::SetLink(msg), NLM_F_REQUEST | NLM_F_ACK)
+            .map(|_| ())
+            .map_err(|e| KernelError::LinkSet {
+                step: step.to_string(),
+                target: if index == 0 {
+                    ifname.to_string()
+                } else {
+                    format!("{ifname} (ifindex {index})")
+                },
+                netns,
+                errno: e.errno(),
+                reason: e.to_string(),
+            })
     }
 }
 
@@ -280,7 +474,7 @@ mod tests {
         std::fs::write(root.join("net/core/somaxconn"), "4096\n").unwrap();
         std::fs::write(root.join("kernel/hostname"), "h\n").unwrap();
         std::os::unix::fs::symlink(root.join("kernel"), root.join("net/escape")).unwrap();
-        let k = Kernel::with_root(&root, "test");
+        let mut k = Kernel::with_root(&root, "test");
         let key = SysctlKey::parse("net.core.somaxconn", "eth0").unwrap();
         assert_eq!(k.read_sysctl("net.core.somaxconn", &key).unwrap(), "4096");
         k.write_sysctl("net.core.somaxconn", &key, "1").unwrap();

@@ -241,24 +241,10 @@ fn restore(k: &mut Kernel, saved: &Backup) -> Vec<(Option<Step>, String)> {
     let (steps, bad) = plan::restore_steps(saved);
     let mut failures: Vec<(Option<Step>, String)> = bad.into_iter().map(|m| (None, m)).collect();
     let ifname = saved.ifname.as_str();
-    let needs_link = steps.iter().any(|s| !matches!(s, Step::Sysctl { .. }));
-    let link = if needs_link {
-        k.link(ifname).map_err(|e| e.to_string())
-    } else {
-        Ok(None)
-    };
     for step in steps {
-        let index = match (&step, &link) {
-            (Step::Sysctl { .. }, _) => 0,
-            (_, Ok(Some(l))) => l.index,
-            // The link is gone: nothing to restore on it.
-            (_, Ok(None)) => continue,
-            (_, Err(reading)) => {
-                failures.push((Some(step), reading.clone()));
-                continue;
-            }
-        };
-        match k.apply(&step, ifname, index) {
+        // Link steps go by name (index 0): no RTM_GETLINK first; a link that
+        // is gone answers ENODEV, which `is_gone` treats as nothing to restore.
+        match k.apply(&step, ifname, 0) {
             Ok(()) => {}
             Err(e) if e.is_gone() => {}
             Err(e) => failures.push((Some(step), e.to_string())),
