@@ -320,6 +320,50 @@ fn check_passes_after_add_and_names_the_first_manual_change() {
 }
 
 #[test]
+fn check_writes_nothing_even_when_values_differ() {
+    if !privileged("check_writes_nothing_even_when_values_differ") {
+        return;
+    }
+    for &v in &[CniVersion::V0_4_0, CniVersion::V1_0_0, CniVersion::V1_1_0] {
+        let w = World::new();
+        let conf = w.conf(
+            v,
+            json!({"sysctl": {"net.core.somaxconn": "1234"}, "mac": MAC, "promisc": true,
+                   "allmulti": true, "txQLen": 77, "mtu": 1300}),
+        );
+        let (link0, somax0) = (w.link(), w.sysctl("net/core/somaxconn"));
+        // Nothing applied yet: CHECK reports the first difference, and neither
+        // the netns nor the data dir changes (the dir is not even created).
+        assert_fails(
+            &w.run("CHECK", &conf),
+            999,
+            "configured sysctl net.core.somaxconn (/proc/sys/net/core/somaxconn) is 1234",
+        );
+        assert_eq!((w.link(), w.sysctl("net/core/somaxconn")), (link0, somax0));
+        assert!(!w.data.0.exists(), "{v}: CHECK created the data dir");
+
+        // After ADD, CHECK leaves the backup byte for byte and its mtime alone.
+        w.run("ADD", &conf).assert_ok();
+        let path = w.data.0.join(&w.backups()[0]);
+        let (text, mtime) = (
+            std::fs::read(&path).unwrap(),
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+        );
+        let (link1, somax1) = (w.link(), w.sysctl("net/core/somaxconn"));
+        w.set_sysctl("net/core/somaxconn", "700");
+        assert_fails(&w.run("CHECK", &conf), 999, "current value is 700");
+        assert_eq!(w.sysctl("net/core/somaxconn"), "700", "{v}: CHECK repaired");
+        w.set_sysctl("net/core/somaxconn", &somax1);
+        w.run("CHECK", &conf).assert_ok();
+        assert_eq!(w.link(), link1);
+        assert_eq!(w.backups().len(), 1);
+        assert_eq!(std::fs::read(&path).unwrap(), text);
+        assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
+        w.run("DEL", &conf).assert_ok();
+    }
+}
+
+#[test]
 fn del_after_the_netns_is_deleted_succeeds_and_drops_the_backup() {
     if !privileged("del_after_the_netns_is_deleted_succeeds_and_drops_the_backup") {
         return;
