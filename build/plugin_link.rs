@@ -1,4 +1,4 @@
-//! Link settings for the `tuning` binary only (tests and the library are
+//! Link settings for the plugin binaries only (tests and libraries are
 //! untouched), for start-up latency: a CNI plugin is a fresh process per
 //! verb, and its dynamic-loader work was a third of an ADD's CPU time.
 //! - `-no-pie`: no run-time relocation of ~14 000 pointers (the reference
