@@ -118,6 +118,14 @@ impl TestNetns {
 
 impl Drop for TestNetns {
     fn drop(&mut self) {
+        // portmap keeps a lock file and an index per host netns inode; a
+        // netns that played the host takes them along.
+        if let Ok(meta) = std::fs::metadata(self.path()) {
+            use std::os::unix::fs::MetadataExt;
+            let base = format!("/run/cni-portmap/netns-{}", meta.ino());
+            let _ = std::fs::remove_dir_all(&base);
+            let _ = std::fs::remove_file(format!("{base}.lock"));
+        }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .output();

@@ -208,6 +208,7 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        remove_per_netns_plugin_state(&self.name);
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .stdin(Stdio::null())
@@ -215,6 +216,20 @@ impl Drop for Netns {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// Plugins that serialise per host netns keep a lock file and an index
+/// keyed by the netns inode (portmap: `/run/cni-portmap/netns-<ino>{,.lock}`).
+/// For a throwaway netns that played the host they must go with it, or every
+/// run leaves files on the real host.
+fn remove_per_netns_plugin_state(name: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(format!("/run/netns/{name}")) else {
+        return;
+    };
+    let base = format!("/run/cni-portmap/netns-{}", meta.ino());
+    let _ = std::fs::remove_dir_all(&base);
+    let _ = std::fs::remove_file(format!("{base}.lock"));
 }
 
 /// A directory removed (recursively) on drop.
