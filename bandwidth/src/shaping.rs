@@ -457,24 +457,7 @@ impl Host {
             }
         }
         if created.ingress_qdisc {
-            match self
-                .nl
-                .block_on(tc_raw::filters(&h, veth.index, INGRESS_HOOK))
-            {
-                Ok(rest) if rest.is_empty() => {
-                    match self
-                        .nl
-                        .block_on(tc_raw::del_qdisc(&h, veth.index, TcHandle::INGRESS))
-                    {
-                        Ok(()) => {}
-                        Err(e) if is_gone(&e) => {}
-                        Err(e) => errors.push(nl(format!("deleting the ingress qdisc on {on}"))(e)),
-                    }
-                }
-                Ok(_) => {}
-                Err(e) if is_gone(&e) => {}
-                Err(e) => errors.push(nl(format!("listing ingress filters of {on}"))(e)),
-            }
+            self.remove_ingress_qdisc_if_unused(veth.index, &on, &mut errors);
         }
         if created.root_qdisc {
             match self
@@ -683,6 +666,27 @@ impl Host {
         }
     }
 
+    /// Deletes the ingress qdisc we created on a veth once no filter is left
+    /// on it (someone else's filter keeps it); "gone" is success.
+    fn remove_ingress_qdisc_if_unused(&self, ifindex: u32, on: &str, errors: &mut Vec<CniError>) {
+        let h = self.nl.handle().clone();
+        match self.nl.block_on(tc_raw::filters(&h, ifindex, INGRESS_HOOK)) {
+            Ok(rest) if rest.is_empty() => {
+                match self
+                    .nl
+                    .block_on(tc_raw::del_qdisc(&h, ifindex, TcHandle::INGRESS))
+                {
+                    Ok(()) => {}
+                    Err(e) if is_gone(&e) => {}
+                    Err(e) => errors.push(nl(format!("deleting the ingress qdisc on {on}"))(e)),
+                }
+            }
+            Ok(_) => {}
+            Err(e) if is_gone(&e) => {}
+            Err(e) => errors.push(nl(format!("listing ingress filters of {on}"))(e)),
+        }
+    }
+
     fn remove_from_veth(&self, v: &HostVeth, alias: Option<&IfbAlias>) -> Vec<CniError> {
         let mut errors = Vec::new();
         let h = self.nl.handle().clone();
@@ -699,21 +703,7 @@ impl Host {
             Err(e) => errors.push(nl(format!("deleting the redirect filter on {on}"))(e)),
         }
         if alias.is_some_and(|a| a.created_ingress_qdisc) {
-            match self.nl.block_on(tc_raw::filters(&h, v.index, INGRESS_HOOK)) {
-                Ok(rest) if rest.is_empty() => {
-                    match self
-                        .nl
-                        .block_on(tc_raw::del_qdisc(&h, v.index, TcHandle::INGRESS))
-                    {
-                        Ok(()) => {}
-                        Err(e) if is_gone(&e) => {}
-                        Err(e) => errors.push(nl(format!("deleting the ingress qdisc on {on}"))(e)),
-                    }
-                }
-                Ok(_) => {}
-                Err(e) if is_gone(&e) => {}
-                Err(e) => errors.push(nl(format!("listing ingress filters of {on}"))(e)),
-            }
+            self.remove_ingress_qdisc_if_unused(v.index, &on, &mut errors);
         }
         match self.nl.block_on(tc_raw::qdiscs(&h, v.index)) {
             Ok(qs) => {
