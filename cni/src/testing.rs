@@ -61,6 +61,16 @@ fn base36(mut n: u32) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// `target/<profile>/`, where cargo puts the workspace's binaries, found from
+/// the running test binary (`target/<profile>/deps/<test>`).
+pub fn workspace_bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    exe.parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| panic!("{} is not under target/<profile>/deps", exe.display()))
+        .to_path_buf()
+}
+
 /// Runs a command, panicking with its stderr when it fails.
 pub fn sh(args: &[&str]) -> String {
     let out = Command::new(args[0])

@@ -10,12 +10,6 @@ use std::path::{Path, PathBuf};
 use conformance::report::Outcome;
 use conformance::scenarios::{run_suite, SuiteOptions};
 
-/// target/<profile>/ (this test runs from target/<profile>/deps/).
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
-}
-
 #[test]
 fn suite_passes_against_the_workspace_plugins() {
     if !cni::testing::privileged("suite_passes_against_the_workspace_plugins") {
@@ -23,7 +17,7 @@ fn suite_passes_against_the_workspace_plugins() {
     }
     let plugins = std::env::var_os("CNI_CONFORMANCE_PLUGINS")
         .map(PathBuf::from)
-        .unwrap_or_else(profile_dir);
+        .unwrap_or_else(cni::testing::workspace_bin_dir);
     let mut opts = SuiteOptions::new(plugins.clone());
     opts.tool_exe = Some(PathBuf::from(env!("CARGO_BIN_EXE_cni-conformance")));
     opts.fixture_dir = Path::new(env!("CARGO_BIN_EXE_cni-test-veth"))

@@ -18,13 +18,7 @@ fn bench_reports_every_plugin_verb_and_scaling() {
         eprintln!("SKIP: no reference plugins in /usr/lib/cni");
         return;
     }
-    let profile = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let profile = cni::testing::workspace_bin_dir();
     let mut opts = BenchOptions::new(reference);
     if profile.join("portmap").is_file() {
         opts.vs = Some(profile);

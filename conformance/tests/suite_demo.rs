@@ -12,13 +12,7 @@ fn demo_runs_and_leaves_nothing() {
     if !cni::testing::privileged("demo_runs_and_leaves_nothing") {
         return;
     }
-    let profile = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let profile = cni::testing::workspace_bin_dir();
     let plugins = if profile.join("portmap").is_file() || std::env::var_os("CI").is_some() {
         profile
     } else {

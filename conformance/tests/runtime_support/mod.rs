@@ -85,9 +85,7 @@ pub fn log_lines(dir: &TempDir) -> Vec<String> {
 /// built; under CI its absence is a failure (the test command builds the
 /// workspace first).
 pub fn noop_dir(test: &str) -> Option<PathBuf> {
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<test-binary>
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let profile_dir = cni::testing::workspace_bin_dir();
     if profile_dir.join("noop").is_file() {
         return Some(profile_dir);
     }
