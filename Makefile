@@ -8,7 +8,7 @@ test:
 	scripts/test.sh
 
 build:
-	cargo build --release --workspace
+	scripts/build.sh
 
 PLUGINS := portmap bandwidth tuning loopback noop
 DESTDIR ?= /opt/cni/bin

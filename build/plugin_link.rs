@@ -7,6 +7,10 @@
 //!   (`libgcc_eh.a`), so `libgcc_s.so.1` is not loaded at every start. If the
 //!   script cannot be written the link falls back to the shared library.
 //!
+//! The shipped build (`scripts/build.sh`) goes further and links each plugin
+//! statically; these settings keep plain `cargo build`s (tests, debug, a user's
+//! own `cargo build --release`) close to it.
+//!
 //! Must not do anything else (no code generation, no environment probing).
 
 fn main() {

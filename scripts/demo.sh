@@ -8,5 +8,5 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 scripts/setup.sh
-cargo build --release --workspace --quiet
+scripts/build.sh
 exec target/release/cni-conformance demo --plugins target/release --main-plugins /usr/lib/cni
