@@ -45,10 +45,30 @@ use crate::shaping::Host;
 pub struct Plugin;
 
 /// The kernel's scheduler clock (the typical value if psched is unreadable).
+/// One open, one read into a stack buffer (the file is one 36-byte line),
+/// one close: `read_to_string` would stat it and read three times.
 pub fn psched() -> Psched {
-    std::fs::read_to_string("/proc/net/psched")
+    use std::io::Read;
+    let mut buf = [0u8; 128];
+    let mut len = 0;
+    if let Ok(mut f) = std::fs::File::open("/proc/net/psched") {
+        while len < buf.len() {
+            match f.read(&mut buf[len..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    len += n;
+                    if buf[..len].ends_with(b"\n") {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    }
+    std::str::from_utf8(&buf[..len])
         .ok()
-        .and_then(|t| Psched::parse(&t))
+        .and_then(Psched::parse)
         .unwrap_or(Psched {
             tick_in_usec: TYPICAL_TICK_IN_USEC,
         })

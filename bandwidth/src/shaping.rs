@@ -1,22 +1,22 @@
 //! The only module that changes the kernel: finds the host end of the pod's
 //! veth, and applies, verifies and removes a [`ShapingPlan`] in the host
-//! netns (the netns the plugin runs in) through one netlink session. Links,
-//! the ingress qdisc and the u32+mirred redirect go through rtnetlink's
-//! builders; TBF/HTB/pfifo through `tc_raw`. It never decides *what* to
-//! shape (that is `plan`) and never reads stdin or the environment.
+//! netns (the netns the plugin runs in) through one blocking rtnetlink socket
+//! (`cni::rtnl`; the pod netns gets a socket only for the one lookup of the
+//! container interface). Link messages are built here, tc messages in
+//! `tc_raw`. It never decides *what* to shape (that is `plan`) and never
+//! reads stdin or the environment.
 
 use std::path::Path;
 
-use futures_util::TryStreamExt;
-use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
+use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use netlink_packet_route::tc::{
     TcActionAttribute, TcActionMirrorOption, TcActionOption, TcAttribute, TcFilterU32Option,
-    TcHandle, TcMessage, TcOption, TcU32Key, TcU32Selector, TcU32SelectorFlags,
+    TcHandle, TcMessage, TcOption, TcU32Key,
 };
-use rtnetlink::{LinkIfb, LinkUnspec};
 
 use cni::args::Owner;
-use cni::netlink::{describe, errno, link_name, NetlinkSession, ENODEV, ENOENT};
+use cni::netlink::{link_name, ENODEV, ENOENT};
+use cni::rtnl::{Rtnl, RtnlError};
 use cni::types::Attachment;
 use cni::CniError;
 
@@ -29,6 +29,20 @@ pub struct HostVeth {
     pub name: String,
     pub index: u32,
     pub mtu: u32,
+    /// The kind of its root qdisc (IFLA_QDISC), when the kernel said.
+    pub qdisc: Option<String>,
+}
+
+fn host_veth(link: &LinkMessage) -> HostVeth {
+    HostVeth {
+        name: link_name(link).unwrap_or_default().to_string(),
+        index: link.header.index,
+        mtu: link_mtu(link),
+        qdisc: attr(link, |a| match a {
+            LinkAttribute::Qdisc(q) => Some(q.clone()),
+            _ => None,
+        }),
+    }
 }
 
 /// The IFB ADD created, for the result's `interfaces`.
@@ -43,12 +57,20 @@ fn internal(msg: String) -> CniError {
 }
 
 /// `bandwidth: <what>: <errno text>`
-fn nl(what: impl std::fmt::Display) -> impl FnOnce(rtnetlink::Error) -> CniError {
-    move |e| internal(format!("{what}: {}", describe(&e)))
+fn nl(what: impl std::fmt::Display) -> impl FnOnce(RtnlError) -> CniError {
+    move |e| internal(format!("{what}: {e}"))
 }
 
-fn is_gone(e: &rtnetlink::Error) -> bool {
-    matches!(errno(e), Some(ENODEV) | Some(ENOENT)) || errno(e) == Some(libc::EINVAL)
+/// Like [`nl`], keeping the kernel's errno for the caller to judge.
+fn failed(what: impl std::fmt::Display) -> impl FnOnce(RtnlError) -> (CniError, Option<i32>) {
+    move |e| {
+        let errno = e.errno();
+        (nl(what)(e), errno)
+    }
+}
+
+fn is_gone(e: &RtnlError) -> bool {
+    matches!(e.errno(), Some(ENODEV) | Some(ENOENT) | Some(libc::EINVAL))
 }
 
 fn attr<T>(msg: &LinkMessage, f: impl Fn(&LinkAttribute) -> Option<T>) -> Option<T> {
@@ -170,16 +192,27 @@ struct Created {
     ingress_qdisc: bool,
     /// The IFB's name and, once known, its ifindex.
     ifb: Option<(String, Option<u32>)>,
+    /// Created exclusively without reading the kernel first.
+    fast: bool,
+    /// A fast ADD met something already there (EEXIST).
+    conflict: bool,
 }
 
-/// A netlink session in the host netns (where the plugin runs).
+/// A netlink socket in the host netns (where the plugin runs).
 pub struct Host {
-    nl: NetlinkSession,
+    nl: Rtnl,
+}
+
+/// The root qdisc a link reports (IFLA_QDISC) when nothing was attached:
+/// `noop` while it was never up, `noqueue` for a veth once up. Both are
+/// kernel defaults with handle 0.
+fn default_root(kind: Option<&str>) -> bool {
+    matches!(kind, Some("noqueue") | Some("noop"))
 }
 
 impl Host {
     pub fn open() -> Result<Host, CniError> {
-        let nl = NetlinkSession::open(None)
+        let nl = Rtnl::open()
             .map_err(|e| internal(format!("opening netlink in the host netns: {e}")))?;
         Ok(Host { nl })
     }
@@ -200,22 +233,24 @@ impl Host {
 
     /// Finds the host end of `ifname`'s veth in `netns`: IFLA_LINK inside the
     /// netns gives the peer's index, which must be a veth here whose own
-    /// peer is the container interface.
+    /// peer is the container interface. The socket in the pod netns lives
+    /// for that one lookup.
     pub fn find_host_veth(&self, netns: &Path, ifname: &str) -> Result<HostVeth, CniError> {
-        let pod = NetlinkSession::open(Some(netns))
-            .map_err(|e| internal(format!("opening netns {}: {e}", netns.display())))?;
-        let inner = pod
-            .link_by_name(ifname)
-            .map_err(nl(format!(
-                "looking up {ifname} in netns {}",
-                netns.display()
-            )))?
-            .ok_or_else(|| {
-                internal(format!(
-                    "container interface {ifname} not found in netns {}",
+        let inner = {
+            let pod = Rtnl::open_in(netns)
+                .map_err(|e| internal(format!("opening netns {}: {e}", netns.display())))?;
+            pod.link_by_name(ifname)
+                .map_err(nl(format!(
+                    "looking up {ifname} in netns {}",
                     netns.display()
-                ))
-            })?;
+                )))?
+                .ok_or_else(|| {
+                    internal(format!(
+                        "container interface {ifname} not found in netns {}",
+                        netns.display()
+                    ))
+                })?
+        };
         match link_kind(&inner) {
             Some(InfoKind::Veth) => {}
             other => {
@@ -243,19 +278,14 @@ impl Host {
                     "veth peer with index {peer} of container interface {ifname} is not in host ns"
                 ))
             })?;
-        Ok(HostVeth {
-            name: link_name(&host).unwrap_or_default().to_string(),
-            index: host.header.index,
-            mtu: link_mtu(&host),
-        })
+        Ok(host_veth(&host))
     }
 
     /// The host veth by name (DEL/GC without a netns).
     fn host_veth_by_name(&self, name: &str) -> Result<Option<HostVeth>, CniError> {
         Ok(self.link(name)?.map(|l| HostVeth {
             name: name.to_string(),
-            index: l.header.index,
-            mtu: link_mtu(&l),
+            ..host_veth(&l)
         }))
     }
 
@@ -263,16 +293,37 @@ impl Host {
     /// first (so re-ADD replaces), and undoes exactly what it created when
     /// a step fails part-way.
     ///
-    /// A first ADD on a clean veth reads the kernel twice (our IFB's name,
-    /// one qdisc dump of the veth) before creating anything; the cleanup of
-    /// an earlier ADD runs only when that dump or the IFB shows something
-    /// that may be ours.
+    /// A first ADD that shapes traffic from the pod on a veth with the
+    /// kernel's default root qdisc (IFLA_QDISC of the veth lookup) reads
+    /// nothing more: it creates exclusively, and anything already there (an
+    /// earlier ADD's ingress qdisc or IFB, someone else's ingress/clsact
+    /// qdisc, a link holding the IFB's name) answers EEXIST. Then it undoes
+    /// what it created and takes the careful way: our IFB's name and one
+    /// qdisc dump of the veth are read before creating anything, and the
+    /// cleanup of an earlier ADD runs when they show something that may be
+    /// ours. An ADD without an IFB always takes the careful way (only the
+    /// dump shows an ingress qdisc an earlier ADD may have left).
     pub fn apply(
         &self,
         plan: &ShapingPlan,
         owner: &Owner,
         veth: &HostVeth,
     ) -> Result<Option<CreatedIfb>, CniError> {
+        if plan.ifb.is_some() && plan.from_pod.is_some() && default_root(veth.qdisc.as_deref()) {
+            let mut created = Created {
+                fast: true,
+                ..Created::default()
+            };
+            match self.apply_fresh(plan, owner, veth, &[], &mut created) {
+                Ok(ifb) => return Ok(ifb),
+                Err(e) => {
+                    let e = self.undone(e, &created, veth)?;
+                    if !created.conflict {
+                        return Err(e);
+                    }
+                }
+            }
+        }
         let name = ifb_name(owner);
         let existing = self.link(&name)?;
         let ours = existing
@@ -304,23 +355,35 @@ impl Host {
         let mut created = Created::default();
         match self.apply_fresh(plan, owner, veth, &qdiscs, &mut created) {
             Ok(ifb) => Ok(ifb),
-            Err(mut e) => {
-                let undo = self.undo(&created, veth);
-                if !undo.is_empty() {
-                    let msgs: Vec<&str> = undo.iter().map(|u| u.msg.as_str()).collect();
-                    e.msg = format!(
-                        "{}; undoing the ADD also failed: {}",
-                        e.msg,
-                        msgs.join("; ")
-                    );
-                }
-                Err(e)
-            }
+            Err(e) => Err(self.undone(e, &created, veth).unwrap_or_else(|e| e)),
         }
     }
 
+    /// Undoes what a failed ADD created: `Ok(e)` when everything was
+    /// undone, `Err` with `e` naming what could not be.
+    fn undone(
+        &self,
+        mut e: CniError,
+        created: &Created,
+        veth: &HostVeth,
+    ) -> Result<CniError, CniError> {
+        let undo = self.undo(created, veth);
+        if undo.is_empty() {
+            return Ok(e);
+        }
+        let msgs: Vec<&str> = undo.iter().map(|u| u.msg.as_str()).collect();
+        e.msg = format!(
+            "{}; undoing the ADD also failed: {}",
+            e.msg,
+            msgs.join("; ")
+        );
+        Err(e)
+    }
+
     /// Creates the plan's objects on a veth without any of ours, recording
-    /// each in `created` as soon as it exists.
+    /// each in `created` as soon as it exists. With `created.fast`, `qdiscs`
+    /// is not known (empty): an EEXIST from the root or ingress qdisc or the
+    /// IFB sets `created.conflict` instead of being judged here.
     fn apply_fresh(
         &self,
         plan: &ShapingPlan,
@@ -331,24 +394,30 @@ impl Host {
     ) -> Result<Option<CreatedIfb>, CniError> {
         if let Some(shaper) = &plan.to_pod {
             refuse_foreign_root(veth, qdiscs)?;
-            self.add_shaper(
+            let mut root = false;
+            let added = self.add_shaper(
                 shaper,
                 veth.index,
                 &format!("host veth {}", veth.name),
-                &mut created.root_qdisc,
-            )?;
+                &mut root,
+            );
+            created.root_qdisc = root;
+            if let Err((e, errno)) = added {
+                created.conflict = created.fast && !root && errno == Some(libc::EEXIST);
+                return Err(e);
+            }
         }
         let (Some(shaper), Some(ifb)) = (&plan.from_pod, &plan.ifb) else {
             return Ok(None);
         };
-        let h = self.nl.handle().clone();
         if !qdiscs.iter().any(|q| q.header.parent == TcHandle::INGRESS) {
-            self.nl
-                .block_on(h.qdisc().add(veth.index as i32).ingress().execute())
-                .map_err(nl(format!(
+            tc_raw::add_qdisc(&self.nl, tc_raw::ingress_message(veth.index)).map_err(|e| {
+                created.conflict = created.fast && e.errno() == Some(libc::EEXIST);
+                nl(format!(
                     "creating ingress qdisc on host veth {} (ifindex {})",
                     veth.name, veth.index
-                )))?;
+                ))(e)
+            })?;
             created.ingress_qdisc = true;
         }
         let alias = IfbAlias {
@@ -358,21 +427,22 @@ impl Host {
         };
         let link = self.create_ifb(&ifb.name, veth.mtu, &alias, created)?;
         let ifb_index = link.header.index;
-        self.add_shaper(shaper, ifb_index, &format!("ifb {}", ifb.name), &mut false)?;
-        let up = LinkUnspec::new_with_index(ifb_index).up().build();
-        self.nl
-            .block_on(h.link().set(up).execute())
-            .map_err(nl(format!("setting ifb {} up", ifb.name)))?;
-        let req = h
-            .traffic_filter(veth.index as i32)
-            .add()
-            .parent(INGRESS_HOOK.into())
-            .priority(ifb.redirect_prio)
-            .protocol(ifb.redirect_protocol.to_be())
-            .redirect(ifb_index)
-            .map_err(nl("building the redirect filter"))?;
-        self.nl.block_on(req.execute()).map_err(|e| {
-            let hint = if errno(&e) == Some(libc::EINVAL) {
+        self.add_shaper(shaper, ifb_index, &format!("ifb {}", ifb.name), &mut false)
+            .map_err(|(e, _)| e)?;
+        let mut up = LinkMessage::default();
+        up.header.index = ifb_index;
+        up.header.flags |= LinkFlags::Up;
+        up.header.change_mask |= LinkFlags::Up;
+        tc_raw::set_link(&self.nl, up).map_err(nl(format!("setting ifb {} up", ifb.name)))?;
+        let redirect = tc_raw::redirect_message(
+            veth.index,
+            INGRESS_HOOK,
+            ifb.redirect_prio,
+            ifb.redirect_protocol,
+            ifb_index,
+        );
+        tc_raw::add_filter(&self.nl, redirect).map_err(|e| {
+            let hint = if e.errno() == Some(libc::EINVAL) {
                 format!(
                     " (its ingress hook may already have a filter of another protocol at priority {})",
                     ifb.redirect_prio
@@ -381,11 +451,8 @@ impl Host {
                 String::new()
             };
             internal(format!(
-                "adding the u32 redirect filter on host veth {} (ifindex {}) to ifb {}: {}{hint}",
-                veth.name,
-                veth.index,
-                ifb.name,
-                describe(&e)
+                "adding the u32 redirect filter on host veth {} (ifindex {}) to ifb {}: {e}{hint}",
+                veth.name, veth.index, ifb.name,
             ))
         })?;
         Ok(Some(CreatedIfb {
@@ -397,7 +464,9 @@ impl Host {
     /// Creates the IFB, down (grafting a root qdisc on a down device skips
     /// the RCU grace period the kernel waits for on a running one), gets it
     /// back in the same round trip (NLM_F_ECHO), and records the owner in
-    /// its alias before anything else can fail.
+    /// its alias before anything else can fail. (The kernel ignores
+    /// IFLA_IFALIAS in the RTM_NEWLINK that creates a link, hence the
+    /// separate RTM_SETLINK.)
     fn create_ifb(
         &self,
         name: &str,
@@ -405,12 +474,16 @@ impl Host {
         alias: &IfbAlias,
         created: &mut Created,
     ) -> Result<LinkMessage, CniError> {
-        let h = self.nl.handle().clone();
-        let msg = LinkIfb::new(name).mtu(mtu).txqueuelen(0).build();
-        let echoed = self
-            .nl
-            .block_on(tc_raw::add_link_echo(&h, msg))
-            .map_err(nl(format!("creating ifb {name}")))?;
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        msg.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Ifb)]));
+        msg.attributes.push(LinkAttribute::Mtu(mtu));
+        msg.attributes.push(LinkAttribute::TxQueueLen(0));
+        let echoed = tc_raw::add_link_echo(&self.nl, msg).map_err(|e| {
+            created.conflict = created.fast && e.errno() == Some(libc::EEXIST);
+            nl(format!("creating ifb {name}"))(e)
+        })?;
         created.ifb = Some((name.to_string(), None));
         let link = match echoed.filter(|l| link_name(l) == Some(name)) {
             Some(l) => l,
@@ -419,11 +492,10 @@ impl Host {
                 .ok_or_else(|| internal(format!("ifb {name} vanished after creation")))?,
         };
         created.ifb = Some((name.to_string(), Some(link.header.index)));
-        let set = LinkUnspec::new_with_index(link.header.index)
-            .alias(alias.render())
-            .build();
-        self.nl
-            .block_on(h.link().set(set).execute())
+        let mut set = LinkMessage::default();
+        set.header.index = link.header.index;
+        set.attributes.push(LinkAttribute::IfAlias(alias.render()));
+        tc_raw::set_link(&self.nl, set)
             .map_err(nl(format!("recording the owner on ifb {name} (alias)")))?;
         Ok(link)
     }
@@ -433,7 +505,6 @@ impl Host {
     /// is not ours appeared on it meanwhile.
     fn undo(&self, created: &Created, veth: &HostVeth) -> Vec<CniError> {
         let mut errors = Vec::new();
-        let h = self.nl.handle().clone();
         let on = format!("host veth {} (ifindex {})", veth.name, veth.index);
         if let Some((name, index)) = &created.ifb {
             let index = match index {
@@ -449,9 +520,9 @@ impl Host {
                 },
             };
             if let Some(index) = index {
-                match self.nl.block_on(h.link().del(index).execute()) {
+                match tc_raw::del_link(&self.nl, index) {
                     Ok(()) => {}
-                    Err(e) if errno(&e) == Some(ENODEV) => {}
+                    Err(e) if e.errno() == Some(ENODEV) => {}
                     Err(e) => errors.push(nl(format!("deleting ifb {name} (ifindex {index})"))(e)),
                 }
             }
@@ -460,10 +531,7 @@ impl Host {
             self.remove_ingress_qdisc_if_unused(veth.index, &on, &mut errors);
         }
         if created.root_qdisc {
-            match self
-                .nl
-                .block_on(tc_raw::del_qdisc(&h, veth.index, TcHandle::ROOT))
-            {
+            match tc_raw::del_qdisc(&self.nl, veth.index, TcHandle::ROOT) {
                 Ok(()) => {}
                 Err(e) if is_gone(&e) => {}
                 Err(e) => errors.push(nl(format!("deleting the root qdisc on {on}"))(e)),
@@ -473,33 +541,29 @@ impl Host {
     }
 
     fn qdiscs(&self, ifindex: u32, what: &str) -> Result<Vec<TcMessage>, CniError> {
-        let h = self.nl.handle().clone();
-        self.nl
-            .block_on(tc_raw::qdiscs(&h, ifindex))
+        tc_raw::qdiscs(&self.nl, ifindex)
             .map_err(nl(format!("listing qdiscs of {what} (ifindex {ifindex})")))
     }
 
     /// Creates one direction's qdiscs; sets `root_created` once the root
-    /// qdisc (HTB or TBF) exists, so a failure after it can delete it.
+    /// qdisc (HTB or TBF) exists, so a failure after it can delete it. A
+    /// failure carries the kernel's errno.
     fn add_shaper(
         &self,
         s: &Shaper,
         ifindex: u32,
         what: &str,
         root_created: &mut bool,
-    ) -> Result<(), CniError> {
-        let h = self.nl.handle().clone();
+    ) -> Result<(), (CniError, Option<i32>)> {
         let on = format!("{what} (ifindex {ifindex})");
         if let Some(split) = &s.split {
             self.add_split(split, ifindex, &on, root_created)?;
         }
         let msg = tc_raw::tbf_message(ifindex, s.tbf_handle, s.tbf_parent, &s.tbf);
-        self.nl
-            .block_on(tc_raw::add_qdisc(&h, msg))
-            .map_err(nl(format!(
-                "creating tbf qdisc {} parent {} on {on}",
-                s.tbf_handle, s.tbf_parent
-            )))?;
+        tc_raw::add_qdisc(&self.nl, msg).map_err(failed(format!(
+            "creating tbf qdisc {} parent {} on {on}",
+            s.tbf_handle, s.tbf_parent
+        )))?;
         *root_created = true;
         Ok(())
     }
@@ -510,20 +574,17 @@ impl Host {
         ifindex: u32,
         on: &str,
         root_created: &mut bool,
-    ) -> Result<(), CniError> {
-        let h = self.nl.handle().clone();
+    ) -> Result<(), (CniError, Option<i32>)> {
         let msg = tc_raw::htb_qdisc_message(
             ifindex,
             split.htb_handle,
             TcId::ROOT,
             split.default_class.minor,
         );
-        self.nl
-            .block_on(tc_raw::add_qdisc(&h, msg))
-            .map_err(nl(format!(
-                "creating htb qdisc {} on {on}",
-                split.htb_handle
-            )))?;
+        tc_raw::add_qdisc(&self.nl, msg).map_err(failed(format!(
+            "creating htb qdisc {} on {on}",
+            split.htb_handle
+        )))?;
         *root_created = true;
         for class in [split.shaped_class, split.bypass_class] {
             let msg = tc_raw::htb_class_message(
@@ -534,9 +595,8 @@ impl Host {
                 split.class_buffer_ticks,
                 split.class_quantum,
             );
-            self.nl
-                .block_on(tc_raw::add_class(&h, msg))
-                .map_err(nl(format!("creating htb class {class} on {on}")))?;
+            tc_raw::add_class(&self.nl, msg)
+                .map_err(failed(format!("creating htb class {class} on {on}")))?;
         }
         let msg = tc_raw::pfifo_message(
             ifindex,
@@ -544,16 +604,12 @@ impl Host {
             split.bypass_class,
             split.bypass_fifo_packets,
         );
-        self.nl
-            .block_on(tc_raw::add_qdisc(&h, msg))
-            .map_err(nl(format!(
-                "creating pfifo qdisc {} on {on}",
-                split.bypass_fifo
-            )))?;
+        tc_raw::add_qdisc(&self.nl, msg).map_err(failed(format!(
+            "creating pfifo qdisc {} on {on}",
+            split.bypass_fifo
+        )))?;
         for f in &split.filters {
-            let mut sel = TcU32Selector::default();
-            sel.flags = TcU32SelectorFlags::Terminal;
-            sel.keys = f
+            let keys = f
                 .keys
                 .iter()
                 .map(|k| {
@@ -564,22 +620,17 @@ impl Host {
                     key
                 })
                 .collect();
-            if sel.keys.is_empty() {
-                sel.keys.push(TcU32Key::default());
-            }
-            sel.nkeys = sel.keys.len() as u8;
-            let req = h
-                .traffic_filter(ifindex as i32)
-                .add()
-                .parent(split.htb_handle.as_u32())
-                .priority(f.prio)
-                .protocol(f.protocol.to_be())
-                .u32(&[
+            let msg = tc_raw::u32_filter_message(
+                ifindex,
+                tc_handle(split.htb_handle),
+                f.prio,
+                f.protocol,
+                vec![
                     TcFilterU32Option::ClassId(tc_handle(f.flowid)),
-                    TcFilterU32Option::Selector(sel),
-                ])
-                .map_err(nl("building a subnet filter"))?;
-            self.nl.block_on(req.execute()).map_err(nl(format!(
+                    TcFilterU32Option::Selector(tc_raw::u32_selector(keys)),
+                ],
+            );
+            tc_raw::add_filter(&self.nl, msg).map_err(failed(format!(
                 "adding the u32 filter for {} ({:?}) to class {} on {on}",
                 f.subnet, f.field, f.flowid
             )))?;
@@ -628,10 +679,9 @@ impl Host {
             errors.extend(self.remove_from_veth(v, alias.as_ref()));
         }
         if let Some(index) = ifb_index {
-            let h = self.nl.handle().clone();
-            match self.nl.block_on(h.link().del(index).execute()) {
+            match tc_raw::del_link(&self.nl, index) {
                 Ok(()) => {}
-                Err(e) if errno(&e) == Some(ENODEV) => {}
+                Err(e) if e.errno() == Some(ENODEV) => {}
                 Err(e) => errors.push(nl(format!("deleting ifb {name} (ifindex {index})"))(e)),
             }
         }
@@ -649,11 +699,7 @@ impl Host {
     }
 
     fn our_redirect_filters(&self, veth: &HostVeth) -> Result<Vec<TcMessage>, CniError> {
-        let h = self.nl.handle().clone();
-        match self
-            .nl
-            .block_on(tc_raw::filters(&h, veth.index, INGRESS_HOOK))
-        {
+        match tc_raw::filters(&self.nl, veth.index, INGRESS_HOOK) {
             Ok(fs) => Ok(fs
                 .into_iter()
                 .filter(|f| tc_raw::filter_prio_protocol(f).0 == crate::plan::REDIRECT_PRIO)
@@ -669,13 +715,9 @@ impl Host {
     /// Deletes the ingress qdisc we created on a veth once no filter is left
     /// on it (someone else's filter keeps it); "gone" is success.
     fn remove_ingress_qdisc_if_unused(&self, ifindex: u32, on: &str, errors: &mut Vec<CniError>) {
-        let h = self.nl.handle().clone();
-        match self.nl.block_on(tc_raw::filters(&h, ifindex, INGRESS_HOOK)) {
+        match tc_raw::filters(&self.nl, ifindex, INGRESS_HOOK) {
             Ok(rest) if rest.is_empty() => {
-                match self
-                    .nl
-                    .block_on(tc_raw::del_qdisc(&h, ifindex, TcHandle::INGRESS))
-                {
+                match tc_raw::del_qdisc(&self.nl, ifindex, TcHandle::INGRESS) {
                     Ok(()) => {}
                     Err(e) if is_gone(&e) => {}
                     Err(e) => errors.push(nl(format!("deleting the ingress qdisc on {on}"))(e)),
@@ -689,15 +731,14 @@ impl Host {
 
     fn remove_from_veth(&self, v: &HostVeth, alias: Option<&IfbAlias>) -> Vec<CniError> {
         let mut errors = Vec::new();
-        let h = self.nl.handle().clone();
         let on = format!("host veth {} (ifindex {})", v.name, v.index);
-        match self.nl.block_on(tc_raw::del_filters(
-            &h,
+        match tc_raw::del_filters(
+            &self.nl,
             v.index,
             INGRESS_HOOK,
             crate::plan::REDIRECT_PRIO,
             crate::plan::ETH_P_ALL,
-        )) {
+        ) {
             Ok(()) => {}
             Err(e) if is_gone(&e) => {}
             Err(e) => errors.push(nl(format!("deleting the redirect filter on {on}"))(e)),
@@ -705,13 +746,10 @@ impl Host {
         if alias.is_some_and(|a| a.created_ingress_qdisc) {
             self.remove_ingress_qdisc_if_unused(v.index, &on, &mut errors);
         }
-        match self.nl.block_on(tc_raw::qdiscs(&h, v.index)) {
+        match tc_raw::qdiscs(&self.nl, v.index) {
             Ok(qs) => {
                 if qs.iter().any(is_our_root) {
-                    match self
-                        .nl
-                        .block_on(tc_raw::del_qdisc(&h, v.index, TcHandle::ROOT))
-                    {
+                    match tc_raw::del_qdisc(&self.nl, v.index, TcHandle::ROOT) {
                         Ok(()) => {}
                         Err(e) if is_gone(&e) => {}
                         Err(e) => errors.push(nl(format!("deleting the root qdisc on {on}"))(e)),
@@ -855,11 +893,7 @@ impl Host {
 
     /// GC: removes IFBs of `network` whose owner is not a valid attachment.
     pub fn gc(&self, network: &str, valid: &[Attachment]) -> Vec<CniError> {
-        let h = self.nl.handle().clone();
-        let links: Result<Vec<LinkMessage>, _> = self
-            .nl
-            .block_on(async { h.link().get().execute().try_collect().await });
-        let links = match links {
+        let links = match self.nl.links() {
             Ok(l) => l,
             Err(e) => return vec![nl("listing links for GC")(e)],
         };

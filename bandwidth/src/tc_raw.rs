@@ -1,20 +1,26 @@
-//! Raw tc messages netlink-packet-route 0.34 does not model (TBF, HTB, pfifo
-//! qdiscs, HTB classes) and the few typed verbs rtnetlink lacks (dump qdiscs
+//! The tc messages bandwidth sends and the tc verbs it uses, over
+//! `cni::rtnl`: the raw option bytes netlink-packet-route 0.34 does not model
+//! (TBF, HTB, pfifo qdiscs, HTB classes; this is the one place for them), the
+//! ingress qdisc and u32 filters (classify, and match-all with a mirred
+//! egress redirect), and the verbs (create a qdisc/class/filter, dump qdiscs
 //! or filters of one device, delete a filter by priority, delete a qdisc by
-//! parent, create a link and get it back in the same round trip). Options travel as `TcOption::Other(DefaultNla)` through
-//! `Handle::request`; dumped options of unknown kinds are decoded with
-//! `emit_value` + `NlasIterator` and never sent back. Layouts are from
-//! `<linux/pkt_sched.h>`, native endian. Knows nothing about plans or owners.
+//! parent, create a link and get it back in the same round trip). Options of
+//! unknown kinds travel as `TcOption::Other(DefaultNla)`; dumped ones are
+//! decoded with `emit_value` + `NlasIterator` and never sent back. Layouts
+//! are from `<linux/pkt_sched.h>`, native endian. Knows nothing about plans
+//! or owners.
 
-use futures_util::StreamExt;
+use cni::rtnl::{Rtnl, RtnlError};
 use netlink_packet_core::{
-    DefaultNla, NetlinkMessage, NetlinkPayload, Nla, NlasIterator, NLM_F_ACK, NLM_F_CREATE,
-    NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REQUEST,
+    DefaultNla, Nla, NlasIterator, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL,
 };
 use netlink_packet_route::link::LinkMessage;
-use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage, TcOption};
+use netlink_packet_route::tc::{
+    TcAction, TcActionAttribute, TcActionGeneric, TcActionMirrorOption, TcActionOption,
+    TcActionType, TcAttribute, TcFilterU32Option, TcHandle, TcMessage, TcMirror,
+    TcMirrorActionType, TcOption, TcU32Key, TcU32Selector, TcU32SelectorFlags,
+};
 use netlink_packet_route::RouteNetlinkMessage;
-use rtnetlink::Handle;
 
 use crate::plan::{TbfParams, TcId};
 
@@ -223,97 +229,139 @@ pub fn read_htb_default(msg: &TcMessage) -> Option<u32> {
     u32_at(glob, 8)
 }
 
-/// Sends one request and collects the replies; a kernel error becomes `Err`.
-async fn request(
-    handle: &Handle,
-    body: RouteNetlinkMessage,
-    flags: u16,
-) -> Result<Vec<RouteNetlinkMessage>, rtnetlink::Error> {
-    let mut req = NetlinkMessage::from(body);
-    req.header.flags = NLM_F_REQUEST | flags;
-    let mut handle = handle.clone();
-    let mut replies = handle.request(req)?;
-    let mut out = Vec::new();
-    while let Some(m) = replies.next().await {
-        match m.payload {
-            NetlinkPayload::Error(e) if e.code.is_some() => {
-                return Err(rtnetlink::Error::NetlinkError(e))
-            }
-            NetlinkPayload::InnerMessage(inner) => out.push(inner),
-            _ => {}
-        }
-    }
-    Ok(out)
+/// The ingress qdisc (`tc qdisc add dev … ingress`).
+pub fn ingress_message(ifindex: u32) -> TcMessage {
+    let mut msg = TcMessage::with_index(ifindex as i32);
+    msg.header.parent = TcHandle::INGRESS;
+    msg.header.handle = TcHandle::from(0xffff_0000);
+    msg.attributes
+        .push(TcAttribute::Kind("ingress".to_string()));
+    msg
 }
 
-/// Creates a qdisc (fails with EEXIST if one is already there).
-pub async fn add_qdisc(handle: &Handle, msg: TcMessage) -> Result<(), rtnetlink::Error> {
-    request(
-        handle,
-        RouteNetlinkMessage::NewQueueDiscipline(msg),
-        NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+/// A u32 filter at `parent` of `ifindex` with `prio` and `protocol` (host
+/// order) carrying `options`.
+pub fn u32_filter_message(
+    ifindex: u32,
+    parent: TcHandle,
+    prio: u16,
+    protocol: u16,
+    options: Vec<TcFilterU32Option>,
+) -> TcMessage {
+    let mut msg = TcMessage::with_index(ifindex as i32);
+    msg.header.parent = parent;
+    msg.header.info = filter_info(prio, protocol);
+    msg.attributes.push(TcAttribute::Kind("u32".to_string()));
+    msg.attributes.push(TcAttribute::Options(
+        options.into_iter().map(TcOption::U32).collect(),
+    ));
+    msg
+}
+
+/// A terminal u32 selector matching `keys` (one all-zero key, i.e. every
+/// packet, when empty).
+pub fn u32_selector(keys: Vec<TcU32Key>) -> TcU32Selector {
+    let mut sel = TcU32Selector::default();
+    sel.flags = TcU32SelectorFlags::Terminal;
+    sel.keys = keys;
+    if sel.keys.is_empty() {
+        sel.keys.push(TcU32Key::default());
+    }
+    sel.nkeys = sel.keys.len() as u8;
+    sel
+}
+
+/// A match-all u32 filter whose mirred action redirects every packet to the
+/// egress of `target` (`… u32 match u32 0 0 action mirred egress redirect`).
+pub fn redirect_message(
+    ifindex: u32,
+    parent: TcHandle,
+    prio: u16,
+    protocol: u16,
+    target: u32,
+) -> TcMessage {
+    let mut mirror = TcMirror::default();
+    mirror.generic = TcActionGeneric::default();
+    mirror.generic.action = TcActionType::Stolen;
+    mirror.eaction = TcMirrorActionType::EgressRedir;
+    mirror.ifindex = target;
+    let mut action = TcAction::default();
+    action.attributes = vec![
+        TcActionAttribute::Kind("mirred".to_string()),
+        TcActionAttribute::Options(vec![TcActionOption::Mirror(TcActionMirrorOption::Parms(
+            mirror,
+        ))]),
+    ];
+    u32_filter_message(
+        ifindex,
+        parent,
+        prio,
+        protocol,
+        vec![
+            TcFilterU32Option::Selector(u32_selector(Vec::new())),
+            TcFilterU32Option::Action(vec![action]),
+        ],
     )
-    .await
-    .map(drop)
+}
+
+const CREATE: u16 = NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+
+/// Creates a qdisc (fails with EEXIST if one is already there).
+pub fn add_qdisc(nl: &Rtnl, msg: TcMessage) -> Result<(), RtnlError> {
+    nl.request(RouteNetlinkMessage::NewQueueDiscipline(msg), CREATE)
+        .map(drop)
+}
+
+/// Creates a filter (fails with EEXIST if that one is already there).
+pub fn add_filter(nl: &Rtnl, msg: TcMessage) -> Result<(), RtnlError> {
+    nl.request(RouteNetlinkMessage::NewTrafficFilter(msg), CREATE)
+        .map(drop)
 }
 
 /// Creates a link (fails with EEXIST if the name is taken) and returns the
 /// kernel's description of it (NLM_F_ECHO, Linux ≥ 6.2; `None` on kernels
 /// that do not echo, then the caller looks it up).
-pub async fn add_link_echo(
-    handle: &Handle,
-    msg: LinkMessage,
-) -> Result<Option<LinkMessage>, rtnetlink::Error> {
-    let replies = request(
-        handle,
-        RouteNetlinkMessage::NewLink(msg),
-        NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO,
-    )
-    .await?;
+pub fn add_link_echo(nl: &Rtnl, msg: LinkMessage) -> Result<Option<LinkMessage>, RtnlError> {
+    let replies = nl.request(RouteNetlinkMessage::NewLink(msg), CREATE | NLM_F_ECHO)?;
     Ok(replies.into_iter().find_map(|m| match m {
         RouteNetlinkMessage::NewLink(l) => Some(l),
         _ => None,
     }))
 }
 
+/// Changes a link (RTM_SETLINK, acknowledged).
+pub fn set_link(nl: &Rtnl, msg: LinkMessage) -> Result<(), RtnlError> {
+    nl.request(RouteNetlinkMessage::SetLink(msg), NLM_F_ACK)
+        .map(drop)
+}
+
+/// Deletes the link with ifindex `index`.
+pub fn del_link(nl: &Rtnl, index: u32) -> Result<(), RtnlError> {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    nl.request(RouteNetlinkMessage::DelLink(msg), NLM_F_ACK)
+        .map(drop)
+}
+
 /// Creates an HTB class.
-pub async fn add_class(handle: &Handle, msg: TcMessage) -> Result<(), rtnetlink::Error> {
-    request(
-        handle,
-        RouteNetlinkMessage::NewTrafficClass(msg),
-        NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-    )
-    .await
-    .map(drop)
+pub fn add_class(nl: &Rtnl, msg: TcMessage) -> Result<(), RtnlError> {
+    nl.request(RouteNetlinkMessage::NewTrafficClass(msg), CREATE)
+        .map(drop)
 }
 
 /// Deletes the qdisc at `parent` of `ifindex` (`root` or the ingress slot).
-pub async fn del_qdisc(
-    handle: &Handle,
-    ifindex: u32,
-    parent: TcHandle,
-) -> Result<(), rtnetlink::Error> {
+pub fn del_qdisc(nl: &Rtnl, ifindex: u32, parent: TcHandle) -> Result<(), RtnlError> {
     let mut msg = TcMessage::with_index(ifindex as i32);
     msg.header.parent = parent;
-    request(
-        handle,
-        RouteNetlinkMessage::DelQueueDiscipline(msg),
-        NLM_F_ACK,
-    )
-    .await
-    .map(drop)
+    nl.request(RouteNetlinkMessage::DelQueueDiscipline(msg), NLM_F_ACK)
+        .map(drop)
 }
 
 /// Every qdisc of `ifindex` (the kernel dumps all devices; we filter).
-pub async fn qdiscs(handle: &Handle, ifindex: u32) -> Result<Vec<TcMessage>, rtnetlink::Error> {
+pub fn qdiscs(nl: &Rtnl, ifindex: u32) -> Result<Vec<TcMessage>, RtnlError> {
     let mut msg = TcMessage::default();
     msg.header.index = ifindex as i32;
-    let replies = request(
-        handle,
-        RouteNetlinkMessage::GetQueueDiscipline(msg),
-        NLM_F_DUMP,
-    )
-    .await?;
+    let replies = nl.request(RouteNetlinkMessage::GetQueueDiscipline(msg), NLM_F_DUMP)?;
     Ok(replies
         .into_iter()
         .filter_map(|m| match m {
@@ -326,19 +374,10 @@ pub async fn qdiscs(handle: &Handle, ifindex: u32) -> Result<Vec<TcMessage>, rtn
 }
 
 /// The filters attached at `parent` of `ifindex`.
-pub async fn filters(
-    handle: &Handle,
-    ifindex: u32,
-    parent: TcHandle,
-) -> Result<Vec<TcMessage>, rtnetlink::Error> {
+pub fn filters(nl: &Rtnl, ifindex: u32, parent: TcHandle) -> Result<Vec<TcMessage>, RtnlError> {
     let mut msg = TcMessage::with_index(ifindex as i32);
     msg.header.parent = parent;
-    let replies = request(
-        handle,
-        RouteNetlinkMessage::GetTrafficFilter(msg),
-        NLM_F_DUMP,
-    )
-    .await?;
+    let replies = nl.request(RouteNetlinkMessage::GetTrafficFilter(msg), NLM_F_DUMP)?;
     Ok(replies
         .into_iter()
         .filter_map(|m| match m {
@@ -360,23 +399,18 @@ pub fn filter_info(prio: u16, protocol: u16) -> u32 {
 }
 
 /// Deletes every filter with `prio`/`protocol` at `parent` of `ifindex`.
-pub async fn del_filters(
-    handle: &Handle,
+pub fn del_filters(
+    nl: &Rtnl,
     ifindex: u32,
     parent: TcHandle,
     prio: u16,
     protocol: u16,
-) -> Result<(), rtnetlink::Error> {
+) -> Result<(), RtnlError> {
     let mut msg = TcMessage::with_index(ifindex as i32);
     msg.header.parent = parent;
     msg.header.info = filter_info(prio, protocol);
-    request(
-        handle,
-        RouteNetlinkMessage::DelTrafficFilter(msg),
-        NLM_F_ACK,
-    )
-    .await
-    .map(drop)
+    nl.request(RouteNetlinkMessage::DelTrafficFilter(msg), NLM_F_ACK)
+        .map(drop)
 }
 
 #[cfg(test)]

@@ -769,3 +769,47 @@ fn a_foreign_link_with_our_ifb_name_is_never_ours() {
     w.run(pod, "DEL", &conf).assert_ok();
     assert_clean(&w, veth);
 }
+
+/// A first ADD creates exclusively without reading the kernel first; what is
+/// already there answers EEXIST and the ADD falls back to the careful way.
+/// Here an earlier ADD's IFB outlived the veth's qdiscs (someone deleted
+/// them): the new ADD still replaces it instead of failing, and leaves one
+/// IFB with one redirect to it.
+#[test]
+fn re_add_after_our_qdiscs_were_removed_by_hand_reuses_the_ifb_name() {
+    if !cni::testing::privileged("re_add_after_our_qdiscs_were_removed_by_hand_reuses_the_ifb_name")
+    {
+        return;
+    }
+    let w = World::new(1);
+    let pod = w.pod(0);
+    let veth = pod.host_veth.as_str();
+    for version in VERSIONS {
+        let conf = w.conf(pod, version, both());
+        let ifb = ifb_of(&w.run(pod, "ADD", &conf).assert_ok().json());
+        let old_index = w.link(&ifb).unwrap()["ifindex"].clone();
+        w.host.exec(&["tc", "qdisc", "del", "dev", veth, "root"]);
+        w.host.exec(&["tc", "qdisc", "del", "dev", veth, "ingress"]);
+        assert!(w.link(&ifb).is_some(), "the stale ifb is still there");
+        let result = w.run(pod, "ADD", &conf).assert_ok().json();
+        assert_eq!(ifb_of(&result), ifb);
+        assert_eq!(w.ifbs(), vec![ifb.clone()]);
+        let new_index = w.link(&ifb).unwrap()["ifindex"].clone();
+        assert_ne!(
+            new_index, old_index,
+            "{version}: the stale ifb was replaced"
+        );
+        assert!(w.qdisc(veth, "tbf").is_some() && w.qdisc(veth, "ingress").is_some());
+        let redirects: Vec<_> = w
+            .ingress_filters(veth)
+            .into_iter()
+            .filter(|f| f["options"]["actions"].is_array())
+            .collect();
+        assert_eq!(redirects.len(), 1, "{redirects:?}");
+        if has_check(version) {
+            w.run(pod, "CHECK", &conf).assert_ok();
+        }
+        w.run(pod, "DEL", &conf).assert_ok();
+        assert_clean(&w, veth);
+    }
+}

@@ -7,6 +7,7 @@ pub mod args;
 pub mod error;
 pub mod netlink;
 pub mod netns;
+pub mod rtnl;
 pub mod skel;
 pub mod sysctl;
 pub mod types;
