@@ -6,8 +6,9 @@
 //! attribute. No planning or policy here: callers decide what to write.
 //!
 //! Cost matters (CRI-O runs CHECK after every ADD), so this module talks
-//! rtnetlink over one plain blocking socket (no async runtime): one
-//! RTM_GETLINK (stats skipped) to read a link, one RTM_SETLINK per attribute.
+//! rtnetlink over one plain blocking socket (`cni::rtnl`, no async runtime):
+//! one RTM_GETLINK (VF stats skipped) to read a link, one RTM_SETLINK per
+//! attribute.
 //! A sysctl is opened as `O_PATH`, its real path checked through
 //! `/proc/self/fd` (one readlink, no race with the open), then reopened
 //! through that fd for the read or write.
@@ -19,14 +20,12 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use cni::netns::{NetnsError, NetnsGuard};
+use cni::rtnl::{Rtnl, RtnlError};
 use cni::sysctl::SysctlKey;
 use cni::CniError;
-use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
-};
-use netlink_packet_route::link::{LinkAttribute, LinkExtentMask, LinkFlags, LinkMessage};
+use netlink_packet_core::NLM_F_ACK;
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
 
 use crate::config::{Config, Mac};
 use crate::plan::{LinkState, Observed, Step};
@@ -120,110 +119,6 @@ pub fn in_netns<T>(netns: &Path, f: impl FnOnce(&mut Kernel) -> T) -> Result<T, 
     drop(kernel);
     guard.leave()?;
     Ok(out)
-}
-
-/// A failed rtnetlink exchange.
-#[derive(Debug)]
-enum RtnlError {
-    /// The kernel answered with this (positive) errno.
-    Errno(i32),
-    Io(std::io::Error),
-    Decode(String),
-}
-
-impl RtnlError {
-    fn errno(&self) -> Option<i32> {
-        match self {
-            RtnlError::Errno(n) => Some(*n),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for RtnlError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RtnlError::Errno(n) => write!(f, "{}", std::io::Error::from_raw_os_error(*n)),
-            RtnlError::Io(e) => write!(f, "{e}"),
-            RtnlError::Decode(e) => write!(f, "decoding the kernel's answer: {e}"),
-        }
-    }
-}
-
-/// One blocking NETLINK_ROUTE socket in the netns it was opened in, used
-/// for one request at a time.
-struct Rtnl {
-    sock: Socket,
-    seq: u32,
-    buf: Vec<u8>,
-}
-
-impl Rtnl {
-    /// Large enough for any single link message without stats.
-    const BUF: usize = 32 * 1024;
-
-    fn open() -> std::io::Result<Rtnl> {
-        // No bind/connect: the kernel binds on the first send, and a send
-        // without an address goes to the kernel.
-        Ok(Rtnl {
-            sock: Socket::new(NETLINK_ROUTE)?,
-            seq: 0,
-            buf: Vec::with_capacity(Rtnl::BUF),
-        })
-    }
-
-    /// Sends `msg` and waits for its answer: the first RTM_NEWLINK for a
-    /// GETLINK, `None` for an acknowledged request.
-    fn request(
-        &mut self,
-        msg: RouteNetlinkMessage,
-        flags: u16,
-    ) -> Result<Option<LinkMessage>, RtnlError> {
-        self.seq = self.seq.wrapping_add(1);
-        let mut header = NetlinkHeader::default();
-        header.flags = flags;
-        header.sequence_number = self.seq;
-        let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
-        nl.finalize();
-        self.buf.clear();
-        self.buf.resize(nl.buffer_len(), 0);
-        nl.serialize(&mut self.buf);
-        self.sock.send(&self.buf, 0).map_err(RtnlError::Io)?;
-        loop {
-            self.buf.clear();
-            let n = self.sock.recv(&mut self.buf, 0).map_err(RtnlError::Io)?;
-            let mut at = 0;
-            while at + 16 <= n.min(self.buf.len()) {
-                let chunk = &self.buf[at..n.min(self.buf.len())];
-                let len = u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) as usize;
-                if len < 16 || len > chunk.len() {
-                    return Err(RtnlError::Decode(format!(
-                        "netlink message of {len} bytes in {} received",
-                        chunk.len()
-                    )));
-                }
-                at += (len + 3) & !3;
-                let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&chunk[..len])
-                    .map_err(|e| RtnlError::Decode(e.to_string()))?;
-                if reply.header.sequence_number != self.seq {
-                    continue;
-                }
-                match reply.payload {
-                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
-                        return Ok(Some(link))
-                    }
-                    NetlinkPayload::Error(e) => {
-                        return match e.code {
-                            None => Ok(None),
-                            Some(code) => Err(RtnlError::Errno(-code.get())),
-                        }
-                    }
-                    NetlinkPayload::Done(_) => return Ok(None),
-                    _ => {}
-                }
-            }
-        }
-    }
 }
 
 impl Kernel {
@@ -333,15 +228,18 @@ impl Kernel {
             .map_err(self.sysctl_error("writing", key, path))
     }
 
-    fn rtnl(&mut self) -> Result<&mut Rtnl, KernelError> {
+    fn rtnl(&mut self) -> Result<&Rtnl, KernelError> {
         if self.rtnl.is_none() {
-            let r = Rtnl::open().map_err(|source| KernelError::Netlink {
+            let r = Rtnl::open().map_err(|e| KernelError::Netlink {
                 netns: self.netns.clone(),
-                source,
+                source: match e {
+                    RtnlError::Io(io) => io,
+                    other => std::io::Error::other(other.to_string()),
+                },
             })?;
             self.rtnl = Some(r);
         }
-        match &mut self.rtnl {
+        match &self.rtnl {
             Some(r) => Ok(r),
             None => Err(KernelError::LinkRead {
                 ifname: String::new(),
@@ -353,17 +251,9 @@ impl Kernel {
 
     /// The link's current attributes; `Ok(None)` when it does not exist.
     pub fn link(&mut self, ifname: &str) -> Result<Option<LinkState>, KernelError> {
-        let mut msg = LinkMessage::default();
-        msg.attributes
-            .push(LinkAttribute::IfName(ifname.to_string()));
-        msg.attributes
-            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
-        match self
-            .rtnl()?
-            .request(RouteNetlinkMessage::GetLink(msg), NLM_F_REQUEST)
-        {
+        match self.rtnl()?.link_by_name(ifname) {
             Ok(Some(link)) => Ok(Some(link_state(&link))),
-            Ok(None) | Err(RtnlError::Errno(libc::ENODEV)) => Ok(None),
+            Ok(None) => Ok(None),
             Err(e) => Err(KernelError::LinkRead {
                 ifname: ifname.to_string(),
                 netns: self.netns.clone(),
@@ -424,7 +314,7 @@ impl Kernel {
         }
         let netns = self.netns.clone();
         self.rtnl()?
-            .request(RouteNetlinkMessage::SetLink(msg), NLM_F_REQUEST | NLM_F_ACK)
+            .request(RouteNetlinkMessage::SetLink(msg), NLM_F_ACK)
             .map(|_| ())
             .map_err(|e| KernelError::LinkSet {
                 step: step.to_string(),
