@@ -763,19 +763,23 @@ impl Host {
     }
 
     /// CHECK: the kernel holds what the plan says. The first difference is
-    /// the error, naming the object and both values.
+    /// the error, naming the object and both values. The qdiscs of the veth
+    /// and the IFB come from one dump (the kernel dumps every device's
+    /// anyway).
     pub fn verify(
         &self,
         plan: &ShapingPlan,
         owner: &Owner,
         veth: &HostVeth,
     ) -> Result<(), CniError> {
+        let mut dump = None;
         if let Some(s) = &plan.to_pod {
             self.verify_shaper(
                 s,
                 veth.index,
                 &format!("host veth {}", veth.name),
                 "ingress",
+                &mut dump,
             )?;
         }
         let (Some(s), Some(ifb)) = (&plan.from_pod, &plan.ifb) else {
@@ -802,7 +806,13 @@ impl Host {
                 ifb.name, veth.mtu, veth.name
             )));
         }
-        self.verify_shaper(s, link.header.index, &format!("ifb {}", ifb.name), "egress")?;
+        self.verify_shaper(
+            s,
+            link.header.index,
+            &format!("ifb {}", ifb.name),
+            "egress",
+            &mut dump,
+        )?;
         let filters = self.our_redirect_filters(veth)?;
         let targets: Vec<u32> = filters.iter().filter_map(redirect_target).collect();
         if !targets.contains(&link.header.index) {
@@ -823,8 +833,19 @@ impl Host {
         ifindex: u32,
         what: &str,
         dir: &str,
+        dump: &mut Option<Vec<TcMessage>>,
     ) -> Result<(), CniError> {
-        let qdiscs = self.qdiscs(ifindex, what)?;
+        let all = match dump {
+            Some(all) => all,
+            None => dump.insert(
+                tc_raw::all_qdiscs(&self.nl)
+                    .map_err(nl(format!("listing qdiscs of {what} (ifindex {ifindex})")))?,
+            ),
+        };
+        let qdiscs: Vec<&TcMessage> = all
+            .iter()
+            .filter(|q| q.header.index == ifindex as i32)
+            .collect();
         if let Some(split) = &s.split {
             let root = qdiscs
                 .iter()

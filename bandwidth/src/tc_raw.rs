@@ -359,15 +359,22 @@ pub fn del_qdisc(nl: &Rtnl, ifindex: u32, parent: TcHandle) -> Result<(), RtnlEr
 
 /// Every qdisc of `ifindex` (the kernel dumps all devices; we filter).
 pub fn qdiscs(nl: &Rtnl, ifindex: u32) -> Result<Vec<TcMessage>, RtnlError> {
-    let mut msg = TcMessage::default();
-    msg.header.index = ifindex as i32;
-    let replies = nl.request(RouteNetlinkMessage::GetQueueDiscipline(msg), NLM_F_DUMP)?;
+    Ok(all_qdiscs(nl)?
+        .into_iter()
+        .filter(|q| q.header.index == ifindex as i32)
+        .collect())
+}
+
+/// Every qdisc of every device of the netns.
+pub fn all_qdiscs(nl: &Rtnl) -> Result<Vec<TcMessage>, RtnlError> {
+    let replies = nl.request(
+        RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default()),
+        NLM_F_DUMP,
+    )?;
     Ok(replies
         .into_iter()
         .filter_map(|m| match m {
-            RouteNetlinkMessage::NewQueueDiscipline(q) if q.header.index == ifindex as i32 => {
-                Some(q)
-            }
+            RouteNetlinkMessage::NewQueueDiscipline(q) => Some(q),
             _ => None,
         })
         .collect())
