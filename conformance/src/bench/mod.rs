@@ -1,5 +1,6 @@
 //! `cni-conformance bench`: each chained plugin's ADD, CHECK and DEL timed as
-//! whole processes (median, p95, peak RSS of the plugin process itself), one
+//! whole processes (median and p95 of untraced runs; peak RSS of the plugin
+//! process itself from a few extra traced rounds, see `measure`), one
 //! or two plugin directories taking turns invocation by invocation (ABBA) so
 //! machine drift cancels, with ratios; portmap ADD/DEL with N mappings
 //! already installed; and the achieved/configured bandwidth per direction.
@@ -18,7 +19,7 @@ use crate::conflist::parse_conflist;
 use crate::runtime::{Runtime, RuntimeConf};
 use crate::scenarios::{query_versions, PLUGINS};
 use crate::topology::{HostWorld, Pod, Tools};
-use measure::{alternation, median, p95, run_measured, Sample};
+use measure::{alternation, median, p95, run_measured, Probe, Sample};
 
 /// What `cni-conformance bench` was asked.
 #[derive(Debug, Clone)]
@@ -51,6 +52,18 @@ impl BenchOptions {
 }
 
 const LIMIT: Duration = Duration::from_secs(120);
+
+/// Rounds run after the timed ones, traced, only for the peak RSS column.
+const RSS_ROUNDS: usize = 3;
+
+/// Timed rounds first, then [`RSS_ROUNDS`] traced ones.
+fn probe_of(round: usize, iterations: usize) -> Probe {
+    if round < iterations {
+        Probe::Time
+    } else {
+        Probe::PeakRss
+    }
+}
 
 /// One plugin directory with its throwaway world.
 struct Side {
@@ -152,6 +165,7 @@ impl Side {
         container: &str,
         ifname: &str,
         stdin: &Value,
+        probe: Probe,
     ) -> Result<Sample, String> {
         run_measured(
             &self.dir.join(plugin),
@@ -159,6 +173,7 @@ impl Side {
             &self.env(command, container, ifname),
             stdin.to_string().as_bytes(),
             LIMIT,
+            probe,
         )
     }
 }
@@ -212,12 +227,10 @@ struct Series {
 impl Series {
     fn push(&mut self, s: Result<Sample, String>) {
         match s {
-            Ok(s) if s.exit_code == Some(0) => {
-                self.wall_ms.push(s.wall.as_secs_f64() * 1e3);
-                if let Some(r) = s.peak_rss_kib {
-                    self.rss_kib.push(r as f64);
-                }
-            }
+            Ok(s) if s.exit_code == Some(0) => match s.probe {
+                Probe::Time => self.wall_ms.push(s.wall.as_secs_f64() * 1e3),
+                Probe::PeakRss => self.rss_kib.extend(s.peak_rss_kib.map(|r| r as f64)),
+            },
             Ok(s) => {
                 self.failures += 1;
                 self.first_error.get_or_insert(format!(
@@ -313,7 +326,7 @@ pub fn run(opts: &BenchOptions) -> Result<String, String> {
     }
     let _ = writeln!(
         out,
-        "  times in ms (median, p95, wall clock spawn→reap); rss = peak RSS of the plugin process itself in MiB (VmHWM at exit; not counting programs it runs)"
+        "  times in ms (median, p95, wall clock spawn→reap, untraced); rss = peak RSS of the plugin process itself in MiB (VmHWM at exit, from {RSS_ROUNDS} extra traced rounds; not counting programs it runs)"
     );
     let mut sides = Vec::new();
     for (label, dir) in &dirs {
@@ -349,7 +362,8 @@ pub fn run(opts: &BenchOptions) -> Result<String, String> {
         let container = |s: &Side| format!("bench-{}", s.label);
         let mut series: Vec<[Series; 3]> = vec![Default::default(); sides.len()];
         let mut results: Vec<Option<Value>> = vec![None; sides.len()];
-        for round in alternation(iterations, sides.len()).chunks(sides.len()) {
+        for round in alternation(iterations + RSS_ROUNDS, sides.len()).chunks(sides.len()) {
+            let probe = probe_of(round[0].0, iterations);
             let order: Vec<usize> = round.iter().map(|(_, s)| *s).collect();
             for (verb_index, verb) in ["ADD", "CHECK", "DEL"].iter().enumerate() {
                 for &k in &order {
@@ -362,7 +376,7 @@ pub fn run(opts: &BenchOptions) -> Result<String, String> {
                         results[k].as_ref().or(Some(&side.prev))
                     };
                     let conf = plugin_conf(plugin, version, side, prev);
-                    let sample = side.invoke(plugin, verb, &container(side), ifname, &conf);
+                    let sample = side.invoke(plugin, verb, &container(side), ifname, &conf, probe);
                     if verb_index == 0 {
                         results[k] = sample
                             .as_ref()
@@ -423,11 +437,12 @@ pub fn run(opts: &BenchOptions) -> Result<String, String> {
                 installed[k] = n;
             }
             let mut series: Vec<[Series; 2]> = vec![Default::default(); sides.len()];
-            for (_, k) in alternation(iterations, sides.len()) {
+            for (round, k) in alternation(iterations + RSS_ROUNDS, sides.len()) {
                 let side = &sides[k];
+                let probe = probe_of(round, iterations);
                 let (conf, _) = fill_conf(version, PROBE, side);
-                series[k][0].push(side.invoke("portmap", "ADD", "probe", "eth0", &conf));
-                series[k][1].push(side.invoke("portmap", "DEL", "probe", "eth0", &conf));
+                series[k][0].push(side.invoke("portmap", "ADD", "probe", "eth0", &conf, probe));
+                series[k][1].push(side.invoke("portmap", "DEL", "probe", "eth0", &conf, probe));
             }
             for (v, verb) in ["ADD", "DEL"].iter().enumerate() {
                 for (k, side) in sides.iter().enumerate() {
@@ -465,7 +480,7 @@ pub fn run(opts: &BenchOptions) -> Result<String, String> {
             .unwrap_or(CniVersion::V1_0_0);
         let conf = plugin_conf("bandwidth", version, side, Some(&side.prev));
         side.reset_host_qdiscs();
-        let added = side.invoke("bandwidth", "ADD", "bench-rate", "eth0", &conf);
+        let added = side.invoke("bandwidth", "ADD", "bench-rate", "eth0", &conf, Probe::Time);
         match added {
             Ok(s) if s.exit_code == Some(0) => {
                 let line = rate_line(&tools, side);
@@ -478,7 +493,7 @@ pub fn run(opts: &BenchOptions) -> Result<String, String> {
                 let _ = writeln!(out, "  {}: ADD failed: {e}", side.label);
             }
         }
-        let _ = side.invoke("bandwidth", "DEL", "bench-rate", "eth0", &conf);
+        let _ = side.invoke("bandwidth", "DEL", "bench-rate", "eth0", &conf, Probe::Time);
     }
     Ok(out)
 }
@@ -536,7 +551,7 @@ fn fill(side: &Side, version: CniVersion, from: usize, to: usize) -> Result<(), 
                     return;
                 }
                 let (conf, id) = fill_conf(version, k, side);
-                match side.invoke("portmap", "ADD", &id, "eth0", &conf) {
+                match side.invoke("portmap", "ADD", &id, "eth0", &conf, Probe::Time) {
                     Ok(s) if s.exit_code == Some(0) => {}
                     Ok(s) => {
                         if let Ok(mut e) = errors.lock() {
