@@ -168,7 +168,9 @@ pub fn run(plugin: &dyn Plugin) -> ! {
         eprintln!("plugin panicked: {info}");
     }));
     let env: HashMap<String, String> = std::env::vars().collect();
-    let mut stdin = Vec::new();
+    // Sized so a typical config is read in one call (an empty Vec starts
+    // with 32-byte probe reads and doubles: six reads for 500 bytes).
+    let mut stdin = Vec::with_capacity(64 * 1024);
     let command = env.get("CNI_COMMAND").map(String::as_str).unwrap_or("");
     if command != "VERSION" && !command.is_empty() {
         if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut stdin) {
