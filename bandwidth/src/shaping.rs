@@ -15,7 +15,7 @@ use netlink_packet_route::tc::{
 };
 
 use cni::args::Owner;
-use cni::netlink::{link_name, ENODEV, ENOENT};
+use cni::rtnl::{link_name, ENODEV, ENOENT};
 use cni::rtnl::{Rtnl, RtnlError};
 use cni::types::Attachment;
 use cni::CniError;

@@ -5,7 +5,8 @@
 //! [`Rtnl::request`] sends one `RouteNetlinkMessage` and collects what the
 //! kernel answers: acks, errors (positive errno kept), echoes and multi-part
 //! dumps. It builds no messages beyond link lookups and knows nothing about
-//! plugins, owners or plans.
+//! plugins, owners or plans. Every netlink user in the workspace goes
+//! through it (there is no second, async client).
 
 use std::cell::{Cell, RefCell};
 use std::path::Path;
@@ -18,6 +19,19 @@ use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
 
 use crate::netns::{NetnsError, NetnsGuard};
+
+/// errno values the kernel reports for missing or existing objects.
+pub const ENODEV: i32 = libc::ENODEV;
+pub const ENOENT: i32 = libc::ENOENT;
+pub const EEXIST: i32 = libc::EEXIST;
+
+/// The name of a link message, if it has one.
+pub fn link_name(msg: &LinkMessage) -> Option<&str> {
+    msg.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfName(n) => Some(n.as_str()),
+        _ => None,
+    })
+}
 
 /// A failed rtnetlink exchange.
 #[derive(Debug, thiserror::Error)]
@@ -189,7 +203,7 @@ impl Rtnl {
                 RouteNetlinkMessage::NewLink(l) => Some(l),
                 _ => None,
             })),
-            Err(e) if e.errno() == Some(libc::ENODEV) => Ok(None),
+            Err(e) if e.errno() == Some(ENODEV) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -376,11 +390,7 @@ mod tests {
         assert_eq!(lo.header.index, 1);
         let rt0 = rtnl.link_by_name("rt0").unwrap().unwrap();
         let by_index = rtnl.link_by_index(rt0.header.index).unwrap().unwrap();
-        assert_eq!(
-            crate::netlink::link_name(&by_index),
-            Some("rt0"),
-            "{by_index:?}"
-        );
+        assert_eq!(link_name(&by_index), Some("rt0"), "{by_index:?}");
         let kind = by_index.attributes.iter().find_map(|a| match a {
             LinkAttribute::LinkInfo(i) => i.iter().find_map(|i| match i {
                 LinkInfo::Kind(k) => Some(k.clone()),
@@ -395,7 +405,7 @@ mod tests {
             .links()
             .unwrap()
             .iter()
-            .filter_map(|l| crate::netlink::link_name(l).map(str::to_string))
+            .filter_map(|l| link_name(l).map(str::to_string))
             .collect();
         assert_eq!(names.len(), 3, "{names:?}");
         for n in ["lo", "rt0", "rt1"] {
