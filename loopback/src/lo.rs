@@ -1,16 +1,18 @@
 //! The only module of this plugin that touches the kernel: reads and sets the
-//! state of `lo` in a container netns through one rtnetlink session opened
-//! inside that netns. Knows nothing of CNI results or versions.
+//! state of `lo` in a container netns through one blocking rtnetlink socket
+//! (`cni::rtnl`) opened inside that netns. Knows nothing of CNI results or
+//! versions.
 
 use std::net::IpAddr;
 use std::path::Path;
 
-use cni::netlink::{describe, NetlinkSession};
+use cni::netns::NetnsError;
+use cni::rtnl::{Rtnl, RtnlError};
 use cni::types::Cidr;
-use futures_util::TryStreamExt;
-use netlink_packet_route::address::AddressAttribute;
-use netlink_packet_route::link::LinkFlags;
-use rtnetlink::LinkUnspec;
+use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{LinkFlags, LinkMessage};
+use netlink_packet_route::RouteNetlinkMessage;
 
 /// What `lo` looks like right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,8 +26,8 @@ pub struct LoState {
 /// A failure talking to the kernel, with what was being done.
 #[derive(Debug, thiserror::Error)]
 pub enum LoError {
-    #[error(transparent)]
-    Open(#[from] cni::netlink::NetlinkError),
+    #[error("{}", describe_open(.0))]
+    Open(#[from] RtnlError),
     #[error("looking up lo in {netns}: {reason}")]
     Lookup { netns: String, reason: String },
     #[error("no lo interface in {netns}")]
@@ -52,24 +54,30 @@ impl LoError {
     }
 }
 
-fn is_not_a_netns(e: &cni::netlink::NetlinkError) -> bool {
-    matches!(
-        e,
-        cni::netlink::NetlinkError::Netns(cni::netns::NetnsError::NotANamespace { .. })
-    )
+fn is_not_a_netns(e: &RtnlError) -> bool {
+    matches!(e, RtnlError::Netns(NetnsError::NotANamespace { .. }))
+}
+
+/// Opening the socket: a netns error reads as itself, a socket error says
+/// what failed.
+fn describe_open(e: &RtnlError) -> String {
+    match e {
+        RtnlError::Io(io) => format!("opening a netlink socket: {io}"),
+        e => e.to_string(),
+    }
 }
 
 /// `lo` of one netns.
 pub struct Loopback {
-    session: NetlinkSession,
+    rtnl: Rtnl,
     netns: String,
 }
 
 impl Loopback {
-    /// Opens a netlink session inside `netns`.
+    /// Opens a netlink socket inside `netns`.
     pub fn open(netns: &Path) -> Result<Loopback, LoError> {
         Ok(Loopback {
-            session: NetlinkSession::open(Some(netns))?,
+            rtnl: Rtnl::open_in(netns)?,
             netns: netns.display().to_string(),
         })
     }
@@ -77,37 +85,36 @@ impl Loopback {
     /// The current flags and addresses of `lo`.
     pub fn state(&self) -> Result<LoState, LoError> {
         let link = self
-            .session
+            .rtnl
             .link_by_name("lo")
             .map_err(|e| LoError::Lookup {
                 netns: self.netns.clone(),
-                reason: describe(&e),
+                reason: e.to_string(),
             })?
             .ok_or_else(|| LoError::Missing {
                 netns: self.netns.clone(),
             })?;
         let index = link.header.index;
         let up = link.header.flags.contains(LinkFlags::Up);
-        let request = self
-            .session
-            .handle()
-            .address()
-            .get()
-            .set_link_index_filter(index)
-            .execute();
-        let messages: Vec<_> =
-            self.session
-                .block_on(request.try_collect())
-                .map_err(|e| LoError::Addresses {
-                    netns: self.netns.clone(),
-                    index,
-                    reason: describe(&e),
-                })?;
+        // A dump of every address; the kernel filters by ifindex only
+        // under strict checking, so the filter is applied here.
+        let mut request = AddressMessage::default();
+        request.header.index = index;
+        let messages = self
+            .rtnl
+            .request(RouteNetlinkMessage::GetAddress(request), NLM_F_DUMP)
+            .map_err(|e| LoError::Addresses {
+                netns: self.netns.clone(),
+                index,
+                reason: e.to_string(),
+            })?;
         let addresses = messages
             .iter()
-            .filter_map(|m| {
-                let ip = address_of(&m.attributes)?;
-                Cidr::new(ip, m.header.prefix_len)
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(a) if a.header.index == index => {
+                    Cidr::new(address_of(&a.attributes)?, a.header.prefix_len)
+                }
+                _ => None,
             })
             .collect();
         Ok(LoState {
@@ -117,17 +124,24 @@ impl Loopback {
         })
     }
 
-    /// Sets `lo` up or down (idempotent).
+    /// Sets `lo` up or down (idempotent): one acknowledged RTM_SETLINK
+    /// that changes only IFF_UP.
     pub fn set_up(&self, index: u32, up: bool) -> Result<(), LoError> {
-        let builder = LinkUnspec::new_with_index(index);
-        let message = if up { builder.up() } else { builder.down() }.build();
-        let request = self.session.handle().link().set(message).execute();
-        self.session.block_on(request).map_err(|e| LoError::Set {
-            netns: self.netns.clone(),
-            index,
-            state: if up { "up" } else { "down" },
-            reason: describe(&e),
-        })
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        message.header.change_mask = LinkFlags::Up;
+        if up {
+            message.header.flags = LinkFlags::Up;
+        }
+        self.rtnl
+            .request(RouteNetlinkMessage::SetLink(message), NLM_F_ACK)
+            .map(|_| ())
+            .map_err(|e| LoError::Set {
+                netns: self.netns.clone(),
+                index,
+                state: if up { "up" } else { "down" },
+                reason: e.to_string(),
+            })
     }
 }
 
