@@ -28,10 +28,11 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 
 use cni::args::Owner;
+use cni::rtnl::{link_name, Rtnl};
 use cni::types::Attachment;
 use cni::{CniError, ErrorCode};
-use futures_util::TryStreamExt;
-use netlink_packet_route::route::RouteAttribute;
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use serde_json::Value;
 
 use crate::config::Protocol;
@@ -281,30 +282,32 @@ fn describe_key(k: &MapKey) -> String {
 fn enable_route_localnet(ip: Ipv4Addr) -> Result<(), CniError> {
     let ctx =
         |m: String| CniError::internal(format!("portmap: enabling route_localnet for {ip}: {m}"));
-    let session = cni::netlink::NetlinkSession::open(None).map_err(|e| ctx(e.to_string()))?;
-    let msg = rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new()
-        .destination_prefix(ip, 32)
-        .build();
-    let req = session.handle().route().get(msg).execute();
-    let route = session
-        .block_on(async {
-            let mut s = req;
-            s.try_next().await
-        })
-        .map_err(|e| ctx(format!("route lookup: {}", cni::netlink::describe(&e))))?;
-    let Some(oif) = route.and_then(|r| {
-        r.attributes.iter().find_map(|a| match a {
+    let rtnl = Rtnl::open().map_err(|e| ctx(format!("opening a netlink socket: {e}")))?;
+    // RTM_GETROUTE for the one destination: the kernel answers with the
+    // route it would use (a lookup, not a dump).
+    let mut query = RouteMessage::default();
+    query.header.address_family = AddressFamily::Inet;
+    query.header.destination_prefix_length = 32;
+    query
+        .attributes
+        .push(RouteAttribute::Destination(RouteAddress::Inet(ip)));
+    let replies = rtnl
+        .request(RouteNetlinkMessage::GetRoute(query), 0)
+        .map_err(|e| ctx(format!("route lookup: {e}")))?;
+    let Some(oif) = replies.iter().find_map(|m| match m {
+        RouteNetlinkMessage::NewRoute(r) => r.attributes.iter().find_map(|a| match a {
             RouteAttribute::Oif(i) => Some(*i),
             _ => None,
-        })
+        }),
+        _ => None,
     }) else {
         return Err(ctx("no route to the container".into()));
     };
-    let link = session
+    let link = rtnl
         .link_by_index(oif)
-        .map_err(|e| ctx(cni::netlink::describe(&e)))?
+        .map_err(|e| ctx(e.to_string()))?
         .ok_or_else(|| ctx(format!("interface {oif} vanished")))?;
-    let name = cni::netlink::link_name(&link)
+    let name = link_name(&link)
         .ok_or_else(|| ctx(format!("interface {oif} has no name")))?
         .to_string();
     let key = cni::sysctl::SysctlKey::parse("net.ipv4.conf.IFNAME.route_localnet", &name)
