@@ -5,7 +5,6 @@
 
 pub mod args;
 pub mod error;
-pub mod netlink;
 pub mod netns;
 pub mod rtnl;
 pub mod skel;

@@ -1,14 +1,14 @@
 //! Privileged: the netns guard moves only the current thread and brings it
-//! back; a netlink session opened for a netns sees that netns' links while
-//! the thread stays where it was; sysctls resolve in the thread's netns.
+//! back; a netlink socket opened for a netns (`cni::rtnl`) sees that netns'
+//! links while the thread stays where it was; sysctls resolve in the thread's netns.
 //! Every test builds its own throwaway netns.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use cni::netlink::{link_name, NetlinkSession};
 use cni::netns::{self, NetnsGuard, THREAD_NETNS};
+use cni::rtnl::{link_name, Rtnl};
 use cni::sysctl::{Sysctl, SysctlKey};
 use cni::testing::{privileged, veth_pair, TestNetns};
 
@@ -76,8 +76,8 @@ fn open_rejects_missing_paths_and_non_namespaces() {
 }
 
 #[test]
-fn netlink_session_sees_its_netns_and_leaves_the_thread_alone() {
-    if !privileged("netlink_session_sees_its_netns_and_leaves_the_thread_alone") {
+fn rtnl_socket_sees_its_netns_and_leaves_the_thread_alone() {
+    if !privileged("rtnl_socket_sees_its_netns_and_leaves_the_thread_alone") {
         return;
     }
     let a = TestNetns::new("nla");
@@ -88,7 +88,7 @@ fn netlink_session_sees_its_netns_and_leaves_the_thread_alone() {
     );
     veth_pair(&a, &va, &b, &vb);
     let before = inode(THREAD_NETNS);
-    let session = NetlinkSession::open(Some(&a.path())).unwrap();
+    let session = Rtnl::open_in(&a.path()).unwrap();
     assert_eq!(
         inode(THREAD_NETNS),
         before,
@@ -109,20 +109,18 @@ fn netlink_session_sees_its_netns_and_leaves_the_thread_alone() {
     assert!(session.link_by_name(&vb).unwrap().is_none());
     assert!(session.link_by_index(999_999).unwrap().is_none());
 
-    let other = NetlinkSession::open(Some(&b.path())).unwrap();
+    let other = Rtnl::open_in(&b.path()).unwrap();
     assert!(other.link_by_name(&vb).unwrap().is_some());
     assert!(other.link_by_name(&va).unwrap().is_none());
     assert_eq!(inode(THREAD_NETNS), before);
 }
 
 #[test]
-fn netlink_session_reports_a_missing_netns() {
-    if !privileged("netlink_session_reports_a_missing_netns") {
+fn rtnl_socket_reports_a_missing_netns() {
+    if !privileged("rtnl_socket_reports_a_missing_netns") {
         return;
     }
-    let e = NetlinkSession::open(Some(Path::new("/run/netns/cnt-gone-away")))
-        .err()
-        .unwrap();
+    let e = Rtnl::open_in(Path::new("/run/netns/cnt-gone-away")).unwrap_err();
     assert!(e.is_netns_missing(), "{e}");
     let cni_err: cni::CniError = e.into();
     assert_eq!(cni_err.code, cni::ErrorCode::Internal);
