@@ -31,6 +31,7 @@
 //!   root with a shaped class (carrying the same TBF) and a bypass class.
 
 pub mod config;
+pub mod failpoint;
 pub mod plan;
 pub mod shaping;
 pub mod tc_raw;
@@ -74,8 +75,14 @@ pub fn psched() -> Psched {
         })
 }
 
-fn build_plan(config: &config::Config, req: &Request) -> ShapingPlan {
-    plan::plan(config, &req.owner(), psched())
+/// The plan, or code 7 when the kernel would refuse one of its shapers.
+fn build_plan(config: &config::Config, req: &Request) -> Result<ShapingPlan, CniError> {
+    let psched = psched();
+    let plan = plan::plan(config, &req.owner(), psched);
+    match plan::unusable_burst(config, &plan, psched) {
+        Some(msg) => Err(CniError::invalid_config(msg)),
+        None => Ok(plan),
+    }
 }
 
 fn netns(req: &Request) -> Result<&std::path::Path, CniError> {
@@ -116,7 +123,7 @@ impl cni::Plugin for Plugin {
         if config.is_noop() {
             return Ok(result.into());
         }
-        let plan = build_plan(&config, req);
+        let plan = build_plan(&config, req)?;
         let netns = netns(req)?;
         let host = Host::open()?;
         let veth = host.find_host_veth(netns, &req.cmd.ifname)?;
@@ -149,7 +156,7 @@ impl cni::Plugin for Plugin {
         if config.is_noop() {
             return Ok(Reply::Empty);
         }
-        let plan = build_plan(&config, req);
+        let plan = build_plan(&config, req)?;
         let host = Host::open()?;
         let veth = host.find_host_veth(netns(req)?, &req.cmd.ifname)?;
         host.verify(&plan, &req.owner(), &veth)?;

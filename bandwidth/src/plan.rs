@@ -154,6 +154,61 @@ pub fn tbf_params(limit: RateLimit, latency_ms: u32, psched: Psched) -> TbfParam
     }
 }
 
+/// The shortest burst, in bits (whole bytes), whose TBF buffer is at least
+/// one scheduler tick at `rate_bits`. The kernel refuses a TBF whose buffer
+/// is 0 ticks, i.e. a burst that lasts less than a microsecond at that rate.
+pub fn min_burst_bits(rate_bits: u64, latency_ms: u32, psched: Psched) -> u64 {
+    let rate_bytes = (rate_bits / 8).max(1);
+    let usec = (1.0 / psched.tick_in_usec).ceil().max(1.0);
+    let mut bytes = ((usec * rate_bytes as f64) / 1e6).ceil().max(1.0) as u64;
+    // Float rounding: step until the plan's own arithmetic agrees (a step or
+    // two at most; bounded by the largest burst the config accepts).
+    while bytes < u64::from(u32::MAX)
+        && tbf_params(
+            RateLimit {
+                rate_bits,
+                burst_bits: bytes * 8,
+            },
+            latency_ms,
+            psched,
+        )
+        .buffer_ticks
+            == 0
+    {
+        bytes += 1;
+    }
+    bytes * 8
+}
+
+/// Why the kernel would refuse one of `plan`'s shapers (a TBF buffer of 0
+/// ticks: burst too short for the rate), as a config error naming the
+/// direction and the smallest burst that works; `None` when it would not.
+pub fn unusable_burst(config: &Config, plan: &ShapingPlan, psched: Psched) -> Option<String> {
+    [
+        ("ingress", config.ingress, &plan.to_pod),
+        ("egress", config.egress, &plan.from_pod),
+    ]
+    .into_iter()
+    .find_map(|(dir, limit, shaper)| {
+        let (limit, shaper) = (limit?, shaper.as_ref()?);
+        if shaper.tbf.buffer_ticks > 0 {
+            return None;
+        }
+        let capped = if config.max_burst_bits == Some(limit.burst_bits) {
+            " (after maxBurst)"
+        } else {
+            ""
+        };
+        Some(format!(
+            "bandwidth: the {dir} burst of {} bits{capped} lasts less than one scheduler tick at \
+             {dir} rate {} bit/s, so the kernel would refuse the shaper; use a burst of at least {} bits",
+            limit.burst_bits,
+            limit.rate_bits,
+            min_burst_bits(limit.rate_bits, config.latency_ms, psched)
+        ))
+    })
+}
+
 /// Which end of the packet a subnet filter looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -428,6 +483,63 @@ mod tests {
         assert_eq!(p.tick_in_usec, 15.625);
         assert_eq!(Psched::parse("junk"), None);
         assert_eq!(Psched::parse("1 0 1"), None);
+    }
+
+    #[test]
+    fn min_burst_is_the_first_burst_with_a_nonzero_buffer() {
+        for rate in [
+            8,
+            1_000_000,
+            10_000_000_000,
+            100_000_000_000,
+            123_456_789_012,
+        ] {
+            let min = min_burst_bits(rate, 25, TICK);
+            assert!(
+                tbf_params(rl(rate, min), 25, TICK).buffer_ticks > 0,
+                "{rate}"
+            );
+            if min > 8 {
+                assert_eq!(
+                    tbf_params(rl(rate, min - 8), 25, TICK).buffer_ticks,
+                    0,
+                    "{rate}"
+                );
+            }
+        }
+        // 100 Gbit/s is 12.5 GB/s: a microsecond is 12 500 bytes.
+        assert_eq!(min_burst_bits(100_000_000_000, 25, TICK), 100_000);
+        // A coarse clock (1 tick per 4 µs) needs four microseconds' worth.
+        let coarse = Psched { tick_in_usec: 0.25 };
+        assert_eq!(min_burst_bits(8_000_000, 25, coarse), 32);
+    }
+
+    #[test]
+    fn a_burst_shorter_than_a_tick_is_a_config_error_naming_the_direction() {
+        let conf = |extra: &str| {
+            crate::config::parse(
+                format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"bandwidth",{extra}}}"#)
+                    .as_bytes(),
+            )
+            .unwrap()
+        };
+        let ok = conf(
+            r#""ingressRate":100000000000,"ingressBurst":100000,"egressRate":8,"egressBurst":8"#,
+        );
+        assert_eq!(unusable_burst(&ok, &plan(&ok, &owner(), TICK), TICK), None);
+        let bad = conf(
+            r#""ingressRate":1000000,"ingressBurst":80000,"egressRate":100000000000,"egressBurst":99992"#,
+        );
+        let msg = unusable_burst(&bad, &plan(&bad, &owner(), TICK), TICK).unwrap();
+        assert!(msg.contains("egress burst of 99992 bits"), "{msg}");
+        assert!(msg.contains("at least 100000 bits"), "{msg}");
+        assert!(!msg.contains("maxBurst"), "{msg}");
+        let capped = conf(r#""maxBurst":8,"ingressRate":100000000000,"ingressBurst":800000"#);
+        let msg = unusable_burst(&capped, &plan(&capped, &owner(), TICK), TICK).unwrap();
+        assert!(
+            msg.contains("ingress burst of 8 bits (after maxBurst)"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -20,7 +20,10 @@ use cni::rtnl::{Rtnl, RtnlError};
 use cni::types::Attachment;
 use cni::CniError;
 
-use crate::plan::{ifb_name, IfbAlias, Shaper, ShapingPlan, SubnetSplit, TcId, ROOT_HANDLE};
+use crate::failpoint;
+use crate::plan::{
+    ifb_name, Device, IfbAlias, Shaper, ShapingPlan, SubnetSplit, TcId, ROOT_HANDLE,
+};
 use crate::tc_raw::{self, tc_handle, INGRESS_HOOK};
 
 /// The host end of the pod's veth.
@@ -560,7 +563,12 @@ impl Host {
             self.add_split(split, ifindex, &on, root_created)?;
         }
         let msg = tc_raw::tbf_message(ifindex, s.tbf_handle, s.tbf_parent, &s.tbf);
-        tc_raw::add_qdisc(&self.nl, msg).map_err(failed(format!(
+        let added = if s.device == Device::Ifb && failpoint::hit("ifb-tbf") {
+            Err(RtnlError::Errno(libc::EINVAL))
+        } else {
+            tc_raw::add_qdisc(&self.nl, msg)
+        };
+        added.map_err(failed(format!(
             "creating tbf qdisc {} parent {} on {on}",
             s.tbf_handle, s.tbf_parent
         )))?;

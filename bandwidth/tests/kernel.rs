@@ -657,20 +657,24 @@ fn add_failing_after_creating_the_ingress_qdisc_and_ifb_removes_them() {
         "{:?}",
         before.0
     );
-    // The kernel refuses a TBF whose buffer is 0 ticks (1 byte at 100 Gbit/s):
-    // the failure comes after the veth's root qdisc, our ingress qdisc, the
-    // IFB and its alias exist.
+    // The IFB's TBF fails as the kernel would (EINVAL, through the test-only
+    // failpoint): the failure comes after the veth's root qdisc, our ingress
+    // qdisc, the IFB and its alias exist.
     let egress = json!({"ingressRate": 1_000_000, "ingressBurst": 80_000,
-        "egressRate": 100_000_000_000u64, "egressBurst": 8});
+        "egressRate": 1_000_000, "egressBurst": 80_000});
     let split = json!({"ingressRate": 1_000_000, "ingressBurst": 80_000,
-        "egressRate": 100_000_000_000u64, "egressBurst": 8, "shapedSubnets": ["10.0.0.0/8"]});
+        "egressRate": 1_000_000, "egressBurst": 80_000, "shapedSubnets": ["10.0.0.0/8"]});
     for version in VERSIONS {
         for (config, object) in [
             (&egress, "creating tbf qdisc 1:0 parent root on ifb bwp"),
             (&split, "creating tbf qdisc 2:0 parent 1:30 on ifb bwp"),
         ] {
-            let out = w.run(pod, "ADD", &w.conf(pod, version, config.clone()));
+            let mut inv = w.inv(pod, "ADD");
+            inv.extra_env
+                .insert(bandwidth::failpoint::ENV.into(), "ifb-tbf".into());
+            let out = inv.run(&plugin(), &w.conf(pod, version, config.clone()));
             assert_eq!(out.code, 1, "{version}: {}", out.stdout);
+            assert!(out.stdout.contains("Invalid argument"), "{}", out.stdout);
             assert!(out.stdout.contains(object), "{}", out.stdout);
             assert!(!out.stdout.contains("undoing"), "{}", out.stdout);
             assert_eq!(
@@ -681,6 +685,39 @@ fn add_failing_after_creating_the_ingress_qdisc_and_ifb_removes_them() {
             assert_eq!(w.ifbs(), vec!["theirifb0".to_string()], "{version}");
         }
     }
+}
+
+#[test]
+fn a_burst_too_short_for_its_rate_is_code_7_before_anything_is_created() {
+    if !cni::testing::privileged(
+        "a_burst_too_short_for_its_rate_is_code_7_before_anything_is_created",
+    ) {
+        return;
+    }
+    let w = World::new(1);
+    let pod = w.pod(0);
+    let veth = pod.host_veth.as_str();
+    let before = tc_state(&w, veth);
+    // 8 bits at 100 Gbit/s last 0.08 ns: a TBF buffer of 0 ticks, which the
+    // kernel refuses. Said up front, with the smallest burst that works.
+    let conf = w.conf(
+        pod,
+        "1.0.0",
+        json!({"ingressRate": 1_000_000, "ingressBurst": 80_000,
+            "egressRate": 100_000_000_000u64, "egressBurst": 8}),
+    );
+    let out = w.run(pod, "ADD", &conf);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let err: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(err["code"], 7, "{err}");
+    let msg = err["msg"].as_str().unwrap();
+    assert!(msg.contains("egress burst of 8 bits"), "{msg}");
+    assert!(msg.contains("at least 100000 bits"), "{msg}");
+    assert_eq!(tc_state(&w, veth), before, "nothing created");
+    assert!(w.ifbs().is_empty(), "{:?}", w.ifbs());
+    // CHECK says the same; DEL of that config still succeeds.
+    assert_eq!(w.run(pod, "CHECK", &conf).code, 1);
+    w.run(pod, "DEL", &conf).assert_ok();
 }
 
 #[test]
