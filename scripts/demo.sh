@@ -9,4 +9,4 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 scripts/setup.sh
 scripts/build.sh
-exec target/release/cni-conformance demo --plugins target/release --main-plugins /usr/lib/cni
+exec target/release/cni-conformance demo --plugins target/release
