@@ -14,7 +14,8 @@
 //! Must not do anything else (no code generation, no environment probing).
 
 fn main() {
-    println!("cargo:rerun-if-changed=build.rs");
+    // Paths are relative to the package using this script (a sibling of build/).
+    println!("cargo:rerun-if-changed=../build/plugin_link.rs");
     if let Ok(out) = std::env::var("OUT_DIR") {
         let script = std::path::Path::new(&out).join("libgcc_s.a");
         if std::fs::write(&script, "INPUT(-lgcc_eh)\n").is_ok() {
