@@ -14,7 +14,7 @@ pub mod types;
 pub mod version;
 
 pub use error::{CniError, ErrorCode};
-pub use skel::{CmdArgs, Command, GcRequest, Plugin, Reply, Request, StatusRequest};
+pub use skel::{CmdArgs, Command, GcRequest, Log, Plugin, Reply, Request, StatusRequest};
 pub use types::CniResult;
 pub use version::CniVersion;
 #[cfg(feature = "testing")]

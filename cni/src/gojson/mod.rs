@@ -45,7 +45,7 @@ mod document;
 mod error;
 
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub use document::Document;
 pub use error::Error;
@@ -74,6 +74,31 @@ pub fn field_for<'f>(key: &str, fields: &[&'f str]) -> Option<&'f str> {
         .find(|f| **f == key)
         .or_else(|| fields.iter().find(|f| f.eq_ignore_ascii_case(key)))
         .copied()
+}
+
+/// `obj` with Go's matching applied against `fields` (the keys of a struct
+/// that is read by hand rather than derived): keys naming a field are
+/// renamed to it (the last one written wins, `null` ones are dropped); other
+/// keys are kept as written.
+pub fn match_keys(obj: Map<String, Value>, fields: &'static [&'static str]) -> Map<String, Value> {
+    let entries = obj
+        .into_iter()
+        .map(|(k, v)| (k, Document::from(v)))
+        .collect();
+    de::resolve_fields(entries, fields)
+        .into_iter()
+        .map(|(field, _, v)| (field, Value::from(v)))
+        .collect()
+}
+
+/// The value of struct field `field` in `obj`, read by hand with Go's
+/// matching: the last key (in the map's order) naming it that is not
+/// `null`.
+pub fn get<'a>(obj: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+    obj.iter()
+        .filter(|(k, v)| !v.is_null() && k.eq_ignore_ascii_case(field))
+        .map(|(_, v)| v)
+        .next_back()
 }
 
 /// Declares the serialized field names of a struct that has a
