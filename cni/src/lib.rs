@@ -1,6 +1,7 @@
 //! The CNI contract shared by every plugin and the conformance runtime:
 //! versions, results and their conversions, errors, the skel that owns the
-//! process boundary, CNI_ARGS, and netns/netlink/sysctl helpers. No plugin
+//! process boundary, CNI_ARGS, Go-compatible JSON decoding (`gojson`, what
+//! every input goes through), and netns/netlink/sysctl helpers. No plugin
 //! logic lives here.
 
 pub mod args;
