@@ -87,14 +87,6 @@ struct RawConf {
     #[serde(default)]
     unshaped_subnets: Option<Value>,
     #[serde(default)]
-    ingress_rate: Option<Value>,
-    #[serde(default)]
-    ingress_burst: Option<Value>,
-    #[serde(default)]
-    egress_rate: Option<Value>,
-    #[serde(default)]
-    egress_burst: Option<Value>,
-    #[serde(default)]
     runtime_config: Option<RawRuntimeConfig>,
 }
 
@@ -104,7 +96,8 @@ struct RawRuntimeConfig {
     bandwidth: Option<Value>,
 }
 
-/// The four rate/burst keys, top-level or in `runtimeConfig.bandwidth`.
+/// The four rate/burst keys, top-level (decoded from the same document as
+/// [`RawConf`]) or in `runtimeConfig.bandwidth`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawRates {
@@ -129,8 +122,12 @@ impl RawRates {
 
 /// Parses and validates the plugin's stdin.
 pub fn parse(stdin: &[u8]) -> Result<Config, CniError> {
-    let raw: RawConf = cni::gojson::from_slice(stdin)
-        .map_err(|e| CniError::invalid_config(format!("bandwidth: parsing configuration: {e}")))?;
+    let bad = |e: cni::gojson::Error| {
+        CniError::invalid_config(format!("bandwidth: parsing configuration: {e}"))
+    };
+    let doc = cni::gojson::Document::parse(stdin).map_err(bad)?;
+    let top: RawRates = doc.clone().decode().map_err(bad)?;
+    let raw: RawConf = doc.decode().map_err(bad)?;
     let latency_ms = match raw.latency_ms {
         None => DEFAULT_LATENCY_MS,
         Some(v) => {
@@ -157,12 +154,6 @@ pub fn parse(stdin: &[u8]) -> Result<Config, CniError> {
     };
     let subnets = subnet_policy(raw.shaped_subnets, raw.unshaped_subnets)?;
 
-    let top = RawRates {
-        ingress_rate: raw.ingress_rate,
-        ingress_burst: raw.ingress_burst,
-        egress_rate: raw.egress_rate,
-        egress_burst: raw.egress_burst,
-    };
     let (source, entry, prefix) = if !top.is_empty() {
         (LimitSource::Static, Some(top), "")
     } else {
