@@ -36,9 +36,8 @@ fn go_cased_mappings_work_and_malformed_input_never_blocks_del() {
     let a = w.pod("ctrA");
     let _srv = serve(&a.ns, "A", 80, 81);
     let ns_a = a.ns.path().display().to_string();
-    let (canonical, _) = cni::CniResult::from_value(&a.prev, cni::CniVersion::V1_0_0).unwrap();
     for v in cni::CniVersion::ALL {
-        let prev = canonical.to_value(*v).unwrap();
+        let prev = a.prev_at(*v);
         let conf = portmap_conf(v.as_str(), Some(&prev), go_cased(8080, 8081));
         let garbage_rc = {
             let mut c = conf.clone();
@@ -105,10 +104,10 @@ fn del_after_the_pod_netns_is_gone_removes_everything() {
     let w = World::new();
     for v in cni::CniVersion::ALL {
         let id = format!("gone{}", v.as_str().replace('.', ""));
-        let Pod { ns, id: _, prev } = w.pod(&id);
+        let pod = w.pod(&id);
+        let prev = pod.prev_at(*v);
+        let Pod { ns, .. } = pod;
         let path = ns.path().display().to_string();
-        let (canonical, _) = cni::CniResult::from_value(&prev, cni::CniVersion::V1_0_0).unwrap();
-        let prev = canonical.to_value(*v).unwrap();
         let conf = portmap_conf(v.as_str(), Some(&prev), go_cased(8090, 8091));
         w.portmap("ADD", &id, &path, &conf).assert_ok();
         assert!(w.nft_ruleset().contains(&format!("pmnet/{id}/eth0")), "{v}");
