@@ -103,12 +103,11 @@ fn del_after_the_pod_netns_is_gone_removes_the_ifb() {
         out.assert_ok();
         assert_shaped(&w, &pod, &out.json(), version);
         let inv = w.inv(&pod, "DEL");
-        let veth = pod.host_veth.clone();
         drop(pod);
         assert!(!std::path::Path::new(&inv.netns).exists());
         inv.run(&plugin(), &conf).assert_ok();
-        // The host veth died with the netns; the IFB is ours to remove.
-        assert!(w.link(&veth).is_none(), "{version}");
+        // The host veth dies with the netns (asynchronously, so it is not
+        // checked here); the IFB is ours to remove, at once.
         assert!(w.ifbs().is_empty(), "{version}: ifbs left: {:?}", w.ifbs());
         inv.run(&plugin(), &conf).assert_ok();
     }
