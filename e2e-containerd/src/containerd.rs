@@ -52,13 +52,15 @@ pub struct Containerd {
     /// Netns paths and sandbox IDs this instance's pods had (for cleanup).
     netns_seen: BTreeSet<PathBuf>,
     sandboxes_seen: BTreeSet<String>,
-    /// Shared dirs the shims create that did not exist before this instance
-    /// (removed again when empty).
+    /// Shared dirs containerd's shims and libcni create that did not exist
+    /// before this instance (removed again when empty).
     new_shared_dirs: Vec<PathBuf>,
 }
 
 /// Where containerd 1.6 puts shim sockets, whatever its config says.
 const SHIM_SOCKET_DIRS: [&str; 2] = ["/run/containerd/s", "/run/containerd"];
+/// libcni's result cache dirs (created by the first ADD on a machine).
+const CNI_CACHE_DIRS: [&str; 2] = [CNI_RESULTS_DIR, "/var/lib/cni"];
 
 impl Containerd {
     /// Lays out a fresh instance (nothing runs yet) whose daemon will run in
@@ -81,6 +83,7 @@ impl Containerd {
             sandboxes_seen: BTreeSet::new(),
             new_shared_dirs: SHIM_SOCKET_DIRS
                 .iter()
+                .chain(CNI_CACHE_DIRS.iter())
                 .map(PathBuf::from)
                 .filter(|d| !d.exists())
                 .collect(),
