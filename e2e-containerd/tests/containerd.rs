@@ -46,7 +46,9 @@ const TCP_CONTAINER_PORT: u16 = 80;
 const UDP_CONTAINER_PORT: u16 = 81;
 /// Kubernetes bandwidth annotations (bit/s) and the conflist's cap (bits).
 const INGRESS: &str = "10M";
+const INGRESS_BITS: u64 = 10_000_000;
 const EGRESS: &str = "20M";
+const EGRESS_BITS: u64 = 20_000_000;
 const MAX_BURST_BITS: u64 = 1_000_000;
 /// Our plugins, from this workspace's target dir.
 const OURS: [&str; 4] = ["portmap", "bandwidth", "tuning", "loopback"];
@@ -196,27 +198,8 @@ fn run(test: &str, version: &str, octet: u8) {
     // bandwidth: the TBFs with the burst capped at maxBurst.
     let (host_veth, ifb) = host_ends(&cached["result"], &world.bridge);
     let ifb = ifb.unwrap_or_else(|| panic!("{version}: no IFB in the result {cached}"));
-    let burst_bytes = MAX_BURST_BITS / 8;
-    let ingress = world.tbf(&host_veth);
-    assert_eq!(
-        ingress["options"]["rate"],
-        10_000_000 / 8,
-        "{version}: {ingress}"
-    );
-    assert_eq!(
-        ingress["options"]["burst"], burst_bytes,
-        "{version}: {ingress}"
-    );
-    let egress = world.tbf(&ifb);
-    assert_eq!(
-        egress["options"]["rate"],
-        20_000_000 / 8,
-        "{version}: {egress}"
-    );
-    assert_eq!(
-        egress["options"]["burst"], burst_bytes,
-        "{version}: {egress}"
-    );
+    world.assert_tbf(&host_veth, INGRESS_BITS);
+    world.assert_tbf(&ifb, EGRESS_BITS);
 
     // tuning: the sysctl, seen from inside pod A's container.
     let out = cri
@@ -418,6 +401,19 @@ impl World {
             .find(|q| q["kind"] == "tbf")
             .cloned()
             .unwrap_or_else(|| panic!("{}: no tbf on {dev}: {out}", self.version))
+    }
+
+    /// `dev`'s TBF shapes at `rate_bits` with the burst capped at maxBurst.
+    fn assert_tbf(&self, dev: &str, rate_bits: u64) {
+        let tbf = self.tbf(dev);
+        let got = (&tbf["options"]["rate"], &tbf["options"]["burst"]);
+        let want = (rate_bits / 8, MAX_BURST_BITS / 8);
+        assert_eq!(
+            (got.0.as_u64(), got.1.as_u64()),
+            (Some(want.0), Some(want.1)),
+            "{}: tbf on {dev} (rate, burst in bytes): {tbf}",
+            self.version
+        );
     }
 
     fn links(&self) -> Vec<String> {
