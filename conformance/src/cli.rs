@@ -13,9 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha512};
 
-use crate::conflist::{load_file, load_network, NetworkConfigList};
-use crate::exec::ProcessExec;
-use crate::runtime::{Runtime, RuntimeConf};
+use cni_runtime::{load_file, load_network, NetworkConfigList, ProcessExec, Runtime, RuntimeConf};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,7 +36,7 @@ struct RuntimeOpts {
     #[arg(long, env = "NETCONFPATH", default_value = "/etc/cni/net.d")]
     netconfpath: PathBuf,
     /// Result cache directory (libcni's layout under <dir>/results).
-    #[arg(long, env = "CNI_CACHE_DIR", default_value = crate::cache::DEFAULT_CACHE_DIR)]
+    #[arg(long, env = "CNI_CACHE_DIR", default_value = cni_runtime::DEFAULT_CACHE_DIR)]
     cache_dir: PathBuf,
     /// Kill a plugin that runs longer than this many seconds (0: never).
     #[arg(long, default_value_t = 60.0)]
@@ -351,7 +349,7 @@ fn runtime_of(opts: &RuntimeOpts) -> Runtime {
 fn network_list(network: &str, opts: &RuntimeOpts) -> Result<NetworkConfigList, Failure> {
     let as_path = Path::new(network);
     let looks_like_file = network.contains('/')
-        || crate::conflist::EXTENSIONS
+        || cni_runtime::EXTENSIONS
             .iter()
             .any(|e| network.ends_with(&format!(".{e}")));
     if looks_like_file && as_path.is_file() {
@@ -460,7 +458,7 @@ mod tests {
         let digest = Sha512::digest(b"/var/run/netns/test");
         assert_eq!(&id[8..10], format!("{:02x}", digest[0]));
         assert_ne!(id, cnitool_container_id(Path::new("/var/run/netns/other")));
-        assert!(crate::conflist::is_valid_identifier(&id));
+        assert!(cni::skel::valid_identifier(&id));
     }
 
     #[test]

@@ -13,10 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use crate::conflist::{parse_conflist, NetworkConfigList};
-use crate::runtime::{Runtime, RuntimeConf};
 use crate::scenarios::bandwidth::{judge, wire_bps};
 use crate::topology::{HostSnapshot, HostWorld, Pod, Reach, Tools, NODE_V4};
+use cni_runtime::{parse_conflist, NetworkConfigList, Runtime, RuntimeConf};
 
 const RATE: u64 = 20_000_000;
 const BURST: u64 = 320_000;

@@ -15,10 +15,9 @@ use std::time::Duration;
 use cni::CniVersion;
 use serde_json::{json, Value};
 
-use crate::conflist::parse_conflist;
-use crate::runtime::{Runtime, RuntimeConf};
 use crate::scenarios::{query_versions, PLUGINS};
 use crate::topology::{HostWorld, Pod, Tools};
+use cni_runtime::{parse_conflist, Runtime, RuntimeConf};
 use measure::{alternation, median, p95, run_measured, Probe, Sample};
 
 /// What `cni-conformance bench` was asked.
@@ -264,7 +263,7 @@ impl Series {
                 s,
                 "  ({} failed: {})",
                 self.failures,
-                crate::exec::truncate(self.first_error.as_deref().unwrap_or(""), 160)
+                cni_runtime::truncate(self.first_error.as_deref().unwrap_or(""), 160)
             );
         }
         s

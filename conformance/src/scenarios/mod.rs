@@ -28,10 +28,9 @@ use std::time::{Duration, Instant};
 use cni::CniVersion;
 use serde_json::{json, Map, Value};
 
-use crate::conflist::{parse_conflist, NetworkConfigList};
 use crate::report::{CaseResult, Format, Outcome, SuiteReport};
-use crate::runtime::{Runtime, RuntimeConf};
 use crate::topology::{HostSnapshot, HostWorld, Netns, Pod, Reach, Tools};
+use cni_runtime::{parse_conflist, NetworkConfigList, Runtime, RuntimeConf};
 
 /// What `cni-conformance run` was asked.
 #[derive(Debug, Clone)]

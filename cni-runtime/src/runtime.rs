@@ -17,12 +17,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cni::skel::valid_identifier;
 use cni::types::Attachment;
 use cni::{CniError, CniResult, CniVersion, Command, ErrorCode};
 use serde_json::{Map, Value};
 
 use crate::cache::{CacheEntry, CacheError, ResultCache};
-use crate::conflist::{is_valid_identifier, NetworkConfigList};
+use crate::conflist::NetworkConfigList;
 use crate::exec::{
     truncate, ExecError, ExecOutput, ExecRequest, NotFound, PluginExec, ProcessExec,
 };
@@ -315,7 +316,7 @@ pub fn validate_attachment(
     if network.is_empty() {
         return bad("network name", network, "must not be empty");
     }
-    if !is_valid_identifier(network) {
+    if !valid_identifier(network) {
         return bad(
             "network name",
             network,
@@ -325,7 +326,7 @@ pub fn validate_attachment(
     if container_id.is_empty() {
         return bad("container ID", container_id, "must not be empty");
     }
-    if !is_valid_identifier(container_id) {
+    if !valid_identifier(container_id) {
         return bad(
             "container ID",
             container_id,

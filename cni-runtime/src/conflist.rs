@@ -8,6 +8,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use cni::skel::valid_identifier;
 use cni::version::parse_semver;
 use cni::CniVersion;
 use serde_json::{Map, Value};
@@ -293,16 +294,6 @@ fn read_bool(file: &str, top: &Map<String, Value>, key: &str) -> Result<bool, Co
     }
 }
 
-/// The characters the spec allows in network names and container IDs.
-pub fn is_valid_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(c) if c.is_ascii_alphanumeric() => {}
-        _ => return false,
-    }
-    chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
-
 fn supported_list() -> String {
     cni::version::format_list(CniVersion::ALL)
 }
@@ -318,7 +309,7 @@ impl Ctx<'_> {
             Some(Value::String(s)) if s.is_empty() => {
                 Err(invalid(self.file, None, "name", "must not be empty"))
             }
-            Some(Value::String(s)) if !is_valid_identifier(s) => Err(invalid(
+            Some(Value::String(s)) if !valid_identifier(s) => Err(invalid(
                 self.file,
                 None,
                 "name",
@@ -842,10 +833,10 @@ mod tests {
     #[test]
     fn identifiers_follow_the_spec() {
         for ok in ["a", "A1", "k8s-pod.net_1", "0abc"] {
-            assert!(is_valid_identifier(ok), "{ok}");
+            assert!(valid_identifier(ok), "{ok}");
         }
         for bad in ["", "-a", ".a", "a b", "a/b", "a:b", "é"] {
-            assert!(!is_valid_identifier(bad), "{bad}");
+            assert!(!valid_identifier(bad), "{bad}");
         }
     }
 
