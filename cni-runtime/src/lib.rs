@@ -36,6 +36,6 @@ pub use exec::{
     find_in_path, truncate, ExecError, ExecOutput, ExecRequest, NotFound, PluginExec, ProcessExec,
 };
 pub use runtime::{
-    convert_result, gc_stdin, plugin_stdin, status_stdin, validate_attachment, AddResult,
+    gc_stdin, plugin_stdin, status_stdin, validate_attachment, AddResult, ConvertError,
     PluginFailure, PluginRef, Runtime, RuntimeConf, RuntimeError, DEFAULT_TIMEOUT,
 };

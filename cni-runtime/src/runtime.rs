@@ -12,21 +12,26 @@
 //! than stopping at the first (user-demand R6/R8); plugin processes have a
 //! default 60 s timeout (R9).
 
-use std::fmt;
+mod error;
+mod output;
+mod stdin;
+mod version;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cni::skel::valid_identifier;
 use cni::types::Attachment;
-use cni::{CniError, CniResult, CniVersion, Command, ErrorCode};
+use cni::{CniResult, CniVersion, Command};
 use serde_json::{Map, Value};
 
-use crate::cache::{CacheEntry, CacheError, ResultCache};
+use crate::cache::{CacheEntry, ResultCache};
 use crate::conflist::NetworkConfigList;
-use crate::exec::{
-    truncate, ExecError, ExecOutput, ExecRequest, NotFound, PluginExec, ProcessExec,
-};
+use crate::exec::{truncate, ExecOutput, ExecRequest, PluginExec, ProcessExec};
+pub use error::{PluginFailure, PluginRef, RuntimeError};
+pub use output::ConvertError;
+use output::{convert_result, failure_of, parse_result};
+pub use stdin::{gc_stdin, plugin_stdin, status_stdin, validate_attachment};
 
 /// How long a plugin may run before it is killed (CRI-O uses 60 s too).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -72,287 +77,6 @@ pub struct AddResult {
     pub raw: Value,
     pub result: CniResult,
     pub version: CniVersion,
-}
-
-/// Which plugin of which network was doing what.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginRef {
-    pub network: String,
-    pub index: usize,
-    pub plugin: String,
-    pub verb: Command,
-}
-
-impl fmt::Display for PluginRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "network {:?}: plugin #{} type={:?} failed ({})",
-            self.network,
-            self.index,
-            self.plugin,
-            self.verb.as_str()
-        )
-    }
-}
-
-/// What went wrong with one plugin invocation.
-#[derive(Debug, thiserror::Error)]
-pub enum PluginFailure {
-    #[error("{0}")]
-    NotFound(NotFound),
-    #[error("{0}")]
-    Exec(ExecError),
-    /// The plugin printed a spec error.
-    #[error("{}", describe_cni_error(.0))]
-    Error(CniError),
-    #[error(
-        "exited with status {code} without printing an error{}",
-        stderr_note(stderr)
-    )]
-    NoErrorJson { code: i32, stderr: String },
-    #[error("was killed by signal {signal}{}", stderr_note(stderr))]
-    Signal { signal: i32, stderr: String },
-    #[error(
-        "exited with status {code} and printed something that is not a CNI error: {stdout:?}{}",
-        stderr_note(stderr)
-    )]
-    Garbage {
-        code: i32,
-        stdout: String,
-        stderr: String,
-    },
-    #[error("printed an invalid result ({reason}): {stdout:?}")]
-    BadResult { reason: String, stdout: String },
-}
-
-fn describe_cni_error(e: &CniError) -> String {
-    if e.details.is_empty() {
-        format!("code {}: {}", e.code.as_u32(), e.msg)
-    } else {
-        format!("code {}: {}; {}", e.code.as_u32(), e.msg, e.details)
-    }
-}
-
-fn stderr_note(stderr: &str) -> String {
-    let s = stderr.trim();
-    if s.is_empty() {
-        " (stderr empty)".into()
-    } else {
-        format!(" (stderr: {:?})", truncate(s, 400))
-    }
-}
-
-/// Everything the runtime can fail with. `Display` is the full message.
-#[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
-    #[error("{at}: {failure}")]
-    Plugin {
-        at: PluginRef,
-        failure: Box<PluginFailure>,
-    },
-    #[error("invalid {field} {value:?}: {reason}")]
-    InvalidAttachment {
-        field: &'static str,
-        value: String,
-        reason: String,
-    },
-    #[error("network {network:?}: configuration version \"{version}\" does not support the {verb} command")]
-    Unsupported {
-        network: String,
-        version: CniVersion,
-        verb: &'static str,
-    },
-    #[error("network {network:?}: {action} the result cache: {source}")]
-    Cache {
-        network: String,
-        action: &'static str,
-        source: CacheError,
-    },
-    #[error("network {network:?}: cached result: {msg}")]
-    CachedResult { network: String, msg: String },
-    #[error(
-        "network {network:?}: plugin #{index} type={plugin:?} does not support config version {asked:?}; it supports {}",
-        format_versions(supported)
-    )]
-    VersionMismatch {
-        network: String,
-        index: usize,
-        plugin: String,
-        asked: String,
-        supported: Vec<String>,
-    },
-    #[error("{}", format_multiple(context, errors))]
-    Multiple {
-        context: String,
-        errors: Vec<RuntimeError>,
-    },
-}
-
-fn format_versions(v: &[String]) -> String {
-    let quoted: Vec<String> = v.iter().map(|s| format!("{s:?}")).collect();
-    format!("[{}]", quoted.join(" "))
-}
-
-fn format_multiple(context: &str, errors: &[RuntimeError]) -> String {
-    let parts: Vec<String> = errors
-        .iter()
-        .enumerate()
-        .map(|(i, e)| format!("({}) {e}", i + 1))
-        .collect();
-    format!("{context}: {} errors: {}", errors.len(), parts.join("; "))
-}
-
-impl RuntimeError {
-    /// The spec error a plugin printed, when that is what failed.
-    pub fn cni_error(&self) -> Option<&CniError> {
-        match self {
-            RuntimeError::Plugin { failure, .. } => match failure.as_ref() {
-                PluginFailure::Error(e) => Some(e),
-                _ => None,
-            },
-            RuntimeError::Multiple { errors, .. } => errors.iter().find_map(|e| e.cni_error()),
-            _ => None,
-        }
-    }
-
-    /// The plugin invocation that failed, if a plugin did.
-    pub fn plugin(&self) -> Option<&PluginRef> {
-        match self {
-            RuntimeError::Plugin { at, .. } => Some(at),
-            RuntimeError::Multiple { errors, .. } => errors.iter().find_map(|e| e.plugin()),
-            _ => None,
-        }
-    }
-
-    /// Every error (one, or each of a `Multiple`).
-    pub fn all(&self) -> Vec<&RuntimeError> {
-        match self {
-            RuntimeError::Multiple { errors, .. } => errors.iter().flat_map(|e| e.all()).collect(),
-            e => vec![e],
-        }
-    }
-
-    fn join(context: String, mut errors: Vec<RuntimeError>) -> Result<(), RuntimeError> {
-        match errors.len() {
-            0 => Ok(()),
-            1 => Err(errors.remove(0)),
-            _ => Err(RuntimeError::Multiple { context, errors }),
-        }
-    }
-}
-
-/// The stdin of plugin `index` for ADD, CHECK or DEL: the plugin object with
-/// `name` and `cniVersion` of the list, `prevResult` when given, and
-/// `runtimeConfig` holding the capability args this plugin enables (only
-/// when there is at least one). Keys come out sorted, as libcni's do.
-pub fn plugin_stdin(
-    list: &NetworkConfigList,
-    index: usize,
-    prev_result: Option<&Value>,
-    capability_args: &Map<String, Value>,
-) -> Vec<u8> {
-    let mut conf = base_config(list, index);
-    if let Some(prev) = prev_result {
-        conf.insert("prevResult".into(), prev.clone());
-    }
-    let mut rc = Map::new();
-    if let Some(Value::Object(caps)) = list.plugins.get(index).and_then(|p| p.get("capabilities")) {
-        for (cap, enabled) in caps {
-            if enabled.as_bool() == Some(true) {
-                if let Some(arg) = capability_args.get(cap) {
-                    rc.insert(cap.clone(), arg.clone());
-                }
-            }
-        }
-    }
-    if !rc.is_empty() {
-        conf.insert("runtimeConfig".into(), Value::Object(rc));
-    }
-    to_bytes(conf)
-}
-
-/// The stdin of plugin `index` for GC: `name`, `cniVersion`, and the valid
-/// attachments under both `cni.dev/valid-attachments` and the legacy
-/// `cni.dev/attachments`.
-pub fn gc_stdin(list: &NetworkConfigList, index: usize, valid: &[Attachment]) -> Vec<u8> {
-    let mut conf = base_config(list, index);
-    let attachments = serde_json::to_value(valid).unwrap_or(Value::Array(Vec::new()));
-    conf.insert("cni.dev/valid-attachments".into(), attachments.clone());
-    conf.insert("cni.dev/attachments".into(), attachments);
-    to_bytes(conf)
-}
-
-/// The stdin of plugin `index` for STATUS: `name` and `cniVersion` injected.
-pub fn status_stdin(list: &NetworkConfigList, index: usize) -> Vec<u8> {
-    to_bytes(base_config(list, index))
-}
-
-fn base_config(list: &NetworkConfigList, index: usize) -> Map<String, Value> {
-    let mut conf = list.plugins.get(index).cloned().unwrap_or_default();
-    conf.insert("name".into(), list.name.clone().into());
-    conf.insert("cniVersion".into(), list.cni_version.as_str().into());
-    conf
-}
-
-fn to_bytes(conf: Map<String, Value>) -> Vec<u8> {
-    serde_json::to_vec(&Value::Object(conf)).unwrap_or_default()
-}
-
-/// Checks container ID and interface name the way libcni does before ADD
-/// (they also name the cache file, so every verb checks them).
-pub fn validate_attachment(
-    network: &str,
-    container_id: &str,
-    ifname: &str,
-) -> Result<(), RuntimeError> {
-    let bad = |field, value: &str, reason: &str| {
-        Err(RuntimeError::InvalidAttachment {
-            field,
-            value: value.into(),
-            reason: reason.into(),
-        })
-    };
-    if network.is_empty() {
-        return bad("network name", network, "must not be empty");
-    }
-    if !valid_identifier(network) {
-        return bad(
-            "network name",
-            network,
-            "allowed: letters, digits, '_', '.', '-' (first a letter or digit)",
-        );
-    }
-    if container_id.is_empty() {
-        return bad("container ID", container_id, "must not be empty");
-    }
-    if !valid_identifier(container_id) {
-        return bad(
-            "container ID",
-            container_id,
-            "allowed: letters, digits, '_', '.', '-' (first a letter or digit)",
-        );
-    }
-    if ifname.is_empty() {
-        return bad("interface name", ifname, "must not be empty");
-    }
-    if ifname.len() > 15 {
-        return bad("interface name", ifname, "longer than 15 bytes");
-    }
-    if ifname == "." || ifname == ".." {
-        return bad("interface name", ifname, "must not be . or ..");
-    }
-    if ifname
-        .chars()
-        .any(|c| c == '/' || c == ':' || c.is_whitespace())
-    {
-        return bad(
-            "interface name",
-            ifname,
-            "must not contain '/', ':' or whitespace",
-        );
-    }
-    Ok(())
 }
 
 /// Runs network configuration lists against plugin binaries.
@@ -599,86 +323,6 @@ impl Runtime {
         Ok(())
     }
 
-    /// libcni's ValidateNetworkList: every plugin exists and its VERSION
-    /// lists the configuration's version. Returns the enabled capabilities
-    /// (sorted, deduplicated); otherwise every problem found.
-    pub fn validate_network_list(
-        &self,
-        list: &NetworkConfigList,
-    ) -> Result<Vec<String>, RuntimeError> {
-        let mut errors = Vec::new();
-        let mut caps = std::collections::BTreeSet::new();
-        let asked = list.cni_version.as_str();
-        for index in 0..list.plugins.len() {
-            let at = self.at(list, index, Command::Version);
-            match self.version_of(&at) {
-                Ok(supported) if supported.iter().any(|v| v == asked) => {}
-                Ok(supported) => errors.push(RuntimeError::VersionMismatch {
-                    network: list.name.clone(),
-                    index,
-                    plugin: at.plugin.clone(),
-                    asked: asked.to_string(),
-                    supported,
-                }),
-                Err(e) => errors.push(e),
-            }
-            if let Some(Value::Object(c)) = list.plugins[index].get("capabilities") {
-                caps.extend(
-                    c.iter()
-                        .filter(|(_, on)| on.as_bool() == Some(true))
-                        .map(|(k, _)| k.clone()),
-                );
-            }
-        }
-        RuntimeError::join(format!("network {:?}: validation", list.name), errors)?;
-        Ok(caps.into_iter().collect())
-    }
-
-    /// The versions a plugin binary reports (VERSION). A plugin that does not
-    /// know VERSION is taken to support only 0.1.0, as libcni does.
-    pub fn version_info(&self, plugin_type: &str) -> Result<Vec<String>, RuntimeError> {
-        self.version_of(&PluginRef {
-            network: String::new(),
-            index: 0,
-            plugin: plugin_type.to_string(),
-            verb: Command::Version,
-        })
-    }
-
-    fn version_of(&self, at: &PluginRef) -> Result<Vec<String>, RuntimeError> {
-        let stdin = format!(r#"{{"cniVersion":"{}"}}"#, CniVersion::CURRENT);
-        let out = match self.invoke(at, None, stdin.as_bytes()) {
-            Ok(out) => out,
-            Err(e)
-                if e.cni_error()
-                    .is_some_and(|c| c.msg == "unknown CNI_COMMAND: VERSION") =>
-            {
-                return Ok(vec!["0.1.0".into()])
-            }
-            Err(e) => return Err(e),
-        };
-        let bad = |reason: &str| RuntimeError::Plugin {
-            at: at.clone(),
-            failure: Box::new(PluginFailure::BadResult {
-                reason: reason.into(),
-                stdout: truncate(&String::from_utf8_lossy(&out.stdout), 400),
-            }),
-        };
-        let v: Value = serde_json::from_slice(&out.stdout).map_err(|_| bad("not JSON"))?;
-        match v.get("supportedVersions") {
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|i| {
-                    i.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| bad("supportedVersions holds a non-string"))
-                })
-                .collect(),
-            None if v.get("cniVersion").is_some() => Ok(vec!["0.1.0".into()]),
-            _ => Err(bad("no supportedVersions")),
-        }
-    }
-
     fn at(&self, list: &NetworkConfigList, index: usize, verb: Command) -> PluginRef {
         PluginRef {
             network: list.name.clone(),
@@ -708,9 +352,9 @@ impl Runtime {
         };
         convert_result(&raw, list.cni_version)
             .map(Some)
-            .map_err(|msg| RuntimeError::CachedResult {
+            .map_err(|source| RuntimeError::CachedResult {
                 network: list.name.clone(),
-                msg,
+                source,
             })
     }
 
@@ -772,99 +416,6 @@ impl Runtime {
             ("CNI_PATH".into(), path),
         ]
     }
-}
-
-/// A cached result in `version`'s layout: unchanged when it already is.
-pub fn convert_result(raw: &Value, version: CniVersion) -> Result<Value, String> {
-    let (result, from) = CniResult::from_value(raw, version).map_err(|e| e.to_string())?;
-    if from == version {
-        return Ok(raw.clone());
-    }
-    result.to_value(version).map_err(|e| {
-        format!("failed to convert cached result version {from} to config version {version}: {e}")
-    })
-}
-
-/// Parses an ADD result; a result without `cniVersion` is labelled with the
-/// configuration's version (libcni's fixupResultVersion).
-fn parse_result(stdout: &[u8], version: CniVersion) -> Result<Value, PluginFailure> {
-    let text = String::from_utf8_lossy(stdout);
-    let bad = |reason: String| PluginFailure::BadResult {
-        reason,
-        stdout: truncate(&text, 400),
-    };
-    if text.trim().is_empty() {
-        return Err(bad("no output".into()));
-    }
-    let mut value: Value =
-        serde_json::from_slice(stdout).map_err(|e| bad(format!("not JSON: {e}")))?;
-    let Some(obj) = value.as_object_mut() else {
-        return Err(bad("not a JSON object".into()));
-    };
-    let labelled = obj
-        .get("cniVersion")
-        .and_then(Value::as_str)
-        .is_some_and(|s| !s.is_empty());
-    if !labelled {
-        obj.insert("cniVersion".into(), version.as_str().into());
-    }
-    CniResult::from_value(&value, version).map_err(|e| bad(e.to_string()))?;
-    Ok(value)
-}
-
-/// Interprets a failed process: the last spec error object on stdout (a Go
-/// plugin can print its result and then an error), or why there is none.
-fn failure_of(out: &ExecOutput) -> PluginFailure {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let (Some(code), None) = (out.exit_code, out.signal) else {
-        return PluginFailure::Signal {
-            signal: out.signal.unwrap_or(0),
-            stderr,
-        };
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if stdout.trim().is_empty() {
-        return PluginFailure::NoErrorJson { code, stderr };
-    }
-    let mut last = None;
-    for item in serde_json::Deserializer::from_slice(&out.stdout).into_iter::<Value>() {
-        match item {
-            Ok(v) => {
-                if let Some(e) = as_cni_error(&v) {
-                    last = Some(e);
-                }
-            }
-            Err(_) => {
-                last = None;
-                break;
-            }
-        }
-    }
-    match last {
-        Some(e) => PluginFailure::Error(e),
-        None => PluginFailure::Garbage {
-            code,
-            stdout: truncate(stdout.trim(), 400),
-            stderr,
-        },
-    }
-}
-
-fn as_cni_error(v: &Value) -> Option<CniError> {
-    let obj = v.as_object()?;
-    let code = obj.get("code").and_then(Value::as_u64);
-    let msg = obj.get("msg").and_then(Value::as_str);
-    if code.is_none() && msg.is_none() {
-        return None;
-    }
-    let code = u32::try_from(code.unwrap_or(0)).unwrap_or(0);
-    Some(
-        CniError::new(ErrorCode::from_u32(code), msg.unwrap_or_default()).with_details(
-            obj.get("details")
-                .and_then(Value::as_str)
-                .unwrap_or_default(),
-        ),
-    )
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 use super::*;
 use crate::conflist::parse_conflist;
 use crate::exec::fake::{exit, ok, passthrough, Call, FakeExec};
+use crate::exec::ExecError;
+use cni::ErrorCode;
 use serde_json::json;
 use std::path::Path;
 
