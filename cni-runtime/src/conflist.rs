@@ -16,11 +16,14 @@ use serde_json::{Map, Value};
 /// One network: its name, selected version and the raw plugin objects.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetworkConfigList {
+    /// The network name (`name`), a valid spec identifier.
     pub name: String,
     /// The selected version (`cniVersion`, or the highest supported entry of
     /// `cniVersions`); absent ⇒ 0.1.0 as the spec says.
     pub cni_version: CniVersion,
+    /// `disableCheck`: CHECK succeeds without asking the plugins.
     pub disable_check: bool,
+    /// `disableGC`: GC does nothing.
     pub disable_gc: bool,
     /// Plugin objects exactly as written (unknown keys kept).
     pub plugins: Vec<Map<String, Value>>,
@@ -52,30 +55,49 @@ impl NetworkConfigList {
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfError {
+    /// A configuration file could not be read.
     #[error("{}: reading: {source}", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// A configuration directory could not be listed.
     #[error("{}: listing network configurations: {source}", dir.display())]
     ReadDir {
+        /// The directory.
         dir: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// A file is not JSON.
     #[error("{file}: not valid JSON: {msg}")]
-    Json { file: String, msg: String },
+    Json {
+        /// The file (or `<network configuration>` for bytes without one).
+        file: String,
+        /// serde_json's message.
+        msg: String,
+    },
     /// A field with a wrong type or value. `field` is a path such as
     /// `cniVersions[2]` or `plugins[1].type`.
     #[error("{file}: {field}: {msg}")]
     Invalid {
+        /// The file.
         file: String,
+        /// The index of the plugin object, when the field is in one.
         plugin: Option<usize>,
+        /// The field's path.
         field: String,
+        /// What is wrong with it.
         msg: String,
     },
+    /// No file in the directory defines the network asked for.
     #[error("{}", not_found_message(dir, name, broken))]
     NotFound {
+        /// The directory searched.
         dir: PathBuf,
+        /// The network name asked for.
         name: String,
         /// Files that could not be read or parsed (one of them may have been
         /// the network asked for).

@@ -18,6 +18,7 @@
 //!
 //! Owns CNI runtime semantics only; knows nothing of the conformance suite
 //! built on it (`conformance/`).
+#![warn(missing_docs)]
 
 mod cache;
 mod conflist;

@@ -39,9 +39,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The per-attachment arguments of ADD, CHECK and DEL.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RuntimeConf {
+    /// `CNI_CONTAINERID`.
     pub container_id: String,
     /// `CNI_NETNS`; may be empty for DEL.
     pub netns: PathBuf,
+    /// `CNI_IFNAME`: the interface name inside the container.
     pub ifname: String,
     /// `CNI_ARGS` pairs, in order.
     pub args: Vec<(String, String)>,
@@ -51,6 +53,7 @@ pub struct RuntimeConf {
 }
 
 impl RuntimeConf {
+    /// An attachment without CNI_ARGS or capability arguments.
     pub fn new(container_id: &str, netns: impl Into<PathBuf>, ifname: &str) -> RuntimeConf {
         RuntimeConf {
             container_id: container_id.into(),
@@ -74,8 +77,11 @@ impl RuntimeConf {
 /// and the same in canonical form with the version it was labelled with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddResult {
+    /// The result exactly as the last plugin printed it (what is cached).
     pub raw: Value,
+    /// The same, parsed.
     pub result: CniResult,
+    /// The version the result is labelled with.
     pub version: CniVersion,
 }
 
@@ -133,10 +139,12 @@ impl Runtime {
         self
     }
 
+    /// The plugin directories, searched in order.
     pub fn plugin_dirs(&self) -> &[PathBuf] {
         &self.plugin_dirs
     }
 
+    /// The result cache this runtime reads and writes.
     pub fn cache(&self) -> &ResultCache {
         &self.cache
     }

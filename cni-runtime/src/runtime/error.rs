@@ -15,9 +15,13 @@ use crate::exec::{truncate, ExecError, NotFound};
 /// Which plugin of which network was doing what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginRef {
+    /// The network name (empty for a bare VERSION query).
     pub network: String,
+    /// The plugin's index in the list.
     pub index: usize,
+    /// The plugin's `type`.
     pub plugin: String,
+    /// The verb it was running.
     pub verb: Command,
 }
 
@@ -37,31 +41,55 @@ impl fmt::Display for PluginRef {
 /// What went wrong with one plugin invocation.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginFailure {
+    /// The binary is in none of the plugin directories.
     #[error("{0}")]
     NotFound(NotFound),
+    /// The process could not be run to completion.
     #[error("{0}")]
     Exec(ExecError),
     /// The plugin printed a spec error.
     #[error("{}", describe_cni_error(.0))]
     Error(CniError),
+    /// A non-zero exit with nothing on stdout.
     #[error(
         "exited with status {code} without printing an error{}",
         stderr_note(stderr)
     )]
-    NoErrorJson { code: i32, stderr: String },
+    NoErrorJson {
+        /// The exit status.
+        code: i32,
+        /// What it wrote to stderr.
+        stderr: String,
+    },
+    /// A signal ended the process.
     #[error("was killed by signal {signal}{}", stderr_note(stderr))]
-    Signal { signal: i32, stderr: String },
+    Signal {
+        /// The signal number.
+        signal: i32,
+        /// What it wrote to stderr.
+        stderr: String,
+    },
+    /// A non-zero exit with something on stdout that is no spec error.
     #[error(
         "exited with status {code} and printed something that is not a CNI error: {stdout:?}{}",
         stderr_note(stderr)
     )]
     Garbage {
+        /// The exit status.
         code: i32,
+        /// What it printed (shortened).
         stdout: String,
+        /// What it wrote to stderr.
         stderr: String,
     },
+    /// Success, but the output is not a valid result (or VERSION answer).
     #[error("printed an invalid result ({reason}): {stdout:?}")]
-    BadResult { reason: String, stdout: String },
+    BadResult {
+        /// Why it is invalid.
+        reason: String,
+        /// What it printed (shortened).
+        stdout: String,
+    },
 }
 
 fn describe_cni_error(e: &CniError) -> String {
@@ -84,48 +112,75 @@ fn stderr_note(stderr: &str) -> String {
 /// Everything the runtime can fail with. `Display` is the full message.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// One plugin invocation failed.
     #[error("{at}: {failure}")]
     Plugin {
+        /// Which plugin, doing what.
         at: PluginRef,
+        /// What went wrong.
         failure: Box<PluginFailure>,
     },
+    /// The network name, container ID or interface name is invalid.
     #[error("invalid {field} {value:?}: {reason}")]
     InvalidAttachment {
+        /// Which of the three.
         field: &'static str,
+        /// The value given.
         value: String,
+        /// What is wrong with it.
         reason: String,
     },
+    /// The list's version does not have this verb (CHECK below 0.4.0).
     #[error("network {network:?}: configuration version \"{version}\" does not support the {verb} command")]
     Unsupported {
+        /// The network name.
         network: String,
+        /// The list's version.
         version: CniVersion,
+        /// The verb refused.
         verb: &'static str,
     },
+    /// Reading, writing or listing the result cache failed.
     #[error("network {network:?}: {action} the result cache: {source}")]
     Cache {
+        /// The network name.
         network: String,
+        /// What the runtime was doing.
         action: &'static str,
+        /// The cache's error.
         source: CacheError,
     },
+    /// The cached result cannot be used as `prevResult`.
     #[error("network {network:?}: cached result: {source}")]
     CachedResult {
+        /// The network name.
         network: String,
+        /// Why.
         source: ConvertError,
     },
+    /// A plugin does not support the list's version (validation).
     #[error(
         "network {network:?}: plugin #{index} type={plugin:?} does not support config version {asked:?}; it supports {}",
         format_versions(supported)
     )]
     VersionMismatch {
+        /// The network name.
         network: String,
+        /// The plugin's index in the list.
         index: usize,
+        /// The plugin's `type`.
         plugin: String,
+        /// The list's version.
         asked: String,
+        /// What the plugin's VERSION reported.
         supported: Vec<String>,
     },
+    /// Several failures of one verb (DEL and GC keep going).
     #[error("{}", format_multiple(context, errors))]
     Multiple {
+        /// The network and verb.
         context: String,
+        /// Every failure, in the order they happened.
         errors: Vec<RuntimeError>,
     },
 }
