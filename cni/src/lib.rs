@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod error;
+pub mod fixture;
 pub mod netns;
 pub mod rtnl;
 pub mod skel;

@@ -114,13 +114,13 @@ fn conflist(world: &HostWorld) -> Result<NetworkConfigList, String> {
                     "type": "host-local",
                     "ranges": [[{"subnet": "10.88.0.0/24"}]],
                     "routes": [{"dst": "0.0.0.0/0"}],
-                    "dataDir": world.dir.path.join("ipam").to_string_lossy(),
+                    "dataDir": world.dir.path().join("ipam").to_string_lossy(),
                 }
             },
             {
                 "type": "tuning", "mtu": 1400,
                 "sysctl": {"net.core.somaxconn": "1024", "net.ipv4.conf.IFNAME.arp_ignore": "1"},
-                "dataDir": world.dir.path.join("tuning").to_string_lossy(),
+                "dataDir": world.dir.path().join("tuning").to_string_lossy(),
             },
             {"type": "portmap", "capabilities": {"portMappings": true}},
             {"type": "bandwidth", "capabilities": {"bandwidth": true}}
@@ -210,7 +210,7 @@ fn demo_world(plugins: &Path, main_dir: &Path, tools: &Tools) -> Result<(), Stri
     ));
     let cached = crate::topology::files_under(&world.cache_dir());
     say(&format!("  {} result cache file(s)", cached.len()));
-    let backups = crate::topology::files_under(&world.dir.path.join("tuning"));
+    let backups = crate::topology::files_under(&world.dir.path().join("tuning"));
     say(&format!("  {} tuning backup file(s)", backups.len()));
     drop(pods);
     drop(world);

@@ -194,7 +194,7 @@ fn plugin_conf(plugin: &str, version: CniVersion, side: &Side, prev: Option<&Val
             "type": "tuning",
             "mtu": 1400,
             "sysctl": {"net.core.somaxconn": "512"},
-            "dataDir": side.world.dir.path.join("tuning").to_string_lossy(),
+            "dataDir": side.world.dir.path().join("tuning").to_string_lossy(),
         }),
         other => json!({"type": other}),
     };

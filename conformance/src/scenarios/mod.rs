@@ -612,9 +612,8 @@ impl<'c> Net<'c> {
 
     pub fn dir(&self, sub: &str) -> PathBuf {
         self.world
-            .dir
             .sub(sub)
-            .unwrap_or_else(|_| self.world.dir.path.join(sub))
+            .unwrap_or_else(|_| self.world.dir.path().join(sub))
     }
 
     /// The main plugin object for pod number `index` (0-based).
