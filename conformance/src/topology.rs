@@ -35,6 +35,10 @@ pub enum TopologyError {
     },
     #[error("netns {0}: {1}")]
     Netns(String, cni::netns::NetnsError),
+    #[error("needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN to create network namespaces); run it with sudo")]
+    NotRoot,
+    #[error("iproute2 `ip` is not usable: {0}")]
+    NoIp(Box<TopologyError>),
 }
 
 impl TopologyError {
@@ -636,11 +640,11 @@ impl HostSnapshot {
 }
 
 /// True when this process can build worlds (root and iproute2).
-pub fn privileges() -> std::result::Result<(), String> {
+pub fn privileges() -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
-        return Err("needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN to create network namespaces); run it with sudo".into());
+        return Err(TopologyError::NotRoot);
     }
-    run(&["ip", "-V"]).map_err(|e| format!("iproute2 `ip` is not usable: {e}"))?;
+    run(&["ip", "-V"]).map_err(|e| TopologyError::NoIp(Box::new(e)))?;
     Ok(())
 }
 

@@ -215,7 +215,7 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     fn new(opts: &SuiteOptions) -> Result<Ctx, String> {
-        crate::topology::privileges()?;
+        crate::topology::privileges().map_err(|e| e.to_string())?;
         let exe = match &opts.tool_exe {
             Some(p) => p.clone(),
             None => std::env::current_exe().map_err(|e| format!("locating this binary: {e}"))?,
