@@ -24,6 +24,8 @@ mod cache;
 mod conflist;
 mod exec;
 mod runtime;
+#[cfg(test)]
+mod test_dir;
 
 pub use cache::{
     config_text, decode, encode, go_base64, CacheEntry, CacheError, ResultCache, DEFAULT_CACHE_DIR,
