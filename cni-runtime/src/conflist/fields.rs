@@ -118,17 +118,7 @@ impl Ctx<'_> {
         let Some(many) = top.get("cniVersions") else {
             return match single {
                 None => Ok(CniVersion::V0_1_0),
-                Some(s) => s.parse().map_err(|_| {
-                    invalid(
-                        self.file,
-                        None,
-                        "cniVersion",
-                        format!(
-                            "unsupported version {s:?} (supported: {})",
-                            supported_list()
-                        ),
-                    )
-                }),
+                Some(s) => self.cni_version(&s),
             };
         };
         let Value::Array(items) = many else {
@@ -141,50 +131,12 @@ impl Ctx<'_> {
         };
         let mut candidates: Vec<CniVersion> = Vec::new();
         for (i, item) in items.iter().enumerate() {
-            let field = format!("cniVersions[{i}]");
-            let Value::String(s) = item else {
-                return Err(invalid(
-                    self.file,
-                    None,
-                    &field,
-                    format!("must be a string, not {}", type_name(item)),
-                ));
-            };
-            let Some(sem) = parse_semver(s) else {
-                return Err(invalid(
-                    self.file,
-                    None,
-                    &field,
-                    format!("{s:?} is not a version (want major.minor.patch)"),
-                ));
-            };
-            if sem > current {
-                continue; // newer than this runtime: ignored, as libcni does
-            }
-            let v = s.parse().map_err(|_| {
-                invalid(
-                    self.file,
-                    None,
-                    &field,
-                    format!("unknown version {s:?} (supported: {})", supported_list()),
-                )
-            })?;
-            candidates.push(v);
+            candidates.extend(self.cni_versions_entry(i, item, current)?);
         }
         if let Some(s) = single {
             match parse_semver(&s) {
                 Some(sem) if sem > current => {}
-                _ => candidates.push(s.parse().map_err(|_| {
-                    invalid(
-                        self.file,
-                        None,
-                        "cniVersion",
-                        format!(
-                            "unsupported version {s:?} (supported: {})",
-                            supported_list()
-                        ),
-                    )
-                })?),
+                _ => candidates.push(self.cni_version(&s)?),
             }
         }
         candidates.into_iter().max().ok_or_else(|| {
@@ -196,6 +148,59 @@ impl Ctx<'_> {
                     "no entry this runtime supports (supported: {})",
                     supported_list()
                 ),
+            )
+        })
+    }
+
+    /// The top-level `cniVersion`, which must be one we support.
+    fn cni_version(&self, s: &str) -> Result<CniVersion, ConfError> {
+        s.parse().map_err(|_| {
+            invalid(
+                self.file,
+                None,
+                "cniVersion",
+                format!(
+                    "unsupported version {s:?} (supported: {})",
+                    supported_list()
+                ),
+            )
+        })
+    }
+
+    /// Entry `i` of `cniVersions`: `None` when newer than this runtime
+    /// (ignored, as libcni does), an error when not a known version.
+    fn cni_versions_entry(
+        &self,
+        i: usize,
+        item: &Value,
+        current: (u64, u64, u64),
+    ) -> Result<Option<CniVersion>, ConfError> {
+        let field = format!("cniVersions[{i}]");
+        let Value::String(s) = item else {
+            return Err(invalid(
+                self.file,
+                None,
+                &field,
+                format!("must be a string, not {}", type_name(item)),
+            ));
+        };
+        let Some(sem) = parse_semver(s) else {
+            return Err(invalid(
+                self.file,
+                None,
+                &field,
+                format!("{s:?} is not a version (want major.minor.patch)"),
+            ));
+        };
+        if sem > current {
+            return Ok(None);
+        }
+        s.parse().map(Some).map_err(|_| {
+            invalid(
+                self.file,
+                None,
+                &field,
+                format!("unknown version {s:?} (supported: {})", supported_list()),
             )
         })
     }
