@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod error;
+pub mod fixture;
 pub mod gojson;
 pub mod netns;
 pub mod rtnl;
