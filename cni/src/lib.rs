@@ -1,10 +1,11 @@
 //! The CNI contract shared by every plugin and the conformance runtime:
 //! versions, results and their conversions, errors, the skel that owns the
-//! process boundary, CNI_ARGS, and netns/netlink/sysctl helpers. No plugin
+//! process boundary, CNI_ARGS, and netns/sysctl helpers and the one netlink socket layer. No plugin
 //! logic lives here.
 
 pub mod args;
 pub mod error;
+pub mod netlink;
 pub mod netns;
 pub mod rtnl;
 pub mod skel;

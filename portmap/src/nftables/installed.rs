@@ -9,11 +9,11 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use crate::config::Protocol;
-use crate::plan::{
-    cond_map_name, map_name, port_map_name, Dnat, ElementData, Family, Field, SetElement, MAPS,
-    MASQ_SETS, POD_CHAIN_PREFIX, TABLE,
+use super::elements::{
+    cond_map_name, map_name, port_map_name, ElementData, Field, SetElement, MAPS, MASQ_SETS, TABLE,
 };
+use crate::config::Protocol;
+use crate::plan::{Dnat, Family, POD_CHAIN_PREFIX};
 
 /// One rule of a pod chain, reduced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,6 +220,11 @@ impl Listing {
         self.elements
             .iter()
             .find(|e| e.element.set == set && e.element.key == key)
+    }
+
+    /// `{name}` when the listing has that chain, else nothing.
+    pub fn chain_named(&self, name: &str) -> BTreeSet<String> {
+        self.chains.iter().filter(|c| *c == name).cloned().collect()
     }
 
     /// Owner comment of each pod chain (from its rules).
