@@ -433,8 +433,7 @@ mod tests {
     fn a_batch_collects_every_answer_by_sequence() {
         // Three messages numbered 10..=12: the first acked, the second
         // refused, the third unanswered; the datagram does not end it.
-        let mut out: Vec<Answer<RouteNetlinkMessage>> =
-            (0..3).map(|_| Answer::default()).collect();
+        let mut out: Vec<Answer<RouteNetlinkMessage>> = (0..3).map(|_| Answer::default()).collect();
         let mut d = emit(10, 0, error(0));
         d.extend(emit(11, 0, error(-libc::EEXIST)));
         d.extend(emit(9, 0, error(-libc::EPERM)));

@@ -49,10 +49,20 @@ pub enum BatchError {
     /// The kernel refused operation `op` (its index in the batch) with this
     /// errno; nothing of the batch was committed.
     #[error("{}", std::io::Error::from_raw_os_error(*.errno))]
-    Refused { op: Option<usize>, errno: i32 },
+    Refused {
+        /// The refused operation's index, when the refusal names one.
+        op: Option<usize>,
+        /// The (positive) errno.
+        errno: i32,
+    },
     /// Fewer operations were acknowledged than sent.
     #[error("{acked} of {sent} operations acknowledged")]
-    Unacknowledged { acked: usize, sent: usize },
+    Unacknowledged {
+        /// Acknowledged operations.
+        acked: usize,
+        /// Operations sent.
+        sent: usize,
+    },
     /// The exchange itself failed.
     #[error(transparent)]
     Netlink(#[from] NetlinkError),

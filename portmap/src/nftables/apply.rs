@@ -70,7 +70,9 @@ fn create_or_replace<E: Refusal>(
     }
 }
 
-pub(super) fn dnat_keys<'a>(elements: impl IntoIterator<Item = &'a SetElement>) -> BTreeSet<MapKey> {
+pub(super) fn dnat_keys<'a>(
+    elements: impl IntoIterator<Item = &'a SetElement>,
+) -> BTreeSet<MapKey> {
     elements
         .into_iter()
         .filter_map(MapKey::from_element)
@@ -156,7 +158,11 @@ fn add_elements(
         None => Vec::new(),
     };
     let mut ops: Vec<ElementOp<'_>> = old.iter().map(ElementOp::Delete).collect();
-    ops.extend(pod.elements.iter().map(|e| ElementOp::Add(e, &plan.comment)));
+    ops.extend(
+        pod.elements
+            .iter()
+            .map(|e| ElementOp::Add(e, &plan.comment)),
+    );
     create_or_replace(nft, pod, || nf.transact(&ops), |e| nfnl_err(what(), e))
 }
 
@@ -262,10 +268,9 @@ pub(super) fn del(
             let elements: Vec<SetElement> = listing.elements_of(&comment).into_iter().collect();
             let chains = listing.chain_named(&plan::chain_name(owner));
             if !elements.is_empty() || !chains.is_empty() {
-                nft.apply(&delete_batch(&elements, &chains))
-                    .map_err(|e| {
-                        nft_err(format!("deleting hostPort DNAT for {}", owner.tag()), e)
-                    })?;
+                nft.apply(&delete_batch(&elements, &chains)).map_err(|e| {
+                    nft_err(format!("deleting hostPort DNAT for {}", owner.tag()), e)
+                })?;
             }
             dnat_keys(&elements)
         }

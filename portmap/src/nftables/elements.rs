@@ -226,4 +226,3 @@ pub fn of(plan: &PodPlan) -> Vec<SetElement> {
     }
     out
 }
-

@@ -18,7 +18,9 @@ use crate::plan::{Dnat, Family, POD_CHAIN_PREFIX};
 /// One rule of a pod chain, reduced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedRule {
+    /// The pod chain it is in.
     pub chain: String,
+    /// Its owner comment.
     pub comment: Option<String>,
     /// The forwarding this rule performs, if it is a DNAT rule.
     pub dnat: Option<Dnat>,
@@ -27,15 +29,20 @@ pub struct ListedRule {
 /// One element of our sets and maps, with its owner comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedElement {
+    /// The element, read back.
     pub element: SetElement,
+    /// Its owner comment.
     pub comment: Option<String>,
 }
 
 /// Everything a list returned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Listing {
+    /// Every chain of our table.
     pub chains: BTreeSet<String>,
+    /// The rules of pod chains.
     pub rules: Vec<ListedRule>,
+    /// The elements of our sets and maps.
     pub elements: Vec<ListedElement>,
 }
 

@@ -23,14 +23,14 @@
 //! Localhost: `127.0.0.1:hostPort` works for IPv4 (DNAT in `output`,
 //! masquerade, and `route_localnet=1` through [`crate::localnet`]).
 
-pub mod apply;
+mod apply;
 pub mod elements;
 pub mod installed;
 pub mod nfnl;
-pub mod nft;
-pub mod raw;
+mod nft;
+mod raw;
 pub mod ruleset;
-pub mod schema_gaps;
+mod schema_gaps;
 pub mod skeleton;
 
 use std::collections::BTreeSet;

@@ -68,9 +68,9 @@ pub struct Nfnl {
 
 /// The element list message for one element of our table.
 fn element_list(elem: &SetElement, attrs: Vec<SetElementAttribute>) -> SetElementMessage {
-    let mut all = vec![SetElementAttribute::Key(DataAttribute::Value(encode_fields(
-        &elem.key,
-    )))];
+    let mut all = vec![SetElementAttribute::Key(DataAttribute::Value(
+        encode_fields(&elem.key),
+    ))];
     all.extend(attrs);
     SetElementMessage {
         attributes: vec![

@@ -36,16 +36,12 @@ use std::borrow::Cow;
 
 use nftables::batch::Batch;
 use nftables::expr::{Expression, Fib, FibFlag, FibResult, MetaKey, NamedExpression, CT};
-use nftables::schema::{
-    FlushObject, Map, NfCmd, NfListObject, Set, SetType, SetTypeValue, Table,
-};
+use nftables::schema::{FlushObject, Map, NfCmd, NfListObject, Set, SetType, SetTypeValue, Table};
 use nftables::stmt::{JumpTarget, Match, Operator, Statement, VerdictMap, NAT};
 use nftables::types::NfHook;
 use serde_json::Value;
 
-use super::elements::{
-    cond_map_name, map_name, port_map_name, FAMILY, MAPS, MASQ_SETS, TABLE,
-};
+use super::elements::{cond_map_name, map_name, port_map_name, FAMILY, MAPS, MASQ_SETS, TABLE};
 use super::ruleset::{
     base_chain, eq, map_lookup, meta, nat_family, payload, prefix, regular_chain, s, s_owned,
     static_rule,
