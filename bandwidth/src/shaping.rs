@@ -15,7 +15,7 @@ use netlink_packet_route::tc::{
 };
 
 use cni::args::Owner;
-use cni::rtnl::{link_name, ENODEV, ENOENT};
+use cni::rtnl::{link_mac, link_name, ENODEV, ENOENT};
 use cni::rtnl::{Rtnl, RtnlError};
 use cni::types::Attachment;
 use cni::CniError;
@@ -108,18 +108,6 @@ fn link_mtu(msg: &LinkMessage) -> u32 {
 fn link_alias(msg: &LinkMessage) -> Option<String> {
     attr(msg, |a| match a {
         LinkAttribute::IfAlias(s) => Some(s.clone()),
-        _ => None,
-    })
-}
-
-fn link_mac(msg: &LinkMessage) -> Option<String> {
-    attr(msg, |a| match a {
-        LinkAttribute::Address(b) if !b.is_empty() => Some(
-            b.iter()
-                .map(|x| format!("{x:02x}"))
-                .collect::<Vec<_>>()
-                .join(":"),
-        ),
         _ => None,
     })
 }

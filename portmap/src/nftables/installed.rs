@@ -9,16 +9,18 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use crate::config::Protocol;
-use crate::plan::{
-    cond_map_name, map_name, port_map_name, Dnat, ElementData, Family, Field, SetElement, MAPS,
-    MASQ_SETS, POD_CHAIN_PREFIX, TABLE,
+use super::elements::{
+    cond_map_name, map_name, port_map_name, ElementData, Field, SetElement, MAPS, MASQ_SETS, TABLE,
 };
+use crate::config::Protocol;
+use crate::plan::{Dnat, Family, POD_CHAIN_PREFIX};
 
 /// One rule of a pod chain, reduced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedRule {
+    /// The pod chain it is in.
     pub chain: String,
+    /// Its owner comment.
     pub comment: Option<String>,
     /// The forwarding this rule performs, if it is a DNAT rule.
     pub dnat: Option<Dnat>,
@@ -27,15 +29,20 @@ pub struct ListedRule {
 /// One element of our sets and maps, with its owner comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedElement {
+    /// The element, read back.
     pub element: SetElement,
+    /// Its owner comment.
     pub comment: Option<String>,
 }
 
 /// Everything a list returned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Listing {
+    /// Every chain of our table.
     pub chains: BTreeSet<String>,
+    /// The rules of pod chains.
     pub rules: Vec<ListedRule>,
+    /// The elements of our sets and maps.
     pub elements: Vec<ListedElement>,
 }
 
@@ -220,6 +227,11 @@ impl Listing {
         self.elements
             .iter()
             .find(|e| e.element.set == set && e.element.key == key)
+    }
+
+    /// `{name}` when the listing has that chain, else nothing.
+    pub fn chain_named(&self, name: &str) -> BTreeSet<String> {
+        self.chains.iter().filter(|c| *c == name).cloned().collect()
     }
 
     /// Owner comment of each pod chain (from its rules).

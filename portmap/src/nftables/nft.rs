@@ -12,13 +12,20 @@ use serde_json::Value;
 /// Why an nft invocation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NftError {
+    /// nft could not be run.
     #[error("running {program}: {source}")]
     Spawn {
+        /// The program run.
         program: String,
+        /// Why it could not run.
         source: std::io::Error,
     },
+    /// nft ran and refused the batch.
     #[error("nft: {stderr}")]
-    Failed { stderr: String },
+    Failed {
+        /// nft's error text, one line.
+        stderr: String,
+    },
 }
 
 impl NftError {
@@ -92,10 +99,12 @@ impl Nft {
         }
     }
 
+    /// Applies one atomic batch; returns nft's stdout.
     pub fn apply(&self, batch: &Value) -> Result<String, NftError> {
         self.exec(batch, false)
     }
 
+    /// Validates one batch against the kernel without committing it.
     pub fn check(&self, batch: &Value) -> Result<String, NftError> {
         self.exec(batch, true)
     }
