@@ -13,9 +13,13 @@
 #
 # Do not follow this with `cargo build --release --workspace`: cargo would
 # relink the plugins dynamically (different flags, same output path).
+#
+# `--shipped` builds only what the image ships (plugins and cni-install).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet -p conformance --bins
+if [ "${1:-}" != "--shipped" ]; then
+  cargo build --release --quiet -p conformance --bins
+fi
 for p in portmap bandwidth tuning loopback noop; do
   cargo rustc --release --quiet -p "$p" --bin "$p" -- \
     -C target-feature=+crt-static -C relocation-model=static
