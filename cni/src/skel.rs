@@ -8,6 +8,11 @@ use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
+// `run_with` turns a panic into a spec error (code 999) with `catch_unwind`;
+// with `panic = "abort"` the process would die without printing one.
+#[cfg(panic = "abort")]
+compile_error!("cni::skel needs panic = \"unwind\" (a panic must still print a spec error)");
+
 use serde_json::Value;
 
 use crate::args::CniArgs;
