@@ -138,20 +138,25 @@ fn mkdirs(tmp: &Path) {
     fs::create_dir_all(tmp.join("net.d")).unwrap();
 }
 
-#[test]
-fn copy_installs_a_verified_plugin_once_and_then_skips_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = source_dir(tmp.path(), &["noop"]);
-    let bin = tmp.path().join("bin");
-    fs::create_dir(&bin).unwrap();
+/// Copies `src/noop` into `bin` and checks it was written, with its content.
+fn copies_noop(src: &Path, bin: &Path) {
     assert_eq!(
-        copy_plugin(&src.join("noop"), &bin, "noop").unwrap(),
+        copy_plugin(&src.join("noop"), bin, "noop").unwrap(),
         CopyOutcome::Copied
     );
     assert_eq!(
         fs::read(bin.join("noop")).unwrap(),
         fs::read(src.join("noop")).unwrap()
     );
+}
+
+#[test]
+fn copy_installs_a_verified_plugin_once_and_then_skips_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = source_dir(tmp.path(), &["noop"]);
+    let bin = tmp.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    copies_noop(&src, &bin);
     assert_eq!(
         fs::metadata(bin.join("noop")).unwrap().permissions().mode() & 0o777,
         0o755
@@ -203,14 +208,7 @@ fn copy_renames_over_a_running_binary_which_keeps_running() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    assert_eq!(
-        copy_plugin(&src.join("noop"), &bin, "noop").unwrap(),
-        CopyOutcome::Copied
-    );
-    assert_eq!(
-        fs::read(bin.join("noop")).unwrap(),
-        fs::read(src.join("noop")).unwrap()
-    );
+    copies_noop(&src, &bin);
     // The running process still executes the old inode, intact.
     assert_eq!(
         fs::read(format!("/proc/{}/exe", running.id())).unwrap(),
