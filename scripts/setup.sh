@@ -12,6 +12,15 @@ command -v tc >/dev/null 2>&1 || need+=(iproute2)
 # The reference portmap (v1.1.1) programs iptables; the benchmark and the
 # reference run of the suite use it.
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
+# The containerd end-to-end test (e2e-containerd): the runtime itself (its
+# package depends on runc; ctr comes with it), the static busybox its test
+# image is built from, and protoc for the k8s-cri crate's build script.
+command -v containerd >/dev/null 2>&1 && command -v ctr >/dev/null 2>&1 || need+=(containerd)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+# (static: the image holds no libc; Debian's plain busybox is dynamic)
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' \
+  || need+=(busybox-static)
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -5,7 +5,8 @@
 //! (`latencyMs`, `maxBurst`, `shapedSubnets`, `unshapedSubnets`).
 
 use ipnetwork::IpNetwork;
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
 use cni::CniError;
 
@@ -70,25 +71,67 @@ impl Config {
     }
 }
 
-const KEYS: [&str; 4] = ["ingressRate", "ingressBurst", "egressRate", "egressBurst"];
+/// The stdin fields bandwidth reads, matched as Go matches keys
+/// ([`cni::gojson`]: containerd sends `runtimeConfig.bandwidth` as
+/// `{"IngressRate":…,"IngressBurst":…}`). Numbers stay `Value`s so the
+/// messages below can name the field and say what is wrong.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawConf {
+    #[serde(default)]
+    latency_ms: Option<Value>,
+    #[serde(default)]
+    max_burst: Option<Value>,
+    #[serde(default)]
+    shaped_subnets: Option<Value>,
+    #[serde(default)]
+    unshaped_subnets: Option<Value>,
+    #[serde(default)]
+    runtime_config: Option<RawRuntimeConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawRuntimeConfig {
+    #[serde(default)]
+    bandwidth: Option<Value>,
+}
+
+/// The four rate/burst keys, top-level (decoded from the same document as
+/// [`RawConf`]) or in `runtimeConfig.bandwidth`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRates {
+    #[serde(default)]
+    ingress_rate: Option<Value>,
+    #[serde(default)]
+    ingress_burst: Option<Value>,
+    #[serde(default)]
+    egress_rate: Option<Value>,
+    #[serde(default)]
+    egress_burst: Option<Value>,
+}
+
+impl RawRates {
+    fn is_empty(&self) -> bool {
+        self.ingress_rate.is_none()
+            && self.ingress_burst.is_none()
+            && self.egress_rate.is_none()
+            && self.egress_burst.is_none()
+    }
+}
 
 /// Parses and validates the plugin's stdin.
 pub fn parse(stdin: &[u8]) -> Result<Config, CniError> {
-    let value: Value = serde_json::from_slice(stdin)
-        .map_err(|e| CniError::invalid_config(format!("bandwidth: parsing configuration: {e}")))?;
-    let Some(top) = value.as_object() else {
-        return Err(CniError::invalid_config(
-            "bandwidth: configuration is not a JSON object",
-        ));
+    let bad = |e: cni::gojson::Error| {
+        CniError::invalid_config(format!("bandwidth: parsing configuration: {e}"))
     };
-    parse_object(top)
-}
-
-fn parse_object(top: &Map<String, Value>) -> Result<Config, CniError> {
-    let latency_ms = match get_ci(top, "latencyMs") {
-        None | Some(Value::Null) => DEFAULT_LATENCY_MS,
+    let doc = cni::gojson::Document::parse(stdin).map_err(bad)?;
+    let top: RawRates = doc.clone().decode().map_err(bad)?;
+    let raw: RawConf = doc.decode().map_err(bad)?;
+    let latency_ms = match raw.latency_ms {
+        None => DEFAULT_LATENCY_MS,
         Some(v) => {
-            let n = unsigned(v, "latencyMs")?;
+            let n = unsigned(&v, "latencyMs")?;
             if n == 0 || n > u64::from(MAX_LATENCY_MS) {
                 return Err(CniError::invalid_config(format!(
                     "bandwidth: latencyMs must be between 1 and {MAX_LATENCY_MS} (milliseconds), got {n}"
@@ -97,10 +140,10 @@ fn parse_object(top: &Map<String, Value>) -> Result<Config, CniError> {
             n as u32
         }
     };
-    let max_burst_bits = match get_ci(top, "maxBurst") {
-        None | Some(Value::Null) => None,
+    let max_burst_bits = match raw.max_burst {
+        None => None,
         Some(v) => {
-            let n = unsigned(v, "maxBurst")?;
+            let n = unsigned(&v, "maxBurst")?;
             if n < 8 {
                 return Err(CniError::invalid_config(format!(
                     "bandwidth: maxBurst must be at least 8 bits, got {n}"
@@ -109,33 +152,47 @@ fn parse_object(top: &Map<String, Value>) -> Result<Config, CniError> {
             Some(n)
         }
     };
-    let subnets = subnet_policy(top)?;
+    let subnets = subnet_policy(raw.shaped_subnets, raw.unshaped_subnets)?;
 
-    let static_present = KEYS.iter().any(|k| get_ci(top, k).is_some());
-    let runtime = get_ci(top, "runtimeConfig")
-        .and_then(Value::as_object)
-        .and_then(|rc| get_ci(rc, "bandwidth"));
-    let (source, entry, prefix): (LimitSource, Option<&Map<String, Value>>, &str) =
-        if static_present {
-            (LimitSource::Static, Some(top), "")
-        } else {
-            match runtime {
-                None | Some(Value::Null) => (LimitSource::Absent, None, ""),
-                Some(Value::Object(m)) => {
-                    (LimitSource::Runtime, Some(m), "runtimeConfig.bandwidth.")
-                }
-                Some(other) => {
-                    return Err(CniError::invalid_config(format!(
-                        "bandwidth: runtimeConfig.bandwidth must be an object, got {other}"
-                    )))
-                }
+    let (source, entry, prefix) = if !top.is_empty() {
+        (LimitSource::Static, Some(top), "")
+    } else {
+        match raw.runtime_config.and_then(|rc| rc.bandwidth) {
+            None => (LimitSource::Absent, None, ""),
+            Some(v @ Value::Object(_)) => {
+                let rates = cni::gojson::from_value(v).map_err(|e| {
+                    CniError::invalid_config(format!("bandwidth: runtimeConfig.bandwidth: {e}"))
+                })?;
+                (
+                    LimitSource::Runtime,
+                    Some(rates),
+                    "runtimeConfig.bandwidth.",
+                )
             }
-        };
+            Some(other) => {
+                return Err(CniError::invalid_config(format!(
+                    "bandwidth: runtimeConfig.bandwidth must be an object, got {other}"
+                )))
+            }
+        }
+    };
     let (ingress, egress) = match entry {
         None => (None, None),
         Some(m) => (
-            direction(m, prefix, "ingress", max_burst_bits)?,
-            direction(m, prefix, "egress", max_burst_bits)?,
+            direction(
+                m.ingress_rate,
+                m.ingress_burst,
+                prefix,
+                "ingress",
+                max_burst_bits,
+            )?,
+            direction(
+                m.egress_rate,
+                m.egress_burst,
+                prefix,
+                "egress",
+                max_burst_bits,
+            )?,
         ),
     };
     Ok(Config {
@@ -150,21 +207,22 @@ fn parse_object(top: &Map<String, Value>) -> Result<Config, CniError> {
 
 /// One direction's rate and burst: both zero means off.
 fn direction(
-    m: &Map<String, Value>,
+    rate: Option<Value>,
+    burst: Option<Value>,
     prefix: &str,
     dir: &str,
     max_burst_bits: Option<u64>,
 ) -> Result<Option<RateLimit>, CniError> {
     let rate_key = format!("{prefix}{dir}Rate");
     let burst_key = format!("{prefix}{dir}Burst");
-    let read = |key: &str, field: &str| -> Result<u64, CniError> {
-        match get_ci(m, key) {
-            None | Some(Value::Null) => Ok(0),
-            Some(v) => unsigned(v, field),
+    let read = |v: Option<Value>, field: &str| -> Result<u64, CniError> {
+        match v {
+            None => Ok(0),
+            Some(v) => unsigned(&v, field),
         }
     };
-    let rate = read(&format!("{dir}Rate"), &rate_key)?;
-    let burst = read(&format!("{dir}Burst"), &burst_key)?;
+    let rate = read(rate, &rate_key)?;
+    let burst = read(burst, &burst_key)?;
     match (rate, burst) {
         (0, 0) => return Ok(None),
         (_, 0) => {
@@ -202,9 +260,9 @@ fn direction(
     }))
 }
 
-fn subnet_policy(top: &Map<String, Value>) -> Result<SubnetPolicy, CniError> {
-    let shaped = subnet_list(top, "shapedSubnets")?;
-    let unshaped = subnet_list(top, "unshapedSubnets")?;
+fn subnet_policy(shaped: Option<Value>, unshaped: Option<Value>) -> Result<SubnetPolicy, CniError> {
+    let shaped = subnet_list(shaped, "shapedSubnets")?;
+    let unshaped = subnet_list(unshaped, "unshapedSubnets")?;
     match (shaped, unshaped) {
         (Some(_), Some(_)) => Err(CniError::invalid_config(
             "bandwidth: unshapedSubnets and shapedSubnets cannot be both specified, one of them should be discarded",
@@ -216,9 +274,9 @@ fn subnet_policy(top: &Map<String, Value>) -> Result<SubnetPolicy, CniError> {
 }
 
 /// A non-empty list of CIDRs (host bits cleared); an empty list is "unset".
-fn subnet_list(top: &Map<String, Value>, key: &str) -> Result<Option<Vec<IpNetwork>>, CniError> {
-    let items = match get_ci(top, key) {
-        None | Some(Value::Null) => return Ok(None),
+fn subnet_list(v: Option<Value>, key: &str) -> Result<Option<Vec<IpNetwork>>, CniError> {
+    let items = match v {
+        None => return Ok(None),
         Some(Value::Array(items)) => items,
         Some(other) => {
             return Err(CniError::invalid_config(format!(
@@ -230,7 +288,7 @@ fn subnet_list(top: &Map<String, Value>, key: &str) -> Result<Option<Vec<IpNetwo
         return Ok(None);
     }
     let mut out: Vec<IpNetwork> = Vec::with_capacity(items.len());
-    for item in items {
+    for item in &items {
         let Some(text) = item.as_str() else {
             return Err(CniError::invalid_config(format!(
                 "bandwidth: {key}: bad subnet {item} provided, expected a CIDR string such as \"10.0.0.0/8\""
@@ -270,17 +328,6 @@ fn unsigned(v: &Value, field: &str) -> Result<u64, CniError> {
     )))
 }
 
-/// Case-insensitive key lookup (Go's encoding/json matches keys that way; the
-/// upstream tests send `runtimeConfig.bandWidth`). An exact match wins.
-fn get_ci<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    m.get(key).or_else(|| {
-        m.iter()
-            .rev()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +341,83 @@ mod tests {
         let e = conf(v).unwrap_err();
         assert_eq!(e.code.as_u32(), 7, "{e:?}");
         e.msg
+    }
+
+    /// containerd 1.6's bandwidth stdin: go-cni marshals its
+    /// `BandWidth` struct without JSON tags.
+    fn containerd_stdin(go_cased: bool) -> String {
+        let keys = if go_cased {
+            ["IngressRate", "IngressBurst", "EgressRate", "EgressBurst"]
+        } else {
+            ["ingressRate", "ingressBurst", "egressRate", "egressBurst"]
+        };
+        format!(
+            r#"{{"capabilities":{{"bandwidth":true}},"cniVersion":"1.0.0","name":"ctrdcni-net",
+ "prevResult":{{"cniVersion":"1.0.0","dns":{{}},
+   "interfaces":[{{"mac":"62:89:07:ee:2a:f2","name":"cni0"}},{{"mac":"d2:e0:74:61:bd:a4","name":"veth98ee3ee3"}},
+                 {{"mac":"6e:c5:92:fe:b9:d9","name":"eth0","sandbox":"/var/run/netns/cni-35a1bc58-872e-4f04-aacb-0833bb0fad0c"}}],
+   "ips":[{{"address":"10.90.0.2/24","gateway":"10.90.0.1","interface":2}}],"routes":[{{"dst":"0.0.0.0/0"}}]}},
+ "runtimeConfig":{{"bandwidth":{{"{}":10000000,"{}":4294967295,"{}":10000000,"{}":4294967295}}}},
+ "type":"bandwidth"}}"#,
+            keys[0], keys[1], keys[2], keys[3]
+        )
+    }
+
+    #[test]
+    fn containerd_stdin_parses_like_the_lowercase_one() {
+        let want = parse(containerd_stdin(false).as_bytes()).unwrap();
+        assert_eq!(want.source, LimitSource::Runtime);
+        let limit = RateLimit {
+            rate_bits: 10_000_000,
+            burst_bits: 4_294_967_295,
+        };
+        assert_eq!((want.ingress, want.egress), (Some(limit), Some(limit)));
+        assert_eq!(parse(containerd_stdin(true).as_bytes()).unwrap(), want);
+    }
+
+    #[test]
+    fn every_field_is_read_in_go_and_mixed_casing() {
+        let lower = json!({"ingressRate": 8000, "ingressBurst": 800, "egressRate": 1600,
+            "egressBurst": 160, "latencyMs": 50, "maxBurst": 400,
+            "unshapedSubnets": ["10.0.0.0/8"]});
+        let go = json!({"IngressRate": 8000, "IngressBurst": 800, "EgressRate": 1600,
+            "EgressBurst": 160, "LatencyMs": 50, "MaxBurst": 400,
+            "UnshapedSubnets": ["10.0.0.0/8"]});
+        let mixed = json!({"iNgReSsRaTe": 8000, "INGRESSBURST": 800, "egressrate": 1600,
+            "eGRESSbURST": 160, "LATENCYMS": 50, "maxburst": 400,
+            "unshapedsubnets": ["10.0.0.0/8"]});
+        let want = conf(lower).unwrap();
+        assert_eq!(want.latency_ms, 50);
+        assert_eq!(want.max_burst_bits, Some(400));
+        assert_eq!(want.ingress.unwrap().burst_bits, 400);
+        assert!(matches!(want.subnets, SubnetPolicy::Except(_)));
+        assert_eq!(conf(go).unwrap(), want);
+        assert_eq!(conf(mixed).unwrap(), want);
+        let shaped = conf(json!({"ShapedSubnets": ["10.0.0.0/8"]})).unwrap();
+        assert!(matches!(shaped.subnets, SubnetPolicy::Only(_)));
+        // Top-level RuntimeConfig and mixed-case bandwidth keys.
+        let rc =
+            conf(json!({"RuntimeConfig": {"BANDWIDTH": {"egressrate": 16, "EgressBurst": 8}}}))
+                .unwrap();
+        assert_eq!(rc.source, LimitSource::Runtime);
+        assert_eq!(rc.egress.unwrap().rate_bits, 16);
+        // null is absent: it neither counts as a static key nor as a value.
+        let rc = conf(json!({"ingressRate": null, "runtimeConfig": {"bandwidth": {
+            "ingressRate": 8, "ingressBurst": 8, "egressRate": null}}}))
+        .unwrap();
+        assert_eq!(rc.source, LimitSource::Runtime);
+        assert_eq!(rc.egress, None);
+    }
+
+    #[test]
+    fn malformed_runtime_config_is_code_7_naming_it() {
+        assert!(err(json!({"runtimeConfig": 5})).contains("runtimeConfig: invalid type"));
+        assert!(err(json!({"runtimeConfig": {"bandwidth": [1]}}))
+            .contains("runtimeConfig.bandwidth must be an object"));
+        assert!(err(
+            json!({"runtimeConfig": {"bandwidth": {"IngressRate": "x", "ingressBurst": 8}}})
+        )
+        .contains("runtimeConfig.bandwidth.ingressRate must be a number"));
     }
 
     #[test]

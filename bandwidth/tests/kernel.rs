@@ -18,13 +18,7 @@ fn has_check(version: &str) -> bool {
 }
 
 fn assert_clean(w: &World, veth: &str) {
-    assert!(w.ifbs().is_empty(), "ifbs left: {:?}", w.ifbs());
-    let qs = w.qdiscs(veth);
-    assert!(
-        qs.iter()
-            .all(|q| q["kind"] != "tbf" && q["kind"] != "htb" && q["kind"] != "ingress"),
-        "{qs:?}"
-    );
+    assert_no_shaping(w, veth, "");
 }
 
 #[test]

@@ -1,10 +1,13 @@
 //! The CNI contract shared by every plugin and the conformance runtime:
 //! versions, results and their conversions, errors, the skel that owns the
-//! process boundary, CNI_ARGS, and netns/netlink/sysctl helpers. No plugin
+//! process boundary, CNI_ARGS, Go-compatible JSON decoding (`gojson`, what
+//! every input goes through), and netns/netlink/sysctl helpers. No plugin
 //! logic lives here.
 
 pub mod args;
 pub mod error;
+pub mod fixture;
+pub mod gojson;
 pub mod netns;
 pub mod rtnl;
 pub mod skel;
@@ -13,7 +16,7 @@ pub mod types;
 pub mod version;
 
 pub use error::{CniError, ErrorCode};
-pub use skel::{CmdArgs, Command, GcRequest, Plugin, Reply, Request, StatusRequest};
+pub use skel::{CmdArgs, Command, GcRequest, Log, Plugin, Reply, Request, StatusRequest};
 pub use types::CniResult;
 pub use version::CniVersion;
 #[cfg(feature = "testing")]

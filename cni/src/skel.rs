@@ -7,16 +7,16 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 // `run_with` turns a panic into a spec error (code 999) with `catch_unwind`;
 // with `panic = "abort"` the process would die without printing one.
 #[cfg(panic = "abort")]
 compile_error!("cni::skel needs panic = \"unwind\" (a panic must still print a spec error)");
 
-use serde_json::Value;
-
 use crate::args::CniArgs;
 use crate::error::{to_indented, CniError, ErrorCode};
+use crate::gojson::{self, Document};
 use crate::types::{Attachment, CniResult, NetConf};
 use crate::version::{format_list, CniVersion};
 
@@ -78,8 +78,38 @@ pub struct Request {
     pub conf: NetConf,
     /// The whole stdin, for the plugin's own fields.
     pub stdin: Vec<u8>,
-    /// `prevResult` in canonical form (ignored by DEL when it does not parse).
+    /// `prevResult` in canonical form (ignored by DEL when it does not
+    /// parse, with a warning in [`Request::log`]).
     pub prev_result: Option<CniResult>,
+    /// What the handler ignored, for stderr (handlers never print).
+    pub log: Log,
+}
+
+/// Lines for stderr. A handler that ignores bad input (DEL must not fail
+/// on a malformed `runtimeConfig`, say) says so here; skel writes every
+/// line to stderr once the handler returns, whatever it returned. Shared
+/// by clones, usable from the netns worker threads handlers start.
+#[derive(Debug, Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    /// Records one line (no trailing newline needed).
+    pub fn warn(&self, line: impl Into<String>) {
+        if let Ok(mut lines) = self.0.lock() {
+            lines.push(line.into());
+        }
+    }
+
+    /// The lines recorded so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    fn write_to(&self, out: &mut dyn Write) {
+        for line in self.lines() {
+            let _ = writeln!(out, "{line}");
+        }
+    }
 }
 
 impl Request {
@@ -293,12 +323,17 @@ fn dispatch(
             Ok(Output::Text(version_json(plugin, &cmd))),
         );
     }
-    let (conf, version) = match parse_conf(plugin, &cmd, stdin) {
-        Ok(x) => x,
-        Err((v, e)) => return (v, Err(e)),
+    let log = Log::default();
+    let parsed = parse_conf(plugin, command, &cmd, stdin, &log);
+    let outcome = match parsed {
+        Ok((conf, version)) => (
+            version,
+            handle(plugin, command, cmd, conf, version, stdin, &log),
+        ),
+        Err((v, e)) => (v, Err(e)),
     };
-    let result = handle(plugin, command, cmd, conf, version, stdin);
-    (version, result)
+    log.write_to(stderr);
+    outcome
 }
 
 fn version_json(plugin: &dyn Plugin, cmd: &CmdArgs) -> String {
@@ -408,13 +443,45 @@ pub fn validate_ifname(name: &str) -> Result<(), CniError> {
 
 type ConfError = (CniVersion, CniError);
 
+/// Common fields a DEL can do without: when one has the wrong type, DEL
+/// drops it with a warning instead of failing teardown.
+const DEL_OPTIONAL_FIELDS: &[&str] = &[
+    "capabilities",
+    "cni.dev/valid-attachments",
+    "cni.dev/attachments",
+];
+
+/// The common fields, decoded with Go's rules. DEL retries without the
+/// fields it does not need when they are malformed.
+fn decode_conf(command: Command, doc: Document, log: &Log) -> Result<NetConf, gojson::Error> {
+    if command != Command::Del {
+        return doc.decode();
+    }
+    match doc.clone().decode() {
+        Ok(conf) => Ok(conf),
+        Err(e) => {
+            let Document::Object(mut entries) = doc else {
+                return Err(e);
+            };
+            entries.retain(|(k, _)| gojson::field_for(k, DEL_OPTIONAL_FIELDS).is_none());
+            let conf = Document::Object(entries).decode()?;
+            log.warn(format!(
+                "ignoring malformed configuration fields DEL does not need: {e}"
+            ));
+            Ok(conf)
+        }
+    }
+}
+
 fn parse_conf(
     plugin: &dyn Plugin,
+    command: Command,
     cmd: &CmdArgs,
     stdin: &[u8],
+    log: &Log,
 ) -> Result<(NetConf, CniVersion), ConfError> {
     let current = CniVersion::CURRENT;
-    let value: Value = serde_json::from_slice(stdin).map_err(|e| {
+    let decode_err = |e: gojson::Error| {
         (
             current,
             CniError::new(
@@ -422,8 +489,9 @@ fn parse_conf(
                 format!("error parsing network config from stdin: {e}"),
             ),
         )
-    })?;
-    if !value.is_object() {
+    };
+    let doc = Document::parse(stdin).map_err(decode_err)?;
+    if !doc.is_object() {
         return Err((
             current,
             CniError::new(
@@ -432,15 +500,7 @@ fn parse_conf(
             ),
         ));
     }
-    let conf: NetConf = serde_json::from_value(value).map_err(|e| {
-        (
-            current,
-            CniError::new(
-                ErrorCode::Decode,
-                format!("error parsing network config from stdin: {e}"),
-            ),
-        )
-    })?;
+    let conf = decode_conf(command, doc, log).map_err(decode_err)?;
     // As Go's skel: the name is checked before the version.
     if conf.name.is_empty() {
         return Err((
@@ -489,6 +549,7 @@ fn handle(
     conf: NetConf,
     version: CniVersion,
     stdin: &[u8],
+    log: &Log,
 ) -> Result<Output, CniError> {
     let stdin = stdin.to_vec();
     let reply = match command {
@@ -534,7 +595,10 @@ fn handle(
                 None => None,
                 Some(v) => match CniResult::from_value(v, version) {
                     Ok((r, _)) => Some(r),
-                    Err(_) if command == Command::Del => None,
+                    Err(e) if command == Command::Del => {
+                        log.warn(format!("ignoring prevResult (DEL does not need it): {e}"));
+                        None
+                    }
                     Err(e) => return Err(e.context("parsing prevResult")),
                 },
             };
@@ -545,6 +609,7 @@ fn handle(
                 conf,
                 stdin,
                 prev_result,
+                log: log.clone(),
             };
             match command {
                 Command::Add => plugin.add(&req)?,

@@ -255,6 +255,13 @@ fn del_check_gc_status_reach_their_handlers() {
     let stdin = json!({"cniVersion": "1.1.0", "name": "n", "prevResult": {"ips": "nonsense"}});
     let o = run(&p, &env("DEL", &[("CNI_NETNS", "")]), &stdin.to_string());
     assert_eq!((o.code, o.stdout.as_str()), (0, ""));
+    assert!(
+        o.stderr.starts_with(
+            "ignoring prevResult (DEL does not need it): decoding result: ips: invalid type"
+        ),
+        "{}",
+        o.stderr
+    );
     let o = run(&p, &env("CHECK", &[]), &conf("0.4.0"));
     assert_eq!((o.code, o.stdout.as_str()), (0, ""));
     // GC and STATUS need only CNI_COMMAND (CNI_PATH is optional, as the spec says).
@@ -722,4 +729,102 @@ fn dispatch_is_parallel_safe() {
         }
     });
     assert_eq!(p.seen.lock().unwrap().len(), 8);
+}
+
+/// Go's `encoding/json` matches keys case-insensitively (exact first) and
+/// reads `null` as absent; runtimes written in Go rely on it.
+#[test]
+fn common_fields_are_read_with_go_key_matching() {
+    struct Conf;
+    impl cni::Plugin for Conf {
+        fn about(&self) -> String {
+            "conf".into()
+        }
+        fn add(&self, req: &Request) -> Result<Reply, CniError> {
+            let c = &req.conf;
+            let got = json!({
+                "name": c.name, "type": c.plugin_type, "version": req.version.as_str(),
+                "caps": c.capabilities, "rc": c.runtime_config, "args": c.args,
+                "mac": c.args_cni("mac"),
+                "prev": req.prev_result.as_ref().map(|p| p.ips[0].address.to_string()),
+            });
+            Ok(Reply::Raw {
+                stdout: got.to_string(),
+                stderr: String::new(),
+                exit_code: 0,
+            })
+        }
+        fn check(&self, _req: &Request) -> Result<Reply, CniError> {
+            Ok(Reply::Empty)
+        }
+        fn del(&self, _req: &Request) -> Result<Reply, CniError> {
+            Ok(Reply::Empty)
+        }
+    }
+    let want = json!({
+        "name": "n", "type": "conf", "version": "1.0.0",
+        "caps": {"portMappings": true}, "rc": {"portMappings": []},
+        "args": {"cni": {"mac": "02:00:00:00:00:01"}}, "mac": "02:00:00:00:00:01",
+        "prev": "10.0.0.2/24",
+    });
+    let lower = json!({"cniVersion": "1.0.0", "name": "n", "type": "conf",
+        "capabilities": {"portMappings": true}, "runtimeConfig": {"portMappings": []},
+        "args": {"cni": {"mac": "02:00:00:00:00:01"}},
+        "prevResult": {"ips": [{"address": "10.0.0.2/24"}]}});
+    let go = json!({"CNIVersion": "1.0.0", "Name": "n", "Type": "conf",
+        "Capabilities": {"portMappings": true}, "RuntimeConfig": {"portMappings": []},
+        "Args": {"cni": {"mac": "02:00:00:00:00:01"}},
+        "PrevResult": {"IPs": [{"Address": "10.0.0.2/24"}]}, "DNS": null});
+    let mixed = json!({"cNiVeRsIoN": "1.0.0", "nAmE": "n", "TYPE": "conf",
+        "capabilities": null, "CAPABILITIES": {"portMappings": true},
+        "runtimeconfig": {"portMappings": []}, "ARGS": {"cni": {"mac": "02:00:00:00:00:01"}},
+        "prevresult": {"ips": [{"address": "10.0.0.2/24"}]}});
+    for stdin in [lower, go, mixed] {
+        let o = run(&Conf, &env("ADD", &[]), &stdin.to_string());
+        assert_eq!(o.code, 0, "{stdin}: {}", o.stdout);
+        assert_eq!(o.json(), want, "{stdin}");
+    }
+}
+
+/// DEL never fails on input it does not need: a malformed prevResult or
+/// common field is reported on stderr and ignored; broken JSON, a missing
+/// name and bad environment stay errors.
+#[test]
+fn del_ignores_malformed_fields_it_does_not_need() {
+    let p = Recorder::default();
+    for stdin in [
+        r#"{"cniVersion":"1.0.0","name":"n","prevResult":"garbage"}"#,
+        // A prevResult cut short: an entry without its address, or as text.
+        r#"{"cniVersion":"1.0.0","name":"n","prevResult":{"cniVersion":"1.0.0","ips":[{"interface":0}]}}"#,
+        r#"{"cniVersion":"1.0.0","name":"n","prevResult":"{\"cniVersion\":\"1.0.0\",\"ips\":[{"}"#,
+        r#"{"cniVersion":"1.0.0","name":"n","prevResult":{"interfaces":5}}"#,
+        r#"{"cniVersion":"1.0.0","name":"n","capabilities":"all"}"#,
+        r#"{"cniVersion":"1.0.0","name":"n","Capabilities":{"portMappings":"yes"}}"#,
+        r#"{"cniVersion":"1.0.0","name":"n","cni.dev/valid-attachments":7}"#,
+    ] {
+        let o = run(&p, &env("DEL", &[]), stdin);
+        assert_eq!((o.code, o.stdout.as_str()), (0, ""), "{stdin}");
+        assert!(o.stderr.starts_with("ignoring "), "{stdin}: {}", o.stderr);
+        // ADD and CHECK still refuse it.
+        let o = run(&p, &env("ADD", &[]), stdin);
+        assert_eq!(o.code, 1, "{stdin}");
+    }
+    // Truncated stdin is not JSON at all: code 6, as the spec says.
+    let o = run(
+        &p,
+        &env("DEL", &[]),
+        r#"{"cniVersion":"1.0.0","name":"n","prevResult":{"ips":[{"#,
+    );
+    assert_eq!((o.code, o.json()["code"].as_u64()), (1, Some(6)));
+    for (stdin, env) in [
+        (r#"{"cniVersion":"1.0.0","name":5}"#, env("DEL", &[])),
+        (r#"{"cniVersion":"1.0.0"}"#, env("DEL", &[])),
+        (
+            conf("1.0.0").as_str(),
+            env("DEL", &[("CNI_CONTAINERID", "")]),
+        ),
+    ] {
+        let o = run(&p, &env, stdin);
+        assert_eq!(o.code, 1, "{stdin}");
+    }
 }

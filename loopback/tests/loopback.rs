@@ -162,6 +162,47 @@ fn only_present_families_are_reported() {
     }
 }
 
+/// containerd runs loopback as its own network with Go-cased keys possible
+/// anywhere; DEL never fails on input it does not need.
+#[test]
+fn del_with_garbage_input_takes_lo_down_in_every_version() {
+    if !privileged("del_with_garbage_input_takes_lo_down_in_every_version") {
+        return;
+    }
+    for &v in CniVersion::ALL {
+        let ns = fresh_netns("lg");
+        for (what, stdin) in [
+            (
+                "garbage runtimeConfig and args",
+                json!({"cniVersion": v.as_str(), "name": "cni-loopback",
+                "type": "loopback", "runtimeConfig": "garbage", "args": [1]}),
+            ),
+            (
+                "truncated prevResult",
+                json!({"CNIVersion": v.as_str(), "Name": "cni-loopback",
+                "Type": "loopback", "prevResult": {"cniVersion": v.as_str(), "ips": [{"interface": 0}]}}),
+            ),
+            (
+                "bad capabilities",
+                json!({"cniVersion": v.as_str(), "name": "cni-loopback",
+                "capabilities": "all"}),
+            ),
+        ] {
+            let stdin = stdin.to_string();
+            invoke("ADD", &ns, &conf(v)).assert_ok();
+            assert!(lo_is_up(&ns), "{v} {what}");
+            let out = invoke("DEL", &ns, &stdin);
+            out.assert_ok();
+            assert_eq!(out.stdout, "", "{v} {what}");
+            assert!(!lo_is_up(&ns), "{v} {what}: lo still up");
+            invoke("DEL", &ns, &stdin).assert_ok();
+            let mut inv = Invocation::new("DEL");
+            inv.netns = String::new();
+            inv.run(plugin(), &stdin).assert_ok();
+        }
+    }
+}
+
 #[test]
 fn del_succeeds_without_a_netns() {
     if !privileged("del_succeeds_without_a_netns") {

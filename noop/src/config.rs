@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use cni::args::CniArgs;
 use cni::CniError;
+use serde::Deserialize;
 use serde_json::Value;
 
 /// Validated noop configuration.
@@ -24,15 +25,25 @@ fn invalid(field: &str, want: &str, got: &Value) -> CniError {
     CniError::invalid_config(format!("noop: {field} must be {want}, got {got}"))
 }
 
-fn opt_path(
-    obj: &serde_json::Map<String, Value>,
-    field: &str,
-) -> Result<Option<PathBuf>, CniError> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(None),
+/// noop's own stdin fields, matched as Go matches keys ([`cni::gojson`]);
+/// kept as `Value` so a wrong type is a message naming the field.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawConf {
+    #[serde(default)]
+    debug_file: Option<Value>,
+    #[serde(default)]
+    command_log: Option<Value>,
+    #[serde(default)]
+    bridge_nf_call_iptables: Option<Value>,
+}
+
+fn opt_path(v: Option<Value>, field: &str) -> Result<Option<PathBuf>, CniError> {
+    match v {
+        None => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(PathBuf::from(s))),
-        Some(other) => Err(invalid(field, "a file path string", other)),
+        Some(other) => Err(invalid(field, "a file path string", &other)),
     }
 }
 
@@ -40,21 +51,16 @@ impl NoopConfig {
     /// Reads the noop fields from the plugin's stdin (skel has already
     /// checked it is a JSON object with a name and a supported version).
     pub fn parse(stdin: &[u8]) -> Result<NoopConfig, CniError> {
-        let value: Value = serde_json::from_slice(stdin)
+        let raw: RawConf = cni::gojson::from_slice(stdin)
             .map_err(|e| CniError::invalid_config(format!("noop: configuration: {e}")))?;
-        let Some(obj) = value.as_object() else {
-            return Err(CniError::invalid_config(
-                "noop: configuration must be a JSON object",
-            ));
-        };
-        let bridge_nf_call_iptables = match obj.get("bridgeNfCallIptables") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => return Err(invalid("bridgeNfCallIptables", "a boolean", other)),
+        let bridge_nf_call_iptables = match raw.bridge_nf_call_iptables {
+            None => false,
+            Some(Value::Bool(b)) => b,
+            Some(other) => return Err(invalid("bridgeNfCallIptables", "a boolean", &other)),
         };
         Ok(NoopConfig {
-            debug_file: opt_path(obj, "debugFile")?,
-            command_log: opt_path(obj, "commandLog")?,
+            debug_file: opt_path(raw.debug_file, "debugFile")?,
+            command_log: opt_path(raw.command_log, "commandLog")?,
             bridge_nf_call_iptables,
         })
     }
@@ -100,6 +106,25 @@ mod tests {
             assert_eq!(e.code, cni::ErrorCode::InvalidNetworkConfig);
             assert!(e.msg.contains(field), "{e}");
         }
+    }
+
+    #[test]
+    fn every_field_is_read_in_go_and_mixed_casing() {
+        let want = NoopConfig::parse(
+            br#"{"debugFile":"/tmp/d.json","commandLog":"/tmp/l.json","bridgeNfCallIptables":true}"#,
+        )
+        .unwrap();
+        for text in [
+            r#"{"DebugFile":"/tmp/d.json","CommandLog":"/tmp/l.json","BridgeNfCallIptables":true}"#,
+            r#"{"DEBUGFILE":"/tmp/d.json","commandlog":"/tmp/l.json","bRiDgEnFcAlLiPtAbLeS":true}"#,
+        ] {
+            assert_eq!(NoopConfig::parse(text.as_bytes()).unwrap(), want, "{text}");
+        }
+        // null is absent.
+        assert_eq!(
+            NoopConfig::parse(br#"{"debugFile":null,"bridgeNfCallIptables":null}"#).unwrap(),
+            NoopConfig::default()
+        );
     }
 
     #[test]

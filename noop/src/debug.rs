@@ -37,8 +37,11 @@ impl RecordedCmdArgs {
 }
 
 /// Controls the test double (`Report*`, `ExitWithCode`) and records what it
-/// was called with (`Command`, `CmdArgs`). Unknown keys are kept.
+/// was called with (`Command`, `CmdArgs`). Unknown keys are kept. Read with
+/// Go's rules ([`cni::gojson`]): Go writes `"StdinData": null` for an empty
+/// byte slice, and keys match case-insensitively.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct DebugFile {
     #[serde(rename = "ReportResult", default)]
     pub report_result: String,
@@ -60,6 +63,20 @@ pub struct DebugFile {
     pub extra: Map<String, Value>,
 }
 
+cni::go_fields!(
+    DebugFile,
+    [
+        "ReportResult",
+        "ReportError",
+        "ReportErrorCode",
+        "ReportStderr",
+        "ReportVersionSupport",
+        "ExitWithCode",
+        "Command",
+        "CmdArgs",
+    ]
+);
+
 /// One entry of the command log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandLogEntry {
@@ -76,7 +93,7 @@ impl DebugFile {
         let bytes = std::fs::read(path).map_err(|e| {
             CniError::io(format!("noop: reading debug file {}: {e}", path.display()))
         })?;
-        serde_json::from_slice(&bytes).map_err(|e| {
+        cni::gojson::from_slice(&bytes).map_err(|e| {
             CniError::new(
                 cni::ErrorCode::Decode,
                 format!("noop: debug file {}: {e}", path.display()),
@@ -101,7 +118,7 @@ pub fn append_command_log(path: &Path, entry: CommandLogEntry) -> Result<(), Cni
     let mut log: Vec<Value> = if bytes.iter().all(u8::is_ascii_whitespace) {
         Vec::new()
     } else {
-        serde_json::from_slice(&bytes).map_err(|e| {
+        cni::gojson::from_slice(&bytes).map_err(|e| {
             CniError::new(
                 cni::ErrorCode::Decode,
                 format!("noop: command log {name} is not a JSON array: {e}"),
@@ -177,6 +194,59 @@ mod tests {
             }
         )
         .is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// What Go's noop double and libcni's tests write: `null` for an empty
+    /// `[]byte`, Go-cased and mixed-cased keys.
+    #[test]
+    fn reads_go_nulls_and_any_key_case() {
+        let dir = std::env::temp_dir().join(format!("noop-debug-go-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("debug.json");
+        std::fs::write(
+            &path,
+            r#"{"ReportResult":"PASSTHROUGH","ReportError":"","ReportErrorCode":0,"ReportStderr":"",
+               "ReportVersionSupport":null,"ExitWithCode":0,"Command":"ADD",
+               "CmdArgs":{"ContainerID":"c1","Netns":"/n","IfName":"eth0","Args":"","Path":"",
+                          "NetnsOverride":"","StdinData":null}}"#,
+        )
+        .unwrap();
+        let d = DebugFile::read(&path).unwrap();
+        assert_eq!(d.report_result, "PASSTHROUGH");
+        assert_eq!(d.report_version_support, None);
+        assert_eq!(d.cmd_args.container_id, "c1");
+        assert_eq!(d.cmd_args.stdin_data, "");
+        assert!(d.extra.is_empty(), "{:?}", d.extra);
+        std::fs::write(
+            &path,
+            r#"{"reportresult":"INJECT-DNS","REPORTERRORCODE":7,"reportVersionSupport":["1.0.0"],
+               "exitWithCode":3,"cmdargs":{"containerid":"c2","STDINDATA":"e30="},"Mine":null}"#,
+        )
+        .unwrap();
+        let d = DebugFile::read(&path).unwrap();
+        assert_eq!(
+            (
+                d.report_result.as_str(),
+                d.report_error_code,
+                d.exit_with_code
+            ),
+            ("INJECT-DNS", 7, 3)
+        );
+        assert_eq!(d.report_version_support, Some(vec!["1.0.0".to_string()]));
+        assert_eq!(
+            (
+                d.cmd_args.container_id.as_str(),
+                d.cmd_args.stdin_data.as_str()
+            ),
+            ("c2", "e30=")
+        );
+        assert_eq!(d.extra.get("Mine"), Some(&Value::Null));
+        // Written back in Go's casing.
+        d.write(&path).unwrap();
+        let back: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(back["ReportResult"], "INJECT-DNS");
+        assert_eq!(back["CmdArgs"]["ContainerID"], "c2");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -184,6 +184,67 @@ fn bad_config_fields_are_code_7_and_bad_cni_args_code_4() {
     assert!(o.json()["msg"].as_str().unwrap().contains("CNI_ARGS"));
 }
 
+/// noop owns nothing: no input a runtime sends can make its DEL fail.
+#[test]
+fn del_with_garbage_input_succeeds_in_every_version() {
+    for &v in CniVersion::ALL {
+        for (what, extra) in [
+            (
+                "garbage runtimeConfig",
+                json!({"runtimeConfig": "garbage", "args": [1]}),
+            ),
+            (
+                "truncated prevResult",
+                json!({"prevResult": {"cniVersion": v.as_str(), "ips": [{"interface": 0}]}}),
+            ),
+            (
+                "prevResult as text",
+                json!({"prevResult": "{\"cniVersion\":"}),
+            ),
+            (
+                "bad config field",
+                json!({"bridgeNfCallIptables": "yes", "debugFile": 3}),
+            ),
+            ("bad capabilities", json!({"capabilities": [1]})),
+        ] {
+            let mut stdin = conf(v.as_str());
+            for (k, val) in extra.as_object().unwrap() {
+                stdin[k] = val.clone();
+            }
+            let o = run("DEL", "", &stdin);
+            assert_eq!((o.code, o.stdout.as_str()), (0, ""), "{v} {what}");
+            if what != "garbage runtimeConfig" {
+                assert!(o.stderr.contains("ignor"), "{v} {what}: {}", o.stderr);
+            }
+            let mut env = env("DEL", "");
+            env.insert("CNI_NETNS".into(), String::new());
+            let o = run_plugin(&noop::Plugin::default(), &env, &stdin.to_string());
+            assert_eq!(
+                (o.code, o.stdout.as_str()),
+                (0, ""),
+                "{v} {what}, CNI_NETNS=\"\""
+            );
+        }
+    }
+}
+
+#[test]
+fn go_cased_config_keys_are_read() {
+    let s = Scratch::new();
+    let path = debug_file(&s, json!({"ReportResult": "hello"}));
+    let mut stdin = conf("1.0.0");
+    stdin["DebugFile"] = json!(path);
+    let o = run("ADD", "", &stdin);
+    assert_eq!((o.code, o.stdout.as_str()), (0, "hello"));
+    // The call is recorded with StdinData; Go's null for empty reads back.
+    let mut recorded = s.read_json(&path);
+    assert_eq!(recorded["Command"], "ADD");
+    recorded["CmdArgs"]["StdinData"] = Value::Null;
+    std::fs::write(&path, recorded.to_string()).unwrap();
+    let o = run("DEL", "", &stdin);
+    assert_eq!((o.code, o.stdout.as_str()), (0, "hello"), "{}", o.stderr);
+}
+
 // ---------------------------------------------------------------- test double
 
 fn debug_file(s: &Scratch, fields: Value) -> PathBuf {

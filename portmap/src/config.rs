@@ -1,13 +1,14 @@
 //! Configuration: the raw serde shape of portmap's stdin and its validation
 //! into a typed [`Config`], plus the upstream container-IP selection from
 //! `prevResult`. Pure: no I/O, every rejection is a code 7 naming the field.
+//! Keys are matched as Go matches them ([`cni::gojson`]): containerd sends
+//! `{"HostPort":80,"ContainerPort":80,"Protocol":"tcp","HostIP":""}`.
 
 use std::net::IpAddr;
 
 use cni::types::CniResult;
 use cni::CniError;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::conditions::{parse_conditions, Condition};
 
@@ -157,9 +158,7 @@ fn bad(msg: impl Into<String>) -> CniError {
 
 /// Parses and validates portmap's stdin.
 pub fn parse(stdin: &[u8]) -> Result<Config, CniError> {
-    let value: Value = serde_json::from_slice(stdin)
-        .map_err(|e| bad(format!("parsing network configuration: {e}")))?;
-    let raw: RawConf = serde_json::from_value(value)
+    let raw: RawConf = cni::gojson::from_slice(stdin)
         .map_err(|e| bad(format!("parsing network configuration: {e}")))?;
     let backend = match raw.backend.as_deref() {
         None | Some("") | Some("nftables") => Backend::Nftables,
@@ -381,6 +380,110 @@ mod tests {
         assert!(err(r#","snat":"yes""#)
             .msg
             .contains("parsing network configuration"));
+    }
+
+    /// containerd 1.6's portmap stdin as captured (go-cni marshals its
+    /// `PortMapping` without JSON tags).
+    const CONTAINERD_STDIN: &str = r#"{"capabilities":{"portMappings":true},"cniVersion":"1.0.0","name":"ctrdcni-net",
+ "prevResult":{"cniVersion":"1.0.0","dns":{},
+   "interfaces":[{"mac":"62:89:07:ee:2a:f2","name":"cni0"},{"mac":"d2:e0:74:61:bd:a4","name":"veth98ee3ee3"},
+                 {"mac":"6e:c5:92:fe:b9:d9","name":"eth0","sandbox":"/var/run/netns/cni-35a1bc58-872e-4f04-aacb-0833bb0fad0c"}],
+   "ips":[{"address":"10.90.0.2/24","gateway":"10.90.0.1","interface":2}],"routes":[{"dst":"0.0.0.0/0"}]},
+ "runtimeConfig":{"portMappings":[{"HostPort":18191,"ContainerPort":80,"Protocol":"tcp","HostIP":""}]},
+ "type":"portmap"}"#;
+
+    #[test]
+    fn containerd_stdin_parses_like_the_lowercase_one() {
+        let lower = CONTAINERD_STDIN
+            .replace("HostPort", "hostPort")
+            .replace("ContainerPort", "containerPort")
+            .replace("Protocol", "protocol")
+            .replace("HostIP", "hostIP");
+        let want = parse(lower.as_bytes()).unwrap();
+        assert_eq!(
+            want.mappings,
+            [HostPortMapping {
+                host_port: 18191,
+                container_port: 80,
+                protocol: Protocol::Tcp,
+                host_ip: None
+            }]
+        );
+        assert_eq!(parse(CONTAINERD_STDIN.as_bytes()).unwrap(), want);
+    }
+
+    #[test]
+    fn every_field_is_read_in_go_and_mixed_casing() {
+        let lower = conf(
+            r#","snat":false,"masqAll":true,"markMasqBit":5,"backend":"nftables",
+               "conditionsV4":["ip saddr 10.0.0.0/8"],"conditionsV6":["ip6 saddr fd00::/8"],
+               "runtimeConfig":{"portMappings":[
+                 {"hostPort":8080,"containerPort":80,"protocol":"udp","hostIP":"127.0.0.1"}]}"#,
+        );
+        let go = conf(
+            r#","SNAT":false,"MasqAll":true,"MarkMasqBit":5,"Backend":"nftables",
+               "ConditionsV4":["ip saddr 10.0.0.0/8"],"ConditionsV6":["ip6 saddr fd00::/8"],
+               "RuntimeConfig":{"PortMappings":[
+                 {"HostPort":8080,"ContainerPort":80,"Protocol":"udp","HostIP":"127.0.0.1"}]}"#,
+        );
+        let mixed = conf(
+            r#","sNaT":false,"MASQALL":true,"markmasqbit":5,"bAcKeNd":"nftables",
+               "CONDITIONSv4":["ip saddr 10.0.0.0/8"],"conditionsv6":["ip6 saddr fd00::/8"],
+               "runtimeconfig":{"portmappings":[
+                 {"hOsTpOrT":8080,"CONTAINERPORT":80,"pRoToCoL":"udp","hostip":"127.0.0.1"}]}"#,
+        );
+        let want = parse(&lower).unwrap();
+        assert!(!want.snat && want.masq_all && want.mark_masq_bit == 5);
+        assert_eq!(want.conditions_v4.len(), 1);
+        assert_eq!(want.conditions_v6.len(), 1);
+        assert_eq!(want.mappings[0].host_port, 8080);
+        assert_eq!(parse(&go).unwrap(), want);
+        assert_eq!(parse(&mixed).unwrap(), want);
+        // externalSetMarkChain is matched too (and refused: iptables only).
+        assert!(err(r#","ExternalSetMarkChain":"KUBE-MARK-MASQ""#)
+            .msg
+            .contains("externalSetMarkChain"));
+        // null is absent; the last key naming a field wins.
+        let c = parse(&conf(
+            r#","snat":null,"runtimeConfig":{"portMappings":[
+                 {"hostPort":1,"HostPort":2,"containerPort":80,"protocol":null,"hostIP":null}]}"#,
+        ))
+        .unwrap();
+        assert!(c.snat);
+        assert_eq!(
+            (
+                c.mappings[0].host_port,
+                c.mappings[0].protocol,
+                c.mappings[0].host_ip
+            ),
+            (2, Protocol::Tcp, None)
+        );
+    }
+
+    #[test]
+    fn malformed_runtime_config_names_the_path() {
+        for (extra, needle) in [
+            (
+                r#","runtimeConfig":{"portMappings":{"hostPort":80}}"#,
+                "runtimeConfig.portMappings: invalid type",
+            ),
+            (
+                r#","runtimeConfig":{"portMappings":[{"HostPort":"80"}]}"#,
+                "runtimeConfig.portMappings[0].HostPort: invalid type",
+            ),
+            (
+                r#","runtimeConfig":"garbage""#,
+                "runtimeConfig: invalid type",
+            ),
+            (
+                r#","runtimeConfig":{"portMappings":[{"ContainerPort":80}]}"#,
+                "runtimeConfig.portMappings[0].hostPort: missing",
+            ),
+        ] {
+            let e = err(extra);
+            assert_eq!(e.code, ErrorCode::InvalidNetworkConfig, "{extra}");
+            assert!(e.msg.contains(needle), "{extra}: {}", e.msg);
+        }
     }
 
     #[test]

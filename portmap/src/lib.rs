@@ -56,23 +56,37 @@ impl cni::Plugin for Plugin {
         Ok(Reply::Empty)
     }
 
+    /// DEL needs nothing from the configuration: the owner finds every
+    /// element and chain. The configured UDP mappings only add conntrack
+    /// entries to flush, so a configuration that does not validate (a
+    /// malformed `runtimeConfig`, say) is reported on stderr and ignored
+    /// (upstream fails DEL there, and libcni then stops the whole DEL chain).
     fn del(&self, req: &Request) -> Result<Reply, CniError> {
-        // Config errors still fail DEL (as upstream); prevResult and
-        // runtimeConfig are optional: the owner finds everything.
-        let cfg = config::parse(&req.stdin)?;
-        let ips = req
-            .prev_result
-            .as_ref()
-            .map(|p| container_ips(p, &req.cmd.ifname))
-            .unwrap_or(ContainerIps {
-                v4: Some(std::net::Ipv4Addr::UNSPECIFIED.into()),
-                v6: Some(std::net::Ipv6Addr::UNSPECIFIED.into()),
-            });
-        let udp: BTreeSet<MapKey> = plan::pod_plan(&cfg, &req.owner(), ips)
-            .keys()
-            .into_iter()
-            .filter(|k| k.protocol == config::Protocol::Udp)
-            .collect();
+        let udp: BTreeSet<MapKey> = match config::parse(&req.stdin) {
+            Ok(cfg) => {
+                let ips = req
+                    .prev_result
+                    .as_ref()
+                    .map(|p| container_ips(p, &req.cmd.ifname))
+                    .unwrap_or(ContainerIps {
+                        v4: Some(std::net::Ipv4Addr::UNSPECIFIED.into()),
+                        v6: Some(std::net::Ipv6Addr::UNSPECIFIED.into()),
+                    });
+                plan::pod_plan(&cfg, &req.owner(), ips)
+                    .keys()
+                    .into_iter()
+                    .filter(|k| k.protocol == config::Protocol::Udp)
+                    .collect()
+            }
+            Err(e) => {
+                req.log.warn(format!(
+                    "{} (ignored by DEL: removing what {} installed)",
+                    e.msg,
+                    req.owner().tag()
+                ));
+                BTreeSet::new()
+            }
+        };
         apply::del(&req.owner(), &udp)?;
         Ok(Reply::Empty)
     }

@@ -70,7 +70,7 @@ fn index_path(owner: &Owner) -> Result<PathBuf, CniError> {
 pub fn read_index(owner: &Owner) -> Result<Option<Index>, CniError> {
     let path = index_path(owner)?;
     match std::fs::read(&path) {
-        Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+        Ok(bytes) => Ok(cni::gojson::from_slice(&bytes).ok()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(CniError::io(format!(
             "portmap: reading {}: {e}",

@@ -322,9 +322,8 @@ fn every_version_adds_checks_and_deletes() {
     let a = w.pod("ctrA");
     let _srv = serve(&a.ns, "A", 80, 81);
     let ns_a = a.ns.path().display().to_string();
-    let (canonical, _) = cni::CniResult::from_value(&a.prev, cni::CniVersion::V1_0_0).unwrap();
     for v in cni::CniVersion::ALL {
-        let prev = canonical.to_value(*v).unwrap();
+        let prev = a.prev_at(*v);
         let conf = portmap_conf(v.as_str(), Some(&prev), tcp_udp(8080, 8081));
         let out = w.portmap("ADD", &a.id, &ns_a, &conf);
         out.assert_ok();

@@ -179,7 +179,7 @@ pub fn load(data_dir: &Path, owner: &Owner) -> Result<Option<Backup>, BackupErro
 }
 
 fn decode(path: &Path, text: &[u8]) -> Result<Backup, BackupError> {
-    let backup: Backup = serde_json::from_slice(text).map_err(|e| BackupError::Corrupt {
+    let backup: Backup = cni::gojson::from_slice(text).map_err(|e| BackupError::Corrupt {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;

@@ -5,9 +5,14 @@
 //! `sysctl`). Pure: no files, no kernel; every rejection is code 7 naming the
 //! field.
 //!
-//! Duplicate keys inside a `sysctl` object are detected while parsing (serde
-//! would silently keep the last one), and so are two keys that normalise to
-//! the same `/proc/sys` path (`net.core.somaxconn` and `net/core/somaxconn`).
+//! Keys are matched as Go matches them ([`cni::gojson`]: exact, then
+//! case-insensitive; the last of several keys naming a field wins; `null` is
+//! absent), so `"RuntimeConfig":{"Mac":…}` sets the MAC as it does upstream.
+//! Deliberately stricter than Go: duplicate keys inside a `sysctl` object
+//! are an error (Go keeps the last one, so a config that sets a sysctl twice
+//! applies a value its author may not have meant, and DEL could restore the
+//! wrong original), and so are two keys that normalise to the same
+//! `/proc/sys` path (`net.core.somaxconn` and `net/core/somaxconn`).
 //!
 //! Deliberate differences from upstream, all stricter or more predictable:
 //! - `promisc: false` written explicitly turns promiscuous mode off (and CHECK
@@ -212,7 +217,7 @@ fn invalid(field: &str, why: impl fmt::Display) -> CniError {
 }
 
 fn decode_raw(stdin: &[u8]) -> Result<RawConf, CniError> {
-    serde_json::from_slice(stdin)
+    cni::gojson::from_slice(stdin)
         .map_err(|e| CniError::invalid_config(format!("tuning: invalid configuration: {e}")))
 }
 
@@ -286,14 +291,19 @@ fn sysctl_settings(
 fn allowlist_required(v: Option<Value>) -> Result<bool, CniError> {
     match v {
         None | Some(Value::Null) => Ok(false),
-        Some(Value::Object(mut m)) => {
-            if let Some(k) = m.keys().find(|k| k.as_str() != "required") {
+        Some(Value::Object(m)) => {
+            const FIELDS: &[&str] = &["required"];
+            if let Some(k) = m
+                .keys()
+                .find(|k| cni::gojson::field_for(k, FIELDS).is_none())
+            {
                 return Err(invalid(
                     "sysctlAllowlist",
                     format!("unknown key {k:?} (only \"required\" is accepted)"),
                 ));
             }
-            Ok(opt_bool("sysctlAllowlist.required", m.remove("required"))?.unwrap_or(false))
+            let required = cni::gojson::get(&m, "required").cloned();
+            Ok(opt_bool("sysctlAllowlist.required", required)?.unwrap_or(false))
         }
         Some(other) => Err(invalid(
             "sysctlAllowlist",
@@ -326,7 +336,7 @@ pub fn parse_data_dir(stdin: &[u8]) -> Result<PathBuf, CniError> {
         #[serde(rename = "dataDir", default)]
         data_dir: Option<Value>,
     }
-    let raw: DataDirOnly = serde_json::from_slice(stdin)
+    let raw: DataDirOnly = cni::gojson::from_slice(stdin)
         .map_err(|e| CniError::invalid_config(format!("tuning: invalid configuration: {e}")))?;
     data_dir(raw.data_dir)
 }
@@ -481,8 +491,9 @@ mod tests {
             "eth0",
         );
         assert!(e.msg.contains("same sysctl"), "{e}");
-        let e = rejected(r#"{"mtu":1,"mtu":2}"#, "", "eth0");
-        assert!(e.msg.contains("duplicate field"), "{e}");
+        // Outside sysctl, Go's rule: the last key naming a field wins.
+        let c = parse(r#"{"mtu":1,"MTU":2}"#).unwrap();
+        assert_eq!(c.link.mtu, Some(2));
     }
 
     #[test]
@@ -602,6 +613,53 @@ mod tests {
         }
         let e = rejected("{}", "MAC=nope", "eth0");
         assert!(e.msg.contains("CNI_ARGS MAC"), "{e}");
+    }
+
+    #[test]
+    fn every_field_is_read_in_go_and_mixed_casing() {
+        let lower = r#"{"dataDir":"/tmp/tuning-x","sysctl":{"net.core.somaxconn":"512"},
+            "mac":"02:00:00:00:00:01","promisc":true,"mtu":1400,"allmulti":true,"txQLen":100,
+            "sysctlAllowlist":{"required":true},
+            "runtimeConfig":{"mac":"02:00:00:00:00:02"},
+            "args":{"cni":{"sysctl":{"net.ipv4.ip_forward":"1"},"promisc":false,"mtu":1300,
+                "allmulti":false,"txQLen":50}}}"#;
+        let go = r#"{"DataDir":"/tmp/tuning-x","Sysctl":{"net.core.somaxconn":"512"},
+            "Mac":"02:00:00:00:00:01","Promisc":true,"MTU":1400,"AllMulti":true,"TxQLen":100,
+            "SysctlAllowlist":{"Required":true},
+            "RuntimeConfig":{"Mac":"02:00:00:00:00:02"},
+            "Args":{"CNI":{"Sysctl":{"net.ipv4.ip_forward":"1"},"Promisc":false,"Mtu":1300,
+                "Allmulti":false,"TXQLEN":50}}}"#;
+        let mixed = r#"{"dAtAdIr":"/tmp/tuning-x","SYSCTL":{"net.core.somaxconn":"512"},
+            "mAc":"02:00:00:00:00:01","pRoMiSc":true,"mTu":1400,"ALLMULTI":true,"txqlen":100,
+            "sysctlallowlist":{"REQUIRED":true},
+            "runtimeconfig":{"MAC":"02:00:00:00:00:02"},
+            "aRgS":{"cNi":{"sYsCtL":{"net.ipv4.ip_forward":"1"},"PROMISC":false,"mtU":1300,
+                "allMulti":false,"TxQlEn":50}}}"#;
+        let want = parse(lower).unwrap();
+        assert_eq!(want.data_dir, PathBuf::from("/tmp/tuning-x"));
+        assert_eq!(want.sysctls.len(), 2);
+        assert!(want.allowlist_required);
+        assert_eq!(
+            want.link,
+            LinkSettings {
+                mac: Some(Mac::parse("02:00:00:00:00:02").unwrap()),
+                promisc: Some(false),
+                mtu: Some(1300),
+                allmulti: Some(false),
+                tx_qlen: Some(50)
+            }
+        );
+        assert_eq!(parse(go).unwrap(), want);
+        assert_eq!(parse(mixed).unwrap(), want);
+        // The upstream Go suites send a top-level "RuntimeConfig".
+        let c = parse(r#"{"RuntimeConfig":{"mac":"02:00:00:00:00:03"}}"#).unwrap();
+        assert_eq!(c.link.mac.unwrap().to_string(), "02:00:00:00:00:03");
+        // null is absent; sysctl keys (map keys) stay exact.
+        let c = parse(r#"{"mac":null,"mtu":null,"sysctl":null,"runtimeConfig":null}"#).unwrap();
+        assert!(c.link.is_empty() && c.sysctls.is_empty());
+        assert!(rejected(r#"{"sysctlAllowlist":{"Path":"/x"}}"#, "", "eth0")
+            .msg
+            .contains("unknown key \"Path\""));
     }
 
     #[test]

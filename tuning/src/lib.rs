@@ -80,8 +80,21 @@ impl cni::Plugin for Plugin {
         }
     }
 
+    /// Restores from the backup alone: nothing else in the configuration,
+    /// `runtimeConfig`, `args` or `prevResult` is read, so none of it can
+    /// block teardown. A `dataDir` that does not validate is reported on
+    /// stderr and ignored: ADD refuses it, so no backup can be there.
     fn del(&self, req: &Request) -> Result<Reply, CniError> {
-        let data_dir = config::parse_data_dir(&req.stdin)?;
+        let data_dir = match config::parse_data_dir(&req.stdin) {
+            Ok(d) => d,
+            Err(e) => {
+                req.log.warn(format!(
+                    "{} (ignored by DEL: ADD refuses it, so nothing was backed up there)",
+                    e.msg
+                ));
+                return Ok(Reply::Empty);
+            }
+        };
         let owner = req.owner();
         let saved = match backup::load(&data_dir, &owner) {
             Ok(Some(b)) => b,

@@ -279,3 +279,14 @@ fn connect_from(src: IpAddr, dst: SocketAddr) -> TcpStream {
         TcpStream::from_raw_fd(fd)
     }
 }
+
+/// Nothing of ours is left: no IFB, no TBF/HTB/ingress qdisc on `veth`.
+pub fn assert_no_shaping(w: &World, veth: &str, what: &str) {
+    assert!(w.ifbs().is_empty(), "{what}: ifbs left: {:?}", w.ifbs());
+    let qs = w.qdiscs(veth);
+    assert!(
+        qs.iter()
+            .all(|q| q["kind"] != "tbf" && q["kind"] != "htb" && q["kind"] != "ingress"),
+        "{what}: {qs:?}"
+    );
+}

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::gojson;
+
 /// Common network configuration (one plugin's stdin).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NetConf {
@@ -51,8 +53,10 @@ impl NetConf {
     /// `args.cni.<key>` (the `args` convention of CONVENTIONS.md: runtimes
     /// put per-attachment values such as `ips`, `labels` or `mac` there).
     /// `None` when `args`, `args.cni` or the key is absent or not an object.
+    /// Keys match as Go's `encoding/json` matches them ([`gojson::get`]).
     pub fn args_cni(&self, key: &str) -> Option<&Value> {
-        self.args.as_ref()?.get("cni")?.as_object()?.get(key)
+        let cni = gojson::get(self.args.as_ref()?.as_object()?, "cni")?;
+        gojson::get(cni.as_object()?, key)
     }
 
     /// The valid attachments a GC request carries (either spelling).
@@ -88,6 +92,11 @@ mod tests {
         );
         assert!(conf.args_cni("ips").unwrap().is_array());
         assert_eq!(conf.args_cni("labels"), None);
+        let go: NetConf = gojson::from_str(
+            r#"{"Name":"n","Args":{"CNI":{"MAC":"c2:11:22:33:44:55","mac":null}}}"#,
+        )
+        .unwrap();
+        assert_eq!(go.args_cni("mac"), Some(&Value::from("c2:11:22:33:44:55")));
         let no_cni: NetConf = serde_json::from_str(r#"{"name":"n","args":{"cni":5}}"#).unwrap();
         assert_eq!(no_cni.args_cni("mac"), None);
         assert_eq!(NetConf::default().args_cni("mac"), None);

@@ -9,11 +9,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{CniError, ErrorCode};
+use crate::gojson;
 use crate::types::Cidr;
 use crate::version::{CniVersion, ResultLayout};
 
 /// A result in canonical (1.1.0) form, whatever version it arrived in.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct CniResult {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<Interface>,
@@ -29,6 +31,7 @@ pub struct CniResult {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Interface {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,6 +52,34 @@ pub struct Interface {
     pub extra: Map<String, Value>,
 }
 
+crate::go_fields!(CniResult, ["interfaces", "ips", "routes", "dns"]);
+crate::go_fields!(
+    Interface,
+    ["name", "mac", "mtu", "sandbox", "socketPath", "pciID"]
+);
+crate::go_fields!(IpConfig, ["interface", "address", "gateway"]);
+crate::go_fields!(
+    Route,
+    ["dst", "gw", "mtu", "advmss", "priority", "table", "scope"]
+);
+crate::go_fields!(Dns, ["nameservers", "domain", "search", "options"]);
+crate::go_fields!(LegacyIp, ["ip", "gateway", "routes"]);
+crate::go_fields!(LegacyRoute, ["dst", "gw"]);
+
+/// Top-level keys of every layout (Go-style matching happens against these
+/// before the version decides the layout).
+const RESULT_KEYS: &[&str] = &[
+    "cniVersion",
+    "interfaces",
+    "ips",
+    "routes",
+    "dns",
+    "ip4",
+    "ip6",
+];
+/// `ips[]` keys including the 0.3.x/0.4.0 `version`.
+const IP_KEYS: &[&str] = &["interface", "address", "gateway", "version"];
+
 impl Interface {
     /// True for an interface inside a container (it names a sandbox).
     pub fn in_sandbox(&self) -> bool {
@@ -57,6 +88,7 @@ impl Interface {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct IpConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<usize>,
@@ -68,6 +100,7 @@ pub struct IpConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Route {
     pub dst: Cidr,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,6 +120,7 @@ pub struct Route {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Dns {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nameservers: Vec<String>,
@@ -113,6 +147,7 @@ impl Dns {
 /// 0.1.0/0.2.0 `ip4` / `ip6` block. Unknown keys land in the canonical
 /// `IpConfig::extra` and come back from it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 struct LegacyIp {
     ip: Cidr,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,6 +160,7 @@ struct LegacyIp {
 
 /// A route inside a legacy `ip4`/`ip6` block.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 struct LegacyRoute {
     dst: Cidr,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -160,6 +196,28 @@ fn take_keys(rest: &mut Map<String, Value>, list: &str, keys: &[&str]) -> Vec<Ma
         .collect()
 }
 
+/// A result object with Go's key matching applied to the keys this module
+/// reads by name (top level, `interfaces[]`, `ips[]`, `routes[]`), so the
+/// version logic below sees `"IPs"` as `ips`. Typed decoding matches the
+/// rest (`go_fields!`).
+fn go_keys(obj: Map<String, Value>) -> Map<String, Value> {
+    let mut obj = gojson::match_keys(obj, RESULT_KEYS);
+    for (list, fields) in [
+        ("interfaces", Interface::GO_FIELDS),
+        ("ips", IP_KEYS),
+        ("routes", Route::GO_FIELDS),
+    ] {
+        if let Some(Value::Array(items)) = obj.get_mut(list) {
+            for item in items.iter_mut() {
+                if let Value::Object(o) = item {
+                    *o = gojson::match_keys(std::mem::take(o), fields);
+                }
+            }
+        }
+    }
+    obj
+}
+
 fn decode_error(what: &str, e: impl std::fmt::Display) -> CniError {
     CniError::new(ErrorCode::Decode, format!("decoding {what}: {e}"))
 }
@@ -175,6 +233,7 @@ impl CniResult {
         let obj = value
             .as_object()
             .ok_or_else(|| decode_error("result", "not a JSON object"))?;
+        let obj = &go_keys(obj.clone());
         let version = match obj.get("cniVersion") {
             None => assumed,
             Some(Value::String(s)) if s.is_empty() => assumed,
@@ -207,8 +266,8 @@ impl CniResult {
             } else {
                 (Vec::new(), Vec::new())
             };
-            let mut result: CniResult = serde_json::from_value(Value::Object(rest))
-                .map_err(|e| decode_error("result", e))?;
+            let mut result: CniResult =
+                gojson::from_value(Value::Object(rest)).map_err(|e| decode_error("result", e))?;
             for (iface, extra) in result.interfaces.iter_mut().zip(iface_extra) {
                 iface.extra.extend(extra);
             }
@@ -228,7 +287,7 @@ impl CniResult {
                 continue;
             }
             let legacy: LegacyIp =
-                serde_json::from_value(v).map_err(|e| decode_error(&format!("result {key}"), e))?;
+                gojson::from_value(v).map_err(|e| decode_error(&format!("result {key}"), e))?;
             result.ips.push(IpConfig {
                 interface: None,
                 address: legacy.ip,
@@ -242,7 +301,7 @@ impl CniResult {
             }));
         }
         if let Some(dns) = rest.remove("dns") {
-            result.dns = serde_json::from_value(dns).map_err(|e| decode_error("result dns", e))?;
+            result.dns = gojson::from_value(dns).map_err(|e| decode_error("result dns", e))?;
         }
         result.extra = rest;
         Ok(result)
@@ -383,5 +442,81 @@ fn to_object<T: Serialize>(value: &T) -> Result<Map<String, Value>, CniError> {
 fn merge(into: &mut Map<String, Value>, from: Map<String, Value>) {
     for (k, v) in from {
         into.insert(k, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Every key a fully populated value serializes is declared to
+    /// `go_fields!` (so a new field cannot silently miss Go's matching).
+    #[test]
+    fn go_fields_list_every_serialized_key() {
+        let full = json!({
+            "interfaces": [{"name": "eth0", "mac": "m", "mtu": 1, "sandbox": "s",
+                            "socketPath": "p", "pciID": "i"}],
+            "ips": [{"interface": 0, "address": "10.0.0.2/24", "gateway": "10.0.0.1"}],
+            "routes": [{"dst": "0.0.0.0/0", "gw": "10.0.0.1", "mtu": 1, "advmss": 1,
+                        "priority": 1, "table": 1, "scope": 1}],
+            "dns": {"nameservers": ["a"], "domain": "d", "search": ["s"], "options": ["o"]}
+        });
+        let r: CniResult = gojson::from_value(full.clone()).unwrap();
+        let back = serde_json::to_value(&r).unwrap();
+        assert_eq!(back, full);
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        for k in keys(&back) {
+            assert!(CniResult::GO_FIELDS.contains(&k.as_str()), "{k}");
+        }
+        for (list, fields) in [
+            ("interfaces", Interface::GO_FIELDS),
+            ("ips", IpConfig::GO_FIELDS),
+            ("routes", Route::GO_FIELDS),
+        ] {
+            for k in keys(&back[list][0]) {
+                assert!(fields.contains(&k.as_str()), "{list}: {k}");
+            }
+        }
+        for k in keys(&back["dns"]) {
+            assert!(Dns::GO_FIELDS.contains(&k.as_str()), "dns: {k}");
+        }
+    }
+
+    #[test]
+    fn go_cased_results_read_like_lowercase_ones() {
+        let lower = json!({
+            "cniVersion": "1.0.0",
+            "interfaces": [{"name": "eth0", "mac": "6e:c5:92:fe:b9:d9", "sandbox": "/run/netns/x"}],
+            "ips": [{"address": "10.90.0.2/24", "gateway": "10.90.0.1", "interface": 0}],
+            "routes": [{"dst": "0.0.0.0/0"}],
+            "dns": {"nameservers": ["10.0.0.10"]}
+        });
+        let go = json!({
+            "CNIVersion": "1.0.0",
+            "Interfaces": [{"Name": "eth0", "Mac": "6e:c5:92:fe:b9:d9", "Sandbox": "/run/netns/x"}],
+            "IPs": [{"Address": "10.90.0.2/24", "Gateway": "10.90.0.1", "Interface": 0}],
+            "Routes": [{"Dst": "0.0.0.0/0", "GW": null}],
+            "DNS": {"Nameservers": ["10.0.0.10"], "Domain": null}
+        });
+        let want = CniResult::from_value(&lower, CniVersion::V0_4_0).unwrap();
+        assert_eq!(want.1, CniVersion::V1_0_0);
+        assert_eq!(
+            CniResult::from_value(&go, CniVersion::V0_4_0).unwrap(),
+            want
+        );
+        // 0.3.x/0.4.0 `version` and 1.1 keys in older results, Go-cased.
+        let old = json!({"cniVersion": "0.4.0",
+            "Interfaces": [{"Name": "eth0", "MTU": 1400}],
+            "IPs": [{"Version": "4", "Address": "10.0.0.2/24"}]});
+        let (r, _) = CniResult::from_value(&old, CniVersion::V0_4_0).unwrap();
+        assert_eq!(r.interfaces[0].mtu, None);
+        assert_eq!(r.interfaces[0].extra["mtu"], 1400);
+        assert!(r.ips[0].extra.is_empty());
+        let legacy = json!({"cniVersion": "0.2.0",
+            "IP4": {"IP": "10.0.0.2/24", "Gateway": "10.0.0.1", "Routes": [{"Dst": "0.0.0.0/0"}]}});
+        let (r, _) = CniResult::from_value(&legacy, CniVersion::V0_2_0).unwrap();
+        assert_eq!(r.ips[0].address.to_string(), "10.0.0.2/24");
+        assert_eq!(r.routes.len(), 1);
     }
 }

@@ -15,11 +15,10 @@ use std::time::Duration;
 use cni::CniVersion;
 use serde_json::{json, Value};
 
-use crate::conflist::parse_conflist;
-use crate::runtime::{Runtime, RuntimeConf};
 use crate::scenarios::{query_versions, PLUGINS};
-use crate::topology::{HostWorld, Pod, Tools};
-use measure::{alternation, median, p95, run_measured, Probe, Sample};
+use crate::topology::{HostWorld, Pod, Tools, TopologyError};
+use cni_runtime::{parse_conflist, ConfError, Runtime, RuntimeConf, RuntimeError};
+use measure::{alternation, median, p95, run_measured, MeasureError, Probe, Sample};
 
 /// What `cni-conformance bench` was asked.
 #[derive(Debug, Clone)]
@@ -75,15 +74,65 @@ struct Side {
     prev: Value,
 }
 
+/// Why the benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Not root, or no usable `ip`.
+    #[error(transparent)]
+    Privileges(#[from] TopologyError),
+    /// This binary (the traffic tools) could not be located.
+    #[error("locating this binary: {0}")]
+    CurrentExe(std::io::Error),
+    /// The `cni-test-veth` main-plugin fixture is missing or broken.
+    #[error("the cni-test-veth fixture is needed: {0}")]
+    NoFixture(String),
+    /// A side's world could not be built.
+    #[error("{what}: {source}")]
+    World {
+        /// What was being built.
+        what: &'static str,
+        /// Why it failed.
+        source: TopologyError,
+    },
+    /// The main plugin's conflist could not be encoded.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// The main plugin's conflist is invalid.
+    #[error(transparent)]
+    Conf(#[from] ConfError),
+    /// The main plugin's ADD failed.
+    #[error("main plugin ADD: {0}")]
+    MainAdd(RuntimeError),
+    /// Installing the existing pods' mappings failed.
+    #[error("side {side}: {failed} of {of} filler mappings failed, first: {first}")]
+    Fill {
+        /// The side (A or B).
+        side: String,
+        /// How many failed.
+        failed: usize,
+        /// Of how many.
+        of: usize,
+        /// The first failure.
+        first: String,
+    },
+}
+
+impl BenchError {
+    fn world(what: &'static str, source: TopologyError) -> BenchError {
+        BenchError::World { what, source }
+    }
+}
+
 impl Side {
     fn new(
         label: &str,
         dir: &Path,
         fixture_dir: &Path,
         version: CniVersion,
-    ) -> Result<Side, String> {
-        let world = HostWorld::new("bn").map_err(|e| format!("building the host netns: {e}"))?;
-        let pod = Pod::new("bnp").map_err(|e| format!("creating the pod netns: {e}"))?;
+    ) -> Result<Side, BenchError> {
+        let world =
+            HostWorld::new("bn").map_err(|e| BenchError::world("building the host netns", e))?;
+        let pod = Pod::new("bnp").map_err(|e| BenchError::world("creating the pod netns", e))?;
         let runtime = Runtime::new(vec![fixture_dir.to_path_buf()])
             .with_cache_dir(world.cache_dir())
             .with_exec_netns(world.host.path());
@@ -95,12 +144,12 @@ impl Side {
                 "ips": [{"address": "10.77.1.2/24", "hostAddress": "10.77.1.1/24"}]
             }]
         });
-        let bytes = serde_json::to_vec(&list).map_err(|e| e.to_string())?;
-        let list = parse_conflist(&bytes, None).map_err(|e| e.to_string())?;
+        let bytes = serde_json::to_vec(&list)?;
+        let list = parse_conflist(&bytes, None)?;
         let rt = RuntimeConf::new(&pod.container_id, pod.netns.path(), &pod.ifname);
         let added = runtime
             .add_network_list(&list, &rt)
-            .map_err(|e| format!("main plugin ADD: {e}"))?;
+            .map_err(BenchError::MainAdd)?;
         // Ready for 20000+ mappings' route lookups (portmap's route_localnet).
         world
             .host
@@ -114,7 +163,7 @@ impl Side {
             })
             .and_then(|_| world.host.ip(&["link", "set", "fill0", "up"]))
             .and_then(|_| world.host.ip(&["link", "set", "fill0p", "up"]))
-            .map_err(|e| format!("fill link: {e}"))?;
+            .map_err(|e| BenchError::world("fill link", e))?;
         Ok(Side {
             label: label.into(),
             dir: dir.to_path_buf(),
@@ -166,7 +215,7 @@ impl Side {
         ifname: &str,
         stdin: &Value,
         probe: Probe,
-    ) -> Result<Sample, String> {
+    ) -> Result<Sample, MeasureError> {
         run_measured(
             &self.dir.join(plugin),
             Some(&self.world.host.path()),
@@ -195,7 +244,7 @@ fn plugin_conf(plugin: &str, version: CniVersion, side: &Side, prev: Option<&Val
             "type": "tuning",
             "mtu": 1400,
             "sysctl": {"net.core.somaxconn": "512"},
-            "dataDir": side.world.dir.path.join("tuning").to_string_lossy(),
+            "dataDir": side.world.dir.path().join("tuning").to_string_lossy(),
         }),
         other => json!({"type": other}),
     };
@@ -225,7 +274,7 @@ struct Series {
 }
 
 impl Series {
-    fn push(&mut self, s: Result<Sample, String>) {
+    fn push(&mut self, s: Result<Sample, MeasureError>) {
         match s {
             Ok(s) if s.exit_code == Some(0) => match s.probe {
                 Probe::Time => self.wall_ms.push(s.wall.as_secs_f64() * 1e3),
@@ -241,7 +290,7 @@ impl Series {
             }
             Err(e) => {
                 self.failures += 1;
-                self.first_error.get_or_insert(e);
+                self.first_error.get_or_insert(e.to_string());
             }
         }
     }
@@ -264,7 +313,7 @@ impl Series {
                 s,
                 "  ({} failed: {})",
                 self.failures,
-                crate::exec::truncate(self.first_error.as_deref().unwrap_or(""), 160)
+                cni_runtime::truncate(self.first_error.as_deref().unwrap_or(""), 160)
             );
         }
         s
@@ -300,19 +349,19 @@ fn common_version(sides: &[Side], plugin: &str, fixture: &[CniVersion]) -> Optio
 }
 
 /// Runs the benchmark and returns the printable report.
-pub fn run(opts: &BenchOptions) -> Result<String, String> {
+pub fn run(opts: &BenchOptions) -> Result<String, BenchError> {
     crate::topology::privileges()?;
     let exe = match &opts.tool_exe {
         Some(p) => p.clone(),
-        None => std::env::current_exe().map_err(|e| format!("locating this binary: {e}"))?,
+        None => std::env::current_exe().map_err(BenchError::CurrentExe)?,
     };
     let fixture_dir = opts
         .fixture_dir
         .clone()
         .or_else(|| exe.parent().map(Path::to_path_buf))
         .unwrap_or_default();
-    let fixture = query_versions(&fixture_dir.join("cni-test-veth"))
-        .map_err(|e| format!("the cni-test-veth fixture is needed: {e}"))?;
+    let fixture =
+        query_versions(&fixture_dir.join("cni-test-veth")).map_err(BenchError::NoFixture)?;
     let fixture_version = fixture.iter().copied().max().unwrap_or(CniVersion::V1_0_0);
     let mut dirs = vec![("A".to_string(), opts.plugins.clone())];
     if let Some(vs) = &opts.vs {
@@ -540,7 +589,7 @@ fn fill_conf(version: CniVersion, k: usize, side: &Side) -> (Value, String) {
 }
 
 /// Installs mappings `from..to` with 4 parallel portmap ADDs.
-fn fill(side: &Side, version: CniVersion, from: usize, to: usize) -> Result<(), String> {
+fn fill(side: &Side, version: CniVersion, from: usize, to: usize) -> Result<(), BenchError> {
     let next = std::sync::atomic::AtomicUsize::new(from);
     let errors = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -570,11 +619,11 @@ fn fill(side: &Side, version: CniVersion, from: usize, to: usize) -> Result<(), 
     let errors = errors.into_inner().unwrap_or_default();
     match errors.first() {
         None => Ok(()),
-        Some(e) => Err(format!(
-            "side {}: {} of {} filler mappings failed, first: {e}",
-            side.label,
-            errors.len(),
-            to - from
-        )),
+        Some(e) => Err(BenchError::Fill {
+            side: side.label.clone(),
+            failed: errors.len(),
+            of: to - from,
+            first: e.clone(),
+        }),
     }
 }

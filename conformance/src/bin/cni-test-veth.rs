@@ -42,7 +42,7 @@ struct Conf {
 }
 
 fn parse_conf(stdin: &[u8]) -> Result<Conf, CniError> {
-    let raw: RawConf = serde_json::from_slice(stdin)
+    let raw: RawConf = cni::gojson::from_slice(stdin)
         .map_err(|e| CniError::invalid_config(format!("cni-test-veth: config: {e}")))?;
     if raw.ips.is_empty() {
         return Err(CniError::invalid_config(

@@ -53,6 +53,12 @@ impl Pod {
     pub fn ip6(&self) -> String {
         self.ip(false)
     }
+    /// The pod's prevResult in the layout of `version`.
+    pub fn prev_at(&self, version: cni::CniVersion) -> serde_json::Value {
+        let (canonical, _) =
+            cni::CniResult::from_value(&self.prev, cni::CniVersion::V1_0_0).unwrap();
+        canonical.to_value(version).unwrap()
+    }
     fn ip(&self, v4: bool) -> String {
         self.prev["ips"]
             .as_array()

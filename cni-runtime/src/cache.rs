@@ -24,13 +24,19 @@ pub const KIND_V1: &str = "cniCacheV1";
 /// One cached attachment (what ADD stored).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CacheEntry {
+    /// `CNI_CONTAINERID` of the attachment.
     pub container_id: String,
+    /// The network name.
     pub network: String,
+    /// `CNI_IFNAME` of the attachment.
     pub ifname: String,
     /// The conflist bytes used for ADD.
     pub config: Vec<u8>,
+    /// `CNI_NETNS` given to ADD.
     pub netns: String,
+    /// `CNI_ARGS` pairs given to ADD, in order.
     pub cni_args: Vec<(String, String)>,
+    /// The capability arguments given to ADD.
     pub capability_args: Map<String, Value>,
     /// The final ADD result, as the last plugin printed it.
     pub result: Option<Value>,
@@ -100,17 +106,30 @@ mod go_bytes {
 /// A cache file that exists but cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
+    /// Reading, writing, listing or removing failed.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// The file is neither a `cniCacheV1` entry nor a bare result.
     #[error("{}: not a cache file: {msg}", path.display())]
-    Corrupt { path: PathBuf, msg: String },
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        msg: String,
+    },
+    /// The key would not name one file under `results/`.
     #[error("cache file name needs a network name ({network:?}), container ID ({container_id:?}) and interface name ({ifname:?}) without '/'")]
     BadKey {
+        /// The network name.
         network: String,
+        /// The container ID.
         container_id: String,
+        /// The interface name.
         ifname: String,
     },
 }
@@ -128,14 +147,17 @@ impl Default for ResultCache {
 }
 
 impl ResultCache {
+    /// The cache rooted at `dir` (entries in `dir/results/`).
     pub fn new(dir: impl Into<PathBuf>) -> ResultCache {
         ResultCache { dir: dir.into() }
     }
 
+    /// The cache directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// Where the result files are: `<dir>/results`.
     pub fn results_dir(&self) -> PathBuf {
         self.dir.join("results")
     }
@@ -349,23 +371,7 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    struct Dir(PathBuf);
-    impl Dir {
-        fn new(tag: &str) -> Dir {
-            let p = std::env::temp_dir().join(format!(
-                "cni-cache-{tag}-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            Dir(p)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_dir::Dir;
 
     fn entry() -> CacheEntry {
         let mut caps = Map::new();

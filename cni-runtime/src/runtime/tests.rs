@@ -5,27 +5,12 @@
 use super::*;
 use crate::conflist::parse_conflist;
 use crate::exec::fake::{exit, ok, passthrough, Call, FakeExec};
+use crate::exec::ExecError;
+use cni::ErrorCode;
 use serde_json::json;
 use std::path::Path;
 
-struct Dir(PathBuf);
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "cni-rt-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        Dir(p)
-    }
-}
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::test_dir::Dir;
 
 const CHAIN: &str = r#"{
   "cniVersion": "1.1.0",

@@ -2,20 +2,18 @@
 //! <network> <netns>` (same environment: CNI_PATH, NETCONFPATH, CNI_IFNAME,
 //! CNI_ARGS, CAP_ARGS; same container ID), plus `gc`, `status`, `validate`,
 //! `version`, and the suite's `run`, `bench`, `demo` and hidden `tool`.
-//! Turns arguments into runtime calls and prints JSON; owns no CNI semantics.
+//! Parses arguments and dispatches; each cnitool verb is one call into
+//! `cni-runtime` ([`cnitool`]). Owns no CNI semantics.
+
+mod cnitool;
 
 use std::ffi::OsString;
-use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha512};
+use cni_runtime::{ConfError, RuntimeError};
 
-use crate::conflist::{load_file, load_network, NetworkConfigList};
-use crate::exec::ProcessExec;
-use crate::runtime::{Runtime, RuntimeConf};
+pub use cnitool::{absolute, cnitool_container_id, parse_cni_args, ArgsError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,7 +36,7 @@ struct RuntimeOpts {
     #[arg(long, env = "NETCONFPATH", default_value = "/etc/cni/net.d")]
     netconfpath: PathBuf,
     /// Result cache directory (libcni's layout under <dir>/results).
-    #[arg(long, env = "CNI_CACHE_DIR", default_value = crate::cache::DEFAULT_CACHE_DIR)]
+    #[arg(long, env = "CNI_CACHE_DIR", default_value = cni_runtime::DEFAULT_CACHE_DIR)]
     cache_dir: PathBuf,
     /// Kill a plugin that runs longer than this many seconds (0: never).
     #[arg(long, default_value_t = 60.0)]
@@ -187,11 +185,12 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>) -> i32 {
             0
         }
         Ok(None) => 0,
-        Err(Failure { msg, code }) => {
+        Err(e) => {
+            let msg = e.to_string();
             if !msg.is_empty() {
                 eprintln!("cni-conformance: {msg}");
             }
-            code
+            e.exit_code()
         }
     }
 }
@@ -201,95 +200,69 @@ pub fn main() -> i32 {
     main_with(std::env::args_os())
 }
 
-#[derive(Debug)]
-struct Failure {
-    msg: String,
-    code: i32,
+/// Why a command failed; `Display` is the message on stderr.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The network configuration could not be loaded.
+    #[error(transparent)]
+    Conf(#[from] ConfError),
+    /// The runtime (a plugin, the cache, validation) failed.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// An argument or environment variable is invalid.
+    #[error(transparent)]
+    Args(#[from] ArgsError),
+    /// `bench` could not measure.
+    #[error(transparent)]
+    Bench(#[from] crate::bench::BenchError),
+    /// `demo` failed.
+    #[error(transparent)]
+    Demo(#[from] crate::demo::DemoError),
+    /// Exit with this code and no message (the output said why).
+    #[error("")]
+    Exit(i32),
 }
 
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(e: E) -> Failure {
-        Failure {
-            msg: e.to_string(),
-            code: 1,
+impl CliError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Exit(code) => *code,
+            _ => 1,
         }
     }
 }
 
-fn run(cmd: Cmd) -> Result<Option<String>, Failure> {
+fn run(cmd: Cmd) -> Result<Option<String>, CliError> {
     match cmd {
-        Cmd::Add(a) => {
-            let (rt, list, conf) = attach(&a)?;
-            let out = rt.add_network_list(&list, &conf)?;
-            Ok(Some(cni::error::to_indented(&out.raw)))
-        }
-        Cmd::Check(a) => {
-            let (rt, list, conf) = attach(&a)?;
-            rt.check_network_list(&list, &conf)?;
-            Ok(None)
-        }
-        Cmd::Del(a) => {
-            let (rt, list, conf) = attach(&a)?;
-            rt.del_network_list(&list, &conf)?;
-            Ok(None)
-        }
+        Cmd::Add(a) => cnitool::add(&a),
+        Cmd::Check(a) => cnitool::check(&a),
+        Cmd::Del(a) => cnitool::del(&a),
         Cmd::Gc {
             network,
             netns: _,
             valid,
             runtime,
-        } => {
-            let valid = valid
-                .iter()
-                .map(|v| parse_attachment(v))
-                .collect::<Result<Vec<_>, _>>()?;
-            let list = network_list(&network, &runtime)?;
-            runtime_of(&runtime).gc_network_list(&list, &valid)?;
-            Ok(None)
-        }
+        } => cnitool::gc(&network, &valid, &runtime),
         Cmd::Status {
             network,
             netns: _,
             runtime,
-        } => {
-            let list = network_list(&network, &runtime)?;
-            runtime_of(&runtime).status_network_list(&list)?;
-            Ok(None)
-        }
-        Cmd::Validate { network, runtime } => {
-            let list = network_list(&network, &runtime)?;
-            let caps = runtime_of(&runtime).validate_network_list(&list)?;
-            let out = json!({
-                "name": list.name,
-                "cniVersion": list.cni_version.as_str(),
-                "plugins": list.plugin_types(),
-                "capabilities": caps,
-                "source": list.source.as_ref().map(|p| p.display().to_string()),
-            });
-            Ok(Some(cni::error::to_indented(&out)))
-        }
-        Cmd::Version { plugin, runtime } => {
-            let versions = runtime_of(&runtime).version_info(&plugin)?;
-            Ok(Some(cni::error::to_indented(
-                &json!({"plugin": plugin, "supportedVersions": versions}),
-            )))
-        }
+        } => cnitool::status(&network, &runtime),
+        Cmd::Validate { network, runtime } => cnitool::validate(&network, &runtime),
+        Cmd::Version { plugin, runtime } => cnitool::version(&plugin, &runtime),
         Cmd::Run(args) => run_suite(args),
         Cmd::Bench(args) => run_bench(args),
         Cmd::Demo(args) => run_demo(args),
         Cmd::Tool { args } => match crate::tools::main(args) {
             0 => Ok(None),
-            code => Err(Failure {
-                msg: String::new(),
-                code,
-            }),
+            code => Err(CliError::Exit(code)),
         },
     }
 }
 
 /// `run`: the scenario suite; the report goes to stdout, exit 1 if any
 /// case failed.
-fn run_suite(args: RunArgs) -> Result<Option<String>, Failure> {
+fn run_suite(args: RunArgs) -> Result<Option<String>, CliError> {
     let mut opts = crate::scenarios::SuiteOptions::new(args.plugins);
     opts.main_plugins = args.main_plugins;
     opts.only = args.only;
@@ -304,15 +277,12 @@ fn run_suite(args: RunArgs) -> Result<Option<String>, Failure> {
     }
     match report.exit_code() {
         0 => Ok(None),
-        code => Err(Failure {
-            msg: String::new(),
-            code,
-        }),
+        code => Err(CliError::Exit(code)),
     }
 }
 
 /// `bench`: per-operation latency and scaling; the report goes to stdout.
-fn run_bench(args: BenchArgs) -> Result<Option<String>, Failure> {
+fn run_bench(args: BenchArgs) -> Result<Option<String>, CliError> {
     let mut opts = crate::bench::BenchOptions::new(args.plugins);
     opts.vs = args.vs;
     opts.pods = args.pods;
@@ -322,134 +292,17 @@ fn run_bench(args: BenchArgs) -> Result<Option<String>, Failure> {
 }
 
 /// `demo`: the plugins at work in a throwaway world (narrated on stdout).
-fn run_demo(args: DemoArgs) -> Result<Option<String>, Failure> {
+fn run_demo(args: DemoArgs) -> Result<Option<String>, CliError> {
     crate::demo::run(&args.plugins)?;
     Ok(None)
 }
 
-fn runtime_of(opts: &RuntimeOpts) -> Runtime {
-    let dirs: Vec<PathBuf> = std::env::split_paths(&opts.cni_path)
-        .filter(|p| !p.as_os_str().is_empty())
-        .collect();
-    let mut rt = Runtime::new(dirs)
-        .with_cache_dir(opts.cache_dir.clone())
-        .with_exec(Arc::new(ProcessExec {
-            forward_stderr: true,
-        }));
-    rt = if opts.timeout > 0.0 && opts.timeout.is_finite() {
-        rt.with_timeout(Duration::from_secs_f64(opts.timeout))
-    } else {
-        rt.without_timeout()
-    };
-    if let Some(ns) = &opts.exec_netns {
-        rt = rt.with_exec_netns(ns.clone());
-    }
-    rt
-}
-
-/// A network by name from NETCONFPATH, or a conflist file given by path.
-fn network_list(network: &str, opts: &RuntimeOpts) -> Result<NetworkConfigList, Failure> {
-    let as_path = Path::new(network);
-    let looks_like_file = network.contains('/')
-        || crate::conflist::EXTENSIONS
-            .iter()
-            .any(|e| network.ends_with(&format!(".{e}")));
-    if looks_like_file && as_path.is_file() {
-        return Ok(load_file(as_path)?);
-    }
-    Ok(load_network(&opts.netconfpath, network)?)
-}
-
-fn attach(a: &AttachArgs) -> Result<(Runtime, NetworkConfigList, RuntimeConf), Failure> {
-    let list = network_list(&a.network, &a.runtime)?;
-    let netns = absolute(&a.netns)?;
-    let container_id = match a.container_id.as_deref() {
-        Some(id) if !id.is_empty() => id.to_string(),
-        _ => cnitool_container_id(&netns),
-    };
-    let args = match a.cni_args.as_deref() {
-        None | Some("") => Vec::new(),
-        Some(s) => parse_cni_args(s)?,
-    };
-    let capability_args = match a.cap_args.as_deref() {
-        None | Some("") => Map::new(),
-        Some(s) => match serde_json::from_str::<Value>(s) {
-            Ok(Value::Object(m)) => m,
-            Ok(_) => return Err("CAP_ARGS: must be a JSON object".into()),
-            Err(e) => return Err(format!("CAP_ARGS: not valid JSON: {e}").into()),
-        },
-    };
-    let conf = RuntimeConf {
-        container_id,
-        netns,
-        ifname: a.ifname.clone(),
-        args,
-        capability_args,
-    };
-    Ok((runtime_of(&a.runtime), list, conf))
-}
-
-/// cnitool's container ID: `cnitool-` + hex of the first 10 bytes of the
-/// SHA-512 of the absolute netns path.
-pub fn cnitool_container_id(netns: &Path) -> String {
-    let digest = Sha512::digest(netns.as_os_str().as_encoded_bytes());
-    let hex: String = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
-    format!("cnitool-{hex}")
-}
-
-/// Go's filepath.Abs: joined with the working directory and cleaned
-/// lexically (symlinks are not resolved).
-pub fn absolute(path: &Path) -> Result<PathBuf, String> {
-    let joined = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|e| format!("working directory: {e}"))?
-            .join(path)
-    };
-    let mut out = PathBuf::from("/");
-    for c in joined.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
-    }
-    Ok(out)
-}
-
-/// cnitool's CNI_ARGS parsing: `K=V` pairs separated by `;`, both non-empty.
-pub fn parse_cni_args(s: &str) -> Result<Vec<(String, String)>, String> {
-    s.split(';')
-        .map(|pair| {
-            let mut kv = pair.split('=');
-            match (kv.next(), kv.next(), kv.next()) {
-                (Some(k), Some(v), None) if !k.is_empty() && !v.is_empty() => {
-                    Ok((k.to_string(), v.to_string()))
-                }
-                _ => Err(format!(
-                    "invalid CNI_ARGS pair {pair:?} (want KEY=VALUE;KEY=VALUE)"
-                )),
-            }
-        })
-        .collect()
-}
-
-fn parse_attachment(s: &str) -> Result<cni::types::Attachment, String> {
-    match s.split_once(':') {
-        Some((id, ifname)) if !id.is_empty() && !ifname.is_empty() => Ok(cni::types::Attachment {
-            container_id: id.to_string(),
-            ifname: ifname.to_string(),
-        }),
-        _ => Err(format!("--valid {s:?}: want CONTAINERID:IFNAME")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::cnitool::parse_attachment;
     use super::*;
+    use sha2::{Digest, Sha512};
+    use std::path::Path;
 
     #[test]
     fn container_id_is_cnitools() {
@@ -460,7 +313,7 @@ mod tests {
         let digest = Sha512::digest(b"/var/run/netns/test");
         assert_eq!(&id[8..10], format!("{:02x}", digest[0]));
         assert_ne!(id, cnitool_container_id(Path::new("/var/run/netns/other")));
-        assert!(crate::conflist::is_valid_identifier(&id));
+        assert!(cni::skel::valid_identifier(&id));
     }
 
     #[test]

@@ -5,21 +5,25 @@
 //! Every rejection names the file, the plugin index and the field. Pure apart
 //! from reading the files it is asked to read; never executes a plugin.
 
-use std::fmt;
+mod fields;
+
 use std::path::{Path, PathBuf};
 
-use cni::version::parse_semver;
 use cni::CniVersion;
+use fields::{invalid, read_bool, Ctx};
 use serde_json::{Map, Value};
 
 /// One network: its name, selected version and the raw plugin objects.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetworkConfigList {
+    /// The network name (`name`), a valid spec identifier.
     pub name: String,
     /// The selected version (`cniVersion`, or the highest supported entry of
     /// `cniVersions`); absent ⇒ 0.1.0 as the spec says.
     pub cni_version: CniVersion,
+    /// `disableCheck`: CHECK succeeds without asking the plugins.
     pub disable_check: bool,
+    /// `disableGC`: GC does nothing.
     pub disable_gc: bool,
     /// Plugin objects exactly as written (unknown keys kept).
     pub plugins: Vec<Map<String, Value>>,
@@ -51,30 +55,49 @@ impl NetworkConfigList {
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfError {
+    /// A configuration file could not be read.
     #[error("{}: reading: {source}", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// A configuration directory could not be listed.
     #[error("{}: listing network configurations: {source}", dir.display())]
     ReadDir {
+        /// The directory.
         dir: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// A file is not JSON.
     #[error("{file}: not valid JSON: {msg}")]
-    Json { file: String, msg: String },
+    Json {
+        /// The file (or `<network configuration>` for bytes without one).
+        file: String,
+        /// serde_json's message.
+        msg: String,
+    },
     /// A field with a wrong type or value. `field` is a path such as
     /// `cniVersions[2]` or `plugins[1].type`.
     #[error("{file}: {field}: {msg}")]
     Invalid {
+        /// The file.
         file: String,
+        /// The index of the plugin object, when the field is in one.
         plugin: Option<usize>,
+        /// The field's path.
         field: String,
+        /// What is wrong with it.
         msg: String,
     },
+    /// No file in the directory defines the network asked for.
     #[error("{}", not_found_message(dir, name, broken))]
     NotFound {
+        /// The directory searched.
         dir: PathBuf,
+        /// The network name asked for.
         name: String,
         /// Files that could not be read or parsed (one of them may have been
         /// the network asked for).
@@ -248,333 +271,10 @@ pub fn load_network(dir: &Path, name: &str) -> Result<NetworkConfigList, ConfErr
     })
 }
 
-fn invalid(file: &str, plugin: Option<usize>, field: &str, msg: impl fmt::Display) -> ConfError {
-    ConfError::Invalid {
-        file: file.to_string(),
-        plugin,
-        field: field.to_string(),
-        msg: msg.to_string(),
-    }
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// `disableCheck`-style flags: a boolean or the strings "true"/"false" (any case).
-fn read_bool(file: &str, top: &Map<String, Value>, key: &str) -> Result<bool, ConfError> {
-    match top.get(key) {
-        None => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(true),
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(false),
-        Some(Value::String(s)) => Err(invalid(
-            file,
-            None,
-            key,
-            format!("invalid value {s:?} (want true or false)"),
-        )),
-        Some(other) => Err(invalid(
-            file,
-            None,
-            key,
-            format!(
-                "must be a boolean or \"true\"/\"false\", not {}",
-                type_name(other)
-            ),
-        )),
-    }
-}
-
-/// The characters the spec allows in network names and container IDs.
-pub fn is_valid_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(c) if c.is_ascii_alphanumeric() => {}
-        _ => return false,
-    }
-    chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
-
-fn supported_list() -> String {
-    cni::version::format_list(CniVersion::ALL)
-}
-
-struct Ctx<'a> {
-    file: &'a str,
-}
-
-impl Ctx<'_> {
-    fn name(&self, top: &Map<String, Value>) -> Result<String, ConfError> {
-        match top.get("name") {
-            None => Err(invalid(self.file, None, "name", "missing")),
-            Some(Value::String(s)) if s.is_empty() => {
-                Err(invalid(self.file, None, "name", "must not be empty"))
-            }
-            Some(Value::String(s)) if !is_valid_identifier(s) => Err(invalid(
-                self.file,
-                None,
-                "name",
-                format!("invalid characters in {s:?} (allowed: letters, digits, '_', '.', '-'; first a letter or digit)"),
-            )),
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(other) => Err(invalid(
-                self.file,
-                None,
-                "name",
-                format!("must be a string, not {}", type_name(other)),
-            )),
-        }
-    }
-
-    /// `cniVersion` plus `cniVersions`: entries newer than 1.1.0 are dropped,
-    /// the highest remaining wins; absent everywhere ⇒ 0.1.0.
-    fn version(&self, top: &Map<String, Value>) -> Result<CniVersion, ConfError> {
-        let single = match top.get("cniVersion") {
-            None => None,
-            Some(Value::String(s)) if s.is_empty() => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(other) => {
-                return Err(invalid(
-                    self.file,
-                    None,
-                    "cniVersion",
-                    format!("must be a string, not {}", type_name(other)),
-                ))
-            }
-        };
-        let current = parse_semver(CniVersion::CURRENT.as_str()).unwrap_or((1, 1, 0));
-        let Some(many) = top.get("cniVersions") else {
-            return match single {
-                None => Ok(CniVersion::V0_1_0),
-                Some(s) => s.parse().map_err(|_| {
-                    invalid(
-                        self.file,
-                        None,
-                        "cniVersion",
-                        format!(
-                            "unsupported version {s:?} (supported: {})",
-                            supported_list()
-                        ),
-                    )
-                }),
-            };
-        };
-        let Value::Array(items) = many else {
-            return Err(invalid(
-                self.file,
-                None,
-                "cniVersions",
-                format!("must be an array of strings, not {}", type_name(many)),
-            ));
-        };
-        let mut candidates: Vec<CniVersion> = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let field = format!("cniVersions[{i}]");
-            let Value::String(s) = item else {
-                return Err(invalid(
-                    self.file,
-                    None,
-                    &field,
-                    format!("must be a string, not {}", type_name(item)),
-                ));
-            };
-            let Some(sem) = parse_semver(s) else {
-                return Err(invalid(
-                    self.file,
-                    None,
-                    &field,
-                    format!("{s:?} is not a version (want major.minor.patch)"),
-                ));
-            };
-            if sem > current {
-                continue; // newer than this runtime: ignored, as libcni does
-            }
-            let v = s.parse().map_err(|_| {
-                invalid(
-                    self.file,
-                    None,
-                    &field,
-                    format!("unknown version {s:?} (supported: {})", supported_list()),
-                )
-            })?;
-            candidates.push(v);
-        }
-        if let Some(s) = single {
-            match parse_semver(&s) {
-                Some(sem) if sem > current => {}
-                _ => candidates.push(s.parse().map_err(|_| {
-                    invalid(
-                        self.file,
-                        None,
-                        "cniVersion",
-                        format!(
-                            "unsupported version {s:?} (supported: {})",
-                            supported_list()
-                        ),
-                    )
-                })?),
-            }
-        }
-        candidates.into_iter().max().ok_or_else(|| {
-            invalid(
-                self.file,
-                None,
-                "cniVersions",
-                format!(
-                    "no entry this runtime supports (supported: {})",
-                    supported_list()
-                ),
-            )
-        })
-    }
-
-    fn plugins(&self, top: &Map<String, Value>) -> Result<Vec<Map<String, Value>>, ConfError> {
-        let raw = top.get("plugins").unwrap_or(&Value::Null);
-        let Value::Array(items) = raw else {
-            return Err(invalid(
-                self.file,
-                None,
-                "plugins",
-                format!("must be an array of plugin objects, not {}", type_name(raw)),
-            ));
-        };
-        if items.is_empty() {
-            return Err(invalid(self.file, None, "plugins", "must not be empty"));
-        }
-        let mut out = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            let Value::Object(obj) = item else {
-                return Err(invalid(
-                    self.file,
-                    Some(i),
-                    &format!("plugins[{i}]"),
-                    format!("must be an object, not {}", type_name(item)),
-                ));
-            };
-            self.plugin_object(obj, Some(i), &format!("plugins[{i}]."))?;
-            out.push(obj.clone());
-        }
-        Ok(out)
-    }
-
-    /// Checks `type` and `capabilities` of one plugin object; `prefix` is the
-    /// field path prefix (`plugins[i].` or empty for a single-plugin conf).
-    fn plugin_object(
-        &self,
-        obj: &Map<String, Value>,
-        index: Option<usize>,
-        prefix: &str,
-    ) -> Result<(), ConfError> {
-        let type_field = format!("{prefix}type");
-        match obj.get("type") {
-            None => return Err(invalid(self.file, index, &type_field, "missing")),
-            Some(Value::String(t)) if t.is_empty() => {
-                return Err(invalid(self.file, index, &type_field, "must not be empty"))
-            }
-            Some(Value::String(t)) if t.contains('/') || t == "." || t == ".." => {
-                return Err(invalid(
-                    self.file,
-                    index,
-                    &type_field,
-                    format!("{t:?} must be a plugin binary name, not a path"),
-                ))
-            }
-            Some(Value::String(_)) => {}
-            Some(other) => {
-                return Err(invalid(
-                    self.file,
-                    index,
-                    &type_field,
-                    format!("must be a string, not {}", type_name(other)),
-                ))
-            }
-        }
-        if let Some(caps) = obj.get("capabilities") {
-            let field = format!("{prefix}capabilities");
-            let Value::Object(caps) = caps else {
-                return Err(invalid(
-                    self.file,
-                    index,
-                    &field,
-                    format!("must be an object of booleans, not {}", type_name(caps)),
-                ));
-            };
-            for (k, v) in caps {
-                if !v.is_boolean() {
-                    return Err(invalid(
-                        self.file,
-                        index,
-                        &format!("{field}.{k}"),
-                        format!("must be a boolean, not {}", type_name(v)),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn list(
-        &self,
-        top: &Map<String, Value>,
-        plugins: Vec<Map<String, Value>>,
-        bytes: Vec<u8>,
-        source: Option<&Path>,
-    ) -> Result<NetworkConfigList, ConfError> {
-        Ok(NetworkConfigList {
-            name: self.name(top)?,
-            cni_version: self.version(top)?,
-            disable_check: read_bool(self.file, top, "disableCheck")?,
-            disable_gc: read_bool(self.file, top, "disableGC")?,
-            plugins,
-            bytes,
-            source: source.map(Path::to_path_buf),
-        })
-    }
-
-    /// A legacy single-plugin conf becomes a one-element list, the way
-    /// libcni's ConfListFromConf does (name and cniVersion lifted).
-    fn wrap_single(
-        &self,
-        top: Map<String, Value>,
-        source: Option<&Path>,
-    ) -> Result<NetworkConfigList, ConfError> {
-        self.plugin_object(&top, None, "")?;
-        let name = self.name(&top)?;
-        let cni_version = self.version(&top)?;
-        let mut wrapped = Map::new();
-        wrapped.insert("cniVersion".into(), cni_version.as_str().into());
-        wrapped.insert("name".into(), name.clone().into());
-        wrapped.insert(
-            "plugins".into(),
-            Value::Array(vec![Value::Object(top.clone())]),
-        );
-        let bytes = serde_json::to_vec(&Value::Object(wrapped)).map_err(|e| ConfError::Json {
-            file: self.file.to_string(),
-            msg: e.to_string(),
-        })?;
-        Ok(NetworkConfigList {
-            name,
-            cni_version,
-            disable_check: false,
-            disable_gc: false,
-            plugins: vec![top],
-            bytes,
-            source: source.map(Path::to_path_buf),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cni::skel::valid_identifier;
 
     fn parse(s: &str) -> Result<NetworkConfigList, ConfError> {
         parse_conflist(
@@ -842,38 +542,14 @@ mod tests {
     #[test]
     fn identifiers_follow_the_spec() {
         for ok in ["a", "A1", "k8s-pod.net_1", "0abc"] {
-            assert!(is_valid_identifier(ok), "{ok}");
+            assert!(valid_identifier(ok), "{ok}");
         }
         for bad in ["", "-a", ".a", "a b", "a/b", "a:b", "é"] {
-            assert!(!is_valid_identifier(bad), "{bad}");
+            assert!(!valid_identifier(bad), "{bad}");
         }
     }
 
-    struct Dir(PathBuf);
-    impl Dir {
-        fn new(tag: &str) -> Dir {
-            let p = std::env::temp_dir().join(format!(
-                "cni-conflist-{tag}-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            Dir(p)
-        }
-        fn write(&self, name: &str, text: &str) {
-            let p = self.0.join(name);
-            if let Some(parent) = p.parent() {
-                std::fs::create_dir_all(parent).unwrap();
-            }
-            std::fs::write(p, text).unwrap();
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_dir::Dir;
 
     fn list_json(name: &str, t: &str) -> String {
         format!(r#"{{"cniVersion":"1.0.0","name":"{name}","plugins":[{{"type":"{t}"}}]}}"#)

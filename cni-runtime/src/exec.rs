@@ -17,9 +17,11 @@ use std::time::Duration;
 /// One process to run.
 #[derive(Debug, Clone)]
 pub struct ExecRequest<'a> {
+    /// The plugin binary.
     pub plugin: &'a Path,
     /// Added to (and overriding) the runtime's own environment.
     pub env: &'a [(String, String)],
+    /// Written to the plugin's stdin, which is then closed.
     pub stdin: &'a [u8],
     /// Kill the plugin (and everything it started) after this long.
     pub timeout: Option<Duration>,
@@ -32,12 +34,16 @@ pub struct ExecRequest<'a> {
 pub struct ExecOutput {
     /// `None` when a signal ended the process.
     pub exit_code: Option<i32>,
+    /// The signal that ended the process, if one did.
     pub signal: Option<i32>,
+    /// Everything the process wrote to stdout.
     pub stdout: Vec<u8>,
+    /// Everything the process wrote to stderr.
     pub stderr: Vec<u8>,
 }
 
 impl ExecOutput {
+    /// Exited with status 0.
     pub fn success(&self) -> bool {
         self.exit_code == Some(0)
     }
@@ -46,18 +52,34 @@ impl ExecOutput {
 /// Why a process could not be run to completion.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
+    /// The binary could not be started.
     #[error("could not be started ({}): {source}", plugin.display())]
     Spawn {
+        /// The binary.
         plugin: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// The process could not be moved into the requested netns.
     #[error("cannot enter netns {}: {reason}", path.display())]
-    Netns { path: PathBuf, reason: String },
+    Netns {
+        /// The netns path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The timeout passed; the process group was killed.
     #[error(
         "did not finish within {after:?} and was killed{}",
         stderr_note(stderr)
     )]
-    Timeout { after: Duration, stderr: String },
+    Timeout {
+        /// The timeout.
+        after: Duration,
+        /// What the process wrote to stderr until then.
+        stderr: String,
+    },
+    /// Waiting for the process failed.
     #[error("waiting for the process: {0}")]
     Wait(std::io::Error),
 }
@@ -87,7 +109,9 @@ pub fn truncate(s: &str, max: usize) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("plugin {plugin:?} not found in {}", format_dirs(dirs))]
 pub struct NotFound {
+    /// The plugin type looked for.
     pub plugin: String,
+    /// The directories searched, in order.
     pub dirs: Vec<PathBuf>,
 }
 
@@ -108,6 +132,7 @@ pub trait PluginExec: Send + Sync + fmt::Debug {
         find_in_path(plugin_type, dirs)
     }
 
+    /// Runs one process to completion (or until the timeout kills it).
     fn run(&self, req: &ExecRequest<'_>) -> Result<ExecOutput, ExecError>;
 }
 
