@@ -87,9 +87,11 @@ fn plugin_types(bytes: &[u8]) -> Vec<String> {
     }
 }
 
-/// Writes a file the way agents do: temp file and rename.
+/// Writes a file the way agents do: a temp file and a rename. The temp
+/// name has no CNI extension: runtimes (and the installer, reading as they
+/// do) would load `.x.conflist` as the first network.
 fn agent_writes(dir: &Path, name: &str, bytes: &[u8]) {
-    let tmp = dir.join(format!(".agent-{name}"));
+    let tmp = dir.join(format!(".agent-{name}.tmp"));
     fs::write(&tmp, bytes).unwrap();
     fs::rename(&tmp, dir.join(name)).unwrap();
 }
