@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::conflist::ChainSpec;
 use crate::error::InstallError;
-use crate::json::{Json, Object};
+use crate::json::{GoObject, Json, Object};
 
 pub const DEFAULT_READINESS_FILE: &str = "/run/cni-install/ready";
 
@@ -119,9 +119,8 @@ impl Settings {
     }
 
     fn entry(&self, name: &str) -> Result<Object, InstallError> {
-        let mut obj = Object(vec![("type".into(), Json::String(name.into()))]);
-        let capability =
-            |cap: &str| Json::Object(Object(vec![(cap.to_string(), Json::Bool(true))]));
+        let mut obj: Object = vec![("type".into(), Json::String(name.into()))];
+        let capability = |cap: &str| Json::Object(vec![(cap.to_string(), Json::Bool(true))]);
         match name {
             "portmap" => obj.set("capabilities", capability("portMappings")),
             "bandwidth" => {
@@ -139,13 +138,13 @@ impl Settings {
                         "--tuning-config must be a JSON object".into(),
                     ));
                 };
-                for (k, v) in extra.0 {
+                for (k, v) in extra {
                     if k.eq_ignore_ascii_case("type") {
                         return Err(InstallError::Settings(
                             "--tuning-config cannot set \"type\"".into(),
                         ));
                     }
-                    obj.0.push((k, v));
+                    obj.push((k, v));
                 }
             }
         }

@@ -7,7 +7,7 @@
 
 use cni::version::{parse_semver, CniVersion};
 
-use crate::json::{Json, Object};
+use crate::json::{GoObject, Json, JsonExt, Object};
 
 /// The extensions libcni's `ConfFiles` lists in a conf dir.
 pub const CONF_EXTENSIONS: [&str; 3] = [".conf", ".conflist", ".json"];
@@ -215,11 +215,11 @@ fn conf_to_conflist(file: &str, conf: &Json) -> Result<Object, EditError> {
     };
     let version = obj.get_struct_field("cniVersion").cloned();
     check_version(file, version.as_ref())?;
-    Ok(Object(vec![
+    Ok(vec![
         ("cniVersion".into(), field("cniVersion")),
         ("name".into(), field("name")),
         ("plugins".into(), Json::Array(vec![conf.clone()])),
-    ]))
+    ])
 }
 
 /// The list our plugins go into, with a label naming it in errors: the
@@ -251,13 +251,12 @@ fn plugin_list<'a>(
         })?;
     check_version(&label, obj.get_map_key("cniVersion"))?;
     let index = obj
-        .0
         .iter()
         .rposition(|(k, _)| k == "plugins")
         .ok_or_else(|| EditError::NoPlugins {
             file: label.clone(),
         })?;
-    match &mut obj.0[index].1 {
+    match &mut obj[index].1 {
         Json::Array(plugins) => Ok((label, plugins)),
         _ => Err(EditError::NoPlugins { file: label }),
     }
@@ -267,15 +266,15 @@ fn plugin_list<'a>(
 /// first plugin.
 fn multus_delegate(doc: &mut Json) -> Option<&mut Json> {
     let top = doc.as_object_mut()?;
-    let master = match top.0.iter().rposition(|(k, _)| k == "plugins") {
-        Some(i) => match &mut top.0[i].1 {
+    let master = match top.iter().rposition(|(k, _)| k == "plugins") {
+        Some(i) => match &mut top[i].1 {
             Json::Array(plugins) => plugins.first_mut()?.as_object_mut()?,
             _ => return None,
         },
         None => top,
     };
     let i = master.struct_field_index("delegates")?;
-    match &mut master.0[i].1 {
+    match &mut master[i].1 {
         Json::Array(delegates) => delegates.first_mut().filter(|d| d.as_object().is_some()),
         _ => None,
     }
@@ -345,17 +344,15 @@ fn chain_into(
 /// Gives an existing entry the keys of `wanted` it lacks (Go struct field
 /// lookup; `null` is absent). `capabilities` is a Go map: its keys are exact.
 fn add_missing_keys(ty: &str, existing: &mut Object, wanted: &Object, changes: &mut Vec<Change>) {
-    for (key, value) in &wanted.0 {
+    for (key, value) in wanted.iter() {
         if key == "type" {
             continue;
         }
         let slot = existing.struct_field_index(key);
-        let present = slot
-            .map(|i| &mut existing.0[i])
-            .filter(|(_, v)| !v.is_null());
+        let present = slot.map(|i| &mut existing[i]).filter(|(_, v)| !v.is_null());
         match (present, key.as_str(), value) {
             (Some((their_key, Json::Object(theirs))), "capabilities", Json::Object(ours)) => {
-                for (cap, on) in &ours.0 {
+                for (cap, on) in ours.iter() {
                     if theirs.get_map_key(cap).is_none() {
                         theirs.set(cap, on.clone());
                         changes.push(Change::KeyAdded {
@@ -372,11 +369,11 @@ fn add_missing_keys(ty: &str, existing: &mut Object, wanted: &Object, changes: &
             (None, _, _) => {
                 let name = match slot {
                     Some(i) => {
-                        existing.0[i].1 = value.clone();
-                        existing.0[i].0.clone()
+                        existing[i].1 = value.clone();
+                        existing[i].0.clone()
                     }
                     None => {
-                        existing.0.push((key.clone(), value.clone()));
+                        existing.push((key.clone(), value.clone()));
                         key.clone()
                     }
                 };
@@ -418,20 +415,19 @@ fn undo(list: &mut Vec<Json>, change: &Change) -> bool {
             let holder = match parent {
                 None => Some(obj),
                 Some(p) => obj
-                    .0
                     .iter_mut()
                     .rev()
                     .find(|(k, _)| k == p)
                     .and_then(|(_, v)| v.as_object_mut()),
             };
             let Some(holder) = holder else { return false };
-            match holder.0.iter().rposition(|(k, v)| k == key && v == value) {
+            match holder.iter().rposition(|(k, v)| k == key && v == value) {
                 Some(i) if *over_null => {
-                    holder.0[i].1 = Json::Null;
+                    holder[i].1 = Json::Null;
                     true
                 }
                 Some(i) => {
-                    holder.0.remove(i);
+                    holder.remove(i);
                     true
                 }
                 None => false,

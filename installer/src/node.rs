@@ -10,6 +10,7 @@ use crate::cli::Settings;
 use crate::conflist::{chain, primary_file, unchain, ChainSpec, Change};
 use crate::error::InstallError;
 use crate::files::{self, CopyOutcome};
+use crate::json::{GoObject, JsonExt};
 
 /// Where the node's network stands after a reconcile.
 #[derive(Debug, Clone, PartialEq, Eq)]

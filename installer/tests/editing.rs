@@ -6,7 +6,7 @@
 
 use installer::cli::{Cli, Cmd};
 use installer::conflist::{chain, primary_file, unchain, ChainSpec, Chained};
-use installer::json::Json;
+use installer::json::{GoObject, Json, JsonExt};
 
 use clap::Parser;
 

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use installer::files::{copy_plugin, CopyOutcome};
-use installer::json::Json;
+use installer::json::{GoObject, Json, JsonExt};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
