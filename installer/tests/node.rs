@@ -102,18 +102,11 @@ struct Running {
 
 impl Running {
     fn start(tmp: &Path, extra: &[&str]) -> Running {
-        let src = source_dir(tmp, &["noop", "portmap", "bandwidth"]);
         let mut cmd = Command::new(INSTALLER);
-        cmd.arg("run")
-            .arg("--source-dir")
-            .arg(&src)
-            .arg("--bin-dir")
-            .arg(tmp.join("bin"))
-            .arg("--conf-dir")
-            .arg(tmp.join("net.d"))
+        cmd.arg("run");
+        dirs_args(&mut cmd, tmp)
             .arg("--readiness-file")
             .arg(tmp.join("run/ready"))
-            .args(["--plugins", "noop,portmap,bandwidth"])
             .args(extra)
             .env_remove("CNI_INSTALL_CLEANUP_ON_EXIT")
             .stdin(Stdio::null());
@@ -318,7 +311,6 @@ fn without_cleanup_the_chain_stays_after_sigterm() {
 }
 
 fn once(tmp: &Path, wrap: &[&str]) -> std::process::Output {
-    let src = source_dir(tmp, &["noop", "portmap", "bandwidth"]);
     let (program, pre) = match wrap.split_first() {
         Some((p, rest)) => (*p, rest.to_vec()),
         None => (INSTALLER, Vec::new()),
@@ -328,16 +320,21 @@ fn once(tmp: &Path, wrap: &[&str]) -> std::process::Output {
     if !wrap.is_empty() {
         cmd.arg(INSTALLER);
     }
-    cmd.arg("once")
-        .arg("--source-dir")
+    cmd.arg("once");
+    dirs_args(&mut cmd, tmp).output().unwrap()
+}
+
+/// The settings every test run shares: plugins from a fresh source dir,
+/// bin and conf dirs inside `tmp`.
+fn dirs_args<'c>(cmd: &'c mut Command, tmp: &Path) -> &'c mut Command {
+    let src = source_dir(tmp, &["noop", "portmap", "bandwidth"]);
+    cmd.arg("--source-dir")
         .arg(&src)
         .arg("--bin-dir")
         .arg(tmp.join("bin"))
         .arg("--conf-dir")
         .arg(tmp.join("net.d"))
         .args(["--plugins", "noop,portmap,bandwidth"])
-        .output()
-        .unwrap()
 }
 
 #[test]
