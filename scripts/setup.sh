@@ -33,6 +33,19 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq "${need[@]}" >&2
 fi
 
+# The image test builds deploy/Containerfile with buildah (no daemon; vfs
+# storage and chroot isolation need none of its recommended packages).
+if ! command -v buildah >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "setup: installing buildah" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq --no-install-recommends buildah >&2
+  else
+    echo "setup: buildah missing (the image test will skip); run as root to install it" >&2
+  fi
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found: install a Rust toolchain (rustup) first" >&2
   exit 1
