@@ -34,5 +34,6 @@ pub mod bench;
 pub mod demo;
 pub mod report;
 pub mod scenarios;
+pub mod throughput;
 pub mod tools;
 pub mod topology;
