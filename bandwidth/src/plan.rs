@@ -679,7 +679,7 @@ mod tests {
             (
                 "unshaped_subnets",
                 json!({"ingressRate": 10_000_000, "ingressBurst": 100_000, "egressRate": 10_000_000, "egressBurst": 100_000,
-                "unshapedSubnets": ["10.0.0.0/8", "192.168.1.0/24", "fd00:1::/64", "::/0"]}),
+                "unshapedSubnets": ["10.0.0.0/8", "198.18.1.0/24", "fd00:1::/64", "::/0"]}),
             ),
             (
                 "shaped_subnets",

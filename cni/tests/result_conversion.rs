@@ -31,7 +31,7 @@ fn rich_1_1() -> Value {
         "routes": [
             {"dst": "0.0.0.0/0", "gw": "10.22.0.1", "mtu": 1400, "advmss": 1360,
              "priority": 100, "table": 254, "scope": 0},
-            {"dst": "192.168.0.0/16", "x-route": true},
+            {"dst": "198.18.0.0/15", "x-route": true},
             {"dst": "::/0", "gw": "fd00:22::1"}
         ],
         "dns": {
@@ -55,7 +55,7 @@ fn rich_legacy(version: CniVersion) -> Value {
             "gateway": "10.22.0.1",
             "routes": [
                 {"dst": "0.0.0.0/0", "gw": "10.22.0.1"},
-                {"dst": "192.168.0.0/16", "x-route": true}
+                {"dst": "198.18.0.0/15", "x-route": true}
             ],
             "x-ip": "kept"
         },

@@ -14,5 +14,6 @@ pub mod cli;
 pub mod demo;
 pub mod report;
 pub mod scenarios;
+pub mod throughput;
 pub mod tools;
 pub mod topology;

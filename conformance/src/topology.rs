@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use cni::fixture::{base36, NamedNetns};
 pub use tempfile::TempDir;
 
-use crate::tools::Throughput;
+use crate::throughput::{Counter, Throughput};
 
 /// Every netns this crate creates starts with this (shared test prefix).
 pub const PREFIX: &str = "cnt";
@@ -231,9 +231,15 @@ pub fn files_under(dir: &Path) -> BTreeSet<String> {
     out
 }
 
-/// The node addresses every world's host netns carries on its uplink.
-pub const NODE_V4: &str = "192.168.200.1";
+/// The node addresses every world's host netns carries on its uplink (IPv4
+/// from 198.18.0.0/15, the benchmarking range: never a real network's).
+pub const NODE_V4: &str = "198.18.0.1";
 pub const NODE_V6: &str = "fd00:200::1";
+
+/// The bridge the reference bridge plugin uses in every world.
+pub const BRIDGE: &str = "cni0";
+/// The fixed, locally administered MAC a world gives [`BRIDGE`].
+pub const BRIDGE_MAC: &str = "02:c6:12:00:00:01";
 
 /// A throwaway "host": forwarding on, an uplink veth carrying the node
 /// addresses, and a temp dir for caches, IPAM state and conflists.
@@ -277,6 +283,24 @@ impl HostWorld {
     pub fn cache_dir(&self) -> PathBuf {
         self.dir.path().join("cache")
     }
+
+    /// Creates [`BRIDGE`] with [`BRIDGE_MAC`], up, before the first ADD.
+    ///
+    /// A Linux bridge whose MAC was never set takes the lowest MAC of its
+    /// ports, so it changes when a later pod's veth (random MAC) joins. The
+    /// reference bridge plugin pins it only in the ADD that adds the gateway
+    /// address, with a MAC it read before its own veth joined, so pods ADDed
+    /// in parallel can cache different bridge MACs and a later CHECK fails
+    /// ("Bridge interface cni0 Mac doesn't match"). A MAC set explicitly
+    /// (`addr_assign_type` 3, NET_ADDR_SET) never follows the ports; the
+    /// plugin finds the bridge existing and uses it as it is.
+    pub fn add_bridge(&self) -> Result<()> {
+        self.host.ip(&[
+            "link", "add", "name", BRIDGE, "address", BRIDGE_MAC, "type", "bridge",
+        ])?;
+        self.host.ip(&["link", "set", BRIDGE, "up"])?;
+        Ok(())
+    }
 }
 
 /// A pod: its netns and the attachment identity the runtime uses.
@@ -312,6 +336,9 @@ impl Pod {
             .find(|ip| (family == 4) == ip.is_ipv4())
     }
 }
+
+/// How long a started tool may take to print `ready`.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the traffic tools (`<exe> tool ...`) inside namespaces.
 #[derive(Debug, Clone)]
@@ -409,7 +436,7 @@ impl Tools {
         c
     }
 
-    /// Starts a tool and waits (≤ 5 s) for its `ready` line.
+    /// Starts a tool and waits (≤ [`READY_TIMEOUT`]) for its `ready` line.
     fn start_ready(&self, ns: &Netns, args: Vec<String>) -> Result<Running> {
         let what = format!("tool {} in {}", args.join(" "), ns.name);
         let mut child = self
@@ -435,7 +462,9 @@ impl Tools {
             let _ = reader.read_line(&mut line);
             let _ = tx.send((line, reader));
         });
-        match rx.recv_timeout(Duration::from_secs(5)) {
+        // Generous: a tool process under `ip netns exec` on a loaded machine
+        // can take a while to start; a working one is never waited on longer.
+        match rx.recv_timeout(READY_TIMEOUT) {
             Ok((line, reader)) if line.trim() == "ready" => {
                 running.out = Some(reader);
                 Ok(running)
@@ -453,7 +482,7 @@ impl Tools {
             }
             Err(_) => Err(TopologyError::Command {
                 cmd: running.what.clone(),
-                msg: "not ready within 5s".into(),
+                msg: format!("not ready within {READY_TIMEOUT:?}"),
             }),
         }
     }
@@ -505,28 +534,33 @@ impl Tools {
         }
     }
 
-    /// Measures TCP throughput from `from` to `to_ns` (which listens on
-    /// `to.port()`) for `seconds`; the first `warmup` is measured apart.
+    /// Sends TCP from `from` to `to_ns` (which listens on `to.port()`)
+    /// while `counter` counts a window of `seconds` that opens `warmup`
+    /// after it first moves (see [`crate::throughput`]), then stops both
+    /// tools.
     pub fn throughput(
         &self,
         from: &Netns,
         to_ns: &Netns,
         to: SocketAddr,
+        counter: &Counter,
         seconds: f64,
         warmup: Duration,
     ) -> Result<Throughput> {
-        let sink = self.start_ready(
+        // Generous: the tools are stopped as soon as the window is counted;
+        // the limit only bounds a transfer that never gets there.
+        let limit = seconds + warmup.as_secs_f64() + 30.0;
+        let _sink = self.start_ready(
             to_ns,
             vec![
                 "sink".into(),
                 "--port".into(),
                 to.port().to_string(),
                 "--seconds".into(),
-                format!("{}", seconds + 10.0),
-                "--warmup-ms".into(),
-                warmup.as_millis().to_string(),
+                format!("{limit}"),
             ],
         )?;
+        let what = format!("tool blast --to {to} in {}", from.name);
         let blast = self
             .command(
                 from,
@@ -535,21 +569,35 @@ impl Tools {
                     "--to".into(),
                     to.to_string(),
                     "--seconds".into(),
-                    format!("{seconds}"),
+                    format!("{limit}"),
                 ],
             )
-            .output()
-            .map_err(|e| TopologyError::io("running blast", e))?;
-        if !blast.status.success() {
-            return Err(TopologyError::Command {
-                cmd: format!("tool blast --to {to} in {}", from.name),
-                msg: String::from_utf8_lossy(&blast.stderr).trim().to_string(),
-            });
-        }
-        let text = sink.finish(Duration::from_secs_f64(seconds + 12.0))?;
-        serde_json::from_str(text.trim()).map_err(|e| TopologyError::Command {
-            cmd: "tool sink".into(),
-            msg: format!("unexpected output {text:?}: {e}"),
+            .spawn()
+            .map_err(|e| TopologyError::io(what.clone(), e))?;
+        let mut blast = Running {
+            child: blast,
+            out: None,
+            what,
+        };
+        let counted = counter.window(
+            warmup,
+            Duration::from_secs_f64(seconds),
+            Duration::from_secs_f64(limit),
+        );
+        counted.map_err(|e| {
+            // A blaster that failed explains a counter that did not move.
+            let mut msg = e.to_string();
+            if let Ok(Some(status)) = blast.child.try_wait() {
+                let mut err = String::new();
+                if let Some(s) = blast.child.stderr.as_mut() {
+                    let _ = s.read_to_string(&mut err);
+                }
+                msg.push_str(&format!(" (blaster {status}: {})", err.trim()));
+            }
+            TopologyError::Command {
+                cmd: format!("counting {counter:?}"),
+                msg,
+            }
         })
     }
 }
@@ -669,6 +717,54 @@ mod tests {
         let d = after.diff(&before);
         assert_eq!(d, vec![r#"links added: ["bwp123"]"#.to_string()]);
         assert!(before.diff(&before).is_empty());
+    }
+
+    /// (MAC, addr_assign_type) of `dev` in the world's host netns (`ip
+    /// netns exec` mounts that netns's /sys).
+    fn mac_of(w: &HostWorld, dev: &str) -> (String, String) {
+        let read = |attr: &str| {
+            w.host
+                .exec(&["cat", &format!("/sys/class/net/{dev}/{attr}")])
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        (read("address"), read("addr_assign_type"))
+    }
+
+    #[test]
+    fn a_world_bridge_keeps_its_mac_when_ports_with_lower_macs_join() {
+        if !cni::testing::privileged("a_world_bridge_keeps_its_mac_when_ports_with_lower_macs_join")
+        {
+            return;
+        }
+        let w = HostWorld::new("brm").unwrap();
+        w.add_bridge().unwrap();
+        // The contrast: a bridge whose MAC was never set follows its ports.
+        w.host
+            .ip(&["link", "add", "name", "brfree", "type", "bridge"])
+            .unwrap();
+        assert_eq!(mac_of(&w, BRIDGE), (BRIDGE_MAC.to_string(), "3".into()));
+        for (i, br) in [(1, BRIDGE), (2, BRIDGE), (3, "brfree"), (4, "brfree")] {
+            // Each port's MAC is lower than every MAC before it.
+            let mac = format!("02:00:00:00:00:0{}", 5 - i);
+            let (port, peer) = (format!("port{i}"), format!("peer{i}"));
+            w.host
+                .ip(&[
+                    "link", "add", &port, "address", &mac, "type", "veth", "peer", "name", &peer,
+                ])
+                .unwrap();
+            w.host.ip(&["link", "set", &port, "master", br]).unwrap();
+            if br == BRIDGE {
+                assert_eq!(mac_of(&w, BRIDGE), (BRIDGE_MAC.to_string(), "3".into()));
+            } else {
+                assert_eq!(
+                    mac_of(&w, br).0,
+                    mac,
+                    "the unpinned bridge follows its ports"
+                );
+            }
+        }
     }
 
     #[test]

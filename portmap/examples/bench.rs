@@ -37,11 +37,11 @@ impl Bed {
         veth_pair(&host, "bv0", &peer, "bv1");
         veth_pair(&host, "up0", &ext, "up1");
         host.exec(&["ip", "addr", "add", "10.64.0.1/16", "dev", "bv0"]);
-        host.exec(&["ip", "addr", "add", "10.200.0.1/24", "dev", "up0"]);
+        host.exec(&["ip", "addr", "add", "198.18.0.1/24", "dev", "up0"]);
         host.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
         peer.exec(&["ip", "addr", "add", "10.64.0.2/16", "dev", "bv1"]);
         peer.exec(&["ip", "route", "add", "default", "via", "10.64.0.1"]);
-        ext.exec(&["ip", "addr", "add", "10.200.0.2/24", "dev", "up1"]);
+        ext.exec(&["ip", "addr", "add", "198.18.0.2/24", "dev", "up1"]);
         Bed { host, peer, ext }
     }
 }
@@ -109,7 +109,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// TCP connections per second from `ext` to 10.200.0.1:`port` (a server in
+/// TCP connections per second from `ext` to 198.18.0.1:`port` (a server in
 /// `peer` answers), over a bounded window.
 fn conn_rate(bed: &Bed, port: u16) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
@@ -134,7 +134,7 @@ fn conn_rate(bed: &Bed, port: u16) -> f64 {
     let ext = bed.ext.path();
     let rate = std::thread::spawn(move || {
         let _g = NetnsGuard::enter(&ext).unwrap();
-        let to = format!("10.200.0.1:{port}").parse().unwrap();
+        let to = format!("198.18.0.1:{port}").parse().unwrap();
         let window = Duration::from_millis(1500);
         let t0 = Instant::now();
         let mut n = 0u32;

@@ -262,7 +262,7 @@ mod tests {
     fn parses_the_documented_shapes() {
         let c = parse_conditions(
             "conditionsV4",
-            Some(&toks(&["ip", "saddr", "!=", "203.0.113.0/24"])),
+            Some(&toks(&["ip", "saddr", "!=", "198.19.0.0/24"])),
             true,
         )
         .unwrap();
@@ -272,7 +272,7 @@ mod tests {
                 key: ConditionKey::Saddr,
                 v4: true,
                 negate: true,
-                values: vec![ConditionValue::Prefix("203.0.113.0".parse().unwrap(), 24)]
+                values: vec![ConditionValue::Prefix("198.19.0.0".parse().unwrap(), 24)]
             }]
         );
         let c = parse_conditions(
@@ -298,13 +298,13 @@ mod tests {
     #[test]
     fn refuses_what_it_does_not_understand() {
         for t in [
-            vec!["-s", "1.2.3.4"],
-            vec!["!", "-d", "1.2.3.4"],
+            vec!["-s", "198.18.1.4"],
+            vec!["!", "-d", "198.18.1.4"],
             vec!["ip6", "saddr", "fd00::1"],
             vec!["ip", "saddr", "fd00::1"],
             vec!["ip", "saddr"],
             vec!["tcp", "dport", "80"],
-            vec!["ip", "saddr", "{", "1.2.3.4"],
+            vec!["ip", "saddr", "{", "198.18.1.4"],
             vec!["ip", "ttl", "3"],
             vec!["a", "b"],
         ] {

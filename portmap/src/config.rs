@@ -374,7 +374,7 @@ mod tests {
         assert!(err(r#","backend":"pf""#)
             .msg
             .contains("unrecognized backend"));
-        assert!(err(r#","conditionsV4":["-s","1.2.3.4"]"#)
+        assert!(err(r#","conditionsV4":["-s","198.18.1.4"]"#)
             .msg
             .contains("iptables-style"));
         assert!(err(r#","snat":"yes""#)

@@ -73,7 +73,7 @@ fn shapes() -> Vec<(&'static str, PodPlan)> {
         (
             "conditions",
             plan_of(
-                r#","conditionsV4":["ip","saddr","!=","203.0.113.0/24"],
+                r#","conditionsV4":["ip","saddr","!=","198.19.0.0/24"],
                    "conditionsV6":["iifname { eth0, eth1 }","ip6 daddr != fd00::/8"],
                    "markMasqBit":5"#,
                 TCP,

@@ -128,7 +128,7 @@ fn host_ip_mapping_answers_only_on_that_address() {
     }
     let w = World::new();
     w.host
-        .exec(&["ip", "addr", "add", "10.200.0.3/24", "dev", "up0"]);
+        .exec(&["ip", "addr", "add", "198.18.0.3/24", "dev", "up0"]);
     let a = w.pod("ctrA");
     let _srv = serve(&a.ns, "A", 80, 81);
     let conf = portmap_conf(
@@ -139,7 +139,7 @@ fn host_ip_mapping_answers_only_on_that_address() {
     w.portmap("ADD", &a.id, &a.ns.path().display().to_string(), &conf)
         .assert_ok();
     assert_eq!(tcp_get(&w.ext.path(), addr(NODE4, 8090)), Ok("A".into()));
-    assert!(tcp_get(&w.ext.path(), addr("10.200.0.3", 8090)).is_err());
+    assert!(tcp_get(&w.ext.path(), addr("198.18.0.3", 8090)).is_err());
     assert!(tcp_get(&w.ext.path(), addr(NODE6, 8090)).is_err());
 }
 

@@ -1,15 +1,10 @@
 //! Shared world for bandwidth's privileged tests: a "host" netns (where the
 //! plugin runs) and "pod" netns joined by veths, the real plugin binary, tc/ip
-//! JSON readers, and a bounded TCP throughput probe whose threads enter the
-//! namespaces with `NetnsGuard`. Never touches the real host.
+//! JSON readers. Never touches the real host.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
-use cni::netns::NetnsGuard;
 use cni::testing::{Invocation, PluginRun, TestNetns};
 use serde_json::{json, Value};
 
@@ -182,102 +177,6 @@ pub fn ifb_of(result: &Value) -> String {
     let name = last["name"].as_str().unwrap().to_string();
     assert!(name.starts_with("bwp") && name.len() == 15, "{name}");
     name
-}
-
-/// Bytes/s a TCP stream from `from` to `to_addr` in `to` achieves, measured
-/// at the receiver from first to last byte. Sends for `secs` or `cap` bytes.
-pub fn tcp_rate(
-    from: &Path,
-    to: &Path,
-    to_addr: IpAddr,
-    bind_from: Option<IpAddr>,
-    secs: f64,
-    cap: u64,
-) -> f64 {
-    let to = to.to_path_buf();
-    let from = from.to_path_buf();
-    let (tx, rx) = std::sync::mpsc::channel::<u16>();
-    let receiver = std::thread::spawn(move || {
-        let _g = NetnsGuard::enter(&to).unwrap();
-        let listener = TcpListener::bind(SocketAddr::new(to_addr, 0)).unwrap();
-        tx.send(listener.local_addr().unwrap().port()).unwrap();
-        let (mut s, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut total = 0u64;
-        let mut first: Option<Instant> = None;
-        let mut last = Instant::now();
-        loop {
-            let n = s.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
-            let now = Instant::now();
-            first.get_or_insert(now);
-            last = now;
-            total += n as u64;
-        }
-        let span = last.duration_since(first.unwrap()).as_secs_f64();
-        total as f64 / span
-    });
-    let port = rx.recv().unwrap();
-    let sender = std::thread::spawn(move || {
-        let _g = NetnsGuard::enter(&from).unwrap();
-        let dst = SocketAddr::new(to_addr, port);
-        let mut s = match bind_from {
-            None => TcpStream::connect_timeout(&dst, Duration::from_secs(5)).unwrap(),
-            Some(src) => {
-                // std cannot bind before connect; pick the source with a
-                // socket2-free trick: connect from a bound std socket via libc.
-                connect_from(src, dst)
-            }
-        };
-        s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
-        let chunk = vec![0x5au8; 64 * 1024];
-        let start = Instant::now();
-        let mut sent = 0u64;
-        while start.elapsed().as_secs_f64() < secs && sent < cap {
-            s.write_all(&chunk).unwrap();
-            sent += chunk.len() as u64;
-        }
-        s.shutdown(std::net::Shutdown::Write).unwrap();
-    });
-    sender.join().unwrap();
-    receiver.join().unwrap()
-}
-
-/// A TCP connection from source address `src` (IPv4) to `dst`.
-fn connect_from(src: IpAddr, dst: SocketAddr) -> TcpStream {
-    use std::os::fd::FromRawFd;
-    let (IpAddr::V4(src), SocketAddr::V4(dst)) = (src, dst) else {
-        panic!("IPv4 only")
-    };
-    let sa = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(ip).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
-    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0);
-        let local = sa(src, 0);
-        assert_eq!(
-            libc::bind(fd, &local as *const _ as *const libc::sockaddr, len),
-            0,
-            "bind {src}"
-        );
-        let remote = sa(*dst.ip(), dst.port());
-        assert_eq!(
-            libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len),
-            0,
-            "connect {dst}"
-        );
-        TcpStream::from_raw_fd(fd)
-    }
 }
 
 /// Nothing of ours is left: no IFB, no TBF/HTB/ingress qdisc on `veth`.

@@ -478,7 +478,7 @@ mod tests {
             None,
             &[],
             b"read x; echo got $x; exit 3\n",
-            Duration::from_secs(5),
+            Duration::from_secs(60),
             Probe::PeakRss,
         )
         .unwrap();
@@ -497,7 +497,7 @@ mod tests {
             None,
             &[("GREETING".into(), "hi".into())],
             b"read x; echo $GREETING $x; echo oops >&2; exit 4\n",
-            Duration::from_secs(5),
+            Duration::from_secs(60),
             Probe::Time,
         )
         .unwrap();
@@ -506,7 +506,7 @@ mod tests {
         assert_eq!(s.stdout.trim(), "hi");
         assert_eq!(s.stderr.trim(), "oops");
         assert!(s.peak_rss_kib.is_none());
-        assert!(s.wall > Duration::ZERO && s.wall < Duration::from_secs(5));
+        assert!(s.wall > Duration::ZERO && s.wall < Duration::from_secs(60));
     }
 
     #[test]
@@ -519,7 +519,7 @@ mod tests {
             None,
             &[],
             &input,
-            Duration::from_secs(10),
+            Duration::from_secs(60),
             Probe::Time,
         )
         .unwrap();

@@ -548,20 +548,14 @@ pub fn run(opts: &BenchOptions) -> Result<String, BenchError> {
 }
 
 fn rate_line(tools: &Tools, side: &Side) -> String {
-    use crate::scenarios::bandwidth::{judge, wire_bps, RATE, SECONDS, WARMUP};
+    use crate::scenarios::bandwidth::{shaped_rate, RATE};
+    let (host, pod) = (&side.world.host, &side.pod.netns);
     let pod_ip = std::net::SocketAddr::from(([10, 77, 1, 2], 5201));
     let host_ip = std::net::SocketAddr::from(([10, 77, 1, 1], 5202));
-    let ingress = tools
-        .throughput(&side.world.host, &side.pod.netns, pod_ip, SECONDS, WARMUP)
-        .map(|t| judge(wire_bps(&t, 1500), RATE).1);
-    let egress = tools
-        .throughput(&side.pod.netns, &side.world.host, host_ip, SECONDS, WARMUP)
-        .map(|t| judge(wire_bps(&t, 1500), RATE).1);
-    let show = |r: Result<String, crate::topology::TopologyError>| match r {
-        Ok(s) => s,
-        Err(e) => format!("failed: {e}"),
-    };
-    format!("ingress {}; egress {}", show(ingress), show(egress))
+    let show = |r: Result<String, String>| r.unwrap_or_else(|e| format!("failed: {e}"));
+    let ingress = show(shaped_rate(tools, host, (host, pod, pod_ip), true, RATE));
+    let egress = show(shaped_rate(tools, host, (pod, host, host_ip), false, RATE));
+    format!("ingress {ingress}; egress {egress}")
 }
 
 /// The mapping number of the measured extra pod (its own IP and port).

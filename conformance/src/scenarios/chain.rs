@@ -5,12 +5,10 @@
 //! its cache and the capability arguments (plugins must find their objects
 //! by owner alone).
 
-use std::time::Duration;
-
 use cni::CniVersion;
 use serde_json::Map;
 
-use super::bandwidth::{rate_check, wire_bps, BURST, RATE};
+use super::bandwidth::{shaped_rate, BURST, RATE};
 use super::{
     bandwidth_caps, expect_reply, full_chain, host_owns_port, nothing_left, port_mappings, sock,
     Ctx, MainPlugin, Net, Recorder,
@@ -55,18 +53,18 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         drop(server);
         r.check(&format!("ingress-shaped-{round}"), || {
             let ip = a.ip(4).ok_or("pod has no IPv4 address")?;
-            rate_check(RATE, || {
-                ctx.tools
-                    .throughput(
-                        net.host(),
-                        &a.pod.netns,
-                        std::net::SocketAddr::new(ip, 5202),
-                        0.8,
-                        Duration::from_millis(200),
-                    )
-                    .map(|t| wire_bps(&t, 1400))
-                    .map_err(|e| e.to_string())
-            })
+            shaped_rate(
+                &ctx.tools,
+                net.host(),
+                (
+                    net.host(),
+                    &a.pod.netns,
+                    std::net::SocketAddr::new(ip, 5202),
+                ),
+                true,
+                RATE,
+            )
+            .map(Some)
         });
         if !r.check(&format!("del-{round}"), || net.del(&a).map(|_| None)) {
             return;

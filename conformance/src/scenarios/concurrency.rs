@@ -1,7 +1,8 @@
 //! N pods added and deleted in parallel through the whole chain (the spec
 //! lets runtimes run different containers concurrently, so plugins must lock
 //! shared state): every pod's own hostPort answers with that pod's identity,
-//! and after the parallel DELs nothing is mapped or left behind.
+//! the bridge (when the main plugin is one) kept its MAC and every result
+//! reports it, and after the parallel DELs nothing is mapped or left behind.
 
 use cni::CniVersion;
 
@@ -10,7 +11,7 @@ use super::{
     bandwidth_caps, expect_no_reply_from, expect_reply, full_chain, nothing_left, port_mappings,
     sock, Attached, Ctx, MainPlugin, Net, Recorder,
 };
-use crate::topology::NODE_V4;
+use crate::topology::{BRIDGE, BRIDGE_MAC, NODE_V4};
 
 /// Pods attached at once.
 pub(crate) const PODS: usize = 6;
@@ -52,6 +53,9 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
             Err(errors.join("; "))
         }
     });
+    if all_added && main == MainPlugin::Bridge {
+        r.check("bridge-mac-pinned", || bridge_mac_pinned(&net, &pods));
+    }
     if all_added {
         let servers: Vec<_> = pods
             .iter()
@@ -115,4 +119,36 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
     r.check("nothing-left", || {
         nothing_left(&net, Some(&net.dir("tuning")))
     });
+}
+
+/// The bridge kept the MAC the world gave it while the pods' veths (random
+/// MACs) joined in parallel, and every ADD result reports that MAC, so
+/// CHECK (which compares them) cannot depend on the order of the joins.
+fn bridge_mac_pinned(net: &Net, pods: &[Attached]) -> Result<Option<String>, String> {
+    let link = net
+        .host()
+        .link(BRIDGE)
+        .ok_or_else(|| format!("no {BRIDGE} in the host netns"))?;
+    let now = link["address"].as_str().unwrap_or_default();
+    if now != BRIDGE_MAC {
+        return Err(format!(
+            "{BRIDGE} has MAC {now}, the world gave it {BRIDGE_MAC}"
+        ));
+    }
+    let reported: Vec<&str> = pods
+        .iter()
+        .filter_map(|p| p.result.as_ref())
+        .filter_map(|r| r["interfaces"].as_array())
+        .flatten()
+        .filter(|i| i["name"] == BRIDGE)
+        .filter_map(|i| i["mac"].as_str())
+        .collect();
+    if let Some(other) = reported.iter().find(|m| **m != BRIDGE_MAC) {
+        return Err(format!("an ADD result reports {BRIDGE} with MAC {other}"));
+    }
+    Ok(Some(format!(
+        "{BRIDGE} {now}; {} of {} results report it",
+        reported.len(),
+        pods.len()
+    )))
 }

@@ -561,6 +561,12 @@ pub(crate) struct Net<'c> {
     pub runtime: Runtime,
 }
 
+/// How long a request waits for its answer. Generous, because a check that
+/// expects an answer must not fail on a slow machine and one that expects
+/// none costs this only for UDP or a dropped TCP SYN (a closed TCP port
+/// refuses at once).
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// One pod attached (or to be attached) to a `Net`.
 pub(crate) struct Attached {
     pub pod: Pod,
@@ -590,6 +596,11 @@ impl<'c> Net<'c> {
         main: MainPlugin,
     ) -> Result<Net<'c>, String> {
         let world = HostWorld::new(tag).map_err(|e| format!("building the host netns: {e}"))?;
+        if main == MainPlugin::Bridge {
+            world
+                .add_bridge()
+                .map_err(|e| format!("creating the bridge with a fixed MAC: {e}"))?;
+        }
         let mut dirs = vec![ctx.opts.plugins.clone(), ctx.opts.main_plugins.clone()];
         dirs.push(ctx.fixture_dir.clone());
         let runtime = Runtime::new(dirs)
@@ -621,7 +632,7 @@ impl<'c> Net<'c> {
         match self.main {
             MainPlugin::Bridge => json!({
                 "type": "bridge",
-                "bridge": "cni0",
+                "bridge": crate::topology::BRIDGE,
                 "isGateway": true,
                 "ipMasq": false,
                 "hairpinMode": true,
@@ -750,11 +761,9 @@ impl<'c> Net<'c> {
             .collect()
     }
 
-    /// TCP/UDP request from `ns`.
+    /// TCP/UDP request from `ns`, waiting up to [`REQUEST_TIMEOUT`].
     pub fn request(&self, from: &Netns, udp: bool, to: SocketAddr) -> Reach {
-        self.ctx
-            .tools
-            .request(from, udp, to, Duration::from_millis(1500))
+        self.ctx.tools.request(from, udp, to, REQUEST_TIMEOUT)
     }
 }
 

@@ -16,8 +16,8 @@ use std::time::Duration;
 use cni::netns::NetnsGuard;
 use cni::testing::{sh, veth_pair, Invocation, PluginRun, TestNetns};
 
-pub const NODE4: &str = "10.200.0.1";
-pub const EXT4: &str = "10.200.0.2";
+pub const NODE4: &str = "198.18.0.1";
+pub const EXT4: &str = "198.18.0.2";
 pub const NODE6: &str = "fd00:200::1";
 pub const EXT6: &str = "fd00:200::2";
 
@@ -273,12 +273,17 @@ pub fn addr(ip: &str, port: u16) -> SocketAddr {
     }
 }
 
+/// How long a client waits for an answer. Generous: a check expecting an
+/// answer must not fail on a loaded machine, and a check expecting none is
+/// answered at once (a closed TCP port sends a RST, a closed UDP port an
+/// ICMP error that the connected UDP socket below reports).
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Connects from inside `ns` and returns what the server said.
 pub fn tcp_get(ns: &Path, to: SocketAddr) -> Result<String, String> {
     in_netns(ns, move || {
-        let mut s =
-            TcpStream::connect_timeout(&to, Duration::from_secs(2)).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(2)))
+        let mut s = TcpStream::connect_timeout(&to, ANSWER_TIMEOUT).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(ANSWER_TIMEOUT))
             .map_err(|e| e.to_string())?;
         let mut out = String::new();
         s.read_to_string(&mut out).map_err(|e| e.to_string())?;
@@ -286,8 +291,10 @@ pub fn tcp_get(ns: &Path, to: SocketAddr) -> Result<String, String> {
     })
 }
 
-/// Sends one datagram from inside `ns` (optionally from `from`) and returns
-/// the answer.
+/// Sends a datagram from inside `ns` (optionally from `from`), again every
+/// 500 ms until [`ANSWER_TIMEOUT`], and returns the answer. The socket is
+/// connected: replies through portmap's DNAT come back from `to` itself,
+/// and a port unreachable is reported at once.
 pub fn udp_get(ns: &Path, to: SocketAddr, from: Option<SocketAddr>) -> Result<String, String> {
     in_netns(ns, move || {
         let bind = from.unwrap_or_else(|| {
@@ -298,13 +305,21 @@ pub fn udp_get(ns: &Path, to: SocketAddr, from: Option<SocketAddr>) -> Result<St
             }
         });
         let u = UdpSocket::bind(bind).map_err(|e| e.to_string())?;
-        u.set_read_timeout(Some(Duration::from_millis(700)))
+        u.connect(to).map_err(|e| e.to_string())?;
+        u.set_read_timeout(Some(Duration::from_millis(500)))
             .map_err(|e| e.to_string())?;
         let mut buf = [0u8; 512];
-        for _ in 0..3 {
-            u.send_to(b"ping", to).map_err(|e| e.to_string())?;
-            if let Ok((n, _)) = u.recv_from(&mut buf) {
-                return Ok(String::from_utf8_lossy(&buf[..n]).into_owned());
+        let start = std::time::Instant::now();
+        while start.elapsed() < ANSWER_TIMEOUT {
+            u.send(b"ping").map_err(|e| e.to_string())?;
+            match u.recv(&mut buf) {
+                Ok(n) => return Ok(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => return Err(e.to_string()),
             }
         }
         Err("no UDP answer".into())
