@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub mod hostile;
+
 /// Every netns and link tests create starts with this.
 pub const PREFIX: &str = "cnt";
 
