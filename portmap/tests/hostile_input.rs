@@ -5,6 +5,7 @@
 //! as route_localnet, `/run/cni-portmap` state); the control ADD at the end
 //! shows the snapshot sees portmap's work.
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use cni::testing::hostile::{err, Row, Stdin, World, COMMON_ROWS};
@@ -290,4 +291,37 @@ fn hostile_input_changes_nothing() {
         mapping!(r#"{"hostPort":8080,"containerPort":80,"protocol":"tcp"}"#),
         true,
     );
+    // Issue #15 §5: the state the control ADD wrote is 0600 in 0700 dirs.
+    let ino = std::fs::metadata(world.host.path()).unwrap().ino();
+    let dir = format!("/run/cni-portmap/netns-{ino}");
+    let modes = private_modes(&[
+        Path::new("/run/cni-portmap"),
+        Path::new(&dir),
+        Path::new(&format!("{dir}.lock")),
+    ]);
+    assert!(
+        modes.len() >= 4,
+        "expected the dir, lock and an index: {modes:?}"
+    );
+}
+
+/// (path, mode) of every path given and, for directories, everything in
+/// them (non-recursive for the shared /run/cni-portmap); asserts 0700 dirs
+/// and 0600 files.
+fn private_modes(paths: &[&Path]) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    for (i, p) in paths.iter().enumerate() {
+        let mut all = vec![p.to_path_buf()];
+        if i > 0 && p.is_dir() {
+            all.extend(std::fs::read_dir(p).unwrap().flatten().map(|e| e.path()));
+        }
+        for q in all {
+            let m = std::fs::metadata(&q).unwrap();
+            let mode = m.permissions().mode() & 0o777;
+            let want = if m.is_dir() { 0o700 } else { 0o600 };
+            assert_eq!(mode, want, "{} is {mode:o}", q.display());
+            out.push((q.display().to_string(), mode));
+        }
+    }
+    out
 }
