@@ -45,8 +45,9 @@ impl From<NetnsError> for crate::CniError {
 /// The path of the calling thread's netns.
 pub const THREAD_NETNS: &str = "/proc/thread-self/ns/net";
 
-/// Opens a netns file after checking it is one (nsfs, or a /proc ns link).
-pub fn open(path: &Path) -> Result<File, NetnsError> {
+/// Checks, without opening it, that `path` is a netns file (nsfs, or a /proc
+/// ns link). Never opens: a FIFO at `path` must not block the caller.
+pub fn check_kind(path: &Path) -> Result<(), NetnsError> {
     let fs = statfs(path).map_err(|e| match e {
         nix::Error::ENOENT => NetnsError::NotFound {
             path: path.to_path_buf(),
@@ -62,6 +63,12 @@ pub fn open(path: &Path) -> Result<File, NetnsError> {
             path: path.to_path_buf(),
         });
     }
+    Ok(())
+}
+
+/// Opens a netns file after checking it is one (nsfs, or a /proc ns link).
+pub fn open(path: &Path) -> Result<File, NetnsError> {
+    check_kind(path)?;
     File::open(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => NetnsError::NotFound {
             path: path.to_path_buf(),

@@ -588,6 +588,9 @@ fn handle(
             args: cmd.args,
         })?,
         Command::Add | Command::Check | Command::Del => {
+            if command != Command::Del {
+                refuse_non_namespace(&cmd)?;
+            }
             if command != Command::Del || cmd.netns.as_deref().is_some_and(|p| p.exists()) {
                 guard_own_netns(&cmd)?;
             }
@@ -632,6 +635,26 @@ fn handle(
             exit_code,
         }),
         Reply::Result(r) => Ok(Output::Text(to_indented(&r.to_value(version)?))),
+    }
+}
+
+/// ADD and CHECK refuse a `CNI_NETNS` that exists but is not a network
+/// namespace (a regular file, a directory, a FIFO, a device): code 4, before
+/// any plugin sees it. Checked with statfs only, so a FIFO cannot block. A
+/// path that does not exist is left to the plugin (portmap, like upstream,
+/// never enters the netns).
+fn refuse_non_namespace(cmd: &CmdArgs) -> Result<(), CniError> {
+    let Some(path) = &cmd.netns else {
+        return Ok(());
+    };
+    match crate::netns::check_kind(path) {
+        Err(e @ crate::netns::NetnsError::NotANamespace { .. }) => Err(CniError::invalid_env(
+            format!("CNI_NETNS: {e}"),
+        )
+        .with_details(
+            "CNI_NETNS must be the path of a network namespace (e.g. /run/netns/<name>)",
+        )),
+        _ => Ok(()),
     }
 }
 

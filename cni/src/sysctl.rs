@@ -34,6 +34,8 @@ pub enum SysctlKeyError {
     /// The key is empty or absolute, or has an empty, `.` or `..` component.
     #[error("invalid sysctl key {0:?}: empty, absolute or containing '..'")]
     Traversal(String),
+    #[error("invalid sysctl key {0:?}: contains a control character (NUL, newline, ...)")]
+    ControlCharacter(String),
 }
 
 impl SysctlKey {
@@ -42,6 +44,11 @@ impl SysctlKey {
     /// survive). The result must stay under `net/` with no `..`, `.` or empty
     /// components, and must not be absolute.
     pub fn parse(key: &str, ifname: &str) -> Result<SysctlKey, SysctlKeyError> {
+        // A NUL cannot be in a path at all, and no sysctl name has any other
+        // control character: reject them here (code 7) rather than at open.
+        if key.chars().any(char::is_control) {
+            return Err(SysctlKeyError::ControlCharacter(key.to_string()));
+        }
         let slashed = key.replace('.', "/");
         let rel = slashed.replacen("IFNAME", ifname, 1);
         if rel.starts_with('/') || rel.is_empty() {
@@ -225,6 +232,8 @@ mod tests {
             "net//core",
             "",
             "netfilter/x",
+            "net.core.somaxconn\0",
+            "net.core.some\nmaxconn",
         ] {
             assert!(SysctlKey::parse(bad, "eth0").is_err(), "{bad} accepted");
         }

@@ -3,6 +3,8 @@
 //! invocation back, appending to the command log. Only file I/O; decides
 //! nothing about what to print.
 
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use base64::Engine;
@@ -86,13 +88,32 @@ pub struct CommandLogEntry {
     pub cmd_args: RecordedCmdArgs,
 }
 
+/// Reads a regular file. Opened non-blocking and checked before reading, so
+/// a FIFO cannot hang the plugin and a device (`/dev/zero`) cannot make it
+/// read forever.
+fn read_regular(path: &Path, what: &str) -> Result<Vec<u8>, CniError> {
+    let fail = |e: &dyn std::fmt::Display| {
+        CniError::io(format!("noop: reading {what} {}: {e}", path.display()))
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| fail(&e))?;
+    let meta = file.metadata().map_err(|e| fail(&e))?;
+    if !meta.is_file() {
+        return Err(fail(&"not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(|e| fail(&e))?;
+    Ok(bytes)
+}
+
 impl DebugFile {
     /// Reads the debug file; a missing or malformed file is an error that
     /// names it (the upstream double panics here).
     pub fn read(path: &Path) -> Result<DebugFile, CniError> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            CniError::io(format!("noop: reading debug file {}: {e}", path.display()))
-        })?;
+        let bytes = read_regular(path, "debug file")?;
         cni::gojson::from_slice(&bytes).map_err(|e| {
             CniError::new(
                 cni::ErrorCode::Decode,
@@ -113,8 +134,7 @@ impl DebugFile {
 /// empty file is an empty log), as upstream requires.
 pub fn append_command_log(path: &Path, entry: CommandLogEntry) -> Result<(), CniError> {
     let name = path.display();
-    let bytes = std::fs::read(path)
-        .map_err(|e| CniError::io(format!("noop: reading command log {name}: {e}")))?;
+    let bytes = read_regular(path, "command log")?;
     let mut log: Vec<Value> = if bytes.iter().all(u8::is_ascii_whitespace) {
         Vec::new()
     } else {
@@ -137,6 +157,34 @@ pub fn append_command_log(path: &Path, entry: CommandLogEntry) -> Result<(), Cni
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fifos_and_devices_are_refused_without_blocking() {
+        let dir = std::env::temp_dir().join(format!("noop-debug-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let _ = std::fs::remove_file(&fifo);
+        nix_mkfifo(&fifo);
+        for path in [fifo.as_path(), Path::new("/dev/zero"), dir.as_path()] {
+            let e = DebugFile::read(path).unwrap_err();
+            assert_eq!(e.code, cni::ErrorCode::Io, "{}: {e:?}", path.display());
+            let entry = CommandLogEntry {
+                command: "ADD".into(),
+                cmd_args: RecordedCmdArgs::default(),
+            };
+            let e = append_command_log(path, entry).unwrap_err();
+            assert!(
+                e.msg.contains("not a regular file") || e.msg.contains("directory"),
+                "{e:?}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn nix_mkfifo(path: &Path) {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
 
     #[test]
     fn reads_go_shaped_files_and_keeps_unknown_keys() {

@@ -3,12 +3,13 @@
 //! list-then-modify sequences, and one index file per attachment in which
 //! the backend records what its ADD installed (the nftables backend: its
 //! elements and pod chain), so DEL finds them without listing. An index is
-//! a hint, never the authority. Touches no kernel object.
+//! a hint, never the authority. Directories are 0700, files 0600. Touches
+//! no kernel object.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 use cni::args::Owner;
 use cni::CniError;
@@ -26,6 +27,20 @@ fn netns_ino() -> Result<u64, CniError> {
         .map_err(|e| CniError::io(format!("portmap: reading the current netns: {e}")))
 }
 
+/// Creates `dir` (and missing parents) 0700; an existing directory that is
+/// not 0700 (an older version created them 0755) is made so. One stat when
+/// all is well.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.permissions().mode() & 0o777 == 0o700 => Ok(()),
+        Ok(_) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)),
+        Err(_) => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir),
+    }
+}
+
 /// Serialises portmap's list-then-modify sequences within one netns.
 pub struct NetnsLock {
     _lock: Flock<File>,
@@ -35,13 +50,14 @@ impl NetnsLock {
     /// Takes the lock of the current netns, waiting for it.
     pub fn take() -> Result<NetnsLock, CniError> {
         let ino = netns_ino()?;
-        std::fs::create_dir_all(STATE_DIR)
+        private_dir(Path::new(STATE_DIR))
             .map_err(|e| CniError::io(format!("portmap: creating {STATE_DIR}: {e}")))?;
         let path = format!("{STATE_DIR}/netns-{ino}.lock");
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&path)
             .map_err(|e| CniError::io(format!("portmap: opening lock {path}: {e}")))?;
         let lock = Flock::lock(file, FlockArg::LockExclusive)
@@ -78,12 +94,18 @@ pub fn write_index<T: Serialize>(owner: &Owner, index: &T) -> Result<(), CniErro
         CniError::io(format!("portmap: {what} {}: {e}", path.display()))
     };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| err("creating the directory of", e))?;
+        private_dir(dir).map_err(|e| err("creating the directory of", e))?;
     }
     let text = serde_json::to_vec(index)
         .map_err(|e| CniError::internal(format!("portmap: encoding the index: {e}")))?;
     let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(|e| err("creating", e))?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| err("creating", e))?;
     f.write_all(&text).map_err(|e| err("writing", e))?;
     std::fs::rename(&tmp, &path).map_err(|e| err("renaming into", e))
 }
