@@ -320,9 +320,14 @@ pub fn decode(
         return Err(corrupt("the file is empty".into()));
     }
     let value: Value = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
-    let is_v1 = value.get("kind").and_then(Value::as_str) == Some(KIND_V1);
+    // libcni's cache struct is read by Go: `Kind`, `ContainerID`, … match too.
+    let is_v1 = value
+        .as_object()
+        .and_then(|o| cni::gojson::get(o, "kind"))
+        .and_then(Value::as_str)
+        == Some(KIND_V1);
     if is_v1 {
-        if let Ok(f) = serde_json::from_value::<CacheFile>(value.clone()) {
+        if let Ok(f) = cni::gojson::from_slice::<CacheFile>(bytes) {
             return Ok(CacheEntry {
                 container_id: f.container_id,
                 network: f.network,
@@ -470,6 +475,23 @@ mod tests {
         let nulls = r#"{"kind":"cniCacheV1","containerId":"c","config":null,"ifName":"eth1","networkName":"n","cniArgs":null,"capabilityArgs":null}"#;
         let e = decode(nulls.as_bytes(), Path::new("/x"), None).unwrap();
         assert!(e.config.is_empty() && e.cni_args.is_empty() && e.result.is_none());
+    }
+
+    #[test]
+    fn go_cased_keys_and_nulls_read_as_go_reads_them() {
+        let file = format!(
+            r#"{{"Kind":"cniCacheV1","ContainerID":"ctr9","Config":"{}","IfName":"eth0","NetworkName":"lcnet","Netns":null,"CniArgs":null,"CapabilityArgs":{{"portMappings":[]}},"Result":null}}"#,
+            go_base64(b"{}")
+        );
+        let e = decode(file.as_bytes(), Path::new("/x"), None).unwrap();
+        assert!(!e.legacy, "a Go-cased cniCacheV1 file is not a bare result");
+        assert_eq!(
+            (e.container_id.as_str(), e.ifname.as_str(), e.network.as_str()),
+            ("ctr9", "eth0", "lcnet")
+        );
+        assert_eq!(e.config, b"{}");
+        assert!(e.netns.is_empty() && e.cni_args.is_empty() && e.result.is_none());
+        assert!(e.capability_args.contains_key("portMappings"));
     }
 
     #[test]
