@@ -9,6 +9,8 @@ use plotters::prelude::*;
 use serde_json::Value;
 
 type Figures = Vec<(String, PathBuf)>;
+/// One line of a figure: its legend, colour and points.
+type Line = (String, RGBColor, Vec<(f64, f64)>);
 
 const OURS: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
 const REFERENCE: RGBColor = RGBColor(0xff, 0x7f, 0x0e);
@@ -88,7 +90,7 @@ fn lines(
     path: &Path,
     title: &str,
     axes: (&str, &str),
-    series: &[(String, RGBColor, Vec<(f64, f64)>)],
+    series: &[Line],
     diagonal: bool,
 ) -> Result<(), String> {
     let pts = series.iter().flat_map(|s| s.2.iter());
@@ -164,7 +166,7 @@ fn verb_bars(doc: &Value) -> Vec<(String, Option<f64>, Option<f64>)> {
     .collect()
 }
 
-fn scaling_lines(doc: &Value) -> Vec<(String, RGBColor, Vec<(f64, f64)>)> {
+fn scaling_lines(doc: &Value) -> Vec<Line> {
     let mut out = Vec::new();
     for (side, color) in [("ours", OURS), ("reference", REFERENCE)] {
         for verb in ["ADD", "DEL"] {
@@ -201,7 +203,7 @@ fn node_bars(doc: &Value) -> Vec<(String, Option<f64>, Option<f64>)> {
         .collect()
 }
 
-fn rate_lines(doc: &Value) -> Vec<(String, RGBColor, Vec<(f64, f64)>)> {
+fn rate_lines(doc: &Value) -> Vec<Line> {
     let mut out = Vec::new();
     for (side, color) in [("ours", OURS), ("reference", REFERENCE)] {
         for dir in ["ingress", "egress"] {

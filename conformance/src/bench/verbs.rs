@@ -127,7 +127,11 @@ pub fn run(b: &Bench) -> Value {
                     Value::Null
                 }
             };
-            let reference = (b.sides.len() > 1).then(|| cell(1)).unwrap_or(Value::Null);
+            let reference = if b.sides.len() > 1 {
+                cell(1)
+            } else {
+                Value::Null
+            };
             let r = (b.sides.len() > 1)
                 .then(|| ratio(series[0][v].median(), series[1][v].median()))
                 .flatten();
