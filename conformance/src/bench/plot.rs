@@ -166,27 +166,43 @@ fn verb_bars(doc: &Value) -> Vec<(String, Option<f64>, Option<f64>)> {
     .collect()
 }
 
-fn scaling_lines(doc: &Value) -> Vec<Line> {
+/// One line per side and per `kind` (the second, lighter): the points
+/// `point(row, side)` of the rows of that side and kind.
+fn side_lines(
+    rows: &Value,
+    kinds: [&str; 2],
+    of_kind: impl Fn(&Value, &str, &str) -> bool,
+    point: impl Fn(&Value, &str) -> Option<(f64, f64)>,
+) -> Vec<Line> {
     let mut out = Vec::new();
     for (side, color) in [("ours", OURS), ("reference", REFERENCE)] {
-        for verb in ["ADD", "DEL"] {
-            let rows = doc["scaling"]["portmap"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|r| r["verb"] == verb);
-            let pts: Vec<(f64, f64)> = rows
-                .filter_map(|r| Some((r["pods"].as_f64()?, r[side]["median_ms"].as_f64()?)))
-                .collect();
-            let c = if verb == "DEL" {
+        for (i, kind) in kinds.iter().enumerate() {
+            let rows = rows.as_array().into_iter().flatten();
+            let pts = rows
+                .filter(|r| of_kind(r, side, kind))
+                .filter_map(|r| point(r, side));
+            let c = if i == 1 {
                 color.mix(0.55).rgb()
             } else {
                 color.rgb()
             };
-            out.push((format!("{side} {verb}"), RGBColor(c.0, c.1, c.2), pts));
+            out.push((
+                format!("{side} {kind}"),
+                RGBColor(c.0, c.1, c.2),
+                pts.collect(),
+            ));
         }
     }
     out
+}
+
+fn scaling_lines(doc: &Value) -> Vec<Line> {
+    side_lines(
+        &doc["scaling"]["portmap"],
+        ["ADD", "DEL"],
+        |r, _, verb| r["verb"] == verb,
+        |r, side| Some((r["pods"].as_f64()?, r[side]["median_ms"].as_f64()?)),
+    )
 }
 
 fn node_bars(doc: &Value) -> Vec<(String, Option<f64>, Option<f64>)> {
@@ -204,26 +220,12 @@ fn node_bars(doc: &Value) -> Vec<(String, Option<f64>, Option<f64>)> {
 }
 
 fn rate_lines(doc: &Value) -> Vec<Line> {
-    let mut out = Vec::new();
-    for (side, color) in [("ours", OURS), ("reference", REFERENCE)] {
-        for dir in ["ingress", "egress"] {
-            let rows = doc["shaping"]["rates"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|r| r["side"] == side && r["direction"] == dir);
-            let pts: Vec<(f64, f64)> = rows
-                .filter_map(|r| Some((r["mbit"].as_f64()?, r["achieved_mbit"].as_f64()?)))
-                .collect();
-            let c = if dir == "egress" {
-                color.mix(0.55).rgb()
-            } else {
-                color.rgb()
-            };
-            out.push((format!("{side} {dir}"), RGBColor(c.0, c.1, c.2), pts));
-        }
-    }
-    out
+    side_lines(
+        &doc["shaping"]["rates"],
+        ["ingress", "egress"],
+        |r, side, dir| r["side"] == side && r["direction"] == dir,
+        |r, _| Some((r["mbit"].as_f64()?, r["achieved_mbit"].as_f64()?)),
+    )
 }
 
 /// Draws every figure into `dir`; returns (title, path) of each drawn.

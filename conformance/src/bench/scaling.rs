@@ -127,20 +127,7 @@ fn portmap_at(b: &Bench, n: usize, version: CniVersion) -> Vec<Value> {
         series[k][0].push(side.invoke("portmap", "ADD", "probe", "eth0", &conf, probe));
         series[k][1].push(side.invoke("portmap", "DEL", "probe", "eth0", &conf, probe));
     }
-    let mut rows = Vec::new();
-    for (v, verb) in ["ADD", "DEL"].iter().enumerate() {
-        let cell = |k: usize| {
-            b.sides
-                .get(k)
-                .map_or(Value::Null, |_| series[k][v].to_json())
-        };
-        let r = (b.sides.len() > 1)
-            .then(|| ratio(series[0][v].median(), series[1][v].median()))
-            .flatten();
-        rows.push(
-            json!({"pods": n, "verb": verb, "ours": cell(0), "reference": cell(1), "ratio": r}),
-        );
-    }
+    let mut rows = add_del_rows(b, n, &series);
     let rate = |k: usize| match b.sides.get(k).map(|s| connection_rate(b, s, version)) {
         None => Value::Null,
         Some(Ok(r)) => json!({"per_s": round3(r)}),
@@ -150,39 +137,67 @@ fn portmap_at(b: &Bench, n: usize, version: CniVersion) -> Vec<Value> {
     rows
 }
 
+/// For each N of `counts` (sorted): installs fillers up to N - 1 on every
+/// side with `filler(side, k)` (the probe pod is the N-th), then `at(N)`.
+pub fn grow(
+    b: &Bench,
+    counts: &[usize],
+    what: &str,
+    filler: impl Fn(&Side, usize) -> Result<(), String> + Sync,
+    at: impl Fn(usize) -> Vec<Value>,
+) -> Vec<Value> {
+    let mut counts = counts.to_vec();
+    counts.sort_unstable();
+    counts.dedup();
+    let (mut rows, mut installed) = (Vec::new(), 0usize);
+    for n in counts {
+        let fill_to = n.saturating_sub(1);
+        b.progress(&format!("scaling: {what} {n} pods (installing {fill_to})"));
+        for side in &b.sides {
+            if let Err(e) = parallel_fill(installed, fill_to, |k| filler(side, k)) {
+                rows.push(json!({"pods": n, "error": format!("{}: {e}", side.label)}));
+            }
+        }
+        installed = installed.max(fill_to);
+        rows.extend(at(n));
+    }
+    rows
+}
+
+/// The ADD and DEL rows at `n` from `series[side][0 = ADD, 1 = DEL]`.
+pub fn add_del_rows(b: &Bench, n: usize, series: &[[Series; 2]]) -> Vec<Value> {
+    let mut rows = Vec::new();
+    for (v, verb) in ["ADD", "DEL"].iter().enumerate() {
+        let cell = |k: usize| series.get(k).map_or(Value::Null, |s| s[v].to_json());
+        let r = (b.sides.len() > 1)
+            .then(|| ratio(series[0][v].median(), series[1][v].median()))
+            .flatten();
+        rows.push(
+            json!({"pods": n, "verb": verb, "ours": cell(0), "reference": cell(1), "ratio": r}),
+        );
+    }
+    rows
+}
+
 /// `{portmap: [...], bandwidth: [...]}`.
 pub fn run(b: &Bench) -> Value {
     let mut portmap = Vec::new();
     if b.sides.iter().all(|s| s.dir.join("portmap").is_file()) {
         let version = common_version(&b.sides, "portmap").unwrap_or(CniVersion::V1_0_0);
-        let mut pods = b.opts.pods.clone();
-        pods.sort_unstable();
-        pods.dedup();
-        let mut installed = 0usize;
-        for n in pods {
-            // The probe pod is the n-th; n - 1 others are mapped before it.
-            let fill_to = n.saturating_sub(1);
-            b.progress(&format!(
-                "scaling: portmap with {n} pods mapped (installing {fill_to})"
-            ));
-            for side in &b.sides {
-                let job = |k| {
-                    ok(side.invoke(
-                        "portmap",
-                        "ADD",
-                        &format!("fill-{k}"),
-                        "eth0",
-                        &fill_conf(version, k, side, false),
-                        Probe::Time,
-                    ))
-                };
-                if let Err(e) = parallel_fill(installed, fill_to, job) {
-                    portmap.push(json!({"pods": n, "error": format!("{}: {e}", side.label)}));
-                }
-            }
-            installed = installed.max(fill_to);
-            portmap.extend(portmap_at(b, n, version));
-        }
+        let filler = |side: &Side, k: usize| {
+            let conf = fill_conf(version, k, side, false);
+            ok(side.invoke(
+                "portmap",
+                "ADD",
+                &format!("fill-{k}"),
+                "eth0",
+                &conf,
+                Probe::Time,
+            ))
+        };
+        portmap = grow(b, &b.opts.pods, "portmap with pods mapped:", filler, |n| {
+            portmap_at(b, n, version)
+        });
     }
     json!({"portmap": portmap, "bandwidth": shaped::run(b)})
 }

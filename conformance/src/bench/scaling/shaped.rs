@@ -7,10 +7,10 @@ use cni::CniVersion;
 use serde_json::{json, Value};
 
 use super::super::measure::{alternation, Probe};
-use super::super::series::{ratio, Series};
+use super::super::series::Series;
 use super::super::side::{convert, shaping_conf, Side};
 use super::super::{common_version, probe_of, Bench, RSS_ROUNDS};
-use super::{ok, parallel_fill};
+use super::{add_del_rows, grow, ok};
 
 /// Creates filler pod `k`'s veth pair and shapes it.
 fn shape_filler(side: &Side, version: CniVersion, k: usize) -> Result<(), String> {
@@ -52,50 +52,32 @@ fn shape_filler(side: &Side, version: CniVersion, k: usize) -> Result<(), String
     ))
 }
 
+/// ADD and DEL of the main pod with `n - 1` others shaped.
+fn at(b: &Bench, n: usize, version: CniVersion) -> Vec<Value> {
+    let mut series: Vec<[Series; 2]> = vec![Default::default(); b.sides.len()];
+    for (round, k) in alternation(b.opts.iterations + RSS_ROUNDS, b.sides.len()) {
+        let side = &b.sides[k];
+        let probe = probe_of(round, b.opts.iterations);
+        let conf = side.plugin_conf("bandwidth", version, Some(&side.prev));
+        series[k][0].push(side.invoke("bandwidth", "ADD", "probe-bw", "eth0", &conf, probe));
+        series[k][1].push(side.invoke("bandwidth", "DEL", "probe-bw", "eth0", &conf, probe));
+        side.reset_host_qdiscs();
+    }
+    add_del_rows(b, n, &series)
+}
+
 /// The bandwidth rows: ADD and DEL of the main pod at each N.
 pub fn run(b: &Bench) -> Vec<Value> {
-    let mut rows = Vec::new();
     if b.sides.iter().any(|s| !s.dir.join("bandwidth").is_file()) {
-        return rows;
+        return Vec::new();
     }
     let version = common_version(&b.sides, "bandwidth").unwrap_or(CniVersion::V1_0_0);
-    let mut counts = b.opts.shaped_pods.clone();
-    counts.sort_unstable();
-    counts.dedup();
-    let mut installed = 0usize;
-    for n in counts {
-        let fill_to = n.saturating_sub(1);
-        b.progress(&format!(
-            "scaling: bandwidth with {n} pods shaped (installing {fill_to})"
-        ));
-        for side in &b.sides {
-            if let Err(e) = parallel_fill(installed, fill_to, |k| shape_filler(side, version, k)) {
-                rows.push(json!({"pods": n, "error": format!("{}: {e}", side.label)}));
-            }
-        }
-        installed = installed.max(fill_to);
-        let mut series: Vec<[Series; 2]> = vec![Default::default(); b.sides.len()];
-        for (round, k) in alternation(b.opts.iterations + RSS_ROUNDS, b.sides.len()) {
-            let side = &b.sides[k];
-            let probe = probe_of(round, b.opts.iterations);
-            let conf = side.plugin_conf("bandwidth", version, Some(&side.prev));
-            series[k][0].push(side.invoke("bandwidth", "ADD", "probe-bw", "eth0", &conf, probe));
-            series[k][1].push(side.invoke("bandwidth", "DEL", "probe-bw", "eth0", &conf, probe));
-            side.reset_host_qdiscs();
-        }
-        for (v, verb) in ["ADD", "DEL"].iter().enumerate() {
-            let cell = |k: usize| {
-                b.sides
-                    .get(k)
-                    .map_or(Value::Null, |_| series[k][v].to_json())
-            };
-            let r = (b.sides.len() > 1)
-                .then(|| ratio(series[0][v].median(), series[1][v].median()))
-                .flatten();
-            rows.push(
-                json!({"pods": n, "verb": verb, "ours": cell(0), "reference": cell(1), "ratio": r}),
-            );
-        }
-    }
-    rows
+    let filler = |side: &Side, k: usize| shape_filler(side, version, k);
+    grow(
+        b,
+        &b.opts.shaped_pods,
+        "bandwidth with pods shaped:",
+        filler,
+        |n| at(b, n, version),
+    )
 }
