@@ -12,7 +12,9 @@ build:
 
 PLUGINS := portmap bandwidth tuning loopback noop
 DESTDIR ?= /opt/cni/bin
+# Where cargo put the release build (scripts/build.sh honours CARGO_TARGET_DIR).
+RELEASE := $(or $(CARGO_TARGET_DIR),target)/release
 
 install: build
 	install -d $(DESTDIR)
-	for p in $(PLUGINS); do install -m 0755 target/release/$$p $(DESTDIR)/$$p; done
+	for p in $(PLUGINS); do install -m 0755 $(RELEASE)/$$p $(DESTDIR)/$$p; done

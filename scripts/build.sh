@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds what we ship into target/release: the five plugins as static,
+# Builds what we ship into target/release: the five plugins and cni-install
+# (the DaemonSet's installer, which runs in an image with no libc) as static,
 # non-PIE executables, and cni-conformance (with its cni-test-veth fixture).
 #
 # A plugin is a fresh process per verb, so start-up is part of every ADD:
@@ -12,10 +13,16 @@
 #
 # Do not follow this with `cargo build --release --workspace`: cargo would
 # relink the plugins dynamically (different flags, same output path).
+#
+# `--shipped` builds only what the image ships (plugins and cni-install).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet -p conformance --bins
+if [ "${1:-}" != "--shipped" ]; then
+  cargo build --release --quiet -p conformance --bins
+fi
 for p in portmap bandwidth tuning loopback noop; do
   cargo rustc --release --quiet -p "$p" --bin "$p" -- \
     -C target-feature=+crt-static -C relocation-model=static
 done
+cargo rustc --release --quiet -p installer --bin cni-install -- \
+  -C target-feature=+crt-static -C relocation-model=static

@@ -12,6 +12,15 @@ command -v tc >/dev/null 2>&1 || need+=(iproute2)
 # The reference portmap (v1.1.1) programs iptables; the benchmark and the
 # reference run of the suite use it.
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
+# The containerd end-to-end test (e2e-containerd): the runtime itself (its
+# package depends on runc; ctr comes with it), the static busybox its test
+# image is built from, and protoc for the k8s-cri crate's build script.
+command -v containerd >/dev/null 2>&1 && command -v ctr >/dev/null 2>&1 || need+=(containerd)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+# (static: the image holds no libc; Debian's plain busybox is dynamic)
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' \
+  || need+=(busybox-static)
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -22,6 +31,19 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
   apt-get install -y -qq "${need[@]}" >&2
+fi
+
+# The image test builds deploy/Containerfile with buildah (no daemon; vfs
+# storage and chroot isolation need none of its recommended packages).
+if ! command -v buildah >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "setup: installing buildah" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq --no-install-recommends buildah >&2
+  else
+    echo "setup: buildah missing (the image test will skip); run as root to install it" >&2
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

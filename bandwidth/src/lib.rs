@@ -31,14 +31,18 @@
 //!   root with a shaped class (carrying the same TBF) and a bypass class.
 
 pub mod config;
+mod error;
 pub mod failpoint;
+mod link;
 pub mod plan;
-pub mod shaping;
-pub mod tc_raw;
+mod shaping;
+mod tc;
+mod tc_raw;
 
 use cni::types::Interface;
-use cni::{CmdArgs, CniError, CniVersion, ErrorCode, GcRequest, Reply, Request, StatusRequest};
+use cni::{CmdArgs, CniError, CniVersion, GcRequest, Reply, Request, StatusRequest};
 
+use crate::error::TcError;
 use crate::plan::{Psched, ShapingPlan, TYPICAL_TICK_IN_USEC};
 use crate::shaping::Host;
 
@@ -92,16 +96,9 @@ fn netns(req: &Request) -> Result<&std::path::Path, CniError> {
         .ok_or_else(|| CniError::invalid_env("bandwidth: CNI_NETNS is required"))
 }
 
-fn joined(errors: Vec<CniError>) -> Result<Reply, CniError> {
-    if errors.is_empty() {
-        return Ok(Reply::Empty);
-    }
-    let msg = errors
-        .iter()
-        .map(|e| e.msg.as_str())
-        .collect::<Vec<_>>()
-        .join("; ");
-    Err(CniError::internal(msg))
+fn joined(errors: Vec<TcError>) -> Result<Reply, CniError> {
+    TcError::all(errors)?;
+    Ok(Reply::Empty)
 }
 
 impl cni::Plugin for Plugin {
@@ -185,7 +182,7 @@ impl cni::Plugin for Plugin {
     fn status(&self, _req: &StatusRequest) -> Result<Reply, CniError> {
         Host::open()
             .and_then(|h| h.probe())
-            .map(|()| Reply::Empty)
-            .map_err(|e| CniError::new(ErrorCode::PluginNotAvailable, e.msg))
+            .map_err(|e| TcError::NotUsable(Box::new(e)))?;
+        Ok(Reply::Empty)
     }
 }

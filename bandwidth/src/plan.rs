@@ -26,9 +26,13 @@ pub const TYPICAL_TICK_IN_USEC: f64 = 15.625;
 pub const REDIRECT_PRIO: u16 = 0xbd;
 /// Subnet classification filters (IPv6 and IPv4 need different priorities).
 pub const SUBNET_PRIO_V6: u16 = 15;
+/// Priority of the IPv4 subnet filters on the HTB.
 pub const SUBNET_PRIO_V4: u16 = 16;
+/// `ETH_P_ALL`: the redirect filter's protocol (every packet).
 pub const ETH_P_ALL: u16 = 0x0003;
+/// `ETH_P_IP`, host order.
 pub const ETH_P_IP: u16 = 0x0800;
+/// `ETH_P_IPV6`, host order.
 pub const ETH_P_IPV6: u16 = 0x86dd;
 /// HTB classes only classify; the TBF under the shaped class does the
 /// shaping. This rate (100 Gbit/s) is far above what a veth carries.
@@ -45,15 +49,20 @@ pub const ALIAS_PREFIX: &str = "cni-bandwidth";
 /// A tc handle `major:minor`, printed as tc prints it (hex).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcId {
+    /// The major number (`1` of `1:30`).
     pub major: u16,
+    /// The minor number (`30` of `1:30`).
     pub minor: u16,
 }
 
 impl TcId {
+    /// The id `major:minor`.
     pub const fn new(major: u16, minor: u16) -> TcId {
         TcId { major, minor }
     }
+    /// `TC_H_ROOT`: the root slot of a device.
     pub const ROOT: TcId = TcId::new(0xffff, 0xffff);
+    /// The kernel's 32-bit form, `major << 16 | minor`.
     pub fn as_u32(self) -> u32 {
         (u32::from(self.major) << 16) | u32::from(self.minor)
     }
@@ -89,6 +98,7 @@ pub const BYPASS_FIFO_HANDLE: TcId = TcId::new(3, 0);
 /// The kernel's packet-scheduler clock, from /proc/net/psched.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Psched {
+    /// Microseconds per scheduler tick (`tc`'s tick_in_usec).
     pub tick_in_usec: f64,
 }
 
@@ -119,12 +129,15 @@ impl Psched {
 pub struct TbfParams {
     /// Bytes per second (`TCA_TBF_RATE64` carries it when ≥ 2^32).
     pub rate_bytes: u64,
+    /// Bucket size in bytes.
     pub burst_bytes: u32,
     /// Time to send `burst_bytes` at `rate_bytes`, in scheduler ticks.
     pub buffer_ticks: u32,
     /// Bytes that may queue: `latency` worth of rate plus the burst.
     pub limit_bytes: u32,
+    /// How long a packet may wait (`latencyMs`).
     pub latency_ms: u32,
+    /// The rate needs `TCA_TBF_RATE64` (≥ 2^32 bytes/s).
     pub rate64: bool,
     /// The buffer or limit did not fit in 32 bits and was clamped.
     pub clamped: bool,
@@ -213,7 +226,9 @@ pub fn unusable_burst(config: &Config, plan: &ShapingPlan, psched: Psched) -> Op
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AddressField {
+    /// The source address.
     Src,
+    /// The destination address.
     Dst,
 }
 
@@ -221,9 +236,12 @@ pub enum AddressField {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct U32Match {
     #[serde(serialize_with = "hex32")]
+    /// The value the masked word must equal.
     pub val: u32,
     #[serde(serialize_with = "hex32")]
+    /// The mask applied to the packet's word.
     pub mask: u32,
+    /// Byte offset of the word in the network header.
     pub off: i32,
 }
 
@@ -234,28 +252,42 @@ fn hex32<S: Serializer>(v: &u32, s: S) -> Result<S::Ok, S::Error> {
 /// A u32 filter on the HTB that sends one subnet to a class.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SubnetFilter {
+    /// The subnet, as configured (CIDR).
     pub subnet: String,
+    /// The filter's protocol (`ETH_P_IP` or `ETH_P_IPV6`), host order.
     pub protocol: u16,
+    /// The filter's priority.
     pub prio: u16,
+    /// Which address of the packet is matched.
     pub field: AddressField,
     /// Empty for a /0: the filter then matches every packet of the family.
     pub keys: Vec<U32Match>,
+    /// The class the matching traffic goes to.
     pub flowid: TcId,
 }
 
 /// HTB root that splits traffic into a shaped and a bypass class.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SubnetSplit {
+    /// The HTB root qdisc's handle.
     pub htb_handle: TcId,
+    /// Where unmatched traffic goes.
     pub default_class: TcId,
+    /// The class carrying the TBF.
     pub shaped_class: TcId,
+    /// The class that bypasses shaping.
     pub bypass_class: TcId,
+    /// Rate (and ceil) of both classes, bytes/s.
     pub class_rate_bytes: u64,
     /// One millisecond at the class rate, in ticks (HTB buffer and cbuffer).
     pub class_buffer_ticks: u32,
+    /// Both classes' HTB quantum.
     pub class_quantum: u32,
+    /// The pfifo qdisc under the bypass class.
     pub bypass_fifo: TcId,
+    /// Its queue limit in packets.
     pub bypass_fifo_packets: u32,
+    /// The classifying u32 filters.
     pub filters: Vec<SubnetFilter>,
 }
 
@@ -272,9 +304,13 @@ pub enum Device {
 /// One direction's qdiscs on one device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Shaper {
+    /// The device it sits on.
     pub device: Device,
+    /// Its TBF's parameters.
     pub tbf: TbfParams,
+    /// The TBF's handle.
     pub tbf_handle: TcId,
+    /// The TBF's parent (root, or the shaped class of a split).
     pub tbf_parent: TcId,
     /// Present when `shapedSubnets`/`unshapedSubnets` split traffic.
     pub split: Option<SubnetSplit>,
@@ -283,19 +319,24 @@ pub struct Shaper {
 /// The IFB and the redirect that feeds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IfbPlan {
+    /// The IFB's name (`bwp` + hash of the owner).
     pub name: String,
+    /// The redirect filter's priority on the veth's ingress hook.
     pub redirect_prio: u16,
+    /// The redirect filter's protocol, host order.
     pub redirect_protocol: u16,
 }
 
 /// Everything one attachment's shaping consists of.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ShapingPlan {
+    /// The owner tag (network/container/ifname).
     pub owner: String,
     /// Traffic towards the pod: root qdisc on the host veth.
     pub to_pod: Option<Shaper>,
     /// Traffic from the pod: IFB + redirect + root qdisc on the IFB.
     pub from_pod: Option<Shaper>,
+    /// The IFB for `from_pod`.
     pub ifb: Option<IfbPlan>,
 }
 
@@ -418,8 +459,11 @@ pub fn ifb_name(owner: &Owner) -> String {
 /// ingress qdisc on it (then DEL removes it when no other filter is left).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IfbAlias {
+    /// Who the IFB belongs to.
     pub owner: Owner,
+    /// The host veth it shapes.
     pub host_veth: String,
+    /// Whether we created the veth's ingress qdisc.
     pub created_ingress_qdisc: bool,
 }
 
@@ -438,6 +482,7 @@ impl IfbAlias {
         )
     }
 
+    /// Reads what [`IfbAlias::render`] wrote; `None` for anything else.
     pub fn parse(text: &str) -> Option<IfbAlias> {
         let mut words = text.split_whitespace();
         if words.next()? != ALIAS_PREFIX {

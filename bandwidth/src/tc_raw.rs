@@ -1,26 +1,19 @@
-//! The tc messages bandwidth sends and the tc verbs it uses, over
-//! `cni::rtnl`: the raw option bytes netlink-packet-route 0.34 does not model
-//! (TBF, HTB, pfifo qdiscs, HTB classes; this is the one place for them), the
+//! The tc messages bandwidth sends, and the decoding of the ones it reads
+//! back. The one home of netlink-packet-route 0.34's raw-attribute escape
+//! hatch: the option bytes it does not model (TBF, HTB and pfifo qdiscs, HTB
+//! classes) travel as `TcOption::Other(DefaultNla)`, and dumped ones are
+//! decoded with `emit_value` + `NlasIterator` and never sent back. Also the
 //! ingress qdisc and u32 filters (classify, and match-all with a mirred
-//! egress redirect), and the verbs (create a qdisc/class/filter, dump qdiscs
-//! or filters of one device, delete a filter by priority, delete a qdisc by
-//! parent, create a link and get it back in the same round trip). Options of
-//! unknown kinds travel as `TcOption::Other(DefaultNla)`; dumped ones are
-//! decoded with `emit_value` + `NlasIterator` and never sent back. Layouts
-//! are from `<linux/pkt_sched.h>`, native endian. Knows nothing about plans
-//! or owners.
+//! egress redirect), which the crate models. Layouts are from
+//! `<linux/pkt_sched.h>`, native endian. Builds and reads messages only:
+//! sending them is `tc`, and it knows nothing about plans or owners.
 
-use cni::rtnl::{Rtnl, RtnlError};
-use netlink_packet_core::{
-    DefaultNla, Nla, NlasIterator, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL,
-};
-use netlink_packet_route::link::LinkMessage;
+use netlink_packet_core::{DefaultNla, Nla, NlasIterator};
 use netlink_packet_route::tc::{
     TcAction, TcActionAttribute, TcActionGeneric, TcActionMirrorOption, TcActionOption,
     TcActionType, TcAttribute, TcFilterU32Option, TcHandle, TcMessage, TcMirror,
     TcMirrorActionType, TcOption, TcU32Key, TcU32Selector, TcU32SelectorFlags,
 };
-use netlink_packet_route::RouteNetlinkMessage;
 
 use crate::plan::{TbfParams, TcId};
 
@@ -36,6 +29,7 @@ const LINKLAYER_ETHERNET: u8 = 1;
 const HTB_VERSION: u32 = 3;
 const HTB_RATE2QUANTUM: u32 = 10;
 
+/// The netlink handle of a plan's tc id.
 pub fn tc_handle(id: TcId) -> TcHandle {
     TcHandle {
         major: id.major,
@@ -160,8 +154,11 @@ pub fn pfifo_message(ifindex: u32, handle: TcId, parent: TcId, limit: u32) -> Tc
 /// A TBF's parameters as the kernel reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TbfReading {
+    /// Rate in bytes/s (the 64-bit attribute when present).
     pub rate_bytes: u64,
+    /// Queue limit in bytes.
     pub limit_bytes: u32,
+    /// Bucket size in scheduler ticks.
     pub buffer_ticks: u32,
 }
 
@@ -304,94 +301,23 @@ pub fn redirect_message(
     )
 }
 
-const CREATE: u16 = NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
-
-/// Creates a qdisc (fails with EEXIST if one is already there).
-pub fn add_qdisc(nl: &Rtnl, msg: TcMessage) -> Result<(), RtnlError> {
-    nl.request(RouteNetlinkMessage::NewQueueDiscipline(msg), CREATE)
-        .map(drop)
-}
-
-/// Creates a filter (fails with EEXIST if that one is already there).
-pub fn add_filter(nl: &Rtnl, msg: TcMessage) -> Result<(), RtnlError> {
-    nl.request(RouteNetlinkMessage::NewTrafficFilter(msg), CREATE)
-        .map(drop)
-}
-
-/// Creates a link (fails with EEXIST if the name is taken) and returns the
-/// kernel's description of it (NLM_F_ECHO, Linux ≥ 6.2; `None` on kernels
-/// that do not echo, then the caller looks it up).
-pub fn add_link_echo(nl: &Rtnl, msg: LinkMessage) -> Result<Option<LinkMessage>, RtnlError> {
-    let replies = nl.request(RouteNetlinkMessage::NewLink(msg), CREATE | NLM_F_ECHO)?;
-    Ok(replies.into_iter().find_map(|m| match m {
-        RouteNetlinkMessage::NewLink(l) => Some(l),
+/// The ifindex a dumped u32 filter's mirred action redirects to.
+pub fn redirect_target(filter: &TcMessage) -> Option<u32> {
+    filter.attributes.iter().find_map(|a| match a {
+        TcAttribute::Options(opts) => opts.iter().find_map(|o| match o {
+            TcOption::U32(TcFilterU32Option::Action(actions)) => actions.iter().find_map(|act| {
+                act.attributes.iter().find_map(|aa| match aa {
+                    TcActionAttribute::Options(aopts) => aopts.iter().find_map(|ao| match ao {
+                        TcActionOption::Mirror(TcActionMirrorOption::Parms(m)) => Some(m.ifindex),
+                        _ => None,
+                    }),
+                    _ => None,
+                })
+            }),
+            _ => None,
+        }),
         _ => None,
-    }))
-}
-
-/// Changes a link (RTM_SETLINK, acknowledged).
-pub fn set_link(nl: &Rtnl, msg: LinkMessage) -> Result<(), RtnlError> {
-    nl.request(RouteNetlinkMessage::SetLink(msg), NLM_F_ACK)
-        .map(drop)
-}
-
-/// Deletes the link with ifindex `index`.
-pub fn del_link(nl: &Rtnl, index: u32) -> Result<(), RtnlError> {
-    let mut msg = LinkMessage::default();
-    msg.header.index = index;
-    nl.request(RouteNetlinkMessage::DelLink(msg), NLM_F_ACK)
-        .map(drop)
-}
-
-/// Creates an HTB class.
-pub fn add_class(nl: &Rtnl, msg: TcMessage) -> Result<(), RtnlError> {
-    nl.request(RouteNetlinkMessage::NewTrafficClass(msg), CREATE)
-        .map(drop)
-}
-
-/// Deletes the qdisc at `parent` of `ifindex` (`root` or the ingress slot).
-pub fn del_qdisc(nl: &Rtnl, ifindex: u32, parent: TcHandle) -> Result<(), RtnlError> {
-    let mut msg = TcMessage::with_index(ifindex as i32);
-    msg.header.parent = parent;
-    nl.request(RouteNetlinkMessage::DelQueueDiscipline(msg), NLM_F_ACK)
-        .map(drop)
-}
-
-/// Every qdisc of `ifindex` (the kernel dumps all devices; we filter).
-pub fn qdiscs(nl: &Rtnl, ifindex: u32) -> Result<Vec<TcMessage>, RtnlError> {
-    Ok(all_qdiscs(nl)?
-        .into_iter()
-        .filter(|q| q.header.index == ifindex as i32)
-        .collect())
-}
-
-/// Every qdisc of every device of the netns.
-pub fn all_qdiscs(nl: &Rtnl) -> Result<Vec<TcMessage>, RtnlError> {
-    let replies = nl.request(
-        RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default()),
-        NLM_F_DUMP,
-    )?;
-    Ok(replies
-        .into_iter()
-        .filter_map(|m| match m {
-            RouteNetlinkMessage::NewQueueDiscipline(q) => Some(q),
-            _ => None,
-        })
-        .collect())
-}
-
-/// The filters attached at `parent` of `ifindex`.
-pub fn filters(nl: &Rtnl, ifindex: u32, parent: TcHandle) -> Result<Vec<TcMessage>, RtnlError> {
-    let mut msg = TcMessage::with_index(ifindex as i32);
-    msg.header.parent = parent;
-    let replies = nl.request(RouteNetlinkMessage::GetTrafficFilter(msg), NLM_F_DUMP)?;
-    Ok(replies
-        .into_iter()
-        .filter_map(|m| match m {
-            RouteNetlinkMessage::NewTrafficFilter(f) if f.header.index == ifindex as i32 => Some(f),
-            _ => None,
-        })
-        .collect())
+    })
 }
 
 /// `(priority, protocol in host order)` of a filter message.
@@ -403,21 +329,6 @@ pub fn filter_prio_protocol(msg: &TcMessage) -> (u16, u16) {
 /// The `tcm_info` of a filter: priority and protocol (network order).
 pub fn filter_info(prio: u16, protocol: u16) -> u32 {
     (u32::from(prio) << 16) | u32::from(protocol.to_be())
-}
-
-/// Deletes every filter with `prio`/`protocol` at `parent` of `ifindex`.
-pub fn del_filters(
-    nl: &Rtnl,
-    ifindex: u32,
-    parent: TcHandle,
-    prio: u16,
-    protocol: u16,
-) -> Result<(), RtnlError> {
-    let mut msg = TcMessage::with_index(ifindex as i32);
-    msg.header.parent = parent;
-    msg.header.info = filter_info(prio, protocol);
-    nl.request(RouteNetlinkMessage::DelTrafficFilter(msg), NLM_F_ACK)
-        .map(drop)
 }
 
 #[cfg(test)]

@@ -1,12 +1,15 @@
 //! The CNI contract shared by every plugin and the conformance runtime:
 //! versions, results and their conversions, errors, the skel that owns the
 //! process boundary, CNI_ARGS, Go-compatible JSON decoding (`gojson`, what
-//! every input goes through), and netns/netlink/sysctl helpers. No plugin
+//! every input goes through), netns and sysctl helpers, and the one netlink
+//! socket layer (`netlink`, re-exported for routes as `rtnl`). No plugin
 //! logic lives here.
 
 pub mod args;
 pub mod error;
+pub mod fixture;
 pub mod gojson;
+pub mod netlink;
 pub mod netns;
 pub mod rtnl;
 pub mod skel;

@@ -9,6 +9,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+// `run_with` turns a panic into a spec error (code 999) with `catch_unwind`;
+// with `panic = "abort"` the process would die without printing one.
+#[cfg(panic = "abort")]
+compile_error!("cni::skel needs panic = \"unwind\" (a panic must still print a spec error)");
+
 use crate::args::CniArgs;
 use crate::error::{to_indented, CniError, ErrorCode};
 use crate::gojson::{self, Document};

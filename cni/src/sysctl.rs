@@ -1,10 +1,21 @@
-//! Network sysctls under `/proc/sys/net/`: key normalisation (dots → slashes,
-//! then the first `IFNAME` → the interface name) with traversal checks, and
-//! reads/writes against an injectable root so tests need no privileges.
-//! `/proc/sys/net` resolves against the *calling thread's* netns.
+//! The one implementation of network sysctl access, for every plugin:
+//! key normalisation (dots → slashes, then the first `IFNAME` → the interface
+//! name) with traversal checks ([`SysctlKey`]), and race-free reads and
+//! writes below `/proc/sys/net/` only ([`Sysctl`]).
+//!
+//! A sysctl file is opened `O_PATH` (which reads and writes nothing), its
+//! real path is checked through `/proc/self/fd` (one readlink, no race with
+//! the open: no rename or symlink swap can slip in between), and only then is
+//! it reopened through that descriptor for the read or the write. The root
+//! is injectable so tests need no privileges. `/proc/sys/net` resolves
+//! against the *calling thread's* netns. Knows no plugin: callers add their
+//! own context to a [`SysctlError`].
 
-use std::fs;
-use std::io::Write;
+use std::cell::OnceCell;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 /// A validated sysctl key relative to the sysctl root, always `net/...`.
@@ -17,8 +28,10 @@ pub struct SysctlKey {
 /// A key that does not name a network sysctl.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SysctlKeyError {
+    /// The key normalises to something outside `net/`.
     #[error("invalid net sysctl key {0:?}: only keys under net/ are allowed")]
     NotNet(String),
+    /// The key is empty or absolute, or has an empty, `.` or `..` component.
     #[error("invalid sysctl key {0:?}: empty, absolute or containing '..'")]
     Traversal(String),
 }
@@ -54,6 +67,7 @@ impl SysctlKey {
         Ok(SysctlKey { rel })
     }
 
+    /// The slash form relative to the sysctl root, e.g. `net/core/somaxconn`.
     pub fn as_str(&self) -> &str {
         &self.rel
     }
@@ -65,72 +79,131 @@ impl std::fmt::Display for SysctlKey {
     }
 }
 
-/// Access to sysctls below a root (`/proc/sys` in production).
+/// A sysctl read or write failed. The message names no key (callers say
+/// which one and why they touched it), except for an escape.
+#[derive(Debug, thiserror::Error)]
+pub enum SysctlError {
+    /// The file's real path is outside `<root>/net` (a symlink led out):
+    /// nothing was read or written.
+    #[error("{} resolves to {}, outside {}", path.display(), real.display(), net_root.display())]
+    Escape {
+        /// The path that was opened.
+        path: PathBuf,
+        /// Where it really is.
+        real: PathBuf,
+        /// `<root>/net`, symlinks resolved.
+        net_root: PathBuf,
+    },
+    /// Opening, reading or writing failed (or the value is not UTF-8).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl SysctlError {
+    /// The file does not exist (an unknown key, a missing module, or an
+    /// interface that is gone).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, SysctlError::Io(e) if e.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
+/// Access to sysctls below a root (`/proc/sys` in production). Resolves
+/// `<root>/net` once, on first use.
 #[derive(Debug, Clone)]
 pub struct Sysctl {
     root: PathBuf,
+    net_root: OnceCell<PathBuf>,
 }
 
 impl Default for Sysctl {
     fn default() -> Self {
-        Sysctl {
-            root: PathBuf::from("/proc/sys"),
-        }
+        Sysctl::with_root("/proc/sys")
     }
 }
 
 impl Sysctl {
+    /// Sysctls below `root` instead of `/proc/sys` (tests use a temp dir).
     pub fn with_root(root: impl Into<PathBuf>) -> Sysctl {
-        Sysctl { root: root.into() }
+        Sysctl {
+            root: root.into(),
+            net_root: OnceCell::new(),
+        }
     }
 
+    /// The file of `key` below the root (not checked; for messages).
     pub fn path(&self, key: &SysctlKey) -> PathBuf {
         self.root.join(&key.rel)
     }
 
-    /// Refuses a key whose path resolves (through symlinks) outside
-    /// `<root>/net`.
-    fn checked_path(&self, key: &SysctlKey) -> std::io::Result<PathBuf> {
-        let path = self.path(key);
-        let net_root = fs::canonicalize(self.root.join("net"))?;
-        match fs::canonicalize(&path) {
-            Ok(real) if real.starts_with(&net_root) => Ok(path),
-            Ok(real) => Err(std::io::Error::new(
-                std::io::ErrorKind::PermissionDenied,
-                format!(
-                    "{} resolves to {}, outside {}",
-                    path.display(),
-                    real.display(),
-                    net_root.display()
-                ),
-            )),
-            Err(e) => Err(e),
+    fn net_root(&self) -> Result<&Path, SysctlError> {
+        if let Some(net) = self.net_root.get() {
+            return Ok(net);
         }
+        let net = std::fs::canonicalize(self.root.join("net"))?;
+        Ok(self.net_root.get_or_init(|| net))
+    }
+
+    /// Opens `key`'s file for reading or writing, refusing one whose real
+    /// path is outside `<root>/net`. The check is made on the opened file
+    /// itself (an `O_PATH` descriptor), which is then reopened through
+    /// `/proc/self/fd`.
+    fn open(&self, key: &SysctlKey, write: bool) -> Result<File, SysctlError> {
+        let path = self.path(key);
+        let pinned = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH)
+            .open(&path)?;
+        let fd_path = format!("/proc/self/fd/{}", pinned.as_raw_fd());
+        let real = std::fs::read_link(&fd_path)?;
+        let net_root = self.net_root()?;
+        if !real.starts_with(net_root) {
+            return Err(SysctlError::Escape {
+                path,
+                real,
+                net_root: net_root.to_path_buf(),
+            });
+        }
+        let mut opts = OpenOptions::new();
+        if write {
+            opts.write(true).truncate(true);
+        } else {
+            opts.read(true);
+        }
+        Ok(opts.open(&fd_path)?)
     }
 
     /// The current value with one trailing newline removed.
-    pub fn read(&self, key: &SysctlKey) -> std::io::Result<String> {
-        let path = self.checked_path(key)?;
-        let mut s = fs::read_to_string(path)?;
-        if s.ends_with('\n') {
-            s.pop();
+    pub fn read(&self, key: &SysctlKey) -> Result<String, SysctlError> {
+        let mut f = self.open(key, false)?;
+        // A plain read loop: `read_to_string` would stat and seek first.
+        let (mut bytes, mut chunk) = (Vec::new(), [0u8; 512]);
+        loop {
+            match f.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        Ok(s)
+        let mut value = String::from_utf8(bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        if value.ends_with('\n') {
+            value.pop();
+        }
+        Ok(value)
     }
 
-    pub fn write(&self, key: &SysctlKey, value: &str) -> std::io::Result<()> {
-        let path = self.checked_path(key)?;
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(path)?;
-        f.write_all(value.as_bytes())
+    /// Writes `value` (as is, no newline added) to `key`.
+    pub fn write(&self, key: &SysctlKey, value: &str) -> Result<(), SysctlError> {
+        let mut f = self.open(key, true)?;
+        Ok(f.write_all(value.as_bytes())?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn normalises_dots_and_ifname() {
@@ -159,19 +232,60 @@ mod tests {
     }
 
     #[test]
+    fn key_errors_say_which_rule_was_broken() {
+        assert_eq!(
+            SysctlKey::parse("kernel.hostname", "eth0"),
+            Err(SysctlKeyError::NotNet("kernel.hostname".into()))
+        );
+        // `..` is a traversal even when the rest would be under net/, and
+        // an ifname can produce it (dots in the name become slashes first,
+        // so only the substituted name can be `..` itself).
+        for (key, ifname) in [
+            ("net/../kernel", "eth0"),
+            ("net.ipv4.conf.IFNAME.x", "."),
+            ("net.ipv4.conf.IFNAME.x", ""),
+            ("net.core.", "eth0"),
+            ("/net/core", "eth0"),
+        ] {
+            assert_eq!(
+                SysctlKey::parse(key, ifname),
+                Err(SysctlKeyError::Traversal(key.into())),
+                "{key} with {ifname:?}"
+            );
+        }
+        // A dotted ifname is one component, not a traversal.
+        let k = SysctlKey::parse("net.ipv6.conf.IFNAME.mtu", "v.1").unwrap();
+        assert_eq!(k.to_string(), "net/ipv6/conf/v.1/mtu");
+    }
+
+    #[test]
     fn reads_and_writes_under_an_injected_root() {
         let dir = std::env::temp_dir().join(format!("cni-sysctl-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("net/core")).unwrap();
+        fs::create_dir_all(dir.join("kernel")).unwrap();
         fs::write(dir.join("net/core/somaxconn"), "4096\n").unwrap();
+        fs::write(dir.join("kernel/hostname"), "h\n").unwrap();
         let s = Sysctl::with_root(&dir);
         let k = SysctlKey::parse("net.core.somaxconn", "eth0").unwrap();
         assert_eq!(s.read(&k).unwrap(), "4096");
         s.write(&k, "100").unwrap();
         assert_eq!(s.read(&k).unwrap(), "100");
-        // A symlink that escapes net/ is refused.
-        std::os::unix::fs::symlink("/etc", dir.join("net/escape")).unwrap();
+        // A symlink that escapes net/ is refused, for reads and writes.
+        std::os::unix::fs::symlink(dir.join("kernel"), dir.join("net/escape")).unwrap();
         let k = SysctlKey::parse("net.escape.hostname", "eth0").unwrap();
-        assert!(s.read(&k).is_err());
+        let e = s.read(&k).unwrap_err();
+        assert!(matches!(e, SysctlError::Escape { .. }), "{e}");
+        assert!(!e.is_not_found());
+        let e = s.write(&k, "x").unwrap_err();
+        assert!(e.to_string().contains("outside"), "{e}");
+        assert_eq!(
+            fs::read_to_string(dir.join("kernel/hostname")).unwrap(),
+            "h\n"
+        );
+        // A missing file is "not found", not an escape.
+        let k = SysctlKey::parse("net.core.nope", "eth0").unwrap();
+        assert!(s.read(&k).unwrap_err().is_not_found());
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::fixture::{base36, NamedNetns};
+
 /// Every netns and link tests create starts with this.
 pub const PREFIX: &str = "cnt";
 
@@ -47,20 +49,6 @@ pub fn unique_name(tag: &str) -> String {
     )
 }
 
-fn base36(mut n: u32) -> String {
-    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut out = Vec::new();
-    loop {
-        out.push(DIGITS[(n % 36) as usize]);
-        n /= 36;
-        if n == 0 {
-            break;
-        }
-    }
-    out.reverse();
-    String::from_utf8(out).unwrap_or_default()
-}
-
 /// `target/<profile>/`, where cargo puts the workspace's binaries, found from
 /// the running test binary (`target/<profile>/deps/<test>`).
 pub fn workspace_bin_dir() -> PathBuf {
@@ -85,23 +73,24 @@ pub fn sh(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A named network namespace (`/run/netns/<name>`), deleted on drop.
+/// A named network namespace (`/run/netns/<name>`) with `lo` up, deleted
+/// on drop ([`crate::fixture::NamedNetns`]; `name` and `path()` come from it).
 #[derive(Debug)]
-pub struct TestNetns {
-    pub name: String,
+pub struct TestNetns(NamedNetns);
+
+impl std::ops::Deref for TestNetns {
+    type Target = NamedNetns;
+    fn deref(&self) -> &NamedNetns {
+        &self.0
+    }
 }
 
 impl TestNetns {
     pub fn new(tag: &str) -> TestNetns {
         let name = unique_name(tag);
-        sh(&["ip", "netns", "add", &name]);
-        let ns = TestNetns { name };
+        let ns = TestNetns(NamedNetns::create(&name).unwrap_or_else(|e| panic!("{e}")));
         ns.exec(&["ip", "link", "set", "lo", "up"]);
         ns
-    }
-
-    pub fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/run/netns/{}", self.name))
     }
 
     /// Runs a command inside this netns; panics on failure.
@@ -123,22 +112,6 @@ impl TestNetns {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
-    }
-}
-
-impl Drop for TestNetns {
-    fn drop(&mut self) {
-        // portmap keeps a lock file and an index per host netns inode; a
-        // netns that played the host takes them along.
-        if let Ok(meta) = std::fs::metadata(self.path()) {
-            use std::os::unix::fs::MetadataExt;
-            let base = format!("/run/cni-portmap/netns-{}", meta.ino());
-            let _ = std::fs::remove_dir_all(&base);
-            let _ = std::fs::remove_file(format!("{base}.lock"));
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
     }
 }
 

@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use crate::conflist::{parse_conflist, NetworkConfigList};
-use crate::runtime::{Runtime, RuntimeConf};
 use crate::scenarios::bandwidth::{judge, wire_bps};
-use crate::topology::{HostSnapshot, HostWorld, Pod, Reach, Tools, NODE_V4};
+use crate::topology::{HostSnapshot, HostWorld, Pod, Reach, Tools, TopologyError, NODE_V4};
+use cni_runtime::{
+    parse_conflist, ConfError, NetworkConfigList, Runtime, RuntimeConf, RuntimeError,
+};
 
 const RATE: u64 = 20_000_000;
 const BURST: u64 = 320_000;
@@ -29,7 +30,7 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
-fn step<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+fn step<T, E: std::fmt::Display>(what: &str, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
     use std::io::IsTerminal;
     let start = Instant::now();
     let mut out = std::io::stdout();
@@ -48,6 +49,35 @@ fn step<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, Strin
     r
 }
 
+/// Why the demo stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// Not root, or no usable `ip`.
+    #[error("demo {0}")]
+    Privileges(TopologyError),
+    /// Plugins it needs are not installed.
+    #[error("demo needs {}", .0.join(", "))]
+    Missing(Vec<String>),
+    /// Building the world or probing it failed.
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    /// The conflist is invalid.
+    #[error(transparent)]
+    Conf(#[from] ConfError),
+    /// A runtime verb failed.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The conflist could not be encoded.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// Something the demo relies on is missing from the world it built.
+    #[error("{0}")]
+    Broken(&'static str),
+    /// The real host is not as it was before (the names of what changed).
+    #[error("the real host changed")]
+    HostChanged(Vec<String>),
+}
+
 struct DemoPod {
     pod: Pod,
     rt: RuntimeConf,
@@ -55,14 +85,14 @@ struct DemoPod {
 }
 
 /// Runs the demo with the plugins in `plugins` (traffic tools from this binary).
-pub fn run(plugins: &Path) -> Result<(), String> {
-    let tools = Tools::current().map_err(|e| e.to_string())?;
+pub fn run(plugins: &Path) -> Result<(), DemoError> {
+    let tools = Tools::current()?;
     run_with(plugins, &tools)
 }
 
 /// Runs the demo with the traffic tools of `tools`.
-pub fn run_with(plugins: &Path, tools: &Tools) -> Result<(), String> {
-    crate::topology::privileges().map_err(|e| format!("demo {e}"))?;
+pub fn run_with(plugins: &Path, tools: &Tools) -> Result<(), DemoError> {
+    crate::topology::privileges().map_err(DemoError::Privileges)?;
     let main_dir = PathBuf::from(MAIN_PLUGINS);
     let mut missing = Vec::new();
     for p in ["portmap", "bandwidth", "tuning", "loopback"] {
@@ -79,7 +109,7 @@ pub fn run_with(plugins: &Path, tools: &Tools) -> Result<(), String> {
         }
     }
     if !missing.is_empty() {
-        return Err(format!("demo needs {}", missing.join(", ")));
+        return Err(DemoError::Missing(missing));
     }
     let before = HostSnapshot::take();
     say("cni-conformance demo: two pods on a bridge, chained tuning → portmap → bandwidth, plus loopback");
@@ -97,13 +127,13 @@ pub fn run_with(plugins: &Path, tools: &Tools) -> Result<(), String> {
     }
     outcome?;
     if !diff.is_empty() {
-        return Err("the real host changed".into());
+        return Err(DemoError::HostChanged(diff));
     }
     say("\ndemo finished: everything shown was created and removed inside throwaway namespaces.");
     Ok(())
 }
 
-fn conflist(world: &HostWorld) -> Result<NetworkConfigList, String> {
+fn conflist(world: &HostWorld) -> Result<NetworkConfigList, DemoError> {
     let body = json!({
         "cniVersion": "1.0.0",
         "name": "demo",
@@ -115,31 +145,31 @@ fn conflist(world: &HostWorld) -> Result<NetworkConfigList, String> {
                     "type": "host-local",
                     "ranges": [[{"subnet": "10.88.0.0/24"}]],
                     "routes": [{"dst": "0.0.0.0/0"}],
-                    "dataDir": world.dir.path.join("ipam").to_string_lossy(),
+                    "dataDir": world.dir.path().join("ipam").to_string_lossy(),
                 }
             },
             {
                 "type": "tuning", "mtu": 1400,
                 "sysctl": {"net.core.somaxconn": "1024", "net.ipv4.conf.IFNAME.arp_ignore": "1"},
-                "dataDir": world.dir.path.join("tuning").to_string_lossy(),
+                "dataDir": world.dir.path().join("tuning").to_string_lossy(),
             },
             {"type": "portmap", "capabilities": {"portMappings": true}},
             {"type": "bandwidth", "capabilities": {"bandwidth": true}}
         ]
     });
-    let bytes = serde_json::to_vec_pretty(&body).map_err(|e| e.to_string())?;
+    let bytes = serde_json::to_vec_pretty(&body)?;
     say("\nThe network configuration list (pod network):");
     for line in String::from_utf8_lossy(&bytes).lines() {
         say(&format!("    {line}"));
     }
-    parse_conflist(&bytes, None).map_err(|e| e.to_string())
+    Ok(parse_conflist(&bytes, None)?)
 }
 
-fn demo_world(plugins: &Path, main_dir: &Path, tools: &Tools) -> Result<(), String> {
+fn demo_world(plugins: &Path, main_dir: &Path, tools: &Tools) -> Result<(), DemoError> {
     say("\n1. Building a throwaway world");
     let world = step(
         "host netns with node IP 192.168.200.1 (plays the node; every plugin runs in it)",
-        || HostWorld::new("dm").map_err(|e| e.to_string()),
+        || HostWorld::new("dm"),
     )?;
     say(&format!("     host netns: {}", world.host.name));
     let runtime = Runtime::new(vec![plugins.to_path_buf(), main_dir.to_path_buf()])
@@ -150,13 +180,10 @@ fn demo_world(plugins: &Path, main_dir: &Path, tools: &Tools) -> Result<(), Stri
     let lo_list = parse_conflist(
         br#"{"cniVersion":"1.0.0","name":"demo-lo","plugins":[{"type":"loopback"}]}"#,
         None,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let mut pods = Vec::new();
     for (name, caps) in [("web", true), ("client", false)] {
-        let pod = step(&format!("pod netns for {name}"), || {
-            Pod::new(name).map_err(|e| e.to_string())
-        })?;
+        let pod = step(&format!("pod netns for {name}"), || Pod::new(name))?;
         let mut rt = RuntimeConf::new(&pod.container_id, pod.netns.path(), "eth0");
         if caps {
             let mut c = Map::new();
@@ -177,14 +204,10 @@ fn demo_world(plugins: &Path, main_dir: &Path, tools: &Tools) -> Result<(), Stri
     say("\n6. Tearing down");
     for p in &pods {
         let _ = step(&format!("DEL pod network of {}", p.pod.netns.name), || {
-            runtime
-                .del_network_list(&list, &p.rt)
-                .map_err(|e| e.to_string())
+            runtime.del_network_list(&list, &p.rt)
         });
         let _ = step(&format!("DEL loopback of {}", p.pod.netns.name), || {
-            runtime
-                .del_network_list(&lo_list, &p.lo)
-                .map_err(|e| e.to_string())
+            runtime.del_network_list(&lo_list, &p.lo)
         });
     }
     say("\n7. What is left in the throwaway host netns");
@@ -198,7 +221,12 @@ fn demo_world(plugins: &Path, main_dir: &Path, tools: &Tools) -> Result<(), Stri
     let reach = tools.request(
         &world.host,
         false,
-        SocketAddr::new(NODE_V4.parse().map_err(|_| "bad node ip")?, HOST_PORT),
+        SocketAddr::new(
+            NODE_V4
+                .parse()
+                .map_err(|_| DemoError::Broken("bad node ip"))?,
+            HOST_PORT,
+        ),
         Duration::from_millis(1500),
     );
     say(&format!(
@@ -211,7 +239,7 @@ fn demo_world(plugins: &Path, main_dir: &Path, tools: &Tools) -> Result<(), Stri
     ));
     let cached = crate::topology::files_under(&world.cache_dir());
     say(&format!("  {} result cache file(s)", cached.len()));
-    let backups = crate::topology::files_under(&world.dir.path.join("tuning"));
+    let backups = crate::topology::files_under(&world.dir.path().join("tuning"));
     say(&format!("  {} tuning backup file(s)", backups.len()));
     drop(pods);
     drop(world);
@@ -225,14 +253,11 @@ fn attach_and_show(
     pods: &[DemoPod],
     world: &HostWorld,
     tools: &Tools,
-) -> Result<(), String> {
+) -> Result<(), DemoError> {
     say("\n2. Attaching the pods (ADD through the runtime, as containerd/CRI-O would)");
     for (i, p) in pods.iter().enumerate() {
         step(&format!("ADD loopback in {}", p.pod.netns.name), || {
-            runtime
-                .add_network_list(lo_list, &p.lo)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            runtime.add_network_list(lo_list, &p.lo).map(|_| ())
         })?;
         let r = step(
             &format!(
@@ -244,11 +269,7 @@ fn attach_and_show(
                     "no capabilities"
                 }
             ),
-            || {
-                runtime
-                    .add_network_list(list, &p.rt)
-                    .map_err(|e| e.to_string())
-            },
+            || runtime.add_network_list(list, &p.rt),
         )?;
         let ips: Vec<String> = r
             .result
@@ -265,11 +286,11 @@ fn attach_and_show(
     }
     let web = &pods[0];
     let client = &pods[1];
-    let _server = tools
-        .serve(&web.pod.netns, &[80, 5201], &[], "hello from web", 60)
-        .map_err(|e| e.to_string())?;
+    let _server = tools.serve(&web.pod.netns, &[80, 5201], &[], "hello from web", 60)?;
     say("\n3. The hostPort answers (web pod serves tcp/80)");
-    let node: std::net::IpAddr = NODE_V4.parse().map_err(|_| "bad node ip")?;
+    let node: std::net::IpAddr = NODE_V4
+        .parse()
+        .map_err(|_| DemoError::Broken("bad node ip"))?;
     for (who, ns, to) in [
         ("host", &world.host, SocketAddr::new(node, HOST_PORT)),
         (
@@ -300,7 +321,10 @@ fn attach_and_show(
         "\n4. Shaped throughput (configured {} Mbit/s each way; 1.5 s TCP per direction)",
         RATE / 1_000_000
     ));
-    let web_ip = web.pod.address(4).ok_or("web pod has no IPv4 address")?;
+    let web_ip = web
+        .pod
+        .address(4)
+        .ok_or(DemoError::Broken("web pod has no IPv4 address"))?;
     let mtu = web
         .pod
         .netns

@@ -1,36 +1,16 @@
-//! A libcni-compatible CNI runtime and the conformance suite built on it.
+//! The conformance harness on top of [`cni_runtime`]: the `cni-conformance`
+//! command line (cnitool-compatible verbs plus `run`, `bench`, `demo`), the
+//! scenario suite that runs whole conflists in throwaway network namespaces
+//! and checks the kernel and real traffic, the benchmark and the demo.
 //!
-//! Runtime half (what the suite and the CLI build on):
-//! - [`conflist`]: `parse_conflist(bytes, Option<&Path>)`, `load_file(path)`,
-//!   `load_network(dir, name)` (lexicographic first of *.conflist/*.conf/*.json
-//!   with that name), `load_dir(dir)`, `scan_dir(dir)` →
-//!   [`conflist::NetworkConfigList`] `{ name, cni_version, disable_check,
-//!   disable_gc, plugins: Vec<Map>, bytes, source }`; errors
-//!   ([`conflist::ConfError`]) name file, plugin index and field.
-//! - [`runtime`]: [`runtime::Runtime`] — `new(plugin_dirs)`,
-//!   `with_cache_dir(dir)`, `with_timeout(d)` / `without_timeout()` (default
-//!   60 s), `with_exec_netns(path)`, `with_exec(Arc<dyn PluginExec>)`;
-//!   `add_network_list(&list, &RuntimeConf) -> Result<AddResult>`,
-//!   `check_network_list`, `del_network_list`, `gc_network_list(&list,
-//!   &[Attachment])`, `status_network_list(&list)`,
-//!   `validate_network_list(&list) -> Result<Vec<String> /*capabilities*/>`,
-//!   `version_info(type) -> Result<Vec<String>>`. [`runtime::RuntimeConf`]
-//!   `{ container_id, netns, ifname, args, capability_args }`;
-//!   [`runtime::AddResult`] `{ raw, result, version }`;
-//!   [`runtime::RuntimeError`] (`cni_error()`, `plugin()`, `all()`). Pure
-//!   stdin builders: `plugin_stdin`, `gc_stdin`, `status_stdin`.
-//! - [`cache`]: [`cache::ResultCache`] (libcni `cniCacheV1` files).
-//! - [`exec`]: the [`exec::PluginExec`] seam and [`exec::ProcessExec`].
 //! - [`cli`]: the `cni-conformance` command line (`cli::main`).
+//! - [`scenarios`]: the suite (`run_suite`), reported through [`report`].
+//! - [`bench`], [`demo`]: latency measurements and the narrated demo.
+//! - [`topology`], [`tools`]: world building and the traffic tools the suite
+//!   runs inside namespaces.
 
-pub mod cache;
-pub mod cli;
-pub mod conflist;
-pub mod exec;
-pub mod runtime;
-
-// Suite half (owned by the suite helper): traffic tools, world building, reports.
 pub mod bench;
+pub mod cli;
 pub mod demo;
 pub mod report;
 pub mod scenarios;

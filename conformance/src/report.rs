@@ -68,16 +68,19 @@ pub enum Format {
     Junit,
 }
 
+/// A `--format` that is not text, json or junit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown format {0:?} (expected text, json or junit)")]
+pub struct UnknownFormat(pub String);
+
 impl std::str::FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Format, String> {
+    type Err = UnknownFormat;
+    fn from_str(s: &str) -> Result<Format, UnknownFormat> {
         match s {
             "text" => Ok(Format::Text),
             "json" => Ok(Format::Json),
             "junit" => Ok(Format::Junit),
-            other => Err(format!(
-                "unknown format {other:?} (expected text, json or junit)"
-            )),
+            other => Err(UnknownFormat(other.to_string())),
         }
     }
 }

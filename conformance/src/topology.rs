@@ -15,6 +15,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use cni::fixture::{base36, NamedNetns};
+pub use tempfile::TempDir;
+
 use crate::tools::Throughput;
 
 /// Every netns this crate creates starts with this (shared test prefix).
@@ -32,6 +35,10 @@ pub enum TopologyError {
     },
     #[error("netns {0}: {1}")]
     Netns(String, cni::netns::NetnsError),
+    #[error("needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN to create network namespaces); run it with sudo")]
+    NotRoot,
+    #[error("iproute2 `ip` is not usable: {0}")]
+    NoIp(Box<TopologyError>),
 }
 
 impl TopologyError {
@@ -73,20 +80,6 @@ pub fn run_id() -> &'static str {
     ID.get_or_init(|| base36(std::process::id() % 1_679_616))
 }
 
-fn base36(mut n: u32) -> String {
-    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut out = Vec::new();
-    loop {
-        out.push(DIGITS[(n % 36) as usize]);
-        n /= 36;
-        if n == 0 {
-            break;
-        }
-    }
-    out.reverse();
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The prefix of every netns name this run creates: `cnts<run id>`.
 pub fn run_prefix() -> String {
     format!("{PREFIX}s{}", run_id())
@@ -99,18 +92,25 @@ pub fn unique_name(tag: &str) -> String {
     format!("{}-{tag}{}", run_prefix(), base36(n))
 }
 
-/// A named netns (`/run/netns/<name>`), deleted on drop.
+/// A named netns (`/run/netns/<name>`), deleted on drop
+/// ([`NamedNetns`]; `name` and `path()` come from it).
 #[derive(Debug)]
-pub struct Netns {
-    pub name: String,
+pub struct Netns(NamedNetns);
+
+impl std::ops::Deref for Netns {
+    type Target = NamedNetns;
+    fn deref(&self) -> &NamedNetns {
+        &self.0
+    }
 }
 
 impl Netns {
     /// Creates a netns with `lo` up and IPv6 DAD off (addresses usable at once).
     pub fn new(tag: &str) -> Result<Netns> {
         let name = unique_name(tag);
-        run(&["ip", "netns", "add", &name])?;
-        let ns = Netns { name };
+        let ns = NamedNetns::create(&name)
+            .map(Netns)
+            .map_err(|e| TopologyError::io(format!("creating netns {name}"), e))?;
         ns.ip(&["link", "set", "lo", "up"])?;
         for key in [
             "net/ipv6/conf/all/accept_dad",
@@ -120,10 +120,6 @@ impl Netns {
             let _ = ns.write_sysctl(key, "0");
         }
         Ok(ns)
-    }
-
-    pub fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/run/netns/{}", self.name))
     }
 
     /// `ip netns exec <name> <args>`.
@@ -206,59 +202,13 @@ impl Netns {
     }
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        remove_per_netns_plugin_state(&self.name);
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// Plugins that serialise per host netns keep a lock file and an index
-/// keyed by the netns inode (portmap: `/run/cni-portmap/netns-<ino>{,.lock}`).
-/// For a throwaway netns that played the host they must go with it, or every
-/// run leaves files on the real host.
-fn remove_per_netns_plugin_state(name: &str) {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::metadata(format!("/run/netns/{name}")) else {
-        return;
-    };
-    let base = format!("/run/cni-portmap/netns-{}", meta.ino());
-    let _ = std::fs::remove_dir_all(&base);
-    let _ = std::fs::remove_file(format!("{base}.lock"));
-}
-
-/// A directory removed (recursively) on drop.
-#[derive(Debug)]
-pub struct TempDir {
-    pub path: PathBuf,
-}
-
-impl TempDir {
-    pub fn new(tag: &str) -> Result<TempDir> {
-        let path = std::env::temp_dir().join(unique_name(tag));
-        std::fs::create_dir_all(&path)
-            .map_err(|e| TopologyError::io(format!("creating {}", path.display()), e))?;
-        Ok(TempDir { path })
-    }
-
-    /// A subdirectory, created.
-    pub fn sub(&self, name: &str) -> Result<PathBuf> {
-        let p = self.path.join(name);
-        std::fs::create_dir_all(&p)
-            .map_err(|e| TopologyError::io(format!("creating {}", p.display()), e))?;
-        Ok(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
+/// A directory under the system temp dir named after this run
+/// (`cnts<run id>-<tag><n>-XXXXXX`), removed with its contents on drop.
+pub fn temp_dir(tag: &str) -> Result<TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("{}-", unique_name(tag)))
+        .tempdir()
+        .map_err(|e| TopologyError::io(format!("creating a temp dir for {tag}"), e))
 }
 
 /// Every file under `dir`, relative, sorted (empty when it does not exist).
@@ -296,7 +246,7 @@ pub struct HostWorld {
 impl HostWorld {
     pub fn new(tag: &str) -> Result<HostWorld> {
         let host = Netns::new(&format!("{tag}h"))?;
-        let dir = TempDir::new(tag)?;
+        let dir = temp_dir(tag)?;
         host.write_sysctl("net/ipv4/ip_forward", "1")?;
         let _ = host.write_sysctl("net/ipv6/conf/all/forwarding", "1");
         host.ip(&[
@@ -316,8 +266,16 @@ impl HostWorld {
         Ok(HostWorld { host, dir })
     }
 
+    /// A subdirectory of the world's temp dir, created.
+    pub fn sub(&self, name: &str) -> Result<PathBuf> {
+        let p = self.dir.path().join(name);
+        std::fs::create_dir_all(&p)
+            .map_err(|e| TopologyError::io(format!("creating {}", p.display()), e))?;
+        Ok(p)
+    }
+
     pub fn cache_dir(&self) -> PathBuf {
-        self.dir.path.join("cache")
+        self.dir.path().join("cache")
     }
 }
 
@@ -682,11 +640,11 @@ impl HostSnapshot {
 }
 
 /// True when this process can build worlds (root and iproute2).
-pub fn privileges() -> std::result::Result<(), String> {
+pub fn privileges() -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
-        return Err("needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN to create network namespaces); run it with sudo".into());
+        return Err(TopologyError::NotRoot);
     }
-    run(&["ip", "-V"]).map_err(|e| format!("iproute2 `ip` is not usable: {e}"))?;
+    run(&["ip", "-V"]).map_err(|e| TopologyError::NoIp(Box::new(e)))?;
     Ok(())
 }
 
@@ -715,11 +673,11 @@ mod tests {
 
     #[test]
     fn files_under_lists_relative_paths() {
-        let t = TempDir::new("ft").unwrap();
-        std::fs::create_dir_all(t.path.join("results")).unwrap();
-        std::fs::write(t.path.join("results/a"), "x").unwrap();
+        let t = temp_dir("ft").unwrap();
+        std::fs::create_dir_all(t.path().join("results")).unwrap();
+        std::fs::write(t.path().join("results/a"), "x").unwrap();
         assert_eq!(
-            files_under(&t.path).into_iter().collect::<Vec<_>>(),
+            files_under(t.path()).into_iter().collect::<Vec<_>>(),
             vec!["results/a".to_string()]
         );
         assert!(files_under(Path::new("/nonexistent-dir-x")).is_empty());

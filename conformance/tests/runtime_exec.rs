@@ -9,12 +9,11 @@ mod runtime_support;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use conformance::conflist::parse_conflist;
-use conformance::runtime::{Runtime, RuntimeConf, RuntimeError};
+use cni_runtime::{parse_conflist, Runtime, RuntimeConf, RuntimeError};
 use runtime_support::{log_lines, recording_plugin, TempDir};
 use serde_json::{json, Value};
 
-fn list(types: &[&str], version: &str) -> conformance::conflist::NetworkConfigList {
+fn list(types: &[&str], version: &str) -> cni_runtime::NetworkConfigList {
     let plugins: Vec<Value> = types.iter().map(|t| json!({"type": t})).collect();
     let text = json!({"cniVersion": version, "name": "scripts", "plugins": plugins}).to_string();
     parse_conflist(text.as_bytes(), None).unwrap()

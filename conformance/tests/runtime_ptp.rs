@@ -12,8 +12,7 @@ use std::path::PathBuf;
 
 use base64::Engine;
 use cni::testing::{privileged, TestNetns};
-use conformance::conflist::parse_conflist;
-use conformance::runtime::{Runtime, RuntimeConf};
+use cni_runtime::{parse_conflist, Runtime, RuntimeConf};
 use runtime_support::{noop_dir, ptp_conflist, TempDir, DEBIAN_CNI};
 use serde_json::Value;
 

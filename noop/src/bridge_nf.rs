@@ -46,7 +46,7 @@ pub fn ensure(sysctl: &Sysctl) -> Result<Vec<String>, CniError> {
         let k = key(name)?;
         let current = match sysctl.read(&k) {
             Ok(v) => v,
-            Err(e) if i > 0 && e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) if i > 0 && e.is_not_found() => continue,
             Err(e) => {
                 return Err(CniError::internal(format!(
                     "noop: reading {}: {e}",
@@ -83,7 +83,7 @@ pub fn verify(sysctl: &Sysctl) -> Result<(), CniError> {
                     v.trim()
                 )))
             }
-            Err(e) if i > 0 && e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if i > 0 && e.is_not_found() => {}
             Err(e) => {
                 return Err(CniError::internal(format!(
                     "noop: reading {}: {e}",

@@ -1,18 +1,18 @@
 //! The `portmap` CNI plugin: hostPort DNAT on nftables with O(1) per-pod
 //! work (set elements only) and per-packet map lookups. Handlers here only
 //! read the request, call the pure config/plan functions and hand the plan
-//! to [`apply`], the one module that decides kernel effects (through
-//! [`nfnl`], [`nft`], [`conntrack`] and the state files of [`state`]). See
-//! [`plan`] for the nft layout and [`apply`] for the cost of each verb and
-//! for localhost (127.0.0.1 works, ::1 cannot).
+//! to the configuration's [`backend::Firewall`] ([`nftables`] today), which
+//! decides kernel effects with the backend-neutral helpers ([`conntrack`],
+//! [`localnet`], the state files of [`state`]). See [`nftables::skeleton`]
+//! for the nft layout, [`nftables`] for the cost of each verb and
+//! [`localnet`] for localhost (127.0.0.1 works, ::1 cannot).
 
-pub mod apply;
+pub mod backend;
 pub mod conditions;
 pub mod config;
 pub mod conntrack;
-pub mod installed;
-pub mod nfnl;
-pub mod nft;
+pub mod localnet;
+pub mod nftables;
 pub mod plan;
 pub mod state;
 
@@ -39,6 +39,10 @@ fn plan_for(req: &Request) -> Result<(plan::PodPlan, cni::CniResult), CniError> 
     Ok((plan::pod_plan(&cfg, &req.owner(), ips), prev))
 }
 
+fn firewall(plan: &plan::PodPlan) -> Box<dyn backend::Firewall> {
+    backend::for_config(&plan.config)
+}
+
 impl cni::Plugin for Plugin {
     fn about(&self) -> String {
         "portmap CNI plugin (nftables, Rust)".into()
@@ -46,13 +50,13 @@ impl cni::Plugin for Plugin {
 
     fn add(&self, req: &Request) -> Result<Reply, CniError> {
         let (plan, prev) = plan_for(req)?;
-        apply::add(&plan)?;
+        firewall(&plan).add(&plan)?;
         Ok(Reply::Result(prev))
     }
 
     fn check(&self, req: &Request) -> Result<Reply, CniError> {
         let (plan, _) = plan_for(req)?;
-        apply::check(&plan)?;
+        firewall(&plan).check(&plan)?;
         Ok(Reply::Empty)
     }
 
@@ -62,7 +66,8 @@ impl cni::Plugin for Plugin {
     /// malformed `runtimeConfig`, say) is reported on stderr and ignored
     /// (upstream fails DEL there, and libcni then stops the whole DEL chain).
     fn del(&self, req: &Request) -> Result<Reply, CniError> {
-        let udp: BTreeSet<MapKey> = match config::parse(&req.stdin) {
+        let cfg = config::parse(&req.stdin);
+        let udp: BTreeSet<MapKey> = match &cfg {
             Ok(cfg) => {
                 let ips = req
                     .prev_result
@@ -72,7 +77,7 @@ impl cni::Plugin for Plugin {
                         v4: Some(std::net::Ipv4Addr::UNSPECIFIED.into()),
                         v6: Some(std::net::Ipv6Addr::UNSPECIFIED.into()),
                     });
-                plan::pod_plan(&cfg, &req.owner(), ips)
+                plan::pod_plan(cfg, &req.owner(), ips)
                     .keys()
                     .into_iter()
                     .filter(|k| k.protocol == config::Protocol::Udp)
@@ -87,19 +92,19 @@ impl cni::Plugin for Plugin {
                 BTreeSet::new()
             }
         };
-        apply::del(&req.owner(), &udp)?;
+        backend::for_teardown(cfg.as_ref().ok()).del(&req.owner(), &udp)?;
         Ok(Reply::Empty)
     }
 
     fn gc(&self, req: &GcRequest) -> Result<Reply, CniError> {
-        config::parse(&req.stdin)?;
-        apply::gc(&req.conf.name, &req.valid_attachments)?;
+        let cfg = config::parse(&req.stdin)?;
+        backend::for_config(&cfg).gc(&req.conf.name, &req.valid_attachments)?;
         Ok(Reply::Empty)
     }
 
     fn status(&self, req: &StatusRequest) -> Result<Reply, CniError> {
-        config::parse(&req.stdin)?;
-        apply::status()?;
+        let cfg = config::parse(&req.stdin)?;
+        backend::for_config(&cfg).status()?;
         Ok(Reply::Empty)
     }
 }

@@ -1,9 +1,9 @@
-//! Plugin-private state under `/run/cni-portmap`, per host netns (by inode):
-//! the flock that serialises portmap's list-then-modify sequences, and one
-//! index file per attachment listing exactly the elements (and pod chain)
-//! its ADD installed, so DEL finds them without listing the maps. The index
-//! is a hint, never the authority: DEL deletes only elements that still
-//! carry the owner's comment. Touches no kernel object.
+//! Plugin-private state under `/run/cni-portmap`, per host netns (by inode),
+//! whatever the backend: the flock that serialises portmap's
+//! list-then-modify sequences, and one index file per attachment in which
+//! the backend records what its ADD installed (the nftables backend: its
+//! elements and pod chain), so DEL finds them without listing. An index is
+//! a hint, never the authority. Touches no kernel object.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -13,9 +13,10 @@ use std::path::PathBuf;
 use cni::args::Owner;
 use cni::CniError;
 use nix::fcntl::{Flock, FlockArg};
-use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-use crate::plan::{owner_hash, SetElement};
+use crate::plan::owner_hash;
 
 const STATE_DIR: &str = "/run/cni-portmap";
 
@@ -31,6 +32,7 @@ pub struct NetnsLock {
 }
 
 impl NetnsLock {
+    /// Takes the lock of the current netns, waiting for it.
     pub fn take() -> Result<NetnsLock, CniError> {
         let ino = netns_ino()?;
         std::fs::create_dir_all(STATE_DIR)
@@ -48,16 +50,6 @@ impl NetnsLock {
     }
 }
 
-/// What one attachment's ADD installed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Index {
-    /// The owner comment on every element.
-    pub comment: String,
-    pub elements: Vec<SetElement>,
-    /// The pod chain (attachments with conditions only).
-    pub chain: Option<String>,
-}
-
 fn index_path(owner: &Owner) -> Result<PathBuf, CniError> {
     Ok(PathBuf::from(format!(
         "{STATE_DIR}/netns-{}/{}.json",
@@ -67,7 +59,7 @@ fn index_path(owner: &Owner) -> Result<PathBuf, CniError> {
 }
 
 /// The index of `owner`, if any (an unreadable one counts as absent).
-pub fn read_index(owner: &Owner) -> Result<Option<Index>, CniError> {
+pub fn read_index<T: DeserializeOwned>(owner: &Owner) -> Result<Option<T>, CniError> {
     let path = index_path(owner)?;
     match std::fs::read(&path) {
         Ok(bytes) => Ok(cni::gojson::from_slice(&bytes).ok()),
@@ -80,7 +72,7 @@ pub fn read_index(owner: &Owner) -> Result<Option<Index>, CniError> {
 }
 
 /// Writes the index atomically (temporary file + rename).
-pub fn write_index(owner: &Owner, index: &Index) -> Result<(), CniError> {
+pub fn write_index<T: Serialize>(owner: &Owner, index: &T) -> Result<(), CniError> {
     let path = index_path(owner)?;
     let err = |what: &str, e: std::io::Error| {
         CniError::io(format!("portmap: {what} {}: {e}", path.display()))

@@ -10,8 +10,10 @@ use std::process::{Command, Stdio};
 use cni::args::Owner;
 use cni::testing::{privileged, TestNetns};
 use portmap::config::{self, ContainerIps};
-use portmap::installed::Listing;
-use portmap::nfnl::{ElementOp, Nfnl};
+use portmap::nftables::installed::Listing;
+use portmap::nftables::nfnl::{ElementOp, Nfnl};
+use portmap::nftables::ruleset::{self, NftPod};
+use portmap::nftables::{elements, skeleton};
 use portmap::plan::{self, PodPlan};
 
 fn owner() -> Owner {
@@ -94,18 +96,18 @@ fn shapes() -> Vec<(&'static str, PodPlan)> {
 #[test]
 fn snapshots_of_every_shape() {
     for (name, p) in shapes() {
-        insta::assert_json_snapshot!(format!("add_{name}"), p.add_batch());
+        insta::assert_json_snapshot!(format!("add_{name}"), NftPod::new(&p).add_batch());
     }
-    insta::assert_json_snapshot!("skeleton", plan::skeleton_batch());
+    insta::assert_json_snapshot!("skeleton", skeleton::skeleton_batch());
     let (_, p) = &shapes()[2];
     insta::assert_json_snapshot!(
         "delete",
-        plan::delete_batch(&p.elements(), &BTreeSet::new())
+        ruleset::delete_batch(&elements::of(p), &BTreeSet::new())
     );
     let (_, p) = &shapes()[6];
     insta::assert_json_snapshot!(
         "delete_with_chain",
-        plan::delete_batch(&p.elements(), &p.chain.clone().into_iter().collect())
+        ruleset::delete_batch(&elements::of(p), &p.chain.clone().into_iter().collect())
     );
 }
 
@@ -149,21 +151,21 @@ fn nft_in(ns: &TestNetns, batch: &serde_json::Value) -> String {
 }
 
 fn list(ns: &TestNetns) -> Listing {
-    Listing::parse(&nft_in(ns, &plan::list_table_batch()))
+    Listing::parse(&nft_in(ns, &ruleset::list_table_batch()))
 }
 
 /// Applies the skeleton (twice: it is idempotent) in a fresh netns.
 fn prepared() -> TestNetns {
     let ns = TestNetns::new("sh");
-    nft_in(&ns, &plan::skeleton_batch());
-    nft_in(&ns, &plan::skeleton_batch());
+    nft_in(&ns, &skeleton::skeleton_batch());
+    nft_in(&ns, &skeleton::skeleton_batch());
     ns
 }
 
 fn assert_installed(name: &str, listing: &Listing, p: &PodPlan) {
     assert_eq!(
         listing.elements_of(&p.comment),
-        p.elements().into_iter().collect::<BTreeSet<_>>(),
+        elements::of(p).into_iter().collect::<BTreeSet<_>>(),
         "{name}: elements read back"
     );
     if let Some(chain) = &p.chain {
@@ -185,14 +187,14 @@ fn every_shape_applies_to_real_nft_and_lists_back() {
     }
     for (name, p) in shapes() {
         let ns = prepared();
-        nft_in(&ns, &p.add_batch());
+        nft_in(&ns, &NftPod::new(&p).add_batch());
         assert_installed(name, &list(&ns), &p);
         // Re-ADD of the same owner and DEL also apply.
-        let old: Vec<_> = p.elements();
+        let old: Vec<_> = elements::of(&p);
         let chains: BTreeSet<String> = p.chain.clone().into_iter().collect();
-        nft_in(&ns, &p.replace_batch(&old, &chains));
+        nft_in(&ns, &NftPod::new(&p).replace_batch(&old, &chains));
         assert_installed(name, &list(&ns), &p);
-        nft_in(&ns, &plan::delete_batch(&old, &chains));
+        nft_in(&ns, &ruleset::delete_batch(&old, &chains));
         let after = list(&ns);
         assert!(
             after.elements.is_empty() && after.rules.is_empty(),
@@ -215,7 +217,7 @@ fn nfnetlink_elements_match_what_nft_lists() {
         }
         let ns = prepared();
         let path = ns.path();
-        let elements = p.elements();
+        let elements = elements::of(&p);
         let comment = p.comment.clone();
         let els = elements.clone();
         std::thread::spawn(move || {

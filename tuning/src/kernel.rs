@@ -9,19 +9,15 @@
 //! rtnetlink over one plain blocking socket (`cni::rtnl`, no async runtime):
 //! one RTM_GETLINK (VF stats skipped) to read a link, one RTM_SETLINK per
 //! attribute.
-//! A sysctl is opened as `O_PATH`, its real path checked through
-//! `/proc/self/fd` (one readlink, no race with the open), then reopened
-//! through that fd for the read or write.
+//! Sysctls go through `cni::sysctl` (race-free `O_PATH` open with an escape
+//! check); this module only adds the netns and the configured key to its
+//! errors.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use cni::netns::{NetnsError, NetnsGuard};
 use cni::rtnl::{Rtnl, RtnlError};
-use cni::sysctl::SysctlKey;
+use cni::sysctl::{Sysctl, SysctlError, SysctlKey};
 use cni::CniError;
 use netlink_packet_core::NLM_F_ACK;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
@@ -96,9 +92,7 @@ impl From<KernelError> for CniError {
 /// Access to one netns's sysctls and links; exists only while the calling
 /// thread is inside that netns (see [`in_netns`]).
 pub struct Kernel {
-    sysctl_root: PathBuf,
-    /// `<sysctl_root>/net` with symlinks resolved, once per `Kernel`.
-    net_root: Option<PathBuf>,
+    sysctl: Sysctl,
     netns: String,
     rtnl: Option<Rtnl>,
 }
@@ -125,107 +119,54 @@ impl Kernel {
     /// A kernel view with sysctls below `root` (tests use a temp dir).
     pub fn with_root(root: impl Into<PathBuf>, netns: &str) -> Kernel {
         Kernel {
-            sysctl_root: root.into(),
-            net_root: None,
+            sysctl: Sysctl::with_root(root),
             netns: netns.to_string(),
             rtnl: None,
         }
     }
 
-    fn sysctl_error(
-        &self,
-        op: &'static str,
-        key: &str,
-        path: &SysctlKey,
-    ) -> impl FnOnce(std::io::Error) -> KernelError {
-        let (key, path, netns) = (key.to_string(), path.to_string(), self.netns.clone());
-        move |source| KernelError::Sysctl {
-            op,
-            key,
-            path,
-            netns,
-            source,
-        }
-    }
-
-    /// Opens the sysctl file for reading or writing, refusing (code 7) one
-    /// whose real path is outside `<root>/net`. The check is made on the
-    /// opened file itself (an `O_PATH` descriptor, which reads and writes
-    /// nothing), which is then reopened through `/proc/self/fd`, so no
-    /// rename can slip in between.
-    fn open_sysctl(
-        &mut self,
-        key: &str,
-        path: &SysctlKey,
-        write: bool,
-    ) -> Result<File, KernelError> {
-        let op = if write { "writing" } else { "reading" };
-        let pinned = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_PATH)
-            .open(self.sysctl_root.join(path.as_str()))
-            .map_err(self.sysctl_error(op, key, path))?;
-        let fd_path = format!("/proc/self/fd/{}", pinned.as_raw_fd());
-        let real = std::fs::read_link(&fd_path).map_err(self.sysctl_error(op, key, path))?;
-        if self.net_root.is_none() {
-            let net = std::fs::canonicalize(self.sysctl_root.join("net"))
-                .map_err(self.sysctl_error(op, key, path))?;
-            self.net_root = Some(net);
-        }
-        if !self
-            .net_root
-            .as_ref()
-            .is_some_and(|net| real.starts_with(net))
-        {
-            return Err(KernelError::SysctlEscape {
-                key: key.to_string(),
-                real: real.display().to_string(),
-            });
-        }
-        let mut opts = OpenOptions::new();
-        if write {
-            opts.write(true).truncate(true);
-        } else {
-            opts.read(true);
-        }
-        opts.open(&fd_path)
-            .map_err(self.sysctl_error(op, key, path))
-    }
-
-    /// The current value, one trailing newline removed.
+    /// Reads a sysctl (`key` as configured, `path` normalised); one
+    /// trailing newline removed.
     pub fn read_sysctl(&mut self, key: &str, path: &SysctlKey) -> Result<String, KernelError> {
-        let mut f = self.open_sysctl(key, path, false)?;
-        // A plain read loop: `read_to_string` would stat and seek first.
-        let (mut bytes, mut chunk) = (Vec::new(), [0u8; 512]);
-        loop {
-            match f.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.sysctl_error("reading", key, path)(e)),
-            }
-        }
-        let mut value = String::from_utf8(bytes).map_err(|e| {
-            self.sysctl_error("reading", key, path)(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                e,
-            ))
-        })?;
-        if value.ends_with('\n') {
-            value.pop();
-        }
-        Ok(value)
+        self.sysctl
+            .read(path)
+            .map_err(|e| self.sysctl_error("reading", key, path, e))
     }
 
+    /// Writes a sysctl (`key` as configured, `path` normalised).
     pub fn write_sysctl(
         &mut self,
         key: &str,
         path: &SysctlKey,
         value: &str,
     ) -> Result<(), KernelError> {
-        let mut f = self.open_sysctl(key, path, true)?;
-        f.write_all(value.as_bytes())
-            .map_err(self.sysctl_error("writing", key, path))
+        self.sysctl
+            .write(path, value)
+            .map_err(|e| self.sysctl_error("writing", key, path, e))
+    }
+
+    /// An escape is code 7 ([`KernelError::SysctlEscape`]); anything else
+    /// names the operation, both key forms and the netns.
+    fn sysctl_error(
+        &self,
+        op: &'static str,
+        key: &str,
+        path: &SysctlKey,
+        e: SysctlError,
+    ) -> KernelError {
+        match e {
+            SysctlError::Escape { real, .. } => KernelError::SysctlEscape {
+                key: key.to_string(),
+                real: real.display().to_string(),
+            },
+            SysctlError::Io(source) => KernelError::Sysctl {
+                op,
+                key: key.to_string(),
+                path: path.to_string(),
+                netns: self.netns.clone(),
+                source,
+            },
+        }
     }
 
     fn rtnl(&mut self) -> Result<&Rtnl, KernelError> {

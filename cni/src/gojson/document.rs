@@ -1,8 +1,11 @@
 //! [`Document`]: a parsed JSON value that keeps its objects' keys in
 //! document order, duplicates included, so decoding can apply Go's "last key
-//! wins". It is what [`super::de`] deserializes from.
+//! wins". It is what [`super::de`] deserializes from. It serializes back in
+//! the same order, duplicates included, for tools that edit a file another
+//! program owns (the installer rewriting a conflist).
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Number, Value};
 
 use super::Error;
@@ -76,6 +79,31 @@ impl From<Document> for Value {
                     .map(|(k, v)| (k, Value::from(v)))
                     .collect::<Map<String, Value>>(),
             ),
+        }
+    }
+}
+
+impl Serialize for Document {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Document::Null => s.serialize_unit(),
+            Document::Bool(b) => s.serialize_bool(*b),
+            Document::Number(n) => n.serialize(s),
+            Document::String(v) => s.serialize_str(v),
+            Document::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for v in items {
+                    seq.serialize_element(v)?;
+                }
+                seq.end()
+            }
+            Document::Object(entries) => {
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
         }
     }
 }

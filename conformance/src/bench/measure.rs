@@ -18,7 +18,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -53,6 +53,57 @@ fn vm_hwm_kib(pid: libc::pid_t) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
+/// Why one measured invocation could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum MeasureError {
+    /// The spawning thread could not enter the netns.
+    #[error("entering netns: {0}")]
+    EnterNetns(cni::netns::NetnsError),
+    /// The spawning thread could not return from the netns.
+    #[error("leaving netns: {0}")]
+    LeaveNetns(cni::netns::NetnsError),
+    /// The netns file could not be opened.
+    #[error("opening netns {}: {source}", path.display())]
+    OpenNetns {
+        /// The netns path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The plugin could not be started.
+    #[error("starting {}: {source}", plugin.display())]
+    Start {
+        /// The plugin binary.
+        plugin: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Waiting for the plugin failed.
+    #[error("waiting for {}: {source}", plugin.display())]
+    Wait {
+        /// The plugin binary.
+        plugin: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl MeasureError {
+    fn start(plugin: &Path, source: std::io::Error) -> MeasureError {
+        MeasureError::Start {
+            plugin: plugin.to_path_buf(),
+            source,
+        }
+    }
+
+    fn wait(plugin: &Path, source: std::io::Error) -> MeasureError {
+        MeasureError::Wait {
+            plugin: plugin.to_path_buf(),
+            source,
+        }
+    }
+}
+
 /// Runs `plugin` (inside `netns` when given) with exactly `env` (plus PATH),
 /// feeding `stdin`; kills it after `limit`.
 pub fn run_measured(
@@ -62,7 +113,7 @@ pub fn run_measured(
     stdin: &[u8],
     limit: Duration,
     probe: Probe,
-) -> Result<Sample, String> {
+) -> Result<Sample, MeasureError> {
     match probe {
         Probe::Time => run_timed(plugin, netns, env, stdin, limit),
         Probe::PeakRss => run_traced(plugin, netns, env, stdin, limit),
@@ -90,20 +141,20 @@ fn run_timed(
     env: &[(String, String)],
     stdin: &[u8],
     limit: Duration,
-) -> Result<Sample, String> {
+) -> Result<Sample, MeasureError> {
     let mut cmd = command(plugin, env);
     // The child inherits the spawning thread's netns; this thread goes back
     // right after the spawn.
     let guard = netns
         .map(cni::netns::NetnsGuard::enter)
         .transpose()
-        .map_err(|e| format!("entering netns: {e}"))?;
+        .map_err(MeasureError::EnterNetns)?;
     let start = Instant::now();
     let spawned = cmd.spawn();
     if let Some(g) = guard {
-        g.leave().map_err(|e| format!("leaving netns: {e}"))?;
+        g.leave().map_err(MeasureError::LeaveNetns)?;
     }
-    let mut child = spawned.map_err(|e| format!("starting {}: {e}", plugin.display()))?;
+    let mut child = spawned.map_err(|e| MeasureError::start(plugin, e))?;
     let writer = match child.stdin.take() {
         Some(mut pipe) if stdin.len() <= PIPE_ROOM => {
             let _ = pipe.write_all(stdin);
@@ -123,7 +174,7 @@ fn run_timed(
     if let Some(w) = writer {
         let _ = w.join();
     }
-    let status = status.map_err(|e| format!("waiting for {}: {e}", plugin.display()))?;
+    let status = status.map_err(|e| MeasureError::wait(plugin, e))?;
     Ok(Sample {
         probe: Probe::Time,
         wall,
@@ -217,9 +268,12 @@ fn run_traced(
     env: &[(String, String)],
     stdin: &[u8],
     limit: Duration,
-) -> Result<Sample, String> {
+) -> Result<Sample, MeasureError> {
     let ns_file = match netns {
-        Some(p) => Some(File::open(p).map_err(|e| format!("opening netns {}: {e}", p.display()))?),
+        Some(p) => Some(File::open(p).map_err(|source| MeasureError::OpenNetns {
+            path: p.to_path_buf(),
+            source,
+        })?),
         None => None,
     };
     let ns_fd = ns_file.as_ref().map(|f| f.as_raw_fd());
@@ -245,9 +299,7 @@ fn run_traced(
         });
     }
     let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("starting {}: {e}", plugin.display()))?;
+    let mut child = cmd.spawn().map_err(|e| MeasureError::start(plugin, e))?;
     let pid = child.id() as libc::pid_t;
     let stdin_data = stdin.to_vec();
     let mut pipe_in = child.stdin.take();
@@ -299,7 +351,7 @@ fn run_traced(
                 continue;
             }
             done.store(true, Ordering::Relaxed);
-            return Err(format!("waiting for {}: {e}", plugin.display()));
+            return Err(MeasureError::wait(plugin, e));
         }
         if libc::WIFEXITED(status) {
             break Some(libc::WEXITSTATUS(status));

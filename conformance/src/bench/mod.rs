@@ -29,6 +29,24 @@ use crate::topology::Tools;
 use measure::Probe;
 use side::Side;
 
+/// Why the benchmark could not run (a phase that fails records its error
+/// in the document instead).
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Not root, or no usable `ip`.
+    #[error(transparent)]
+    Privileges(#[from] crate::topology::TopologyError),
+    /// This binary (the traffic tools) could not be located.
+    #[error("locating this binary: {0}")]
+    CurrentExe(std::io::Error),
+    /// A side's world (host netns, dual-stack pod) could not be built.
+    #[error("building the world of {side}: {msg}")]
+    World { side: String, msg: String },
+    /// The report, the JSON or a plot could not be written.
+    #[error("{0}")]
+    Output(String),
+}
+
 /// What `cni-conformance bench` was asked.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -142,11 +160,11 @@ pub fn machine() -> Value {
 }
 
 /// Runs every phase and returns the JSON document.
-pub fn run(opts: &BenchOptions) -> Result<Value, String> {
+pub fn run(opts: &BenchOptions) -> Result<Value, BenchError> {
     crate::topology::privileges()?;
     let exe = match &opts.tool_exe {
         Some(p) => p.clone(),
-        None => std::env::current_exe().map_err(|e| format!("locating this binary: {e}"))?,
+        None => std::env::current_exe().map_err(BenchError::CurrentExe)?,
     };
     let started = Instant::now();
     let mut bench = Bench {
@@ -166,7 +184,11 @@ pub fn run(opts: &BenchOptions) -> Result<Value, String> {
             "building the world of {label} ({})",
             dir.display()
         ));
-        bench.sides.push(Side::new(label, dir, &opts.main_plugins)?);
+        let side = Side::new(label, dir, &opts.main_plugins);
+        bench.sides.push(side.map_err(|msg| BenchError::World {
+            side: label.to_string(),
+            msg,
+        })?);
     }
     let verbs = verbs::run(&bench);
     let node = node::run(&bench);
@@ -193,15 +215,18 @@ pub fn write_outputs(
     json_path: Option<&Path>,
     report_path: Option<&Path>,
     plots: &Path,
-) -> Result<String, String> {
-    let files = plot::draw_all(doc, plots)?;
+) -> Result<String, BenchError> {
+    let files = plot::draw_all(doc, plots).map_err(BenchError::Output)?;
     let md = report::render(doc, report_path.and_then(Path::parent), &files);
     if let Some(p) = json_path {
-        let text = serde_json::to_string_pretty(doc).map_err(|e| e.to_string())?;
-        std::fs::write(p, text + "\n").map_err(|e| format!("writing {}: {e}", p.display()))?;
+        let text =
+            serde_json::to_string_pretty(doc).map_err(|e| BenchError::Output(e.to_string()))?;
+        std::fs::write(p, text + "\n")
+            .map_err(|e| BenchError::Output(format!("writing {}: {e}", p.display())))?;
     }
     if let Some(p) = report_path {
-        std::fs::write(p, &md).map_err(|e| format!("writing {}: {e}", p.display()))?;
+        std::fs::write(p, &md)
+            .map_err(|e| BenchError::Output(format!("writing {}: {e}", p.display())))?;
     }
     Ok(md)
 }

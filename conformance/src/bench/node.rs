@@ -14,9 +14,9 @@ use super::measure::{median, p99};
 use super::series::round3;
 use super::side::{main_conflist, no_dad, Side};
 use super::Bench;
-use crate::conflist::parse_conflist;
-use crate::runtime::{Runtime, RuntimeConf};
 use crate::topology::Pod;
+use cni_runtime::parse_conflist;
+use cni_runtime::{Runtime, RuntimeConf};
 
 fn chain(side: &Side) -> Value {
     let mut list = main_conflist(&side.world, "benchnode", 78);
@@ -26,7 +26,7 @@ fn chain(side: &Side) -> Value {
         plugins.push(json!({
             "type": "tuning",
             "sysctl": {"net.core.somaxconn": "512"},
-            "dataDir": side.world.dir.path.join("tuning-node").to_string_lossy(),
+            "dataDir": side.world.dir.path().join("tuning-node").to_string_lossy(),
         }));
     }
     list
@@ -84,14 +84,14 @@ fn all_at_once(
         "p50_ms": median(&times).map(round3),
         "p99_ms": p99(&times).map(round3),
         "errors": errors.len(),
-        "first_error": errors.first().map(|e| crate::exec::truncate(e, 300)),
+        "first_error": errors.first().map(|e| cni_runtime::truncate(e, 300)),
     })
 }
 
 fn side_run(b: &Bench, side: &Side) -> Result<Value, String> {
     let n = b.opts.node_pods;
     let runtime = Runtime::new(vec![side.dir.clone(), b.opts.main_plugins.clone()])
-        .with_cache_dir(side.world.dir.path.join("cache-node"))
+        .with_cache_dir(side.world.dir.path().join("cache-node"))
         .with_exec_netns(side.world.host.path());
     let bytes = serde_json::to_vec(&chain(side)).map_err(|e| e.to_string())?;
     let list = parse_conflist(&bytes, None).map_err(|e| e.to_string())?;

@@ -41,7 +41,7 @@ impl Series {
     pub fn fail(&mut self, e: String) {
         self.failures += 1;
         self.first_error
-            .get_or_insert_with(|| crate::exec::truncate(&e, 200).to_string());
+            .get_or_insert_with(|| cni_runtime::truncate(&e, 200).to_string());
     }
 
     pub fn median(&self) -> Option<f64> {

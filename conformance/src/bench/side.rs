@@ -10,9 +10,9 @@ use cni::CniVersion;
 use serde_json::{json, Value};
 
 use super::measure::{run_measured, Probe, Sample};
-use crate::conflist::parse_conflist;
-use crate::runtime::{Runtime, RuntimeConf};
 use crate::topology::{HostWorld, Pod};
+use cni_runtime::parse_conflist;
+use cni_runtime::{Runtime, RuntimeConf};
 
 /// Longest one plugin invocation may take.
 pub const LIMIT: Duration = Duration::from_secs(120);
@@ -28,7 +28,7 @@ pub fn main_conflist(world: &HostWorld, name: &str, octet: u8) -> Value {
             "isGateway": true,
             "ipam": {
                 "type": "host-local",
-                "dataDir": world.dir.path.join(format!("ipam-{name}")).to_string_lossy(),
+                "dataDir": world.dir.path().join(format!("ipam-{name}")).to_string_lossy(),
                 "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}],
                 "ranges": [
                     [{"subnet": format!("10.{octet}.0.0/16")}],
@@ -155,6 +155,7 @@ impl Side {
             LIMIT,
             probe,
         )
+        .map_err(|e| e.to_string())
     }
 
     /// The stdin of `plugin` (prevResult injected when given).
@@ -173,7 +174,7 @@ impl Side {
                 "type": "tuning",
                 "mtu": 1400,
                 "sysctl": {"net.core.somaxconn": "512"},
-                "dataDir": self.world.dir.path.join("tuning").to_string_lossy(),
+                "dataDir": self.world.dir.path().join("tuning").to_string_lossy(),
             }),
             other => json!({"type": other}),
         };

@@ -6,8 +6,8 @@ use cni::CniVersion;
 use serde_json::{json, Map};
 
 use super::{expect_reply, sock, Attached, Ctx, MainPlugin, Net, Recorder};
-use crate::runtime::RuntimeConf;
 use crate::topology::Pod;
+use cni_runtime::RuntimeConf;
 
 fn lo_up(pod: &Pod) -> Result<bool, String> {
     let link = pod

@@ -28,10 +28,9 @@ use std::time::{Duration, Instant};
 use cni::CniVersion;
 use serde_json::{json, Map, Value};
 
-use crate::conflist::{parse_conflist, NetworkConfigList};
 use crate::report::{CaseResult, Format, Outcome, SuiteReport};
-use crate::runtime::{Runtime, RuntimeConf};
 use crate::topology::{HostSnapshot, HostWorld, Netns, Pod, Reach, Tools};
+use cni_runtime::{parse_conflist, NetworkConfigList, Runtime, RuntimeConf};
 
 /// What `cni-conformance run` was asked.
 #[derive(Debug, Clone)]
@@ -216,7 +215,7 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     fn new(opts: &SuiteOptions) -> Result<Ctx, String> {
-        crate::topology::privileges()?;
+        crate::topology::privileges().map_err(|e| e.to_string())?;
         let exe = match &opts.tool_exe {
             Some(p) => p.clone(),
             None => std::env::current_exe().map_err(|e| format!("locating this binary: {e}"))?,
@@ -613,9 +612,8 @@ impl<'c> Net<'c> {
 
     pub fn dir(&self, sub: &str) -> PathBuf {
         self.world
-            .dir
             .sub(sub)
-            .unwrap_or_else(|_| self.world.dir.path.join(sub))
+            .unwrap_or_else(|_| self.world.dir.path().join(sub))
     }
 
     /// The main plugin object for pod number `index` (0-based).

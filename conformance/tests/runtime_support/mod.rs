@@ -1,38 +1,34 @@
 //! Shared helpers of the runtime and CLI integration tests: temporary
-//! directories removed on drop, shell-script plugins, locating our `noop`
-//! binary, and ptp + host-local conflists whose IPAM state stays in a temp dir.
+//! directories (tempfile) with file-writing helpers, shell-script plugins,
+//! locating our `noop` binary, and ptp + host-local conflists whose IPAM state stays in a temp dir.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 
-/// A directory under the system temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
+/// A directory under the system temp dir (`cni-conf-<tag>-XXXXXX`, from
+/// the `tempfile` crate), removed on drop, with file-writing helpers.
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "cni-conf-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("cni-conf-{tag}-"))
+            .tempdir()
+            .unwrap();
+        TempDir(dir)
     }
 
     pub fn path(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
 
     pub fn join(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
+        self.path().join(rel)
     }
 
     pub fn write(&self, rel: &str, text: &str) -> PathBuf {
-        let p = self.0.join(rel);
+        let p = self.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, text).unwrap();
         p
@@ -43,12 +39,6 @@ impl TempDir {
         let p = self.write(name, &format!("#!/bin/sh\n{body}\n"));
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -1,0 +1,132 @@
+//! The only part of bandwidth that changes the kernel: a [`Host`] (one
+//! blocking rtnetlink socket in the host netns, the netns the plugin runs
+//! in) finds the host end of the pod's veth and applies, verifies and
+//! removes a [`ShapingPlan`]. One file per job:
+//!
+//! - `veth`: the host end of the pod's veth (the pod netns gets a socket
+//!   only for the one lookup of the container interface);
+//! - `apply`: ADD, the fast exclusive way and the careful way;
+//! - `undo`: the journal of what an ADD created, and undoing it;
+//! - `verify`: CHECK;
+//! - `remove`: DEL and GC.
+//!
+//! This file holds what they share: the socket, the veth and IFB
+//! descriptions, and what makes a link or qdisc ours. tc messages are
+//! built in `tc_raw`, sent by `tc`; link verbs are in `link`. It never
+//! decides *what* to shape (that is `plan`) and never reads stdin or the
+//! environment. Failures are [`TcError`].
+
+mod apply;
+mod remove;
+mod undo;
+mod verify;
+mod veth;
+
+use netlink_packet_route::link::{InfoKind, LinkMessage};
+use netlink_packet_route::tc::{TcHandle, TcMessage};
+
+use cni::args::Owner;
+use cni::rtnl::{Rtnl, RtnlError};
+
+use crate::error::TcError;
+use crate::link;
+#[cfg(doc)]
+use crate::plan::ShapingPlan;
+use crate::plan::{IfbAlias, ROOT_HANDLE};
+use crate::tc;
+use crate::tc_raw::{self, tc_handle};
+
+/// The host end of the pod's veth.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostVeth {
+    /// Its name in the host netns.
+    pub name: String,
+    /// Its ifindex in the host netns.
+    pub index: u32,
+    /// Its MTU (the IFB gets the same).
+    pub mtu: u32,
+    /// The kind of its root qdisc (IFLA_QDISC), when the kernel said.
+    pub qdisc: Option<String>,
+}
+
+impl HostVeth {
+    fn from_link(link: &LinkMessage) -> HostVeth {
+        HostVeth {
+            name: link::name(link).unwrap_or_default().to_string(),
+            index: link.header.index,
+            mtu: link::mtu(link),
+            qdisc: link::qdisc(link),
+        }
+    }
+}
+
+/// The IFB ADD created, for the result's `interfaces`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedIfb {
+    /// The IFB's name.
+    pub name: String,
+    /// Its MAC address, when it has one.
+    pub mac: Option<String>,
+}
+
+/// A netlink socket in the host netns (where the plugin runs).
+pub struct Host {
+    nl: Rtnl,
+}
+
+/// The owner record of `link` when it is ours: an IFB named `name` whose
+/// alias names `owner`. Anything else holding that name is someone else's.
+fn our_ifb(link: &LinkMessage, name: &str, owner: &Owner) -> Option<IfbAlias> {
+    if link::kind(link) != Some(InfoKind::Ifb) || link::name(link) != Some(name) {
+        return None;
+    }
+    link::alias(link)
+        .and_then(|a| IfbAlias::parse(&a))
+        .filter(|a| &a.owner == owner)
+}
+
+/// A root qdisc bandwidth creates (`1:` tbf or htb); ADD replaces it and
+/// DEL removes it.
+fn is_our_root(q: &TcMessage) -> bool {
+    q.header.parent == TcHandle::ROOT
+        && q.header.handle == tc_handle(ROOT_HANDLE)
+        && matches!(tc_raw::kind(q), Some("tbf") | Some("htb"))
+}
+
+/// Records `r`'s failure in `errors` unless the object was already gone.
+fn unless_gone(r: Result<(), RtnlError>, what: String, errors: &mut Vec<TcError>) {
+    if let Err(e) = r.map_err(TcError::netlink(what)) {
+        if !e.is_gone() {
+            errors.push(e);
+        }
+    }
+}
+
+impl Host {
+    /// Opens the socket in the calling thread's netns.
+    pub fn open() -> Result<Host, TcError> {
+        let nl = Rtnl::open().map_err(TcError::netlink("opening netlink in the host netns"))?;
+        Ok(Host { nl })
+    }
+
+    /// A cheap request proving tc/netlink is usable (STATUS).
+    pub fn probe(&self) -> Result<(), TcError> {
+        self.nl
+            .link_by_name("lo")
+            .map(drop)
+            .map_err(TcError::netlink("netlink is not usable (looking up lo)"))
+    }
+
+    fn link(&self, name: &str) -> Result<Option<LinkMessage>, TcError> {
+        self.nl
+            .link_by_name(name)
+            .map_err(TcError::netlink(format!("looking up link {name}")))
+    }
+
+    /// The qdiscs of one device; `what` names it for the error.
+    fn qdiscs(&self, ifindex: u32, what: &str) -> Result<Vec<TcMessage>, TcError> {
+        tc::qdiscs(&self.nl, ifindex).map_err(TcError::netlink(format!(
+            "listing qdiscs of {what} (ifindex {ifindex})"
+        )))
+    }
+}

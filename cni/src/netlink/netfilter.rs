@@ -1,0 +1,241 @@
+//! NETLINK_NETFILTER verbs over [`super::Socket`]: one atomic nf_tables
+//! batch (`NFNL_MSG_BATCH_BEGIN` … `END` around `netlink-packet-netfilter`'s
+//! [`NfTablesMessage`]s, every operation acknowledged), conntrack dumps and
+//! deletes, and closing a socket without waiting for the kernel's RCU grace
+//! period. Builds no nf_tables objects itself: tables, sets and elements are
+//! its users' business.
+//!
+//! Closing: after a transaction that deleted something, the kernel makes the
+//! close of any nfnetlink socket of that netns wait for an RCU grace period
+//! (5–15 ms here) while holding the netns's nf_tables commit mutex. The
+//! transaction is committed and visible before that; the wait only frees
+//! memory. [`Nfnl::close_in_background`] hands the last reference of the
+//! socket to a forked child that first waits out a grace period itself
+//! (`membarrier`, no lock held) and then exits, so neither the plugin nor
+//! the next transaction in the netns waits. Measured here (kernel 6.18,
+//! load ~1.2, medians of 21 back-to-back portmap ADD+DEL pairs, whole plugin
+//! process): plain close ADD 3.5 ms / DEL 17–19 ms; background close ADD
+//! 4.2–5.6 ms / DEL 3.2–3.4 ms (an ADD issued within the grace period of
+//! the previous DEL pays ~1 ms of it; 0.4 ms is the fork).
+
+use std::os::fd::AsRawFd;
+
+use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP};
+use netlink_packet_netfilter::conntrack::{ConntrackAttribute, ConntrackMessage};
+use netlink_packet_netfilter::nftables::NfTablesMessage;
+use netlink_packet_netfilter::none::ControlMessage;
+use netlink_packet_netfilter::{
+    NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
+};
+
+use super::{NetlinkError, Socket};
+
+/// The NETLINK_NETFILTER protocol (nf_tables, conntrack).
+#[derive(Debug, Clone, Copy)]
+pub struct Netfilter;
+
+/// A NETLINK_NETFILTER socket.
+pub type Nfnl = Socket<Netfilter>;
+
+/// `NFNL_SUBSYS_NFTABLES`: the subsystem a batch is addressed to.
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+/// Conntrack deletions sent in one datagram.
+const DELETES_PER_DATAGRAM: usize = 64;
+const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
+
+/// A failed nf_tables batch.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// The kernel refused operation `op` (its index in the batch) with this
+    /// errno; nothing of the batch was committed.
+    #[error("{}", std::io::Error::from_raw_os_error(*.errno))]
+    Refused {
+        /// The refused operation's index, when the refusal names one.
+        op: Option<usize>,
+        /// The (positive) errno.
+        errno: i32,
+    },
+    /// Fewer operations were acknowledged than sent.
+    #[error("{acked} of {sent} operations acknowledged")]
+    Unacknowledged {
+        /// Acknowledged operations.
+        acked: usize,
+        /// Operations sent.
+        sent: usize,
+    },
+    /// The exchange itself failed.
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+}
+
+impl BatchError {
+    /// The kernel's (positive) errno, when it refused the batch.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            BatchError::Refused { errno, .. } => Some(*errno),
+            BatchError::Netlink(e) => e.errno(),
+            BatchError::Unacknowledged { .. } => None,
+        }
+    }
+}
+
+fn message(
+    family: NetfilterProtoFamily,
+    res_id: u16,
+    inner: impl Into<NetfilterMessageInner>,
+) -> NetfilterMessage {
+    NetfilterMessage::new(NetfilterHeader::new(family, 0, res_id), inner)
+}
+
+impl Socket<Netfilter> {
+    /// Applies `ops` (nf_tables messages of `family`, each with its extra
+    /// netlink flags such as `NLM_F_CREATE`/`NLM_F_EXCL`) as one atomic
+    /// transaction: all or nothing. Every operation is acknowledged; the
+    /// first refusal names its operation.
+    pub fn nftables_batch(
+        &self,
+        family: NetfilterProtoFamily,
+        ops: Vec<(NfTablesMessage, u16)>,
+    ) -> Result<(), BatchError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let sent = ops.len();
+        let mut msgs = Vec::with_capacity(sent + 2);
+        let begin = ControlMessage::BatchBegin;
+        msgs.push((
+            message(NetfilterProtoFamily::Unspec, NFNL_SUBSYS_NFTABLES, begin),
+            0,
+        ));
+        for (op, flags) in ops {
+            msgs.push((message(family, 0, op), flags | NLM_F_ACK));
+        }
+        let end = ControlMessage::BatchEnd;
+        msgs.push((
+            message(NetfilterProtoFamily::Unspec, NFNL_SUBSYS_NFTABLES, end),
+            0,
+        ));
+        let answers = self.exchange(msgs)?;
+        let mut acked = 0;
+        // The begin and end messages are not acknowledged unless they fail.
+        for (i, answer) in answers.iter().enumerate() {
+            match answer.status {
+                Some(Ok(())) => acked += 1,
+                Some(Err(errno)) => {
+                    let op = i.checked_sub(1).filter(|op| *op < sent);
+                    return Err(BatchError::Refused { op, errno });
+                }
+                None => {}
+            }
+        }
+        if acked < sent {
+            return Err(BatchError::Unacknowledged { acked, sent });
+        }
+        Ok(())
+    }
+
+    /// Sends each request (nf_tables GETs of `family`, acknowledged) in one
+    /// datagram and returns each one's answer: the replies, or the errno it
+    /// was refused with.
+    pub fn nftables_get(
+        &self,
+        family: NetfilterProtoFamily,
+        requests: Vec<NfTablesMessage>,
+    ) -> Result<Vec<Result<Vec<NfTablesMessage>, i32>>, NetlinkError> {
+        let msgs = requests
+            .into_iter()
+            .map(|r| (message(family, 0, r), NLM_F_ACK))
+            .collect();
+        Ok(self
+            .exchange(msgs)?
+            .into_iter()
+            .map(|a| match a.status {
+                Some(Err(errno)) => Err(errno),
+                _ => Ok(a
+                    .messages
+                    .into_iter()
+                    .filter_map(|m| match m.inner {
+                        NetfilterMessageInner::NfTables(t) => Some(t),
+                        _ => None,
+                    })
+                    .collect()),
+            })
+            .collect())
+    }
+
+    /// Every conntrack entry of `family` (`IPv4` or `IPv6`), as attributes.
+    pub fn conntrack_dump(
+        &self,
+        family: NetfilterProtoFamily,
+    ) -> Result<Vec<Vec<ConntrackAttribute>>, NetlinkError> {
+        let dump = message(family, 0, ConntrackMessage::Get(vec![]));
+        Ok(self
+            .request(dump, NLM_F_DUMP)?
+            .into_iter()
+            .filter_map(|m| match m.inner {
+                NetfilterMessageInner::Conntrack(
+                    ConntrackMessage::New(a) | ConntrackMessage::Get(a),
+                ) => Some(a),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Deletes the conntrack entries of `family` identified by each
+    /// attribute list (typically its `CtaTupleOrig`), many per datagram;
+    /// returns each deletion's outcome (`Err(ENOENT)`: already gone).
+    pub fn conntrack_delete(
+        &self,
+        family: NetfilterProtoFamily,
+        entries: Vec<Vec<ConntrackAttribute>>,
+    ) -> Result<Vec<Result<(), i32>>, NetlinkError> {
+        let mut out = Vec::with_capacity(entries.len());
+        // Chunks keep each datagram and its queued answers well inside the
+        // socket buffers.
+        for chunk in entries.chunks(DELETES_PER_DATAGRAM) {
+            let msgs = chunk
+                .iter()
+                .map(|a| {
+                    let delete = ConntrackMessage::Delete(a.clone());
+                    (message(family, 0, delete), NLM_F_ACK)
+                })
+                .collect();
+            out.extend(
+                self.exchange(msgs)?
+                    .into_iter()
+                    .map(|a| a.status.unwrap_or(Ok(()))),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Closes the socket without waiting for the kernel's RCU grace period
+    /// (see the module doc): a forked child keeps the last reference, waits
+    /// a grace period without holding any lock, and exits. Falls back to a
+    /// plain (waiting) close when fork fails.
+    pub fn close_in_background(self) {
+        let fd = self.as_raw_fd();
+        // SAFETY: the child only makes async-signal-safe system calls and
+        // leaves with `_exit`, never returning into Rust code; the parent
+        // continues normally.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: plain system calls on descriptors of this process.
+            unsafe {
+                if fd > 0 {
+                    libc::syscall(libc::SYS_close_range, 0, fd - 1, 0);
+                }
+                libc::syscall(libc::SYS_close_range, fd + 1, libc::c_uint::MAX, 0);
+                if libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) != 0 {
+                    let ts = libc::timespec {
+                        tv_sec: 0,
+                        tv_nsec: 50_000_000,
+                    };
+                    libc::nanosleep(&ts, std::ptr::null_mut());
+                }
+                libc::_exit(0);
+            }
+        }
+        drop(self);
+    }
+}

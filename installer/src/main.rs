@@ -1,0 +1,5 @@
+//! `cni-install`: see the library's documentation.
+
+fn main() {
+    std::process::exit(installer::main())
+}

@@ -1,0 +1,42 @@
+//! `route_localnet` for IPv4 localhost hostPorts, whatever the backend:
+//! finds the host interface the kernel routes a container address through
+//! (one RTM_GETROUTE lookup and one RTM_GETLINK over [`cni::netlink::route`])
+//! and sets `net.ipv4.conf.<if>.route_localnet=1` on it (only when not set
+//! yet), so 127.0.0.1-sourced DNAT'ed packets may leave through it.
+//!
+//! `[::1]:hostPort` does not work and cannot: IPv6 has no `route_localnet`,
+//! and the kernel drops packets with source `::1` that leave the host
+//! through a non-loopback device before any NAT can fix them.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use cni::rtnl::{link_name, Rtnl};
+use cni::sysctl::{Sysctl, SysctlKey};
+use cni::CniError;
+
+/// `route_localnet=1` on the host interface that routes to `ip`.
+pub fn enable_route_localnet(ip: Ipv4Addr) -> Result<(), CniError> {
+    let ctx =
+        |m: String| CniError::internal(format!("portmap: enabling route_localnet for {ip}: {m}"));
+    let rtnl = Rtnl::open().map_err(|e| ctx(format!("opening a netlink socket: {e}")))?;
+    let oif = rtnl
+        .route_oif(IpAddr::V4(ip))
+        .map_err(|e| ctx(format!("route lookup: {e}")))?
+        .ok_or_else(|| ctx("no route to the container".into()))?;
+    let link = rtnl
+        .link_by_index(oif)
+        .map_err(|e| ctx(e.to_string()))?
+        .ok_or_else(|| ctx(format!("interface {oif} vanished")))?;
+    let name = link_name(&link)
+        .ok_or_else(|| ctx(format!("interface {oif} has no name")))?
+        .to_string();
+    let key = SysctlKey::parse("net.ipv4.conf.IFNAME.route_localnet", &name)
+        .map_err(|e| ctx(e.to_string()))?;
+    let sysctl = Sysctl::default();
+    if sysctl.read(&key).map(|v| v == "1").unwrap_or(false) {
+        return Ok(());
+    }
+    sysctl
+        .write(&key, "1")
+        .map_err(|e| ctx(format!("writing {key} on {name}: {e}")))
+}

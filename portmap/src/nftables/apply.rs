@@ -1,0 +1,316 @@
+//! The nftables backend's changes: ADD (hot path over nfnetlink, pods with
+//! conditions through `nft`), the same-owner replacement and foreign-owner
+//! refusal, and the removal DEL and a failed ADD share. Every entry point
+//! runs under the caller's [`crate::state::NetnsLock`] (P12) and with one
+//! [`NftPod`] computed by the caller.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use cni::args::Owner;
+use cni::CniError;
+
+use super::elements::{ElementData, SetElement};
+use super::installed::Listing;
+use super::nfnl::{ElementOp, Nfnl, NfnlError};
+use super::nft::{Nft, NftError};
+use super::ruleset::{delete_batch, NftPod};
+use super::skeleton::skeleton_batch;
+use super::{list_table, nfnl_err, nft_err, Index};
+use crate::plan::{self, Family, MapKey, Masq};
+use crate::{conntrack, localnet, state};
+
+/// A kernel refusal that can mean "the skeleton is missing" or "a created
+/// object exists": both transports report these.
+trait Refusal {
+    fn is_not_found(&self) -> bool;
+    fn is_exists(&self) -> bool;
+}
+
+impl Refusal for NftError {
+    fn is_not_found(&self) -> bool {
+        NftError::is_not_found(self)
+    }
+    fn is_exists(&self) -> bool {
+        NftError::is_exists(self)
+    }
+}
+
+impl Refusal for NfnlError {
+    fn is_not_found(&self) -> bool {
+        NfnlError::is_not_found(self)
+    }
+    fn is_exists(&self) -> bool {
+        NfnlError::is_exists(self)
+    }
+}
+
+/// The one retry policy of ADD: runs `attempt`; a missing table, map or
+/// set (ENOENT) creates the skeleton and runs it once more; an existing
+/// key or chain (EEXIST) goes to [`replace`], which refuses foreign owners.
+fn create_or_replace<E: Refusal>(
+    nft: &Nft,
+    pod: &NftPod<'_>,
+    mut attempt: impl FnMut() -> Result<(), E>,
+    fail: impl FnOnce(E) -> CniError,
+) -> Result<(), CniError> {
+    let result = match attempt() {
+        Err(e) if e.is_not_found() => {
+            nft.apply(&skeleton_batch()).map_err(|e| {
+                nft_err(format!("creating table inet {}", super::elements::TABLE), e)
+            })?;
+            attempt()
+        }
+        other => other,
+    };
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_exists() => replace(nft, pod),
+        Err(e) => Err(fail(e)),
+    }
+}
+
+pub(super) fn dnat_keys<'a>(
+    elements: impl IntoIterator<Item = &'a SetElement>,
+) -> BTreeSet<MapKey> {
+    elements
+        .into_iter()
+        .filter_map(MapKey::from_element)
+        .collect()
+}
+
+/// The elements of `candidates` that still carry `comment`.
+fn still_ours(
+    nf: &mut Nfnl,
+    candidates: &[SetElement],
+    comment: &str,
+) -> Result<Vec<SetElement>, NfnlError> {
+    let refs: Vec<&SetElement> = candidates.iter().collect();
+    let comments = nf.comments(&refs)?;
+    Ok(candidates
+        .iter()
+        .zip(comments)
+        .filter(|(_, c)| c.as_deref() == Some(comment))
+        .map(|(e, _)| e.clone())
+        .collect())
+}
+
+/// ADD under the lock: installs `pod` (replacing what a previous ADD of
+/// the same owner left), records the index, enables `route_localnet` when
+/// localhost is masqueraded, and flushes stale UDP conntrack.
+pub(super) fn add(
+    pod: &NftPod<'_>,
+    nft: &Nft,
+    nf: &mut Nfnl,
+    previous: Option<Index>,
+) -> Result<(), CniError> {
+    let plan = pod.plan;
+    let needs_nft = plan.chain.is_some() || previous.as_ref().is_some_and(|i| i.chain.is_some());
+    match (&previous, needs_nft) {
+        (Some(_), true) => replace(nft, pod)?,
+        (None, true) => create_or_replace(
+            nft,
+            pod,
+            || nft.apply(&pod.add_batch()).map(drop),
+            |e| nft_err(format!("adding hostPort DNAT for {}", plan.owner.tag()), e),
+        )?,
+        (_, false) => add_elements(pod, nft, nf, previous.as_ref())?,
+    }
+    let index = Index {
+        comment: plan.comment.clone(),
+        elements: pod.elements.clone(),
+        chain: plan.chain.clone(),
+    };
+    let undo = |nf: &mut Nfnl| {
+        let _ = remove_installed(nf, nft, &index);
+        let _ = state::remove_index(&plan.owner);
+    };
+    if let Err(e) = state::write_index(&plan.owner, &index) {
+        undo(nf);
+        return Err(e);
+    }
+    if plan.masq != Masq::Off {
+        if let Some(ip) = plan.container_ipv4() {
+            if let Err(e) = localnet::enable_route_localnet(ip) {
+                undo(nf);
+                return Err(e);
+            }
+        }
+    }
+    conntrack::flush_udp(nf.socket(), &dnat_keys(&pod.elements));
+    Ok(())
+}
+
+/// The hot path: one nfnetlink transaction that deletes what a previous
+/// ADD of this owner left and creates the pod's elements.
+fn add_elements(
+    pod: &NftPod<'_>,
+    nft: &Nft,
+    nf: &mut Nfnl,
+    previous: Option<&Index>,
+) -> Result<(), CniError> {
+    let plan = pod.plan;
+    let what = || format!("adding hostPort DNAT for {}", plan.owner.tag());
+    let old = match previous {
+        Some(index) => {
+            still_ours(nf, &index.elements, &plan.comment).map_err(|e| nfnl_err(what(), e))?
+        }
+        None => Vec::new(),
+    };
+    let mut ops: Vec<ElementOp<'_>> = old.iter().map(ElementOp::Delete).collect();
+    ops.extend(
+        pod.elements
+            .iter()
+            .map(|e| ElementOp::Add(e, &plan.comment)),
+    );
+    create_or_replace(nft, pod, || nf.transact(&ops), |e| nfnl_err(what(), e))
+}
+
+/// Slow path of ADD: a DNAT key or the pod chain exists. Refuse foreign
+/// owners; replace our own state atomically.
+fn replace(nft: &Nft, pod: &NftPod<'_>) -> Result<(), CniError> {
+    let plan = pod.plan;
+    let listing = list_table(nft)?;
+    let conflicts = conflicts(&listing, pod);
+    if !conflicts.is_empty() {
+        return Err(CniError::internal(format!(
+            "portmap: adding hostPort DNAT for {}: {}",
+            plan.owner.tag(),
+            conflicts.join("; ")
+        ))
+        .with_details("a hostIP:hostPort/protocol can be mapped by one attachment at a time; delete the other attachment first"));
+    }
+    let old: Vec<SetElement> = listing.elements_of(&plan.comment).into_iter().collect();
+    let chains = listing.chain_named(&plan::chain_name(&plan.owner));
+    nft.apply(&pod.replace_batch(&old, &chains))
+        .map(drop)
+        .map_err(|e| {
+            nft_err(
+                format!("replacing hostPort DNAT for {}", plan.owner.tag()),
+                e,
+            )
+        })
+}
+
+/// Each DNAT key of `pod` another owner holds, described.
+fn conflicts(listing: &Listing, pod: &NftPod<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    let registry = pod
+        .elements
+        .iter()
+        .filter(|e| MapKey::from_element(e).is_some());
+    for want in registry {
+        if let Some(have) = listing.find(&want.set, &want.key) {
+            if have.comment.as_deref() != Some(pod.plan.comment.as_str()) {
+                let who = have
+                    .comment
+                    .clone()
+                    .unwrap_or_else(|| "an unknown owner".into());
+                let key = MapKey::from_element(want)
+                    .map(|k| describe_key(&k))
+                    .unwrap_or_else(|| want.to_string());
+                out.push(format!("{key} is already mapped by {who}"));
+            }
+        }
+    }
+    out
+}
+
+fn describe_key(k: &MapKey) -> String {
+    let host = match (k.host_ip, k.family) {
+        (Some(IpAddr::V6(ip)), _) => format!("[{ip}]"),
+        (Some(ip), _) => ip.to_string(),
+        (None, Family::V4) => "0.0.0.0".into(),
+        (None, Family::V6) => "[::]".into(),
+    };
+    format!("{host}:{}/{}", k.port, k.protocol.as_str())
+}
+
+/// Deletes what `index` lists and still carries its comment: over
+/// nfnetlink, or with `nft` when there is a pod chain. Returns the DNAT keys
+/// that went.
+pub(super) fn remove_installed(
+    nf: &mut Nfnl,
+    nft: &Nft,
+    index: &Index,
+) -> Result<BTreeSet<MapKey>, CniError> {
+    let what = || format!("deleting hostPort DNAT ({})", index.comment);
+    let ours = still_ours(nf, &index.elements, &index.comment).map_err(|e| nfnl_err(what(), e))?;
+    match &index.chain {
+        None => {
+            let ops: Vec<ElementOp<'_>> = ours.iter().map(ElementOp::Delete).collect();
+            nf.transact(&ops).map_err(|e| nfnl_err(what(), e))?;
+        }
+        Some(chain) => {
+            let chains = list_table(nft)?.chain_named(chain);
+            if !ours.is_empty() || !chains.is_empty() {
+                nft.apply(&delete_batch(&ours, &chains))
+                    .map_err(|e| nft_err(what(), e))?;
+            }
+        }
+    }
+    Ok(dnat_keys(&ours))
+}
+
+/// DEL under the lock: removes what the index names (or, without one, what
+/// a listing attributes to `owner`), the index, and stale UDP conntrack.
+pub(super) fn del(
+    owner: &Owner,
+    nft: &Nft,
+    nf: &mut Nfnl,
+    extra_udp: &BTreeSet<MapKey>,
+) -> Result<(), CniError> {
+    let mut keys = match state::read_index::<Index>(owner)? {
+        Some(index) => remove_installed(nf, nft, &index)?,
+        None => {
+            let comment = plan::comment(owner);
+            let listing = list_table(nft)?;
+            let elements: Vec<SetElement> = listing.elements_of(&comment).into_iter().collect();
+            let chains = listing.chain_named(&plan::chain_name(owner));
+            if !elements.is_empty() || !chains.is_empty() {
+                nft.apply(&delete_batch(&elements, &chains)).map_err(|e| {
+                    nft_err(format!("deleting hostPort DNAT for {}", owner.tag()), e)
+                })?;
+            }
+            dnat_keys(&elements)
+        }
+    };
+    state::remove_index(owner)?;
+    keys.extend(extra_udp.iter().copied());
+    conntrack::flush_udp(nf.socket(), &keys);
+    Ok(())
+}
+
+/// CHECK's comparison of what is installed with `pod`: one line per
+/// missing or unexpected element, chain or DNAT rule.
+pub(super) fn differences(listing: &Listing, pod: &NftPod<'_>) -> Vec<String> {
+    let plan = pod.plan;
+    let mut problems = Vec::new();
+    let installed = listing.elements_of(&plan.comment);
+    let wanted: BTreeSet<SetElement> = pod.elements.iter().cloned().collect();
+    for e in wanted.difference(&installed) {
+        let kind = if e.data == ElementData::None {
+            "set"
+        } else {
+            "map"
+        };
+        problems.push(format!("missing {kind} element {e}"));
+    }
+    for e in installed.difference(&wanted) {
+        problems.push(format!("unexpected element {e}"));
+    }
+    if let Some(chain) = &plan.chain {
+        if !listing.chains.contains(chain) {
+            problems.push(format!("chain {chain} is missing"));
+        }
+        let have: BTreeSet<_> = listing.rules_of(chain).filter_map(|r| r.dnat).collect();
+        let want: BTreeSet<_> = plan.effective_dnats().into_iter().collect();
+        for d in want.difference(&have) {
+            problems.push(format!("missing dnat {d} in {chain}"));
+        }
+        for d in have.difference(&want) {
+            problems.push(format!("unexpected dnat {d} in {chain}"));
+        }
+    }
+    problems
+}

@@ -1,0 +1,175 @@
+//! Our set elements over nfnetlink, without spawning `nft`: the hot path of
+//! ADD and DEL (create, add, get and delete elements of our maps and sets
+//! in one atomic batch) as `netlink-packet-netfilter` messages sent through
+//! cni's netfilter socket ([`cni::netlink::netfilter`], which also closes it
+//! in the background after the kernel's RCU grace period). The bytes the
+//! crate does not model are in [`super::raw`]. Tables, chains and rules
+//! stay with [`super::nft`].
+
+use cni::netlink::netfilter::{BatchError, Nfnl as Socket};
+use cni::netlink::NetlinkError;
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_netfilter::nftables::{
+    DataAttribute, ListAttribute, NfTablesMessage, SetElementAttribute, SetElementList,
+    SetElementMessage,
+};
+use netlink_packet_netfilter::NetfilterProtoFamily;
+
+use super::elements::{ElementData, SetElement, TABLE};
+use super::raw::{decode_comment, encode_comment, encode_fields};
+
+/// A failed nfnetlink exchange.
+#[derive(Debug, thiserror::Error)]
+pub enum NfnlError {
+    /// The socket could not be opened or used.
+    #[error("nfnetlink socket: {0}")]
+    Socket(NetlinkError),
+    /// The kernel refused the batch (nothing was committed).
+    #[error("nf_tables: {0}")]
+    Kernel(BatchError),
+    /// The owner comment does not fit nft's udata.
+    #[error("nf_tables: element {0} cannot be encoded")]
+    Encode(String),
+}
+
+impl NfnlError {
+    fn errno(&self) -> Option<i32> {
+        match self {
+            NfnlError::Kernel(e) => e.errno(),
+            NfnlError::Socket(e) => e.errno(),
+            NfnlError::Encode(_) => None,
+        }
+    }
+    /// The table, a set or an element does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.errno() == Some(libc::ENOENT)
+    }
+    /// A `create`d element exists already.
+    pub fn is_exists(&self) -> bool {
+        self.errno() == Some(libc::EEXIST)
+    }
+}
+
+/// One element operation of a batch.
+#[derive(Debug, Clone, Copy)]
+pub enum ElementOp<'a> {
+    /// Adds the element with the owner comment; fails with EEXIST when it
+    /// exists and the element is `exclusive` (nft's `create element`).
+    Add(&'a SetElement, &'a str),
+    /// Deletes the element (ENOENT when it is absent).
+    Delete(&'a SetElement),
+}
+
+/// Our set-element session: an nfnetlink socket in the current netns.
+#[derive(Debug)]
+pub struct Nfnl {
+    sock: Socket,
+}
+
+/// The element list message for one element of our table.
+fn element_list(elem: &SetElement, attrs: Vec<SetElementAttribute>) -> SetElementMessage {
+    let mut all = vec![SetElementAttribute::Key(DataAttribute::Value(
+        encode_fields(&elem.key),
+    ))];
+    all.extend(attrs);
+    SetElementMessage {
+        attributes: vec![
+            SetElementList::Table(TABLE.to_string()),
+            SetElementList::Set(elem.set.clone()),
+            SetElementList::Elements(vec![ListAttribute::Element(all)]),
+        ],
+    }
+}
+
+fn add_message(elem: &SetElement, comment: &str) -> Result<(NfTablesMessage, u16), NfnlError> {
+    let udata = encode_comment(comment).ok_or_else(|| NfnlError::Encode(elem.to_string()))?;
+    let mut attrs = Vec::with_capacity(2);
+    if let ElementData::Fields(value) = &elem.data {
+        attrs.push(SetElementAttribute::Data(DataAttribute::Value(
+            encode_fields(value),
+        )));
+    }
+    attrs.push(SetElementAttribute::UserData(udata));
+    let excl = if elem.exclusive { NLM_F_EXCL } else { 0 };
+    Ok((
+        NfTablesMessage::NewSetElement(element_list(elem, attrs)),
+        NLM_F_CREATE | excl,
+    ))
+}
+
+/// The owner comment in a NEWSETELEM answer, if any.
+fn comment_of(answer: &[NfTablesMessage]) -> Option<String> {
+    answer.iter().find_map(|m| match m {
+        NfTablesMessage::NewSetElement(msg) => msg.attributes.iter().find_map(|l| match l {
+            SetElementList::Elements(list) => list.iter().find_map(|e| match e {
+                ListAttribute::Element(attrs) => attrs.iter().find_map(|a| match a {
+                    SetElementAttribute::UserData(u) => decode_comment(u),
+                    _ => None,
+                }),
+                _ => None,
+            }),
+            _ => None,
+        }),
+        _ => None,
+    })
+}
+
+impl Nfnl {
+    /// A socket in the calling thread's netns.
+    pub fn open() -> Result<Nfnl, NfnlError> {
+        Ok(Nfnl {
+            sock: Socket::open().map_err(NfnlError::Socket)?,
+        })
+    }
+
+    /// The socket, for other nfnetlink subsystems (conntrack) so that one
+    /// socket is closed, in the background.
+    pub fn socket(&self) -> &Socket {
+        &self.sock
+    }
+
+    /// Applies the operations as one atomic nf_tables transaction (all or
+    /// nothing). Element operations need no set type information: values
+    /// are encoded from the plan's typed fields.
+    pub fn transact(&mut self, ops: &[ElementOp<'_>]) -> Result<(), NfnlError> {
+        let msgs = ops
+            .iter()
+            .map(|op| match op {
+                ElementOp::Add(elem, comment) => add_message(elem, comment),
+                ElementOp::Delete(elem) => Ok((
+                    NfTablesMessage::DeleteSetElement(element_list(elem, Vec::new())),
+                    0,
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.sock
+            .nftables_batch(NetfilterProtoFamily::Inet, msgs)
+            .map_err(NfnlError::Kernel)
+    }
+
+    /// The owner comments of these elements (`None`: absent or no comment),
+    /// fetched with one request per element in one send.
+    pub fn comments(&mut self, elems: &[&SetElement]) -> Result<Vec<Option<String>>, NfnlError> {
+        if elems.is_empty() {
+            return Ok(Vec::new());
+        }
+        let gets = elems
+            .iter()
+            .map(|e| NfTablesMessage::GetSetElement(element_list(e, Vec::new())))
+            .collect();
+        let answers = self
+            .sock
+            .nftables_get(NetfilterProtoFamily::Inet, gets)
+            .map_err(NfnlError::Socket)?;
+        Ok(answers
+            .iter()
+            .map(|a| a.as_deref().ok().and_then(comment_of))
+            .collect())
+    }
+
+    /// Closes the socket without waiting for the kernel's RCU grace period
+    /// ([`cni::netlink::netfilter`] explains why, and why it stays).
+    pub fn close_in_background(self) {
+        self.sock.close_in_background();
+    }
+}

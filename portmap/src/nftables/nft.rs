@@ -1,0 +1,111 @@
+//! The `nft` runner: the only place that spawns nft. Feeds a JSON batch to
+//! `nft -j -f -` with all three streams piped, so nft's error text reaches
+//! the CNI error (the `nftables` crate's helpers lose it, P7). Knows nothing
+//! about portmap's objects.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+/// Why an nft invocation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NftError {
+    /// nft could not be run.
+    #[error("running {program}: {source}")]
+    Spawn {
+        /// The program run.
+        program: String,
+        /// Why it could not run.
+        source: std::io::Error,
+    },
+    /// nft ran and refused the batch.
+    #[error("nft: {stderr}")]
+    Failed {
+        /// nft's error text, one line.
+        stderr: String,
+    },
+}
+
+impl NftError {
+    /// A referenced table, chain, map or element does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, NftError::Failed { stderr } if stderr.contains("No such file or directory"))
+    }
+
+    /// Something `create`d already exists.
+    pub fn is_exists(&self) -> bool {
+        matches!(self, NftError::Failed { stderr } if stderr.contains("File exists"))
+    }
+}
+
+/// How to run nft.
+#[derive(Debug, Clone)]
+pub struct Nft {
+    program: PathBuf,
+}
+
+impl Default for Nft {
+    fn default() -> Self {
+        Nft {
+            program: PathBuf::from("nft"),
+        }
+    }
+}
+
+impl Nft {
+    /// Applies (or, with `check_only`, validates against the kernel without
+    /// committing) one atomic batch; returns nft's stdout.
+    fn exec(&self, batch: &Value, check_only: bool) -> Result<String, NftError> {
+        let program = self.program.display().to_string();
+        let spawn_err = |source| NftError::Spawn {
+            program: program.clone(),
+            source,
+        };
+        let mut cmd = Command::new(&self.program);
+        if check_only {
+            cmd.arg("-c");
+        }
+        let mut child = cmd
+            .args(["-j", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(spawn_err)?;
+        let text = batch.to_string();
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(text.as_bytes()).map_err(spawn_err)?;
+        }
+        let out = child.wait_with_output().map_err(spawn_err)?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let stderr = stderr
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(|l| l.trim_start_matches("internal:0:0-0: "))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let stderr = if stderr.is_empty() {
+                format!("exited with {}", out.status)
+            } else {
+                stderr
+            };
+            Err(NftError::Failed { stderr })
+        }
+    }
+
+    /// Applies one atomic batch; returns nft's stdout.
+    pub fn apply(&self, batch: &Value) -> Result<String, NftError> {
+        self.exec(batch, false)
+    }
+
+    /// Validates one batch against the kernel without committing it.
+    pub fn check(&self, batch: &Value) -> Result<String, NftError> {
+        self.exec(batch, true)
+    }
+}

@@ -1,0 +1,91 @@
+//! The bytes `netlink-packet-netfilter` leaves to its users, in one place:
+//! an element key or value as nf_tables registers hold it (the crate
+//! carries it as an opaque `DataAttribute::Value`), and the owner comment
+//! in libnftnl's `udata` TLV format (an opaque `UserData` to the crate), so
+//! that `nft list` shows the comments we write over netlink. Pure.
+
+use std::net::IpAddr;
+
+use super::elements::Field;
+
+/// `NFTNL_UDATA_SET_ELEM_COMMENT`: the udata type of an element comment.
+const NFTNL_UDATA_SET_ELEM_COMMENT: u8 = 0;
+
+/// A key or value as nf_tables holds it: a single field as is, a
+/// concatenation with each field padded to 4 bytes; addresses and ports in
+/// network order.
+pub fn encode_fields(fields: &[Field]) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let [Field::Port(p)] = fields {
+        return p.to_be_bytes().to_vec();
+    }
+    if let [Field::Proto(p)] = fields {
+        return vec![p.number()];
+    }
+    for f in fields {
+        match f {
+            Field::Addr(IpAddr::V4(ip)) => out.extend_from_slice(&ip.octets()),
+            Field::Addr(IpAddr::V6(ip)) => out.extend_from_slice(&ip.octets()),
+            Field::Proto(p) => out.extend_from_slice(&[p.number(), 0, 0, 0]),
+            Field::Port(p) => {
+                out.extend_from_slice(&p.to_be_bytes());
+                out.extend_from_slice(&[0, 0]);
+            }
+        }
+    }
+    out
+}
+
+/// nft's udata TLV with the comment (NUL-terminated, as libnftnl writes
+/// it); `None` when it is too long for one TLV.
+pub fn encode_comment(comment: &str) -> Option<Vec<u8>> {
+    let len = u8::try_from(comment.len() + 1).ok()?;
+    let mut out = vec![NFTNL_UDATA_SET_ELEM_COMMENT, len];
+    out.extend_from_slice(comment.as_bytes());
+    out.push(0);
+    Some(out)
+}
+
+/// The comment in an element's udata, if it has one.
+pub fn decode_comment(udata: &[u8]) -> Option<String> {
+    let mut i = 0;
+    while i + 2 <= udata.len() {
+        let (kind, len) = (udata[i], usize::from(udata[i + 1]));
+        let value = udata.get(i + 2..i + 2 + len)?;
+        if kind == NFTNL_UDATA_SET_ELEM_COMMENT {
+            let text = value.strip_suffix(&[0]).unwrap_or(value);
+            return Some(String::from_utf8_lossy(text).into_owned());
+        }
+        i += 2 + len;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Protocol;
+
+    #[test]
+    fn fields_are_padded_like_nft_registers() {
+        let key = [
+            Field::Addr("10.0.0.5".parse().unwrap()),
+            Field::Proto(Protocol::Udp),
+            Field::Port(8080),
+        ];
+        assert_eq!(
+            encode_fields(&key),
+            vec![10, 0, 0, 5, 17, 0, 0, 0, 0x1f, 0x90, 0, 0]
+        );
+        assert_eq!(encode_fields(&[Field::Port(80)]), vec![0, 80]);
+    }
+
+    #[test]
+    fn comments_round_trip_through_udata() {
+        let u = encode_comment("net/ctr/eth0").unwrap();
+        assert_eq!(u[..2], [0, 13]);
+        assert_eq!(decode_comment(&u).as_deref(), Some("net/ctr/eth0"));
+        assert_eq!(decode_comment(&[1, 1, 0]), None);
+        assert!(encode_comment(&"x".repeat(300)).is_none());
+    }
+}
