@@ -486,7 +486,11 @@ mod tests {
         let e = decode(file.as_bytes(), Path::new("/x"), None).unwrap();
         assert!(!e.legacy, "a Go-cased cniCacheV1 file is not a bare result");
         assert_eq!(
-            (e.container_id.as_str(), e.ifname.as_str(), e.network.as_str()),
+            (
+                e.container_id.as_str(),
+                e.ifname.as_str(),
+                e.network.as_str()
+            ),
             ("ctr9", "eth0", "lcnet")
         );
         assert_eq!(e.config, b"{}");

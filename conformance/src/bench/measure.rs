@@ -12,7 +12,7 @@
 //!   its memory is released (ru_maxrss would report the parent's RSS copied
 //!   at fork). Its wall time is not a latency figure.
 //!
-//! Also owns the statistics (median, p95) and the ABBA order.
+//! Also owns the statistics (median, p95, p99) and the ABBA order.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -427,6 +427,10 @@ pub fn median(values: &[f64]) -> Option<f64> {
 
 pub fn p95(values: &[f64]) -> Option<f64> {
     quantile(values, 0.95)
+}
+
+pub fn p99(values: &[f64]) -> Option<f64> {
+    quantile(values, 0.99)
 }
 
 /// The order in which `sides` directories take turns over `iterations`:

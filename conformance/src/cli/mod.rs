@@ -150,14 +150,38 @@ struct RunArgs {
 struct BenchArgs {
     #[arg(long, default_value = "/opt/cni/bin")]
     plugins: PathBuf,
-    /// A second plugin directory to compare with.
+    /// The reference plugin directory to compare with.
     #[arg(long)]
     vs: Option<PathBuf>,
-    /// Numbers of existing pods (port mappings) to measure at, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+    /// Where bridge and host-local come from (both sides).
+    #[arg(long, default_value = "/usr/lib/cni")]
+    main_plugins: PathBuf,
+    /// Numbers of pods mapped to measure portmap at, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
     pods: Vec<usize>,
+    /// Numbers of shaped pods to measure bandwidth at (1000 IFBs take minutes).
+    #[arg(long, value_delimiter = ',', default_value = "1,200")]
+    shaped_pods: Vec<usize>,
+    /// Pods ADDed and DELed in parallel through the whole chain.
+    #[arg(long, default_value_t = 50)]
+    node_pods: usize,
+    /// Rates (Mbit/s) the shaping phase configures, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "10,50,200")]
+    rates: Vec<u64>,
+    /// Seconds per throughput run (the first is excluded).
+    #[arg(long, default_value_t = 3.0)]
+    shaping_seconds: f64,
     #[arg(long, default_value_t = 20)]
     iterations: usize,
+    /// Write the Markdown report here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Write the JSON document here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Directory for the SVG plots.
+    #[arg(long, default_value = "bench-plots")]
+    plots_dir: PathBuf,
     /// No progress lines on stderr.
     #[arg(long)]
     quiet: bool,
@@ -281,14 +305,28 @@ fn run_suite(args: RunArgs) -> Result<Option<String>, CliError> {
     }
 }
 
-/// `bench`: per-operation latency and scaling; the report goes to stdout.
+/// `bench`: the benchmark; the Markdown report goes to stdout (and to
+/// `--report`), the JSON to `--json`, the plots to `--plots-dir`.
 fn run_bench(args: BenchArgs) -> Result<Option<String>, CliError> {
     let mut opts = crate::bench::BenchOptions::new(args.plugins);
     opts.vs = args.vs;
+    opts.main_plugins = args.main_plugins;
     opts.pods = args.pods;
+    opts.shaped_pods = args.shaped_pods;
+    opts.node_pods = args.node_pods;
+    opts.rates_mbit = args.rates;
+    opts.shaping_seconds = args.shaping_seconds;
     opts.iterations = args.iterations;
     opts.progress = !args.quiet;
-    Ok(Some(crate::bench::run(&opts)?.trim_end().to_string()))
+    opts.command = std::env::args().collect::<Vec<_>>().join(" ");
+    let doc = crate::bench::run(&opts)?;
+    let md = crate::bench::write_outputs(
+        &doc,
+        args.json.as_deref(),
+        args.report.as_deref(),
+        &args.plots_dir,
+    )?;
+    Ok(Some(md.trim_end().to_string()))
 }
 
 /// `demo`: the plugins at work in a throwaway world (narrated on stdout).

@@ -1,0 +1,253 @@
+//! The Markdown report of a bench JSON document: the machine, the command,
+//! one table per phase, the figures, and the targets of issue #14 judged
+//! met or missed from the numbers. Pure: text in, text out.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+pub mod targets;
+
+/// "12.34" for a number, "n/a" for null or absent.
+pub fn num(v: &Value) -> String {
+    v.as_f64().map_or("n/a".into(), |x| {
+        if x >= 100.0 {
+            format!("{x:.0}")
+        } else {
+            format!("{x:.2}")
+        }
+    })
+}
+
+/// "median / p95 / p99" of a cell, "n/a" when the verb does not exist there.
+fn cell(v: &Value) -> String {
+    if v.is_null() {
+        return "n/a".into();
+    }
+    let mut s = format!(
+        "{} / {} / {}",
+        num(&v["median_ms"]),
+        num(&v["p95_ms"]),
+        num(&v["p99_ms"])
+    );
+    if v["failures"].as_u64().unwrap_or(0) > 0 {
+        let _ = write!(
+            s,
+            " ({} failed: {})",
+            v["failures"],
+            v["first_error"].as_str().unwrap_or("").replace('|', "\\|")
+        );
+    }
+    s
+}
+
+fn rss(v: &Value) -> String {
+    v["peak_rss_kib"]
+        .as_f64()
+        .map_or("n/a".into(), |k| format!("{:.1}", k / 1024.0))
+}
+
+fn header(out: &mut String, doc: &Value) {
+    let m = &doc["machine"];
+    let _ = writeln!(out, "# Benchmarks\n");
+    let _ = writeln!(
+        out,
+        "Produced by `cni-conformance bench` (issue #14). Every number below comes from one run:\n"
+    );
+    let _ = writeln!(
+        out,
+        "- command: `{}`",
+        doc["command"].as_str().unwrap_or("")
+    );
+    let _ = writeln!(
+        out,
+        "- machine: {} cores, kernel {}, load average {} at start, {} at end",
+        m["start"]["cores"],
+        m["start"]["kernel"].as_str().unwrap_or("?"),
+        m["start"]["loadavg"].as_str().unwrap_or("?"),
+        m["end"]["loadavg"].as_str().unwrap_or("?")
+    );
+    for s in doc["sides"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "- {}: `{}`",
+            s["label"].as_str().unwrap_or(""),
+            s["dir"].as_str().unwrap_or("")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "- main plugins (both sides): `{}` bridge + host-local, a dual-stack pod",
+        doc["main_plugins"].as_str().unwrap_or("")
+    );
+    let _ = writeln!(out, "- {} timed iterations per cell, ours and the reference alternating invocation by invocation (ABBA); wall time of the whole run {} s", doc["iterations"], num(&doc["wall_s"]));
+}
+
+fn verbs(out: &mut String, doc: &Value) {
+    let _ = writeln!(out, "\n## Per plugin and verb\n\nms, median / p95 / p99, spawn to reap; peak RSS of the plugin process (MiB). portmap maps a tcp and a udp port. STATUS and GC exist from cniVersion 1.1.0 only: n/a where a side does not speak it.\n");
+    let _ = writeln!(out, "| plugin | verb | cniVersion | ours | reference | ratio | RSS ours | RSS ref |\n|---|---|---|---|---|---:|---:|---:|");
+    for r in doc["verbs"].as_array().into_iter().flatten() {
+        if let Some(why) = r["skipped"].as_str() {
+            let _ = writeln!(
+                out,
+                "| {} | skipped: {why} | | | | | | |",
+                r["plugin"].as_str().unwrap_or("")
+            );
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            r["plugin"].as_str().unwrap_or(""),
+            r["verb"].as_str().unwrap_or(""),
+            r["cni_version"].as_str().unwrap_or(""),
+            cell(&r["ours"]),
+            cell(&r["reference"]),
+            num(&r["ratio"]),
+            rss(&r["ours"]),
+            rss(&r["reference"])
+        );
+    }
+}
+
+fn node(out: &mut String, doc: &Value) {
+    let n = &doc["node"];
+    let _ = writeln!(out, "\n## Node: {} pods through the whole chain in parallel\n\nbridge + host-local, portmap (tcp+udp hostPort), bandwidth, tuning; via the runtime library (results cached, DEL with prevResult).\n", n["pods"]);
+    let _ = writeln!(out, "| side | op | wall (s) | per-pod p50 (ms) | per-pod p99 (ms) | errors |\n|---|---|---:|---:|---:|---:|");
+    for side in ["ours", "reference"] {
+        let s = &n[side];
+        if let Some(e) = s["error"].as_str() {
+            let _ = writeln!(out, "| {side} | error: {e} | | | | |");
+        }
+        for op in ["add", "del"] {
+            let o = &s[op];
+            if o.is_null() {
+                continue;
+            }
+            let err = o["first_error"]
+                .as_str()
+                .map_or(String::new(), |e| format!(" ({})", e.replace('|', "\\|")));
+            let _ = writeln!(
+                out,
+                "| {side} | {} | {} | {} | {} | {}{err} |",
+                op.to_uppercase(),
+                num(&o["wall_s"]),
+                num(&o["p50_ms"]),
+                num(&o["p99_ms"]),
+                o["errors"]
+            );
+        }
+    }
+}
+
+fn scaling(out: &mut String, doc: &Value) {
+    for (key, title) in [
+        (
+            "portmap",
+            "portmap: one more pod (tcp+udp) with N pods mapped; connections/s through a hostPort",
+        ),
+        ("bandwidth", "bandwidth: one more pod with N pods shaped"),
+    ] {
+        let _ = writeln!(out, "\n## Scaling, {title}\n\n| N | verb | ours | reference | ratio |\n|---:|---|---|---|---:|");
+        for r in doc["scaling"][key].as_array().into_iter().flatten() {
+            if let Some(e) = r["error"].as_str() {
+                let _ = writeln!(
+                    out,
+                    "| {} | error: {} | | | |",
+                    r["pods"],
+                    e.replace('|', "\\|")
+                );
+                continue;
+            }
+            let verb = r["verb"].as_str().unwrap_or("");
+            let show = |v: &Value| {
+                if verb == "connect" {
+                    v["per_s"].as_f64().map_or_else(
+                        || v["error"].as_str().unwrap_or("n/a").to_string(),
+                        |x| format!("{x:.0}/s"),
+                    )
+                } else {
+                    cell(v)
+                }
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {verb} | {} | {} | {} |",
+                r["pods"],
+                show(&r["ours"]),
+                show(&r["reference"]),
+                num(&r["ratio"])
+            );
+        }
+    }
+}
+
+fn shaping(out: &mut String, doc: &Value) {
+    let s = &doc["shaping"];
+    let _ = writeln!(out, "\n## Shaping\n\nAchieved (link-layer bits from TCP goodput, first second excluded) against configured.\n\n| side | configured (Mbit/s) | direction | achieved (Mbit/s) | ratio |\n|---|---:|---|---:|---:|");
+    for r in s["rates"].as_array().into_iter().flatten() {
+        let got = r["error"]
+            .as_str()
+            .map_or_else(|| num(&r["achieved_mbit"]), |e| format!("error: {e}"));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {got} | {} |",
+            r["side"].as_str().unwrap_or(""),
+            r["mbit"],
+            r["direction"].as_str().unwrap_or("-"),
+            num(&r["ratio"])
+        );
+    }
+    let _ = writeln!(out, "\nBytes in the first second at 10 Mbit/s (ingress) with containerd's 4294967295-bit burst:\n\n| side | maxBurst (bits) | first-second bytes | × one second at the rate |\n|---|---:|---:|---:|");
+    for r in s["first_second"].as_array().into_iter().flatten() {
+        let got = r["error"].as_str().map_or_else(
+            || r["first_second_bytes"].to_string(),
+            |e| format!("error: {e}"),
+        );
+        let _ = writeln!(
+            out,
+            "| {} | {} | {got} | {} |",
+            r["side"].as_str().unwrap_or(""),
+            r["max_burst_bits"]
+                .as_u64()
+                .map_or("none".into(), |m| m.to_string()),
+            num(&r["ratio_to_rate"])
+        );
+    }
+    let _ = writeln!(out, "\nRound trip of a UDP probe through the saturated 10 Mbit/s ingress TBF (the reference ignores `latencyMs`, its TBF latency is a hard-coded 25 ms):\n\n| side | latencyMs | probes | RTT p50 (ms) | RTT p95 (ms) |\n|---|---:|---:|---:|---:|");
+    for r in s["latency"].as_array().into_iter().flatten() {
+        let p = r["error"]
+            .as_str()
+            .map_or_else(|| r["probes"].to_string(), |e| format!("error: {e}"));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {p} | {} | {} |",
+            r["side"].as_str().unwrap_or(""),
+            r["latency_ms_configured"],
+            num(&r["rtt_p50_ms"]),
+            num(&r["rtt_p95_ms"])
+        );
+    }
+}
+
+/// The whole report; figure links are relative to `report_dir`.
+pub fn render(doc: &Value, report_dir: Option<&Path>, figures: &[(String, PathBuf)]) -> String {
+    let mut out = String::new();
+    header(&mut out, doc);
+    if !figures.is_empty() {
+        let _ = writeln!(out, "\n## Figures\n");
+        for (title, path) in figures {
+            let rel = report_dir
+                .and_then(|d| path.strip_prefix(d).ok())
+                .unwrap_or(path);
+            let _ = writeln!(out, "![{title}]({})\n", rel.display());
+        }
+    }
+    verbs(&mut out, doc);
+    node(&mut out, doc);
+    scaling(&mut out, doc);
+    shaping(&mut out, doc);
+    targets::render(&mut out, doc);
+    out
+}

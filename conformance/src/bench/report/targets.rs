@@ -1,0 +1,216 @@
+//! The targets of issue #14, each judged met or missed from a bench JSON
+//! document, with the measured figure next to the bound.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+/// One judged target: what, the measured figure, met (None: not measured).
+pub struct Judged {
+    pub target: String,
+    pub measured: String,
+    pub met: Option<bool>,
+}
+
+fn judged(
+    target: impl Into<String>,
+    measured: Option<f64>,
+    unit: &str,
+    met: impl Fn(f64) -> bool,
+) -> Judged {
+    Judged {
+        target: target.into(),
+        measured: measured.map_or("not measured".into(), |m| format!("{m:.3}{unit}")),
+        met: measured.map(met),
+    }
+}
+
+fn verb_rows(doc: &Value) -> impl Iterator<Item = &Value> {
+    doc["verbs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["verb"].is_string())
+}
+
+fn verb_targets(doc: &Value, out: &mut Vec<Judged>) {
+    for r in verb_rows(doc) {
+        let (plugin, verb) = (
+            r["plugin"].as_str().unwrap_or(""),
+            r["verb"].as_str().unwrap_or(""),
+        );
+        let bound = match (plugin, verb) {
+            ("portmap", "ADD" | "CHECK" | "DEL") => 0.05,
+            ("bandwidth", "DEL") => 0.5,
+            _ => 0.4,
+        };
+        if !r["reference"].is_null() {
+            out.push(judged(
+                format!("{plugin} {verb} ≤ {bound}× the reference"),
+                r["ratio"].as_f64(),
+                "×",
+                |x| x <= bound,
+            ));
+        }
+        if verb == "STATUS" {
+            out.push(judged(
+                format!("{plugin} STATUS ≤ 2 ms median"),
+                r["ours"]["median_ms"].as_f64(),
+                " ms",
+                |x| x <= 2.0,
+            ));
+        }
+    }
+    let mut plugins: Vec<&str> = verb_rows(doc)
+        .filter_map(|r| r["plugin"].as_str())
+        .collect();
+    plugins.dedup();
+    for p in plugins {
+        let peak = |side: &str| {
+            verb_rows(doc)
+                .filter(|r| r["plugin"] == p)
+                .filter_map(|r| r[side]["peak_rss_kib"].as_f64())
+                .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))
+        };
+        let ratio = peak("ours").zip(peak("reference")).map(|(a, b)| a / b);
+        out.push(judged(
+            format!("{p} peak RSS ≤ 0.7× the reference"),
+            ratio,
+            "×",
+            |x| x <= 0.7,
+        ));
+    }
+}
+
+fn node_targets(doc: &Value, out: &mut Vec<Judged>) {
+    let n = &doc["node"];
+    let wall = |s: &str| Some(n[s]["add"]["wall_s"].as_f64()? + n[s]["del"]["wall_s"].as_f64()?);
+    let ratio = wall("ours").zip(wall("reference")).map(|(a, b)| a / b);
+    out.push(judged(
+        format!(
+            "{} parallel pods: wall (ADD+DEL) ≤ 0.15× the reference",
+            n["pods"]
+        ),
+        ratio,
+        "×",
+        |x| x <= 0.15,
+    ));
+    let errors = n["ours"]["add"]["errors"]
+        .as_f64()
+        .zip(n["ours"]["del"]["errors"].as_f64())
+        .map(|(a, b)| a + b);
+    out.push(judged("parallel pods: 0 errors (ours)", errors, "", |x| {
+        x == 0.0
+    }));
+}
+
+/// `last / first` of `verb`'s ours median (or per_s) over the scaling rows.
+fn growth(rows: &[Value], verb: &str, key: &str) -> Option<(f64, u64, u64)> {
+    let pts: Vec<(u64, f64)> = rows
+        .iter()
+        .filter(|r| r["verb"] == verb)
+        .filter_map(|r| Some((r["pods"].as_u64()?, r["ours"][key].as_f64()?)))
+        .collect();
+    let (first, last) = (pts.first()?, pts.last()?);
+    (first.1 > 0.0 && last.0 > first.0).then(|| (last.1 / first.1, first.0, last.0))
+}
+
+fn scaling_targets(doc: &Value, out: &mut Vec<Judged>) {
+    let empty = Vec::new();
+    let pm = doc["scaling"]["portmap"].as_array().unwrap_or(&empty);
+    let bw = doc["scaling"]["bandwidth"].as_array().unwrap_or(&empty);
+    for (rows, verb, key, bound, what) in [
+        (pm, "ADD", "median_ms", 1.15, "portmap ADD growth"),
+        (pm, "DEL", "median_ms", 1.15, "portmap DEL growth"),
+        (bw, "ADD", "median_ms", 1.25, "bandwidth ADD growth"),
+    ] {
+        let g = growth(rows, verb, key);
+        let span = g.map_or(String::new(), |(_, a, b)| format!(" ({a} → {b} pods)"));
+        out.push(judged(
+            format!("{what}{span} ≤ {bound}×"),
+            g.map(|g| g.0),
+            "×",
+            |x| x <= bound,
+        ));
+    }
+    let g = growth(pm, "connect", "per_s");
+    let span = g.map_or(String::new(), |(_, a, b)| format!(" ({b} vs {a} mappings)"));
+    out.push(judged(
+        format!("connection rate{span} ≥ 0.95×"),
+        g.map(|g| g.0),
+        "×",
+        |x| x >= 0.95,
+    ));
+}
+
+fn shaping_targets(doc: &Value, out: &mut Vec<Judged>) {
+    let s = &doc["shaping"];
+    for r in s["rates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["side"] == "ours")
+    {
+        let what = format!(
+            "achieved {} Mbit/s {} within ±3%",
+            r["mbit"],
+            r["direction"].as_str().unwrap_or("?")
+        );
+        out.push(judged(what, r["ratio"].as_f64(), "×", |x| {
+            (0.97..=1.03).contains(&x)
+        }));
+    }
+    for r in s["first_second"].as_array().into_iter().flatten() {
+        if r["side"] == "ours" && r["max_burst_bits"].is_u64() {
+            out.push(judged(
+                "first second with maxBurst ≤ 1.1× the rate",
+                r["ratio_to_rate"].as_f64(),
+                "×",
+                |x| x <= 1.1,
+            ));
+        }
+    }
+    for r in s["latency"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["side"] == "ours")
+    {
+        let bound = r["latency_ms_configured"].as_f64().unwrap_or(0.0) + 5.0;
+        out.push(judged(
+            format!("probe RTT through a saturated TBF ≤ latencyMs + 5 = {bound} ms"),
+            r["rtt_p50_ms"].as_f64(),
+            " ms",
+            |x| x <= bound,
+        ));
+    }
+}
+
+/// Every target of issue #14 judged from `doc`.
+pub fn judge(doc: &Value) -> Vec<Judged> {
+    let mut out = Vec::new();
+    verb_targets(doc, &mut out);
+    node_targets(doc, &mut out);
+    scaling_targets(doc, &mut out);
+    shaping_targets(doc, &mut out);
+    out
+}
+
+/// The targets table.
+pub fn render(out: &mut String, doc: &Value) {
+    let judged = judge(doc);
+    let met = judged.iter().filter(|j| j.met == Some(true)).count();
+    let _ = writeln!(
+        out,
+        "\n## Targets of issue #14\n\n{met} of {} met.\n\n| target | measured | |\n|---|---:|---|",
+        judged.len()
+    );
+    for j in judged {
+        let mark = match j.met {
+            Some(true) => "met",
+            Some(false) => "**missed**",
+            None => "not measured",
+        };
+        let _ = writeln!(out, "| {} | {} | {mark} |", j.target, j.measured);
+    }
+}

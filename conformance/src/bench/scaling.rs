@@ -1,0 +1,203 @@
+//! Phase 3: how the plugins grow. portmap ADD/DEL of one more pod (tcp+udp
+//! mappings) with N pods already mapped, and the TCP connection rate through
+//! a hostPort at each N; bandwidth ADD/DEL with N pods already shaped (in
+//! `shaped`). Fillers are installed with 4 parallel ADDs and never DELed:
+//! the world's netns takes them with it.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use cni::CniVersion;
+use serde_json::{json, Value};
+
+use super::measure::{alternation, Probe};
+use super::series::{ratio, round3, Series};
+use super::side::{convert, Side};
+use super::{common_version, probe_of, Bench, RSS_ROUNDS};
+
+pub mod shaped;
+
+/// The mapping number of the measured extra pod (its own IP and port).
+const PROBE: usize = 60_000;
+
+/// The stdin of portmap for pod number `k` (its own container IP and port).
+fn fill_conf(version: CniVersion, k: usize, side: &Side, udp: bool) -> Value {
+    let ip = format!("10.99.{}.{}/16", 1 + k / 250, 2 + k % 250);
+    let prev = json!({
+        "cniVersion": "1.1.0",
+        "interfaces": [{"name": "eth0", "sandbox": side.pod.netns.path().to_string_lossy()}],
+        "ips": [{"address": ip, "interface": 0}],
+    });
+    let port = 20_000 + (k % 40_000);
+    let mut maps = vec![json!({"hostPort": port, "containerPort": 80, "protocol": "tcp"})];
+    if udp {
+        maps.push(json!({"hostPort": port, "containerPort": 53, "protocol": "udp"}));
+    }
+    json!({
+        "cniVersion": version.as_str(),
+        "name": "bench",
+        "type": "portmap",
+        "capabilities": {"portMappings": true},
+        "runtimeConfig": {"portMappings": maps},
+        "prevResult": convert(&prev, version),
+    })
+}
+
+/// Runs `job(k)` for `k` in `from..to` on 4 threads; the first error wins.
+pub fn parallel_fill(
+    from: usize,
+    to: usize,
+    job: impl Fn(usize) -> Result<(), String> + Sync,
+) -> Result<(), String> {
+    let next = AtomicUsize::new(from);
+    let errors = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= to {
+                    return;
+                }
+                if let Err(e) = job(k) {
+                    if let Ok(mut v) = errors.lock() {
+                        v.push(format!("pod {k}: {e}"));
+                    }
+                }
+            });
+        }
+    });
+    let errors = errors.into_inner().unwrap_or_default();
+    match errors.first() {
+        None => Ok(()),
+        Some(e) => Err(format!(
+            "{} of {} fillers failed, first: {e}",
+            errors.len(),
+            to - from
+        )),
+    }
+}
+
+/// Ok when the sample exited 0.
+pub fn ok(s: Result<super::measure::Sample, String>) -> Result<(), String> {
+    match s {
+        Ok(s) if s.exit_code == Some(0) => Ok(()),
+        Ok(s) => Err(format!("exit {:?}: {}", s.exit_code, s.stdout.trim())),
+        Err(e) => Err(e),
+    }
+}
+
+/// Successful TCP request/replies per second through hostPort 8080 of the
+/// main pod, from the host netns, over one second.
+fn connection_rate(b: &Bench, side: &Side, version: CniVersion) -> Result<f64, String> {
+    let conf = side.plugin_conf("portmap", version, Some(&side.prev));
+    ok(side.invoke("portmap", "ADD", "bench-conn", "eth0", &conf, Probe::Time))?;
+    let server = b
+        .tools
+        .serve(&side.pod.netns, &[80], &[], "bench", 30)
+        .map_err(|e| format!("server in the pod: {e}"))?;
+    let to = SocketAddr::from(([192, 168, 200, 1], 8080));
+    let counted = cni::netns::run_in(&side.world.host.path(), || {
+        let (mut n, mut failed, start) = (0u32, 0u32, Instant::now());
+        while start.elapsed() < Duration::from_secs(1) && failed < 50 {
+            match crate::tools::tcp_request(to, Duration::from_millis(500)) {
+                Ok(_) => n += 1,
+                Err(_) => failed += 1,
+            }
+        }
+        (n, failed, start.elapsed().as_secs_f64())
+    });
+    drop(server);
+    let _ = side.invoke("portmap", "DEL", "bench-conn", "eth0", &conf, Probe::Time);
+    let (n, failed, secs) = counted.map_err(|e| format!("entering the host netns: {e}"))?;
+    if n == 0 {
+        return Err(format!("no connection went through ({failed} failed)"));
+    }
+    Ok(f64::from(n) / secs)
+}
+
+/// The portmap rows at `n` pods mapped: ADD, DEL and connection rate.
+fn portmap_at(b: &Bench, n: usize, version: CniVersion) -> Vec<Value> {
+    let mut series: Vec<[Series; 2]> = vec![Default::default(); b.sides.len()];
+    for (round, k) in alternation(b.opts.iterations + RSS_ROUNDS, b.sides.len()) {
+        let side = &b.sides[k];
+        let probe = probe_of(round, b.opts.iterations);
+        let conf = fill_conf(version, PROBE, side, true);
+        series[k][0].push(side.invoke("portmap", "ADD", "probe", "eth0", &conf, probe));
+        series[k][1].push(side.invoke("portmap", "DEL", "probe", "eth0", &conf, probe));
+    }
+    let mut rows = add_del_rows(b, n, &series);
+    let rate = |k: usize| match b.sides.get(k).map(|s| connection_rate(b, s, version)) {
+        None => Value::Null,
+        Some(Ok(r)) => json!({"per_s": round3(r)}),
+        Some(Err(e)) => json!({"error": e}),
+    };
+    rows.push(json!({"pods": n, "verb": "connect", "ours": rate(0), "reference": rate(1)}));
+    rows
+}
+
+/// For each N of `counts` (sorted): installs fillers up to N - 1 on every
+/// side with `filler(side, k)` (the probe pod is the N-th), then `at(N)`.
+pub fn grow(
+    b: &Bench,
+    counts: &[usize],
+    what: &str,
+    filler: impl Fn(&Side, usize) -> Result<(), String> + Sync,
+    at: impl Fn(usize) -> Vec<Value>,
+) -> Vec<Value> {
+    let mut counts = counts.to_vec();
+    counts.sort_unstable();
+    counts.dedup();
+    let (mut rows, mut installed) = (Vec::new(), 0usize);
+    for n in counts {
+        let fill_to = n.saturating_sub(1);
+        b.progress(&format!("scaling: {what} {n} pods (installing {fill_to})"));
+        for side in &b.sides {
+            if let Err(e) = parallel_fill(installed, fill_to, |k| filler(side, k)) {
+                rows.push(json!({"pods": n, "error": format!("{}: {e}", side.label)}));
+            }
+        }
+        installed = installed.max(fill_to);
+        rows.extend(at(n));
+    }
+    rows
+}
+
+/// The ADD and DEL rows at `n` from `series[side][0 = ADD, 1 = DEL]`.
+pub fn add_del_rows(b: &Bench, n: usize, series: &[[Series; 2]]) -> Vec<Value> {
+    let mut rows = Vec::new();
+    for (v, verb) in ["ADD", "DEL"].iter().enumerate() {
+        let cell = |k: usize| series.get(k).map_or(Value::Null, |s| s[v].to_json());
+        let r = (b.sides.len() > 1)
+            .then(|| ratio(series[0][v].median(), series[1][v].median()))
+            .flatten();
+        rows.push(
+            json!({"pods": n, "verb": verb, "ours": cell(0), "reference": cell(1), "ratio": r}),
+        );
+    }
+    rows
+}
+
+/// `{portmap: [...], bandwidth: [...]}`.
+pub fn run(b: &Bench) -> Value {
+    let mut portmap = Vec::new();
+    if b.sides.iter().all(|s| s.dir.join("portmap").is_file()) {
+        let version = common_version(&b.sides, "portmap").unwrap_or(CniVersion::V1_0_0);
+        let filler = |side: &Side, k: usize| {
+            let conf = fill_conf(version, k, side, false);
+            ok(side.invoke(
+                "portmap",
+                "ADD",
+                &format!("fill-{k}"),
+                "eth0",
+                &conf,
+                Probe::Time,
+            ))
+        };
+        portmap = grow(b, &b.opts.pods, "portmap with pods mapped:", filler, |n| {
+            portmap_at(b, n, version)
+        });
+    }
+    json!({"portmap": portmap, "bandwidth": shaped::run(b)})
+}

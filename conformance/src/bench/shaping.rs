@@ -1,0 +1,208 @@
+//! Phase 4: what the shaping does on the wire, on each side's main pod.
+//! Achieved/configured rate at each rate in both directions (the bytes the
+//! TBF released, read from its kernel counter; the first second excluded); bytes in the first second
+//! (ingress) with containerd's 4294967295-bit burst, without and with
+//! `maxBurst`; and the round trip a UDP probe sees through the saturated
+//! ingress TBF against `latencyMs` (the reference ignores that key and uses
+//! its hard-coded 25 ms).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use cni::CniVersion;
+use serde_json::{json, Value};
+
+use super::measure::{median, p95, Probe};
+use super::scaling::ok;
+use super::series::round3;
+use super::side::{shaping_conf, Side};
+use super::{common_version, Bench};
+use crate::throughput::{shaper_counters, Counter, Throughput};
+
+/// containerd's burst when the pod sets none (bits).
+pub const CONTAINERD_BURST: u64 = 4_294_967_295;
+/// The `maxBurst` the burst rows configure (bits): 0.1 s at 10 Mbit/s.
+pub const MAX_BURST: u64 = 1_000_000;
+/// The `latencyMs` the latency row configures.
+pub const LATENCY_MS: u32 = 10;
+const FIRST_SECOND: Duration = Duration::from_secs(1);
+
+/// Shapes the main pod with `conf` (type bandwidth), runs `f`, unshapes.
+fn shaped<T>(side: &Side, mut conf: Value, f: impl FnOnce() -> T) -> Result<T, String> {
+    let version =
+        common_version(std::slice::from_ref(side), "bandwidth").unwrap_or(CniVersion::V1_0_0);
+    conf["cniVersion"] = json!(version.as_str());
+    conf["name"] = json!("bench");
+    conf["prevResult"] = super::side::convert(&side.prev, version);
+    side.reset_host_qdiscs();
+    ok(side.invoke(
+        "bandwidth",
+        "ADD",
+        "bench-shape",
+        "eth0",
+        &conf,
+        Probe::Time,
+    ))?;
+    let out = f();
+    let _ = side.invoke(
+        "bandwidth",
+        "DEL",
+        "bench-shape",
+        "eth0",
+        &conf,
+        Probe::Time,
+    );
+    side.reset_host_qdiscs();
+    Ok(out)
+}
+
+fn pod_addr(side: &Side, port: u16) -> SocketAddr {
+    SocketAddr::new(side.pod_ip(4).unwrap_or(IpAddr::from([10, 77, 0, 2])), port)
+}
+
+/// TCP throughput host → pod (`ingress`) or pod → host gateway, counted at
+/// the shaping TBF itself (veth for ingress, IFB for egress) over a window of
+/// `seconds` that opens `warmup` after the TBF first releases bytes.
+fn flow(
+    b: &Bench,
+    side: &Side,
+    ingress: bool,
+    seconds: f64,
+    warmup: Duration,
+) -> Result<Throughput, String> {
+    let host = side.world.host.path();
+    let (to_pod, from_pod) = shaper_counters(&host).map_err(|e| e.to_string())?;
+    let at = if ingress { to_pod } else { from_pod };
+    let counter = Counter::open(&host, at).map_err(|e| e.to_string())?;
+    let r = if ingress {
+        b.tools.throughput(
+            &side.world.host,
+            &side.pod.netns,
+            pod_addr(side, 5201),
+            &counter,
+            seconds,
+            warmup,
+        )
+    } else {
+        let gw = SocketAddr::from(([10, 77, 0, 1], 5202));
+        b.tools.throughput(
+            &side.pod.netns,
+            &side.world.host,
+            gw,
+            &counter,
+            seconds,
+            warmup,
+        )
+    };
+    r.map_err(|e| e.to_string())
+}
+
+fn rate_rows(b: &Bench, side: &Side) -> Vec<Value> {
+    let mut rows = Vec::new();
+    for &mbit in &b.opts.rates_mbit {
+        let rate = mbit * 1_000_000;
+        b.progress(&format!("shaping: {mbit} Mbit/s each way ({})", side.label));
+        let conf = shaping_conf(rate, (rate / 50).max(160_000), None);
+        let got = shaped(side, conf, || {
+            [true, false].map(|ingress| {
+                let t = flow(b, side, ingress, b.opts.shaping_seconds, FIRST_SECOND);
+                (ingress, t)
+            })
+        });
+        let Ok(both) =
+            got.map_err(|e| rows.push(json!({"side": side.label, "mbit": mbit, "error": e})))
+        else {
+            continue;
+        };
+        for (ingress, t) in both {
+            let dir = if ingress { "ingress" } else { "egress" };
+            rows.push(match t {
+                Ok(t) => {
+                    let achieved = t.rates().mean;
+                    json!({"side": side.label, "mbit": mbit, "direction": dir,
+                           "achieved_mbit": round3(achieved / 1e6), "ratio": round3(achieved / rate as f64)})
+                }
+                Err(e) => json!({"side": side.label, "mbit": mbit, "direction": dir, "error": e}),
+            });
+        }
+    }
+    rows
+}
+
+fn burst_rows(b: &Bench, side: &Side) -> Vec<Value> {
+    let rate = 10_000_000u64;
+    let mut rows = Vec::new();
+    for max_burst in [None, Some(MAX_BURST)] {
+        b.progress(&format!(
+            "shaping: first second, burst {CONTAINERD_BURST} bits, maxBurst {max_burst:?} ({})",
+            side.label
+        ));
+        let mut conf = shaping_conf(rate, CONTAINERD_BURST, None);
+        if let Some(m) = max_burst {
+            conf["maxBurst"] = json!(m);
+        }
+        // A one-second window from the TBF's first released byte: exactly
+        // the first second.
+        let t = shaped(side, conf, || flow(b, side, true, 1.0, Duration::ZERO)).and_then(|t| t);
+        rows.push(match t {
+            Ok(t) => {
+                let first = t.window.bytes;
+                json!({"side": side.label, "max_burst_bits": max_burst, "first_second_bytes": first,
+                       "ratio_to_rate": round3(first as f64 * 8.0 / rate as f64)})
+            }
+            Err(e) => json!({"side": side.label, "max_burst_bits": max_burst, "error": e}),
+        });
+    }
+    rows
+}
+
+/// UDP round trips (ms) from the host netns to the pod while `flow` saturates.
+fn probe_rtts(b: &Bench, side: &Side) -> Result<Vec<f64>, String> {
+    let server = b
+        .tools
+        .serve(&side.pod.netns, &[], &[9053], "probe", 30)
+        .map_err(|e| e.to_string())?;
+    let to = pod_addr(side, 9053);
+    let rtts = std::thread::scope(|s| {
+        let blast = s.spawn(|| flow(b, side, true, b.opts.shaping_seconds + 1.5, FIRST_SECOND));
+        std::thread::sleep(FIRST_SECOND + Duration::from_millis(500));
+        let rtts = cni::netns::run_in(&side.world.host.path(), || {
+            (0..20)
+                .filter_map(|_| {
+                    let t = Instant::now();
+                    let ok = crate::tools::udp_request(to, Duration::from_secs(1)).is_ok();
+                    std::thread::sleep(Duration::from_millis(50));
+                    ok.then(|| t.elapsed().as_secs_f64() * 1e3)
+                })
+                .collect::<Vec<f64>>()
+        });
+        let _ = blast.join();
+        rtts
+    });
+    drop(server);
+    rtts.map_err(|e| e.to_string())
+}
+
+fn latency_row(b: &Bench, side: &Side) -> Value {
+    b.progress(&format!(
+        "shaping: probe latency through a saturated TBF, latencyMs {LATENCY_MS} ({})",
+        side.label
+    ));
+    let conf = shaping_conf(10_000_000, 160_000, Some(LATENCY_MS));
+    match shaped(side, conf, || probe_rtts(b, side)).and_then(|r| r) {
+        Ok(r) => json!({"side": side.label, "latency_ms_configured": LATENCY_MS, "probes": r.len(),
+                        "rtt_p50_ms": median(&r).map(round3), "rtt_p95_ms": p95(&r).map(round3)}),
+        Err(e) => json!({"side": side.label, "latency_ms_configured": LATENCY_MS, "error": e}),
+    }
+}
+
+/// `{rates: [...], first_second: [...], latency: [...]}`.
+pub fn run(b: &Bench) -> Value {
+    let (mut rates, mut first, mut latency) = (Vec::new(), Vec::new(), Vec::new());
+    for side in b.sides.iter().filter(|s| s.dir.join("bandwidth").is_file()) {
+        rates.extend(rate_rows(b, side));
+        first.extend(burst_rows(b, side));
+        latency.push(latency_row(b, side));
+    }
+    json!({"rates": rates, "first_second": first, "latency": latency})
+}
