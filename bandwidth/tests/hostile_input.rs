@@ -5,6 +5,8 @@
 //! DEL ignores config errors and succeeds. The control ADD at the end shows
 //! the snapshot sees bandwidth's work.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 
 use cni::testing::hostile::Stdin::Fields as F;

@@ -4,6 +4,8 @@
 //! a throwaway host netns and must change nothing; the control ADD at the
 //! end shows the snapshot sees loopback's work.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 
 use cni::testing::hostile::{err, ok, Row, Stdin, World, COMMON_ROWS};

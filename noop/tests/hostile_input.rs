@@ -4,6 +4,8 @@
 //! throwaway host netns and must change nothing, and must not hang on a
 //! FIFO or read a device forever.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 
 use cni::testing::hostile::Stdin::Fields as F;

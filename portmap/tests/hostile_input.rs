@@ -5,6 +5,8 @@
 //! as route_localnet, `/run/cni-portmap` state); the control ADD at the end
 //! shows the snapshot sees portmap's work.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 

@@ -5,6 +5,8 @@
 //! nothing: no sysctl, no link attribute, no backup file. The control ADD at
 //! the end shows the snapshot sees tuning's work.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 
 use cni::testing::hostile::{err, ok, Row, Stdin, World, COMMON_ROWS};

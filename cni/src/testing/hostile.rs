@@ -783,10 +783,10 @@ fn judge(row: &Row, code: Option<i32>, stdout: &str, stderr: &str) -> Result<(),
             if !obj.get("cniVersion").is_some_and(|v| v.is_string()) {
                 return Err(format!("error JSON has no cniVersion: {v}"));
             }
-            if !obj
+            if obj
                 .get("msg")
                 .and_then(|m| m.as_str())
-                .is_some_and(|m| !m.is_empty())
+                .is_none_or(str::is_empty)
             {
                 return Err(format!("error JSON has no msg: {v}"));
             }
