@@ -36,7 +36,10 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         Ok(n) => n,
         Err(e) => return r.setup_failed(e),
     };
-    let chain = full_chain(&net);
+    // tuning's dataDir does not exist yet: the parallel first ADDs create
+    // it (and the runtime's cache dir, portmap's table and state dir) at once.
+    let tuning_dir = net.dir("pp-fresh").join("tuning").join("first");
+    let chain = with_tuning_dir(full_chain(&net), &tuning_dir);
     let pods_n = pod_count();
     let mut pods: Vec<Attached> = Vec::new();
     for i in 0..pods_n {
@@ -128,12 +131,23 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         }
         Ok(None)
     });
-    r.check("nothing-left", || {
-        nothing_left(&net, Some(&net.dir("tuning")))
-    });
+    r.check("nothing-left", || nothing_left(&net, Some(&tuning_dir)));
     r.check("no-kernel-or-state-leftovers", || {
         kernel_and_state_leftovers(&net)
     });
+}
+
+/// `chain` with tuning's `dataDir` set to `dir`.
+fn with_tuning_dir(
+    mut chain: Vec<serde_json::Value>,
+    dir: &std::path::Path,
+) -> Vec<serde_json::Value> {
+    for p in chain.iter_mut() {
+        if p["type"] == "tuning" {
+            p["dataDir"] = dir.to_string_lossy().into_owned().into();
+        }
+    }
+    chain
 }
 
 /// portmap's nftables table (the skeleton may stay; its maps, sets and pod
@@ -145,7 +159,7 @@ const PORTMAP_STATE: &str = "/run/cni-portmap";
 /// What the parallel DELs must have removed beyond [`nothing_left`]: nft
 /// elements and pod chains of portmap's table, bandwidth's qdiscs and
 /// filters, portmap's index files of this host netns.
-fn kernel_and_state_leftovers(net: &Net) -> Result<Option<String>, String> {
+pub(super) fn kernel_and_state_leftovers(net: &Net) -> Result<Option<String>, String> {
     let mut problems = Vec::new();
     let host = net.host();
     if let Ok(text) = host.exec(&["nft", "-j", "list", "table", "inet", PORTMAP_TABLE]) {
@@ -182,6 +196,8 @@ fn kernel_and_state_leftovers(net: &Net) -> Result<Option<String>, String> {
             .map(|rd| {
                 rd.filter_map(|e| e.ok())
                     .map(|e| e.file_name().to_string_lossy().into_owned())
+                    // The netns identity belongs to the live host netns.
+                    .filter(|n| n != "identity")
                     .collect()
             })
             .unwrap_or_default();
