@@ -21,6 +21,19 @@ fn lock_file(ino: u64) -> PathBuf {
     PathBuf::from(format!("/run/cni-portmap/netns-{ino}.lock"))
 }
 
+/// A pod `id` with portmap ADDed for `host_port` (returns the pod and conf).
+fn add_pod(w: &World, id: &str, host_port: u16) -> (Pod, serde_json::Value) {
+    let p = w.pod(id);
+    let conf = portmap_conf(
+        "1.1.0",
+        Some(&p.prev),
+        json!([{"hostPort": host_port, "containerPort": 80}]),
+    );
+    w.portmap("ADD", &p.id, &p.ns.path().display().to_string(), &conf)
+        .assert_ok();
+    (p, conf)
+}
+
 #[test]
 fn gc_removes_the_state_of_a_deleted_netns() {
     if !cni::testing::privileged("gc_removes_the_state_of_a_deleted_netns") {
@@ -28,14 +41,7 @@ fn gc_removes_the_state_of_a_deleted_netns() {
     }
     let gone_ino = {
         let w = World::new();
-        let p = w.pod("life1");
-        let conf = portmap_conf(
-            "1.1.0",
-            Some(&p.prev),
-            json!([{"hostPort": 7300, "containerPort": 80}]),
-        );
-        w.portmap("ADD", &p.id, &p.ns.path().display().to_string(), &conf)
-            .assert_ok();
+        let _p = add_pod(&w, "life1", 7300);
         let ino = std::fs::metadata(w.host.path()).unwrap().ino();
         assert!(index_path(&w, "life1").exists(), "ADD wrote no index");
         assert!(lock_file(ino).exists(), "ADD took no lock file");
@@ -92,14 +98,7 @@ fn a_state_dir_of_another_netns_with_the_same_inode_is_not_trusted() {
     std::fs::write(dir.join("identity"), "1").unwrap();
     let stale = index_path(&w, "life2");
     std::fs::write(&stale, br#"{"stale":true}"#).unwrap();
-    let p = w.pod("life3");
-    let conf = portmap_conf(
-        "1.1.0",
-        Some(&p.prev),
-        json!([{"hostPort": 7301, "containerPort": 80}]),
-    );
-    w.portmap("ADD", &p.id, &p.ns.path().display().to_string(), &conf)
-        .assert_ok();
+    let (p, conf) = add_pod(&w, "life3", 7301);
     assert!(!stale.exists(), "a stale index of another netns was kept");
     assert!(index_path(&w, "life3").exists(), "own index missing");
     let identity = std::fs::read_to_string(dir.join("identity")).unwrap();
