@@ -12,6 +12,7 @@ pub mod conditions;
 pub mod config;
 pub mod conntrack;
 pub mod localnet;
+pub mod netns_state;
 pub mod nftables;
 pub mod plan;
 pub mod state;

@@ -62,8 +62,21 @@ impl NetnsLock {
             .map_err(|e| CniError::io(format!("portmap: opening lock {path}: {e}")))?;
         let lock = Flock::lock(file, FlockArg::LockExclusive)
             .map_err(|(_, e)| CniError::io(format!("portmap: locking {path}: {e}")))?;
+        crate::netns_state::adopt(std::path::Path::new(&format!("{STATE_DIR}/netns-{ino}")))?;
+        crate::netns_state::prune_if_crowded(std::path::Path::new(STATE_DIR), ino);
         Ok(NetnsLock { _lock: lock })
     }
+}
+
+/// Removes the state of network namespaces that no longer exist (GC).
+pub fn prune_dead() -> Result<Vec<String>, CniError> {
+    let ino = netns_ino()?;
+    let live = crate::netns_state::live_netns_inodes();
+    Ok(crate::netns_state::prune(
+        std::path::Path::new(STATE_DIR),
+        &live,
+        ino,
+    ))
 }
 
 fn index_path(owner: &Owner) -> Result<PathBuf, CniError> {

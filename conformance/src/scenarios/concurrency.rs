@@ -13,8 +13,23 @@ use super::{
 };
 use crate::topology::{BRIDGE, BRIDGE_MAC, NODE_V4};
 
-/// Pods attached at once.
-pub(crate) const PODS: usize = 6;
+/// Pods attached at once unless `CNI_CONFORMANCE_PODS` says otherwise.
+pub(crate) const PODS: usize = 12;
+/// The environment variable that sets the pod count (the full size of
+/// issue 15 is `CNI_CONFORMANCE_PODS=50`).
+pub(crate) const PODS_ENV: &str = "CNI_CONFORMANCE_PODS";
+/// At most this many pods (host-local hands out one /24).
+const MAX_PODS: usize = 200;
+
+/// The pod count: `CNI_CONFORMANCE_PODS` when it is a number in
+/// 1..=MAX_PODS, otherwise [`PODS`].
+pub(crate) fn pod_count() -> usize {
+    std::env::var(PODS_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| (1..=MAX_PODS).contains(n))
+        .unwrap_or(PODS)
+}
 const BASE_PORT: u16 = 19000;
 
 pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPlugin) {
@@ -22,9 +37,13 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         Ok(n) => n,
         Err(e) => return r.setup_failed(e),
     };
-    let chain = full_chain(&net);
+    // tuning's dataDir does not exist yet: the parallel first ADDs create
+    // it (and the runtime's cache dir, portmap's table and state dir) at once.
+    let tuning_dir = net.dir("pp-fresh").join("tuning").join("first");
+    let chain = with_tuning_dir(full_chain(&net), &tuning_dir);
+    let pods_n = pod_count();
     let mut pods: Vec<Attached> = Vec::new();
-    for i in 0..PODS {
+    for i in 0..pods_n {
         let mut caps = port_mappings(&[(BASE_PORT + i as u16, 80, "tcp", None)]);
         caps.extend(bandwidth_caps(RATE, BURST));
         match net.pod(&format!("pp{i}"), i, &chain, caps) {
@@ -45,7 +64,7 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
             })
             .collect()
     });
-    let all_added = r.check(&format!("add-{PODS}-in-parallel"), || {
+    let all_added = r.check(&format!("add-{pods_n}-in-parallel"), || {
         let errors: Vec<String> = added.iter().filter_map(|r| r.clone().err()).collect();
         if errors.is_empty() {
             Ok(None)
@@ -101,7 +120,7 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
             })
             .collect()
     });
-    r.check(&format!("del-{PODS}-in-parallel"), || {
+    r.check(&format!("del-{pods_n}-in-parallel"), || {
         let errors: Vec<String> = deleted.iter().filter_map(|r| r.clone().err()).collect();
         if errors.is_empty() {
             Ok(None)
@@ -110,14 +129,15 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         }
     });
     r.check("nothing-mapped", || {
-        for i in 0..PODS {
+        for i in 0..pods_n {
             let got = net.request(net.host(), false, sock(NODE_V4, BASE_PORT + i as u16));
             expect_no_reply_from(got, "pod-")?;
         }
         Ok(None)
     });
-    r.check("nothing-left", || {
-        nothing_left(&net, Some(&net.dir("tuning")))
+    r.check("nothing-left", || nothing_left(&net, Some(&tuning_dir)));
+    r.check("no-kernel-or-state-leftovers", || {
+        kernel_and_state_leftovers(&net)
     });
 }
 
@@ -151,4 +171,82 @@ fn bridge_mac_pinned(net: &Net, pods: &[Attached]) -> Result<Option<String>, Str
         reported.len(),
         pods.len()
     )))
+}
+
+/// `chain` with tuning's `dataDir` set to `dir`.
+fn with_tuning_dir(
+    mut chain: Vec<serde_json::Value>,
+    dir: &std::path::Path,
+) -> Vec<serde_json::Value> {
+    for p in chain.iter_mut() {
+        if p["type"] == "tuning" {
+            p["dataDir"] = dir.to_string_lossy().into_owned().into();
+        }
+    }
+    chain
+}
+
+/// portmap's nftables table (the skeleton may stay; its maps, sets and pod
+/// chains must be empty / gone).
+const PORTMAP_TABLE: &str = "cni_portmap";
+/// portmap's state directory, one `netns-<inode>` directory per host netns.
+const PORTMAP_STATE: &str = "/run/cni-portmap";
+
+/// What the parallel DELs must have removed beyond [`nothing_left`]: nft
+/// elements and pod chains of portmap's table, bandwidth's qdiscs and
+/// filters, portmap's index files of this host netns.
+pub(super) fn kernel_and_state_leftovers(net: &Net) -> Result<Option<String>, String> {
+    let mut problems = Vec::new();
+    let host = net.host();
+    if let Ok(text) = host.exec(&["nft", "-j", "list", "table", "inet", PORTMAP_TABLE]) {
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        for obj in v["nftables"].as_array().cloned().unwrap_or_default() {
+            for kind in ["map", "set"] {
+                let o = &obj[kind];
+                if o["elem"].as_array().is_some_and(|e| !e.is_empty()) {
+                    problems.push(format!("elements left in {kind} {}", o["name"]));
+                }
+            }
+            if let Some(name) = obj["chain"]["name"].as_str() {
+                if name.starts_with("pod-") {
+                    problems.push(format!("pod chain left: {name}"));
+                }
+            }
+        }
+    }
+    for what in ["qdisc", "filter"] {
+        let text = host.exec(&["tc", what, "show"]).unwrap_or_default();
+        for line in text.lines() {
+            if ["tbf", "ingress", "clsact", "u32", "htb"]
+                .iter()
+                .any(|k| line.contains(k))
+            {
+                problems.push(format!("tc {what} left: {line}"));
+            }
+        }
+    }
+    if let Ok(meta) = std::fs::metadata(host.path()) {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::path::Path::new(PORTMAP_STATE).join(format!("netns-{}", meta.ino()));
+        let left: Vec<String> = std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    // The netns identity belongs to the live host netns.
+                    .filter(|n| n != "identity")
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !left.is_empty() {
+            problems.push(format!(
+                "portmap index files left in {}: {left:?}",
+                dir.display()
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(None)
+    } else {
+        Err(problems.join("; "))
+    }
 }

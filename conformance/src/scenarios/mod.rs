@@ -12,6 +12,7 @@ mod bad_input;
 pub(crate) mod bandwidth;
 mod chain;
 mod concurrency;
+mod interleave;
 mod lifecycle;
 mod loopback;
 mod portmap;
@@ -155,6 +156,13 @@ fn registry() -> Vec<Scenario> {
             needs_main: true,
             min_version: v0,
             run: concurrency::run,
+        },
+        Scenario {
+            name: "interleavings",
+            plugins: &["tuning", "portmap", "bandwidth"],
+            needs_main: true,
+            min_version: v0,
+            run: interleave::run,
         },
         Scenario {
             name: "gc",

@@ -132,6 +132,7 @@ impl Firewall for Nftables {
 
     fn gc(&self, network: &str, valid: &[Attachment]) -> Result<(), CniError> {
         let _lock = NetnsLock::take()?;
+        state::prune_dead()?;
         let table = list_table(&self.nft)?;
         let (elements, chains, owners) = stale(&table, network, valid);
         if !elements.is_empty() || !chains.is_empty() {

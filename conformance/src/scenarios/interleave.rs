@@ -1,0 +1,137 @@
+//! Orderings a runtime produces around one attachment, each judged by its
+//! end state: ADD/DEL of the same container ID alternated for many rounds
+//! (present and reachable after a final ADD, fully absent after a final
+//! DEL), DEL before any ADD (succeeds, creates nothing), DEL twice, CHECK
+//! after DEL (a clear error, never a crash), GC racing a DEL of the same
+//! attachment (both succeed, nothing left) and STATUS racing ADD (never
+//! fails).
+
+use cni::CniVersion;
+
+use super::bandwidth::{BURST, RATE};
+use super::concurrency::kernel_and_state_leftovers;
+use super::{
+    bandwidth_caps, expect_no_reply_from, expect_reply, full_chain, nothing_left, port_mappings,
+    sock, Attached, Ctx, MainPlugin, Net, Recorder,
+};
+use crate::topology::NODE_V4;
+
+const PORT: u16 = 18300;
+/// ADD/DEL rounds of the same container ID.
+const ROUNDS: usize = 5;
+/// STATUS calls made while one ADD runs.
+const STATUS_CALLS: usize = 5;
+
+fn absent(net: &Net) -> Result<Option<String>, String> {
+    expect_no_reply_from(net.request(net.host(), false, sock(NODE_V4, PORT)), "pod-")?;
+    nothing_left(net, Some(&net.dir("tuning")))?;
+    kernel_and_state_leftovers(net)
+}
+
+fn both(a: Result<(), String>, b: Result<(), String>) -> Result<Option<String>, String> {
+    match (a, b) {
+        (Ok(()), Ok(())) => Ok(None),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
+pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPlugin) {
+    let net = match Net::new(ctx, "il", version, main) {
+        Ok(n) => n,
+        Err(e) => return r.setup_failed(e),
+    };
+    let chain = full_chain(&net);
+    let mut caps = port_mappings(&[(PORT, 80, "tcp", None)]);
+    caps.extend(bandwidth_caps(RATE, BURST));
+    let mut p: Attached = match net.pod("il0", 0, &chain, caps) {
+        Ok(p) => p,
+        Err(e) => return r.setup_failed(e),
+    };
+    r.check("del-before-add-succeeds", || net.del(&p).map(|()| None));
+    r.check("del-before-add-creates-nothing", || absent(&net));
+    let server = match ctx.tools.serve(&p.pod.netns, &[80], &[], "pod-0", 60) {
+        Ok(s) => s,
+        Err(e) => return r.setup_failed(e),
+    };
+    r.check(&format!("add-del-{ROUNDS}-rounds"), || {
+        for round in 0..ROUNDS {
+            net.add(&mut p).map_err(|e| format!("round {round}: {e}"))?;
+            net.del(&p).map_err(|e| format!("round {round}: {e}"))?;
+        }
+        Ok(None)
+    });
+    r.check("absent-after-final-del", || absent(&net));
+    r.check("present-after-final-add", || {
+        net.add(&mut p)?;
+        expect_reply(
+            net.request(net.host(), false, sock(NODE_V4, PORT)),
+            "pod-0 tcp/80",
+        )?;
+        net.check(&p)?;
+        // The leak detector must see a live attachment, or its passes mean nothing.
+        match kernel_and_state_leftovers(&net) {
+            Err(_) => Ok(None),
+            Ok(_) => Err("the leftover check sees nothing of a live attachment".into()),
+        }
+    });
+    r.check("del-twice", || {
+        net.del(&p)?;
+        net.del(&p)?;
+        absent(&net)
+    });
+    if version.allows_check() {
+        r.check("check-after-del-is-a-clear-error", || match net.check(&p) {
+            Ok(_) => Err("CHECK after DEL succeeded".into()),
+            Err(e) if e.contains("panicked") || e.contains("signal") => {
+                Err(format!("CHECK after DEL crashed: {e}"))
+            }
+            Err(e) => Ok(Some(e)),
+        });
+    }
+    if version >= CniVersion::V1_1_0 {
+        r.check("gc-racing-del", || {
+            net.add(&mut p)?;
+            let (gc, del) = std::thread::scope(|s| {
+                let gc = s.spawn(|| {
+                    net.runtime
+                        .gc_network_list(&p.list, &[])
+                        .map(|_| ())
+                        .map_err(|e| format!("GC: {e}"))
+                });
+                let del = s.spawn(|| net.del(&p));
+                (
+                    gc.join()
+                        .unwrap_or_else(|_| Err("GC thread panicked".into())),
+                    del.join()
+                        .unwrap_or_else(|_| Err("DEL thread panicked".into())),
+                )
+            });
+            both(gc, del)?;
+            absent(&net)
+        });
+        r.check("status-racing-add", || {
+            let list = p.list.clone();
+            let (add, status) = std::thread::scope(|s| {
+                let status = s.spawn(|| {
+                    (0..STATUS_CALLS).try_for_each(|i| {
+                        net.runtime
+                            .status_network_list(&list)
+                            .map(|_| ())
+                            .map_err(|e| format!("STATUS #{i}: {e}"))
+                    })
+                });
+                let add = net.add(&mut p).map(|_| ());
+                (
+                    add,
+                    status
+                        .join()
+                        .unwrap_or_else(|_| Err("STATUS thread panicked".into())),
+                )
+            });
+            both(add, status)?;
+            net.del(&p)?;
+            absent(&net)
+        });
+    }
+    drop(server);
+}
