@@ -154,3 +154,50 @@ fn add_of_a_port_the_reference_maps_for_another_pod_is_refused() {
     w.portmap("ADD", &a.id, &a.ns.path().display().to_string(), &own)
         .assert_ok();
 }
+
+/// Upstream's nftables backend (v1.6.0+, not in Debian's v1.1.1): its layout
+/// is written here as upstream's `portmap_nftables.go` creates it.
+#[test]
+fn del_removes_upstream_nftables_rules_of_the_container() {
+    if !cni::testing::privileged("del_removes_upstream_nftables_rules_of_the_container") {
+        return;
+    }
+    let w = World::new();
+    let a = w.pod("ctrA");
+    let b = w.pod("ctrB");
+    let _sa = serve(&a.ns, "A", 80, 81);
+    let (ia, ib) = (a.ip4(), b.ip4());
+    let script = format!(
+        "table ip cni_hostport {{
+  comment \"CNI portmap plugin\"
+  chain hostports {{ }}
+  chain hostip_hostports {{ }}
+  chain hostports_all {{ jump hostip_hostports; jump hostports; }}
+  chain prerouting {{ type nat hook prerouting priority -100; fib daddr type local jump hostports_all; }}
+  chain output {{ type nat hook output priority -100; fib daddr type local jump hostports_all; }}
+  chain masquerading {{ type nat hook postrouting priority 100; }}
+}}
+add rule ip cni_hostport hostports tcp dport 8080 dnat to {ia}:80 comment \"ctrA\"
+add rule ip cni_hostport hostports tcp dport 9080 dnat to {ib}:80 comment \"ctrB\"
+add rule ip cni_hostport masquerading ip saddr {ia} ip daddr {ia} masquerade comment \"ctrA\"
+"
+    );
+    let file = std::env::temp_dir().join(format!("{}-upstream.nft", w.host.name));
+    std::fs::write(&file, script).unwrap();
+    host_exec(&w, &["nft", "-f", &file.display().to_string()]);
+    std::fs::remove_file(&file).unwrap();
+    assert!(tcp_get(&w.ext.path(), addr(NODE4, 8080)).is_ok());
+    // ADD of ctrB's port by another pod is refused, naming ctrB.
+    let conf = portmap_conf("1.0.0", Some(&a.prev), maps(9080, 9081));
+    let out = w.portmap("ADD", &a.id, &a.ns.path().display().to_string(), &conf);
+    assert!(
+        out.stdout.contains("container \\\"ctrB\\\""),
+        "{}",
+        out.stdout
+    );
+    let bare = json!({"cniVersion": "1.0.0", "name": "pmnet", "type": "portmap"});
+    w.portmap("DEL", &a.id, "", &bare).assert_ok();
+    assert!(tcp_get(&w.ext.path(), addr(NODE4, 8080)).is_err());
+    let nft = host_exec(&w, &["nft", "list", "table", "ip", "cni_hostport"]);
+    assert!(!nft.contains("ctrA") && nft.contains("ctrB"), "{nft}");
+}
