@@ -16,6 +16,7 @@ pub mod netns_state;
 pub mod nftables;
 pub mod plan;
 pub mod state;
+pub mod upstream;
 
 use std::collections::BTreeSet;
 
@@ -51,6 +52,7 @@ impl cni::Plugin for Plugin {
 
     fn add(&self, req: &Request) -> Result<Reply, CniError> {
         let (plan, prev) = plan_for(req)?;
+        upstream::refuse_conflicts(&plan.owner, &plan.keys())?;
         firewall(&plan).add(&plan)?;
         Ok(Reply::Result(prev))
     }
@@ -58,6 +60,14 @@ impl cni::Plugin for Plugin {
     fn check(&self, req: &Request) -> Result<Reply, CniError> {
         let (plan, _) = plan_for(req)?;
         firewall(&plan).check(&plan)?;
+        let left = upstream::leftovers(&plan.owner.network, &plan.owner.container_id)?;
+        if !left.is_empty() {
+            return Err(CniError::internal(format!(
+                "portmap: check of {}: {}",
+                plan.owner.tag(),
+                left.join("; ")
+            )));
+        }
         Ok(Reply::Empty)
     }
 
@@ -94,12 +104,19 @@ impl cni::Plugin for Plugin {
             }
         };
         backend::for_teardown(cfg.as_ref().ok()).del(&req.owner(), &udp)?;
+        upstream::del(&req.owner().network, &req.owner().container_id)?;
         Ok(Reply::Empty)
     }
 
     fn gc(&self, req: &GcRequest) -> Result<Reply, CniError> {
         let cfg = config::parse(&req.stdin)?;
         backend::for_config(&cfg).gc(&req.conf.name, &req.valid_attachments)?;
+        let valid = req
+            .valid_attachments
+            .iter()
+            .map(|a| a.container_id.clone())
+            .collect();
+        upstream::gc(&req.conf.name, &valid)?;
         Ok(Reply::Empty)
     }
 

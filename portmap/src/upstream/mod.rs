@@ -1,0 +1,326 @@
+//! Taking over from upstream portmap: DEL and GC also remove what the
+//! reference plugin installed for the same attachment, and ADD refuses a
+//! hostPort an upstream rule maps for another container.
+//!
+//! Flavours handled, per family (IPv4 and IPv6):
+//! - iptables-nft: upstream's `nat` table is an nf_tables table of family
+//!   ip/ip6; one netlink GETCHAIN of `CNI-HOSTPORT-DNAT` in it says whether
+//!   anything is there (no process). Only then `ip[6]tables-nft-save -t nat`
+//!   and one `ip[6]tables-nft-restore -w 5 --noflush` transaction.
+//! - iptables-legacy: `/proc/net/ip[6]_tables_names` lists `nat` only when
+//!   the legacy nat table is loaded (a file read); only then
+//!   `ip[6]tables-legacy-save`/`-restore` the same way.
+//! - upstream's nftables backend: a netlink GETTABLE of `cni_hostport`
+//!   (ip/ip6); only then `nft -a list table` and one `nft -f -` deleting the
+//!   rules commented with the container ID.
+//!
+//! The parsing and the restore input are pure ([`iptables`], [`nft`]).
+
+pub mod iptables;
+pub mod nft;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use cni::args::Owner;
+use cni::netlink::netfilter::Nfnl;
+use cni::{CniError, ErrorCode};
+use netlink_packet_netfilter::nftables::{
+    ChainAttribute, ChainMessage, NfTablesMessage, TableAttribute, TableMessage,
+};
+use netlink_packet_netfilter::NetfilterProtoFamily;
+
+use self::iptables::{parse_save, NatTable, UpstreamOwner};
+use crate::plan::{Family, MapKey};
+
+/// Seconds `iptables-restore` waits for the xtables lock.
+const XTABLES_WAIT: &str = "5";
+
+/// One place upstream state can live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavour {
+    Nft { v6: bool },
+    Legacy { v6: bool },
+}
+
+impl Flavour {
+    fn v6(self) -> bool {
+        match self {
+            Flavour::Nft { v6 } | Flavour::Legacy { v6 } => v6,
+        }
+    }
+
+    fn tool(self, what: &str) -> String {
+        let (v6, kind) = match self {
+            Flavour::Nft { v6 } => (v6, "nft"),
+            Flavour::Legacy { v6 } => (v6, "legacy"),
+        };
+        format!("{}tables-{kind}-{what}", if v6 { "ip6" } else { "ip" })
+    }
+}
+
+fn family(v6: bool) -> NetfilterProtoFamily {
+    if v6 {
+        NetfilterProtoFamily::IPv6
+    } else {
+        NetfilterProtoFamily::IPv4
+    }
+}
+
+/// What the no-spawn probe found.
+#[derive(Debug, Default)]
+struct Present {
+    iptables: Vec<Flavour>,
+    nft_v4: bool,
+    nft_v6: bool,
+}
+
+fn legacy_nat(v6: bool) -> bool {
+    let path = if v6 {
+        "/proc/net/ip6_tables_names"
+    } else {
+        "/proc/net/ip_tables_names"
+    };
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().any(|l| l.trim() == "nat"))
+        .unwrap_or(false)
+}
+
+fn probe() -> Present {
+    let mut present = Present::default();
+    for v6 in [false, true] {
+        if legacy_nat(v6) {
+            present.iptables.push(Flavour::Legacy { v6 });
+        }
+    }
+    let Ok(sock) = Nfnl::open() else {
+        return present;
+    };
+    for v6 in [false, true] {
+        let chain = NfTablesMessage::GetChain(ChainMessage {
+            attributes: vec![
+                ChainAttribute::Table("nat".into()),
+                ChainAttribute::Name(iptables::DNAT.into()),
+            ],
+        });
+        let table = NfTablesMessage::GetTable(TableMessage {
+            attributes: vec![TableAttribute::Name(nft::TABLE.into())],
+        });
+        if let Ok(answers) = sock.nftables_get(family(v6), vec![chain, table]) {
+            if answers.first().is_some_and(|a| a.is_ok()) {
+                present.iptables.push(Flavour::Nft { v6 });
+            }
+            if answers.get(1).is_some_and(|a| a.is_ok()) {
+                if v6 {
+                    present.nft_v6 = true;
+                } else {
+                    present.nft_v4 = true;
+                }
+            }
+        }
+    }
+    // Closing an nfnetlink socket right after a DEL deleted nf_tables
+    // objects waits for an RCU grace period (≈15 ms); hand it to a child.
+    sock.close_in_background();
+    present
+}
+
+fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<String, CniError> {
+    let fail = |e: String| {
+        CniError::new(
+            ErrorCode::Internal,
+            format!("portmap: removing upstream portmap's rules: {program}: {e}"),
+        )
+    };
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(e.to_string()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        if let Some(text) = input {
+            stdin
+                .write_all(text.as_bytes())
+                .map_err(|e| fail(e.to_string()))?;
+        }
+    }
+    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
+    if !out.status.success() {
+        return Err(fail(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn save(f: Flavour) -> Result<NatTable, CniError> {
+    Ok(parse_save(&run(&f.tool("save"), &["-t", "nat"], None)?))
+}
+
+fn restore(f: Flavour, input: &str) -> Result<(), CniError> {
+    run(
+        &f.tool("restore"),
+        &["-w", XTABLES_WAIT, "--noflush"],
+        Some(input),
+    )
+    .map(|_| ())
+    .map_err(|e| e.with_details(format!("restore input:\n{input}")))
+}
+
+/// Removes what upstream installed for `containers` of `network` (DEL: one
+/// container; GC: the stale ones, chosen by `pick` from the owners found).
+fn remove_where(
+    network: &str,
+    with_nft: bool,
+    pick: &dyn Fn(&BTreeSet<UpstreamOwner>) -> BTreeSet<String>,
+) -> Result<(), CniError> {
+    let present = probe();
+    for f in present.iptables {
+        let table = save(f)?;
+        if !table.has_upstream() {
+            continue;
+        }
+        let ids = pick(&table.owners());
+        if let Some(input) = table.removal(network, &ids) {
+            restore(f, &input)?;
+        }
+    }
+    for (v6, there) in [(false, present.nft_v4), (true, present.nft_v6)] {
+        if !there || !with_nft {
+            continue;
+        }
+        let fam = if v6 { "ip6" } else { "ip" };
+        let listing = run("nft", &["-a", "list", "table", fam, nft::TABLE], None)?;
+        let rules = nft::parse_listing(&listing);
+        let owners: BTreeSet<UpstreamOwner> = rules
+            .iter()
+            .map(|r| UpstreamOwner {
+                network: network.to_string(),
+                container_id: r.comment.clone(),
+            })
+            .collect();
+        let ids = pick(&owners);
+        if let Some(input) = nft::removal(fam, &rules, &ids) {
+            run("nft", &["-f", "-"], Some(&input))?;
+        }
+    }
+    Ok(())
+}
+
+/// DEL: removes upstream's rules for this attachment (network + container ID
+/// only, as upstream keys them; nothing is read from a cache).
+pub fn del(network: &str, container_id: &str) -> Result<(), CniError> {
+    let id = container_id.to_string();
+    remove_where(network, true, &|_| BTreeSet::from([id.clone()]))
+}
+
+/// GC: removes upstream's rules of `network` for containers not in `valid`.
+/// Upstream's nftables backend is left out: its comments carry only the
+/// container ID, so which network a rule belongs to cannot be told, and GC
+/// must never remove another network's live rules (DEL still removes them).
+pub fn gc(network: &str, valid: &BTreeSet<String>) -> Result<(), CniError> {
+    remove_where(network, false, &|owners| {
+        owners
+            .iter()
+            .filter(|o| o.network == network && !valid.contains(&o.container_id))
+            .map(|o| o.container_id.clone())
+            .collect()
+    })
+}
+
+/// ADD: refuses keys of `owner` that an upstream rule maps for another
+/// container, naming it (network + container ID from the rule's comment).
+/// Upstream's entry rules match ports only, so any hostIP overlaps.
+pub fn refuse_conflicts(owner: &Owner, keys: &BTreeSet<MapKey>) -> Result<(), CniError> {
+    let present = probe();
+    if present.iptables.is_empty() && !present.nft_v4 && !present.nft_v6 {
+        return Ok(());
+    }
+    let me = UpstreamOwner {
+        network: owner.network.clone(),
+        container_id: owner.container_id.clone(),
+    };
+    let mut found = Vec::new();
+    for f in &present.iptables {
+        let table = save(*f)?;
+        for k in keys.iter().filter(|k| (k.family == Family::V6) == f.v6()) {
+            if let Some(o) = table.mapper_of(k.protocol.as_str(), k.port, &me) {
+                found.push(format!(
+                    "{}/{} is already mapped by upstream portmap for network {:?} container {:?}",
+                    k.port,
+                    k.protocol.as_str(),
+                    o.network,
+                    o.container_id
+                ));
+            }
+        }
+    }
+    for (v6, there) in [(false, present.nft_v4), (true, present.nft_v6)] {
+        if !there {
+            continue;
+        }
+        let fam = if v6 { "ip6" } else { "ip" };
+        let rules = nft::parse_listing(&run(
+            "nft",
+            &["-a", "list", "table", fam, nft::TABLE],
+            None,
+        )?);
+        for k in keys.iter().filter(|k| (k.family == Family::V6) == v6) {
+            if let Some(id) =
+                nft::mapper_of(&rules, k.protocol.as_str(), k.port, &owner.container_id)
+            {
+                found.push(format!(
+                    "{}/{} is already mapped by upstream portmap (nftables) for container {id:?}",
+                    k.port,
+                    k.protocol.as_str()
+                ));
+            }
+        }
+    }
+    found.dedup();
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(CniError::internal(format!(
+        "portmap: adding hostPort DNAT for {}: {}",
+        owner.tag(),
+        found.join("; ")
+    ))
+    .with_details("a hostIP:hostPort/protocol can be mapped by one attachment at a time; delete the other attachment first"))
+}
+
+/// CHECK: what upstream still has installed for this attachment, described
+/// (empty: nothing).
+pub fn leftovers(network: &str, container_id: &str) -> Result<Vec<String>, CniError> {
+    let present = probe();
+    let ids = BTreeSet::from([container_id.to_string()]);
+    let mut out = Vec::new();
+    for f in present.iptables {
+        if save(f)?.removal(network, &ids).is_some() {
+            out.push(format!(
+                "upstream portmap's rules for this container are still in {}",
+                f.tool("save").trim_end_matches("-save")
+            ));
+        }
+    }
+    for (v6, there) in [(false, present.nft_v4), (true, present.nft_v6)] {
+        let fam = if v6 { "ip6" } else { "ip" };
+        if there {
+            let rules = nft::parse_listing(&run(
+                "nft",
+                &["-a", "list", "table", fam, nft::TABLE],
+                None,
+            )?);
+            if nft::removal(fam, &rules, &ids).is_some() {
+                out.push(format!(
+                    "upstream portmap's rules for this container are still in table {fam} {}",
+                    nft::TABLE
+                ));
+            }
+        }
+    }
+    Ok(out)
+}

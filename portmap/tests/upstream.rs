@@ -1,0 +1,203 @@
+//! Privileged takeover tests: Debian's reference portmap (v1.1.1, iptables
+//! backend — iptables-nft on Debian) installs pods' tcp+udp hostPorts,
+//! dual-stack, inside a throwaway host netns; our portmap's DEL (with the
+//! cache and without), GC and ADD then act on that state. Traffic and
+//! `ip[6]tables-save` in that netns show the outcome.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+
+use cni::testing::Invocation;
+use common::*;
+use serde_json::json;
+
+fn maps(tcp: u16, udp: u16) -> serde_json::Value {
+    json!([
+        {"hostPort": tcp, "containerPort": 80, "protocol": "tcp"},
+        {"hostPort": udp, "containerPort": 81, "protocol": "udp"}
+    ])
+}
+
+/// Runs Debian's portmap in the host netns.
+fn reference_add(w: &World, pod: &Pod, mappings: serde_json::Value) {
+    let mut inv = Invocation::new("ADD");
+    inv.container_id = pod.id.clone();
+    inv.netns = pod.ns.path().display().to_string();
+    inv.host_netns = Some(w.host.name.clone());
+    let conf = portmap_conf("1.0.0", Some(&pod.prev), mappings);
+    inv.run(Path::new("/usr/lib/cni/portmap"), &conf.to_string())
+        .assert_ok();
+}
+
+fn saved(w: &World) -> String {
+    host_exec(w, &["iptables-save", "-t", "nat"]) + &host_exec(w, &["ip6tables-save", "-t", "nat"])
+}
+
+fn reaches(w: &World, tcp: u16, udp: u16) -> [bool; 4] {
+    let ext = w.ext.path();
+    [
+        tcp_get(&ext, addr(NODE4, tcp)).is_ok(),
+        udp_get(&ext, addr(NODE4, udp), None).is_ok(),
+        tcp_get(&ext, addr(NODE6, tcp)).is_ok(),
+        udp_get(&ext, addr(NODE6, udp), None).is_ok(),
+    ]
+}
+
+fn two_reference_pods(w: &World) -> (Pod, Pod) {
+    let a = w.pod("ctrA");
+    let b = w.pod("ctrB");
+    reference_add(w, &a, maps(8080, 8081));
+    reference_add(w, &b, maps(9080, 9081));
+    (a, b)
+}
+
+#[test]
+fn del_removes_reference_rules_with_and_without_cache() {
+    if !cni::testing::privileged("del_removes_reference_rules_with_and_without_cache") {
+        return;
+    }
+    let w = World::new();
+    let (a, b) = two_reference_pods(&w);
+    let _sa = serve(&a.ns, "A", 80, 81);
+    let _sb = serve(&b.ns, "B", 80, 81);
+    assert_eq!(reaches(&w, 8080, 8081), [true; 4], "reference ADD works");
+    let chain_a = portmap::upstream::iptables::dn_chain("pmnet", "ctrA");
+    let chain_b = portmap::upstream::iptables::dn_chain("pmnet", "ctrB");
+    assert!(saved(&w).contains(&chain_a));
+
+    // With the cache: prevResult + runtimeConfig.
+    let conf = portmap_conf("1.0.0", Some(&a.prev), maps(8080, 8081));
+    w.portmap("DEL", &a.id, &a.ns.path().display().to_string(), &conf)
+        .assert_ok();
+    assert_eq!(
+        reaches(&w, 8080, 8081),
+        [false; 4],
+        "A's hostPorts are gone"
+    );
+    assert_eq!(reaches(&w, 9080, 9081), [true; 4], "B still answers");
+    let s = saved(&w);
+    assert!(!s.contains(&chain_a) && !s.contains("ctrA"), "{s}");
+    assert!(
+        s.contains(&chain_b) && s.contains(":CNI-HOSTPORT-DNAT"),
+        "{s}"
+    );
+
+    // Without the cache: neither prevResult nor runtimeConfig.
+    let bare = json!({"cniVersion": "1.0.0", "name": "pmnet", "type": "portmap"});
+    w.portmap("DEL", &b.id, "", &bare).assert_ok();
+    assert_eq!(
+        reaches(&w, 9080, 9081),
+        [false; 4],
+        "B's hostPorts are gone"
+    );
+    let s = saved(&w);
+    assert!(
+        !s.contains("CNI-"),
+        "last pod gone ⇒ shared chains gone: {s}"
+    );
+    // A second DEL finds nothing and succeeds.
+    w.portmap("DEL", &b.id, "", &bare).assert_ok();
+}
+
+#[test]
+fn gc_removes_only_stale_reference_pods() {
+    if !cni::testing::privileged("gc_removes_only_stale_reference_pods") {
+        return;
+    }
+    let w = World::new();
+    let (_a, b) = two_reference_pods(&w);
+    let _sb = serve(&b.ns, "B", 80, 81);
+    let gc = json!({"cniVersion": "1.1.0", "name": "pmnet", "type": "portmap",
+        "cni.dev/valid-attachments": [{"containerID": "ctrB", "ifname": "eth0"}]});
+    w.portmap("GC", "", "", &gc).assert_ok();
+    let s = saved(&w);
+    assert!(!s.contains("ctrA"), "{s}");
+    assert!(
+        s.contains("ctrB") && s.contains(":CNI-HOSTPORT-MASQ"),
+        "{s}"
+    );
+    assert_eq!(reaches(&w, 9080, 9081), [true; 4], "B still answers");
+    // Another network's GC leaves pmnet's pods alone.
+    let mut other = gc.clone();
+    other["name"] = "othernet".into();
+    other["cni.dev/valid-attachments"] = json!([]);
+    w.portmap("GC", "", "", &other).assert_ok();
+    assert!(saved(&w).contains("ctrB"));
+    let none = json!({"cniVersion": "1.1.0", "name": "pmnet", "type": "portmap",
+        "cni.dev/valid-attachments": []});
+    w.portmap("GC", "", "", &none).assert_ok();
+    let s = saved(&w);
+    assert!(!s.contains("CNI-"), "{s}");
+}
+
+#[test]
+fn add_of_a_port_the_reference_maps_for_another_pod_is_refused() {
+    if !cni::testing::privileged("add_of_a_port_the_reference_maps_for_another_pod_is_refused") {
+        return;
+    }
+    let w = World::new();
+    let a = w.pod("ctrA");
+    let b = w.pod("ctrB");
+    reference_add(&w, &a, maps(8080, 8081));
+    let conf = portmap_conf("1.0.0", Some(&b.prev), maps(7070, 8081));
+    let out = w.portmap("ADD", &b.id, &b.ns.path().display().to_string(), &conf);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("8081/udp is already mapped by upstream portmap for network \\\"pmnet\\\" container \\\"ctrA\\\""),
+        "{}",
+        out.stdout
+    );
+    // Same pod re-added by ours (taking over its own ports) is not a conflict.
+    let own = portmap_conf("1.0.0", Some(&a.prev), maps(8080, 8081));
+    w.portmap("ADD", &a.id, &a.ns.path().display().to_string(), &own)
+        .assert_ok();
+}
+
+/// Upstream's nftables backend (v1.6.0+, not in Debian's v1.1.1): its layout
+/// is written here as upstream's `portmap_nftables.go` creates it.
+#[test]
+fn del_removes_upstream_nftables_rules_of_the_container() {
+    if !cni::testing::privileged("del_removes_upstream_nftables_rules_of_the_container") {
+        return;
+    }
+    let w = World::new();
+    let a = w.pod("ctrA");
+    let b = w.pod("ctrB");
+    let _sa = serve(&a.ns, "A", 80, 81);
+    let (ia, ib) = (a.ip4(), b.ip4());
+    let script = format!(
+        "table ip cni_hostport {{
+  comment \"CNI portmap plugin\"
+  chain hostports {{ }}
+  chain hostip_hostports {{ }}
+  chain hostports_all {{ jump hostip_hostports; jump hostports; }}
+  chain prerouting {{ type nat hook prerouting priority -100; fib daddr type local jump hostports_all; }}
+  chain output {{ type nat hook output priority -100; fib daddr type local jump hostports_all; }}
+  chain masquerading {{ type nat hook postrouting priority 100; }}
+}}
+add rule ip cni_hostport hostports tcp dport 8080 dnat to {ia}:80 comment \"ctrA\"
+add rule ip cni_hostport hostports tcp dport 9080 dnat to {ib}:80 comment \"ctrB\"
+add rule ip cni_hostport masquerading ip saddr {ia} ip daddr {ia} masquerade comment \"ctrA\"
+"
+    );
+    let file = std::env::temp_dir().join(format!("{}-upstream.nft", w.host.name));
+    std::fs::write(&file, script).unwrap();
+    host_exec(&w, &["nft", "-f", &file.display().to_string()]);
+    std::fs::remove_file(&file).unwrap();
+    assert!(tcp_get(&w.ext.path(), addr(NODE4, 8080)).is_ok());
+    // ADD of ctrB's port by another pod is refused, naming ctrB.
+    let conf = portmap_conf("1.0.0", Some(&a.prev), maps(9080, 9081));
+    let out = w.portmap("ADD", &a.id, &a.ns.path().display().to_string(), &conf);
+    assert!(
+        out.stdout.contains("container \\\"ctrB\\\""),
+        "{}",
+        out.stdout
+    );
+    let bare = json!({"cniVersion": "1.0.0", "name": "pmnet", "type": "portmap"});
+    w.portmap("DEL", &a.id, "", &bare).assert_ok();
+    assert!(tcp_get(&w.ext.path(), addr(NODE4, 8080)).is_err());
+    let nft = host_exec(&w, &["nft", "list", "table", "ip", "cni_hostport"]);
+    assert!(!nft.contains("ctrA") && nft.contains("ctrB"), "{nft}");
+}
