@@ -67,9 +67,25 @@ pub fn adopt(dir: &Path) -> Result<(), CniError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(err("listing", dir, e)),
     }
-    std::fs::create_dir_all(dir).map_err(|e| err("creating", dir, e))?;
+    {
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| err("creating", dir, e))?;
+        let tmp = dir.join(".identity.tmp");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(want.as_bytes()))
+            .map_err(|e| err("writing", &tmp, e))?;
+    }
     let tmp = dir.join(".identity.tmp");
-    std::fs::write(&tmp, &want).map_err(|e| err("writing", &tmp, e))?;
     std::fs::rename(&tmp, &id_path).map_err(|e| err("renaming into", &id_path, e))
 }
 

@@ -271,12 +271,6 @@ const ROWS: &[Row] = &[
         Stdin::Raw(b"{\"cniVersion\":"),
         6,
     ),
-    err(
-        "del-backend-iptables",
-        "DEL",
-        Stdin::Fields(r#""backend":"iptables""#),
-        7,
-    ),
 ];
 
 #[test]

@@ -97,7 +97,10 @@ fn connection_rate(b: &Bench, side: &Side, version: CniVersion) -> Result<f64, S
         .tools
         .serve(&side.pod.netns, &[80], &[], "bench", 30)
         .map_err(|e| format!("server in the pod: {e}"))?;
-    let to = SocketAddr::from(([192, 168, 200, 1], 8080));
+    let node: std::net::IpAddr = crate::topology::NODE_V4
+        .parse()
+        .map_err(|e| format!("node address {}: {e}", crate::topology::NODE_V4))?;
+    let to = SocketAddr::new(node, 8080);
     let counted = cni::netns::run_in(&side.world.host.path(), || {
         let (mut n, mut failed, start) = (0u32, 0u32, Instant::now());
         while start.elapsed() < Duration::from_secs(1) && failed < 50 {

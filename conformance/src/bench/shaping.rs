@@ -13,11 +13,10 @@ use cni::CniVersion;
 use serde_json::{json, Value};
 
 use super::measure::{median, p95, Probe};
-use super::scaling::ok;
 use super::series::round3;
 use super::side::{shaping_conf, Side};
 use super::{common_version, Bench};
-use crate::throughput::{shaper_counters, Counter, Throughput};
+use crate::throughput::{CountAt, Counter, Throughput};
 
 /// containerd's burst when the pod sets none (bits).
 pub const CONTAINERD_BURST: u64 = 4_294_967_295;
@@ -27,23 +26,61 @@ pub const MAX_BURST: u64 = 1_000_000;
 pub const LATENCY_MS: u32 = 10;
 const FIRST_SECOND: Duration = Duration::from_secs(1);
 
-/// Shapes the main pod with `conf` (type bandwidth), runs `f`, unshapes.
-fn shaped<T>(side: &Side, mut conf: Value, f: impl FnOnce() -> T) -> Result<T, String> {
+/// The devices one shaped ADD put its TBFs on: the pod's host veth (traffic
+/// to the pod) and the IFB (traffic from it), from the ADD result.
+struct ShapedDevices {
+    veth: String,
+    ifb: Option<String>,
+}
+
+impl ShapedDevices {
+    fn of(result: &Value) -> Result<ShapedDevices, String> {
+        let ifaces = result["interfaces"].as_array().cloned().unwrap_or_default();
+        let host = |prefix: &str| {
+            ifaces
+                .iter()
+                .filter(|i| i.get("sandbox").is_none_or(Value::is_null))
+                .filter_map(|i| i["name"].as_str())
+                .find(|n| n.starts_with(prefix))
+                .map(str::to_string)
+        };
+        let veth =
+            host("veth").ok_or_else(|| format!("no host veth in the ADD result {result}"))?;
+        Ok(ShapedDevices {
+            veth,
+            ifb: host("bwp"),
+        })
+    }
+}
+
+/// Shapes the main pod with `conf` (type bandwidth), runs `f` with the
+/// shaped devices, unshapes.
+fn shaped<T>(
+    side: &Side,
+    mut conf: Value,
+    f: impl FnOnce(&ShapedDevices) -> T,
+) -> Result<T, String> {
     let version =
         common_version(std::slice::from_ref(side), "bandwidth").unwrap_or(CniVersion::V1_0_0);
     conf["cniVersion"] = json!(version.as_str());
     conf["name"] = json!("bench");
     conf["prevResult"] = super::side::convert(&side.prev, version);
     side.reset_host_qdiscs();
-    ok(side.invoke(
+    let add = side.invoke(
         "bandwidth",
         "ADD",
         "bench-shape",
         "eth0",
         &conf,
         Probe::Time,
-    ))?;
-    let out = f();
+    )?;
+    if add.exit_code != Some(0) {
+        return Err(format!("exit {:?}: {}", add.exit_code, add.stdout.trim()));
+    }
+    let devices = serde_json::from_str::<Value>(&add.stdout)
+        .map_err(|e| format!("bandwidth ADD result: {e}"))
+        .and_then(|r| ShapedDevices::of(&r));
+    let out = devices.map(|d| f(&d));
     let _ = side.invoke(
         "bandwidth",
         "DEL",
@@ -53,7 +90,7 @@ fn shaped<T>(side: &Side, mut conf: Value, f: impl FnOnce() -> T) -> Result<T, S
         Probe::Time,
     );
     side.reset_host_qdiscs();
-    Ok(out)
+    out
 }
 
 fn pod_addr(side: &Side, port: u16) -> SocketAddr {
@@ -66,13 +103,18 @@ fn pod_addr(side: &Side, port: u16) -> SocketAddr {
 fn flow(
     b: &Bench,
     side: &Side,
+    devices: &ShapedDevices,
     ingress: bool,
     seconds: f64,
     warmup: Duration,
 ) -> Result<Throughput, String> {
     let host = side.world.host.path();
-    let (to_pod, from_pod) = shaper_counters(&host).map_err(|e| e.to_string())?;
-    let at = if ingress { to_pod } else { from_pod };
+    let at = if ingress {
+        CountAt::Tbf(devices.veth.clone())
+    } else {
+        let ifb = devices.ifb.clone().ok_or("the ADD result names no IFB")?;
+        CountAt::Tbf(ifb)
+    };
     let counter = Counter::open(&host, at).map_err(|e| e.to_string())?;
     let r = if ingress {
         b.tools.throughput(
@@ -103,9 +145,9 @@ fn rate_rows(b: &Bench, side: &Side) -> Vec<Value> {
         let rate = mbit * 1_000_000;
         b.progress(&format!("shaping: {mbit} Mbit/s each way ({})", side.label));
         let conf = shaping_conf(rate, (rate / 50).max(160_000), None);
-        let got = shaped(side, conf, || {
+        let got = shaped(side, conf, |d| {
             [true, false].map(|ingress| {
-                let t = flow(b, side, ingress, b.opts.shaping_seconds, FIRST_SECOND);
+                let t = flow(b, side, d, ingress, b.opts.shaping_seconds, FIRST_SECOND);
                 (ingress, t)
             })
         });
@@ -143,7 +185,7 @@ fn burst_rows(b: &Bench, side: &Side) -> Vec<Value> {
         }
         // A one-second window from the TBF's first released byte: exactly
         // the first second.
-        let t = shaped(side, conf, || flow(b, side, true, 1.0, Duration::ZERO)).and_then(|t| t);
+        let t = shaped(side, conf, |d| flow(b, side, d, true, 1.0, Duration::ZERO)).and_then(|t| t);
         rows.push(match t {
             Ok(t) => {
                 let first = t.window.bytes;
@@ -157,14 +199,23 @@ fn burst_rows(b: &Bench, side: &Side) -> Vec<Value> {
 }
 
 /// UDP round trips (ms) from the host netns to the pod while `flow` saturates.
-fn probe_rtts(b: &Bench, side: &Side) -> Result<Vec<f64>, String> {
+fn probe_rtts(b: &Bench, side: &Side, devices: &ShapedDevices) -> Result<Vec<f64>, String> {
     let server = b
         .tools
         .serve(&side.pod.netns, &[], &[9053], "probe", 30)
         .map_err(|e| e.to_string())?;
     let to = pod_addr(side, 9053);
     let rtts = std::thread::scope(|s| {
-        let blast = s.spawn(|| flow(b, side, true, b.opts.shaping_seconds + 1.5, FIRST_SECOND));
+        let blast = s.spawn(|| {
+            flow(
+                b,
+                side,
+                devices,
+                true,
+                b.opts.shaping_seconds + 1.5,
+                FIRST_SECOND,
+            )
+        });
         std::thread::sleep(FIRST_SECOND + Duration::from_millis(500));
         let rtts = cni::netns::run_in(&side.world.host.path(), || {
             (0..20)
@@ -189,7 +240,7 @@ fn latency_row(b: &Bench, side: &Side) -> Value {
         side.label
     ));
     let conf = shaping_conf(10_000_000, 160_000, Some(LATENCY_MS));
-    match shaped(side, conf, || probe_rtts(b, side)).and_then(|r| r) {
+    match shaped(side, conf, |d| probe_rtts(b, side, d)).and_then(|r| r) {
         Ok(r) => json!({"side": side.label, "latency_ms_configured": LATENCY_MS, "probes": r.len(),
                         "rtt_p50_ms": median(&r).map(round3), "rtt_p95_ms": p95(&r).map(round3)}),
         Err(e) => json!({"side": side.label, "latency_ms_configured": LATENCY_MS, "error": e}),
