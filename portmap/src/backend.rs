@@ -1,8 +1,9 @@
 //! The seam between portmap's verbs and the kernel: a [`Firewall`] takes a
 //! pod's plan (or, for DEL and GC, just owners) and makes the host match it.
-//! nftables ([`crate::nftables`]) is the one backend today; another (e.g.
-//! iptables) is a sibling module implementing the same trait, chosen here
-//! from the configuration — never an `if` inside a backend.
+//! nftables ([`crate::nftables`], the default) and iptables
+//! ([`crate::iptables`], upstream's layout) are sibling modules implementing
+//! the same trait, chosen here from the configuration — never an `if`
+//! inside a backend.
 
 use std::collections::BTreeSet;
 
@@ -11,6 +12,7 @@ use cni::types::Attachment;
 use cni::CniError;
 
 use crate::config::{Backend, Config};
+use crate::iptables::Iptables;
 use crate::nftables::Nftables;
 use crate::plan::{MapKey, PodPlan};
 
@@ -35,6 +37,7 @@ pub trait Firewall {
 pub fn for_config(config: &Config) -> Box<dyn Firewall> {
     match config.backend {
         Backend::Nftables => Box::new(Nftables::default()),
+        Backend::Iptables => Box::new(Iptables),
     }
 }
 

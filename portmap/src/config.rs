@@ -95,7 +95,39 @@ impl std::fmt::Display for HostPortMapping {
 /// The firewall backend a configuration asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// Our `inet` table (the default).
     Nftables,
+    /// Upstream's iptables layout (`CNI-HOSTPORT-DNAT`, `CNI-DN-<hash>`, …).
+    Iptables,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Nftables => "nftables",
+            Backend::Iptables => "iptables",
+        }
+    }
+
+    fn other(self) -> Backend {
+        match self {
+            Backend::Nftables => Backend::Iptables,
+            Backend::Iptables => Backend::Nftables,
+        }
+    }
+}
+
+/// Options only the iptables backend reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IptablesOptions {
+    /// `externalSetMarkChain`: the chain hairpin/localhost traffic jumps to
+    /// instead of our `CNI-HOSTPORT-SETMARK` (e.g. `KUBE-MARK-MASQ`); we then
+    /// install no mark or masquerade chain of our own.
+    pub external_set_mark_chain: Option<String>,
+    /// `conditionsV4` in iptables syntax, appended to the entry rules.
+    pub conditions_v4: Vec<String>,
+    /// `conditionsV6` likewise.
+    pub conditions_v6: Vec<String>,
 }
 
 /// Validated configuration of one invocation.
@@ -108,6 +140,8 @@ pub struct Config {
     pub conditions_v4: Vec<Condition>,
     pub conditions_v6: Vec<Condition>,
     pub backend: Backend,
+    /// Empty unless `backend` is [`Backend::Iptables`].
+    pub iptables: IptablesOptions,
 }
 
 /// Upstream's default `markMasqBit`.
@@ -160,15 +194,7 @@ fn bad(msg: impl Into<String>) -> CniError {
 pub fn parse(stdin: &[u8]) -> Result<Config, CniError> {
     let raw: RawConf = cni::gojson::from_slice(stdin)
         .map_err(|e| bad(format!("parsing network configuration: {e}")))?;
-    let backend = match raw.backend.as_deref() {
-        None | Some("") | Some("nftables") => Backend::Nftables,
-        Some("iptables") => {
-            return Err(bad(
-                "backend \"iptables\" is not supported yet: use \"nftables\" (or omit backend)",
-            ))
-        }
-        Some(other) => return Err(bad(format!("unrecognized backend {other:?}"))),
-    };
+    let backend = select_backend(&raw)?;
     if raw.external_set_mark_chain.is_some() && raw.mark_masq_bit.is_some() {
         return Err(bad("Cannot specify externalSetMarkChain and markMasqBit"));
     }
@@ -181,13 +207,25 @@ pub fn parse(stdin: &[u8]) -> Result<Config, CniError> {
             )))
         }
     };
-    if raw.external_set_mark_chain.is_some() {
-        return Err(bad(
-            "nftables backend was requested but configuration contains iptables-specific options [externalSetMarkChain]",
-        ));
-    }
-    let conditions_v4 = parse_conditions("conditionsV4", raw.conditions_v4.as_deref(), true)?;
-    let conditions_v6 = parse_conditions("conditionsV6", raw.conditions_v6.as_deref(), false)?;
+    let (conditions_v4, conditions_v6, iptables) = match backend {
+        Backend::Nftables => (
+            parse_conditions("conditionsV4", raw.conditions_v4.as_deref(), true)?,
+            parse_conditions("conditionsV6", raw.conditions_v6.as_deref(), false)?,
+            IptablesOptions::default(),
+        ),
+        Backend::Iptables => (
+            Vec::new(),
+            Vec::new(),
+            IptablesOptions {
+                external_set_mark_chain: match raw.external_set_mark_chain.as_deref() {
+                    None => None,
+                    Some(c) => Some(chain_name(c)?),
+                },
+                conditions_v4: iptables_conditions("conditionsV4", raw.conditions_v4.as_deref())?,
+                conditions_v6: iptables_conditions("conditionsV6", raw.conditions_v6.as_deref())?,
+            },
+        ),
+    };
     let raw_mappings = raw
         .runtime_config
         .and_then(|r| r.port_mappings)
@@ -204,7 +242,100 @@ pub fn parse(stdin: &[u8]) -> Result<Config, CniError> {
         conditions_v4,
         conditions_v6,
         backend,
+        iptables,
     })
+}
+
+/// Which backend a conditions list is written for (`None`: empty), by its
+/// first character as upstream tells: iptables matches start with `-` or `!`.
+fn backend_of_conditions(conditions: Option<&[String]>) -> Option<Backend> {
+    let first = conditions?.first()?;
+    match first.chars().next()? {
+        '-' | '!' => Some(Backend::Iptables),
+        _ => Some(Backend::Nftables),
+    }
+}
+
+/// Upstream's selection: an explicit `backend` wins; else iptables-only
+/// options select iptables; else our default, nftables (upstream defaults
+/// to iptables: see README). Options of the other backend are refused with
+/// upstream's text.
+fn select_backend(raw: &RawConf) -> Result<Backend, CniError> {
+    let mut specific: Vec<(Backend, &str)> = Vec::new();
+    if raw.external_set_mark_chain.is_some() {
+        specific.push((Backend::Iptables, "externalSetMarkChain"));
+    }
+    for (field, list) in [
+        ("conditionsV4", &raw.conditions_v4),
+        ("conditionsV6", &raw.conditions_v6),
+    ] {
+        if let Some(b) = backend_of_conditions(list.as_deref()) {
+            specific.push((b, field));
+        }
+    }
+    let backend = match raw.backend.as_deref() {
+        None | Some("") if specific.iter().any(|(b, _)| *b == Backend::Iptables) => {
+            Backend::Iptables
+        }
+        None | Some("") | Some("nftables") => Backend::Nftables,
+        Some("iptables") => Backend::Iptables,
+        Some(other) => return Err(bad(format!("unrecognized backend {other:?}"))),
+    };
+    let wrong: Vec<&str> = specific
+        .iter()
+        .filter(|(b, _)| *b == backend.other())
+        .map(|(_, f)| *f)
+        .collect();
+    if !wrong.is_empty() {
+        return Err(bad(format!(
+            "{} backend was requested but configuration contains {}-specific options [{}]",
+            backend.name(),
+            backend.other().name(),
+            wrong.join(" ")
+        )));
+    }
+    Ok(backend)
+}
+
+/// A word that goes into `iptables-restore` input: no quote, backslash or
+/// control character can end the line or the word early.
+fn restorable(field: &str, word: &str) -> Result<(), CniError> {
+    if word.is_empty()
+        || word
+            .chars()
+            .any(|c| c.is_control() || c == '"' || c == '\\')
+    {
+        return Err(bad(format!(
+            "{field}: {word:?} is empty or contains a quote, backslash or control character"
+        )));
+    }
+    Ok(())
+}
+
+/// `externalSetMarkChain`: an iptables chain name (at most 28 bytes, no
+/// blanks).
+fn chain_name(name: &str) -> Result<String, CniError> {
+    restorable("externalSetMarkChain", name)?;
+    if name.len() > 28 || name.contains(char::is_whitespace) {
+        return Err(bad(format!(
+            "externalSetMarkChain: {name:?} is not an iptables chain name (at most 28 bytes, no blanks)"
+        )));
+    }
+    Ok(name.to_string())
+}
+
+/// iptables-syntax conditions, kept as words (each checked restorable).
+fn iptables_conditions(field: &str, words: Option<&[String]>) -> Result<Vec<String>, CniError> {
+    let words: Vec<String> = words
+        .unwrap_or_default()
+        .iter()
+        .filter(|w| !w.is_empty())
+        .cloned()
+        .collect();
+    for w in &words {
+        restorable(field, w)?;
+    }
+    Ok(words)
 }
 
 fn mapping(i: usize, m: &RawMapping) -> Result<HostPortMapping, CniError> {
@@ -312,6 +443,36 @@ mod tests {
     }
 
     #[test]
+    fn selects_the_backend_like_upstream() {
+        let b = |extra: &str| parse(&conf(extra)).unwrap();
+        assert_eq!(b("").backend, Backend::Nftables);
+        assert_eq!(b(r#","backend":"nftables""#).backend, Backend::Nftables);
+        let c = b(r#","backend":"iptables""#);
+        assert_eq!(c.backend, Backend::Iptables);
+        assert_eq!(c.iptables, IptablesOptions::default());
+        let c = b(r#","externalSetMarkChain":"KUBE-MARK-MASQ""#);
+        assert_eq!(c.backend, Backend::Iptables);
+        assert_eq!(
+            c.iptables.external_set_mark_chain.as_deref(),
+            Some("KUBE-MARK-MASQ")
+        );
+        let c = b(r#","conditionsV4":["-s","198.18.1.4"],"conditionsV6":["!","-s","fd00::1"]"#);
+        assert_eq!(c.backend, Backend::Iptables);
+        assert_eq!(c.iptables.conditions_v4, ["-s", "198.18.1.4"]);
+        assert_eq!(c.iptables.conditions_v6, ["!", "-s", "fd00::1"]);
+        assert!(c.conditions_v4.is_empty() && c.conditions_v6.is_empty());
+        // nft-syntax conditions keep the default; an empty list says nothing.
+        assert_eq!(
+            b(r#","conditionsV4":["ip saddr 10.0.0.0/8"]"#).backend,
+            Backend::Nftables
+        );
+        assert_eq!(
+            b(r#","conditionsV4":[""],"backend":"iptables""#).iptables,
+            IptablesOptions::default()
+        );
+    }
+
+    #[test]
     fn parses_mappings_case_insensitively() {
         let c = parse(&conf(
             r#","runtimeConfig":{"portMappings":[
@@ -365,18 +526,42 @@ mod tests {
         assert!(err(r#","markMasqBit":1,"externalSetMarkChain":"X""#)
             .msg
             .contains("Cannot specify"));
-        assert!(err(r#","externalSetMarkChain":"KUBE-MARK-MASQ""#)
-            .msg
-            .contains("iptables-specific options [externalSetMarkChain]"));
-        let e = err(r#","backend":"iptables""#);
-        assert_eq!(e.code, ErrorCode::InvalidNetworkConfig);
-        assert!(e.msg.contains("not supported yet"));
+        assert!(
+            err(r#","backend":"nftables","externalSetMarkChain":"KUBE-MARK-MASQ""#)
+                .msg
+                .contains("nftables backend was requested but configuration contains iptables-specific options [externalSetMarkChain]")
+        );
         assert!(err(r#","backend":"pf""#)
             .msg
             .contains("unrecognized backend"));
-        assert!(err(r#","conditionsV4":["-s","198.18.1.4"]"#)
+        assert!(
+            err(r#","backend":"nftables","conditionsV4":["-s","198.18.1.4"]"#)
+                .msg
+                .contains("iptables-specific options [conditionsV4]")
+        );
+        assert!(err(r#","backend":"iptables","conditionsV6":["ip6 saddr fd00::/8"]"#)
             .msg
-            .contains("iptables-style"));
+            .contains("iptables backend was requested but configuration contains nftables-specific options [conditionsV6]"));
+        assert!(
+            err(r#","externalSetMarkChain":"X","conditionsV4":["ip saddr 10.0.0.0/8"]"#)
+                .msg
+                .contains("nftables-specific options [conditionsV4]")
+        );
+        for bad_word in [
+            r#"["-s","1.2.3.4\nCOMMIT"]"#,
+            r#"["-m","comment","--comment","a\"b"]"#,
+        ] {
+            let e = err(&format!(r#","conditionsV4":{bad_word}"#));
+            assert!(e.msg.contains("conditionsV4"), "{}", e.msg);
+        }
+        assert!(err(r#","externalSetMarkChain":"A CHAIN""#)
+            .msg
+            .contains("not an iptables chain name"));
+        assert!(
+            err(r#","externalSetMarkChain":"A-VERY-LONG-CHAIN-NAME-OF-29-B""#)
+                .msg
+                .contains("not an iptables chain name")
+        );
         assert!(err(r#","snat":"yes""#)
             .msg
             .contains("parsing network configuration"));
@@ -439,10 +624,9 @@ mod tests {
         assert_eq!(want.mappings[0].host_port, 8080);
         assert_eq!(parse(&go).unwrap(), want);
         assert_eq!(parse(&mixed).unwrap(), want);
-        // externalSetMarkChain is matched too (and refused: iptables only).
-        assert!(err(r#","ExternalSetMarkChain":"KUBE-MARK-MASQ""#)
-            .msg
-            .contains("externalSetMarkChain"));
+        // externalSetMarkChain is matched too (and selects iptables).
+        let c = parse(&conf(r#","ExternalSetMarkChain":"KUBE-MARK-MASQ""#)).unwrap();
+        assert_eq!(c.backend, Backend::Iptables);
         // null is absent; the last key naming a field wins.
         let c = parse(&conf(
             r#","snat":null,"runtimeConfig":{"portMappings":[

@@ -11,6 +11,7 @@ pub mod backend;
 pub mod conditions;
 pub mod config;
 pub mod conntrack;
+pub mod iptables;
 pub mod localnet;
 pub mod netns_state;
 pub mod nftables;
@@ -52,7 +53,11 @@ impl cni::Plugin for Plugin {
 
     fn add(&self, req: &Request) -> Result<Reply, CniError> {
         let (plan, prev) = plan_for(req)?;
-        upstream::refuse_conflicts(&plan.owner, &plan.keys())?;
+        // The iptables backend shares upstream's layout and refuses
+        // conflicts in it itself (hostIP-aware).
+        if plan.config.backend != config::Backend::Iptables {
+            upstream::refuse_conflicts(&plan.owner, &plan.keys())?;
+        }
         firewall(&plan).add(&plan)?;
         Ok(Reply::Result(prev))
     }
@@ -60,6 +65,10 @@ impl cni::Plugin for Plugin {
     fn check(&self, req: &Request) -> Result<Reply, CniError> {
         let (plan, _) = plan_for(req)?;
         firewall(&plan).check(&plan)?;
+        if plan.config.backend == config::Backend::Iptables {
+            // Upstream's iptables layout is this backend's own.
+            return Ok(Reply::Empty);
+        }
         let left = upstream::leftovers(&plan.owner.network, &plan.owner.container_id)?;
         if !left.is_empty() {
             return Err(CniError::internal(format!(

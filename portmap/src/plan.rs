@@ -74,6 +74,20 @@ pub struct MapKey {
     pub port: u16,
 }
 
+impl MapKey {
+    /// The Kubernetes hostPort rule: same family, protocol and hostPort with
+    /// overlapping hostIPs (equal, or either side the wildcard: no hostIP,
+    /// `0.0.0.0` or `::`). `127.0.0.1` vs the node IP, or tcp vs udp, do not
+    /// conflict.
+    pub fn conflicts_with(&self, other: &MapKey) -> bool {
+        let wildcard = |ip: Option<IpAddr>| ip.is_none_or(|ip| ip.is_unspecified());
+        self.family == other.family
+            && self.protocol == other.protocol
+            && self.port == other.port
+            && (wildcard(self.host_ip) || wildcard(other.host_ip) || self.host_ip == other.host_ip)
+    }
+}
+
 /// One forwarding, the unit CHECK compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Dnat {

@@ -67,7 +67,7 @@ pub struct UpstreamOwner {
 
 /// Splits a saved rule into words, honouring iptables-save's `"…"` quoting
 /// with `\"` escapes.
-fn words(spec: &str) -> Vec<String> {
+pub fn words(spec: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_quote = false;

@@ -20,45 +20,18 @@ pub mod iptables;
 pub mod nft;
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 use cni::args::Owner;
 use cni::netlink::netfilter::Nfnl;
-use cni::{CniError, ErrorCode};
+use cni::CniError;
 use netlink_packet_netfilter::nftables::{
     ChainAttribute, ChainMessage, NfTablesMessage, TableAttribute, TableMessage,
 };
 use netlink_packet_netfilter::NetfilterProtoFamily;
 
-use self::iptables::{parse_save, NatTable, UpstreamOwner};
+use self::iptables::{NatTable, UpstreamOwner};
+use crate::iptables::exec::{self, Flavour};
 use crate::plan::{Family, MapKey};
-
-/// Seconds `iptables-restore` waits for the xtables lock.
-const XTABLES_WAIT: &str = "5";
-
-/// One place upstream state can live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flavour {
-    Nft { v6: bool },
-    Legacy { v6: bool },
-}
-
-impl Flavour {
-    fn v6(self) -> bool {
-        match self {
-            Flavour::Nft { v6 } | Flavour::Legacy { v6 } => v6,
-        }
-    }
-
-    fn tool(self, what: &str) -> String {
-        let (v6, kind) = match self {
-            Flavour::Nft { v6 } => (v6, "nft"),
-            Flavour::Legacy { v6 } => (v6, "legacy"),
-        };
-        format!("{}tables-{kind}-{what}", if v6 { "ip6" } else { "ip" })
-    }
-}
 
 fn family(v6: bool) -> NetfilterProtoFamily {
     if v6 {
@@ -70,8 +43,11 @@ fn family(v6: bool) -> NetfilterProtoFamily {
 
 /// What the no-spawn probe found.
 #[derive(Debug, Default)]
-struct Present {
-    iptables: Vec<Flavour>,
+pub(crate) struct Present {
+    /// Flavours whose `nat` table may hold upstream's layout: iptables-nft
+    /// when `CNI-HOSTPORT-DNAT` exists, iptables-legacy when its `nat` table
+    /// is loaded.
+    pub(crate) iptables: Vec<Flavour>,
     nft_v4: bool,
     nft_v6: bool,
 }
@@ -87,7 +63,7 @@ fn legacy_nat(v6: bool) -> bool {
         .unwrap_or(false)
 }
 
-fn probe() -> Present {
+pub(crate) fn probe() -> Present {
     let mut present = Present::default();
     for v6 in [false, true] {
         if legacy_nat(v6) {
@@ -127,47 +103,15 @@ fn probe() -> Present {
 }
 
 fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<String, CniError> {
-    let fail = |e: String| {
-        CniError::new(
-            ErrorCode::Internal,
-            format!("portmap: removing upstream portmap's rules: {program}: {e}"),
-        )
-    };
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail(e.to_string()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        if let Some(text) = input {
-            stdin
-                .write_all(text.as_bytes())
-                .map_err(|e| fail(e.to_string()))?;
-        }
-    }
-    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
-    if !out.status.success() {
-        return Err(fail(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    exec::run(program, args, input).map_err(|e| e.into_cni("removing upstream portmap's rules"))
 }
 
 fn save(f: Flavour) -> Result<NatTable, CniError> {
-    Ok(parse_save(&run(&f.tool("save"), &["-t", "nat"], None)?))
+    exec::save(f).map_err(|e| e.into_cni("removing upstream portmap's rules"))
 }
 
 fn restore(f: Flavour, input: &str) -> Result<(), CniError> {
-    run(
-        &f.tool("restore"),
-        &["-w", XTABLES_WAIT, "--noflush"],
-        Some(input),
-    )
-    .map(|_| ())
-    .map_err(|e| e.with_details(format!("restore input:\n{input}")))
+    exec::restore(f, input).map_err(|e| e.into_cni("removing upstream portmap's rules"))
 }
 
 /// Removes what upstream installed for `containers` of `network` (DEL: one

@@ -1,0 +1,274 @@
+//! The iptables backend: upstream portmap's layout and comments
+//! ([`rules`]), so either plugin tears down what the other installed, with
+//! each ADD, DEL and GC one `iptables-restore --noflush` transaction per
+//! family ([`exec`], the only place processes run). [`Iptables`] is the
+//! [`crate::backend::Firewall`] the verbs call; [`IptablesError`] is the
+//! one error type, turned into a [`CniError`] in [`IptablesError::into_cni`].
+//!
+//! Which iptables (per family): the flavour already holding
+//! `CNI-HOSTPORT-DNAT` (iptables-nft, seen by one netlink GETCHAIN; else
+//! iptables-legacy, saved only when its `nat` table is loaded), else the one
+//! the host's `iptables` command resolves to (`xtables-legacy-multi` ⇒
+//! legacy, anything else ⇒ nft). DEL and GC look in every flavour present.
+//!
+//! Per verb: ADD saves the family's `nat` table once (conflicts, which
+//! shared chains exist), then restores once; DEL and GC save and restore
+//! once per flavour that holds something. Localhost and conntrack are the
+//! backend-neutral [`crate::localnet`] and [`crate::conntrack`].
+
+pub mod exec;
+pub mod rules;
+
+use std::collections::BTreeSet;
+
+use cni::args::Owner;
+use cni::netlink::netfilter::Nfnl;
+use cni::types::Attachment;
+use cni::{CniError, ErrorCode};
+
+use self::exec::Flavour;
+use self::rules::{udp_keys_of, PodRules};
+use crate::backend::Firewall;
+use crate::plan::{Family, MapKey, Masq, PodPlan};
+use crate::state::NetnsLock;
+use crate::upstream::iptables::{NatTable, UpstreamOwner};
+use crate::{conntrack, localnet, upstream};
+
+/// Everything that can go wrong in this backend.
+#[derive(Debug, thiserror::Error)]
+pub enum IptablesError {
+    /// The program could not be run (or fed).
+    #[error("{program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The program ran and failed.
+    #[error("{program}: {stderr}")]
+    Failed {
+        program: String,
+        stderr: String,
+        /// The restore input, if any (goes to the error's details).
+        input: Option<String>,
+    },
+    /// Another attachment maps one of the keys.
+    #[error("{}", .0.join("; "))]
+    Conflict(Vec<String>),
+    /// CHECK found rules missing or wrong.
+    #[error("{}", .0.join("; "))]
+    Differs(Vec<String>),
+}
+
+impl IptablesError {
+    /// The CNI error for this failure while doing `what`.
+    pub fn into_cni(self, what: &str) -> CniError {
+        let msg = format!("portmap: {what}: {self}");
+        match self {
+            IptablesError::Spawn { .. } => CniError::new(ErrorCode::PluginNotAvailable, msg),
+            IptablesError::Failed {
+                input: Some(input), ..
+            } => CniError::internal(msg).with_details(format!("restore input:\n{input}")),
+            IptablesError::Failed { input: None, .. } | IptablesError::Differs(_) => {
+                CniError::internal(msg)
+            }
+            IptablesError::Conflict(_) => CniError::internal(msg).with_details(
+                "a hostIP:hostPort/protocol can be mapped by one attachment at a time; delete the other attachment first",
+            ),
+        }
+    }
+}
+
+/// The iptables backend.
+#[derive(Debug, Clone, Default)]
+pub struct Iptables;
+
+fn v6(family: Family) -> bool {
+    family == Family::V6
+}
+
+/// The flavour `family`'s rules go to and its saved `nat` table.
+fn chosen(present: &[Flavour], family: Family) -> Result<(Flavour, NatTable), IptablesError> {
+    let v6 = v6(family);
+    if present.contains(&Flavour::Nft { v6 }) {
+        let f = Flavour::Nft { v6 };
+        return Ok((f, exec::save(f)?));
+    }
+    if present.contains(&Flavour::Legacy { v6 }) {
+        let f = Flavour::Legacy { v6 };
+        let table = exec::save(f)?;
+        if table.has_upstream() {
+            return Ok((f, table));
+        }
+    }
+    let f = exec::system_flavour(v6);
+    Ok((f, exec::save(f)?))
+}
+
+/// Removes the attachments of `network` that `pick` chooses (container
+/// IDs, from each table's owners) from every flavour present; returns the
+/// UDP keys they mapped.
+fn remove_where(
+    network: &str,
+    pick: &dyn Fn(&BTreeSet<UpstreamOwner>) -> BTreeSet<String>,
+) -> Result<BTreeSet<MapKey>, IptablesError> {
+    let mut udp = BTreeSet::new();
+    for f in upstream::probe().iptables {
+        let table = exec::save(f)?;
+        if !table.has_upstream() {
+            continue;
+        }
+        let ids = pick(&table.owners());
+        let owners = ids
+            .iter()
+            .map(|id| UpstreamOwner {
+                network: network.to_string(),
+                container_id: id.clone(),
+            })
+            .collect();
+        let family = if f.v6() { Family::V6 } else { Family::V4 };
+        udp.extend(udp_keys_of(&table, family, &owners));
+        if let Some(input) = table.removal(network, &ids) {
+            exec::restore(f, &input)?;
+        }
+    }
+    Ok(udp)
+}
+
+fn flush_udp(keys: &BTreeSet<MapKey>) {
+    if keys.is_empty() {
+        return;
+    }
+    match Nfnl::open() {
+        Ok(sock) => {
+            conntrack::flush_udp(&sock, keys);
+            sock.close_in_background();
+        }
+        Err(e) => eprintln!("portmap: opening a conntrack netlink socket: {e}"),
+    }
+}
+
+impl Iptables {
+    fn install(plan: &PodPlan) -> Result<(), IptablesError> {
+        let present = upstream::probe().iptables;
+        let mut staged = Vec::new();
+        for family in [Family::V4, Family::V6] {
+            let Some(rules) = PodRules::new(plan, family) else {
+                continue;
+            };
+            let (flavour, table) = chosen(&present, family)?;
+            let conflicts = rules.conflicts(&table, &rules.keys(plan));
+            if !conflicts.is_empty() {
+                return Err(IptablesError::Conflict(conflicts));
+            }
+            staged.push((flavour, rules.add_input(&table)));
+        }
+        for (flavour, input) in &staged {
+            exec::restore(*flavour, input)?;
+        }
+        Ok(())
+    }
+}
+
+impl Firewall for Iptables {
+    fn add(&self, plan: &PodPlan) -> Result<(), CniError> {
+        if plan.is_empty() {
+            return Ok(());
+        }
+        let what = format!("adding hostPort DNAT for {}", plan.owner.tag());
+        let _lock = NetnsLock::take()?;
+        let owner = &plan.owner;
+        let undo = || {
+            let _ = remove_where(&owner.network, &|_| {
+                BTreeSet::from([owner.container_id.clone()])
+            });
+        };
+        if let Err(e) = Self::install(plan) {
+            if !matches!(e, IptablesError::Conflict(_)) {
+                undo();
+            }
+            return Err(e.into_cni(&what));
+        }
+        if plan.masq != Masq::Off {
+            if let Some(ip) = plan.container_ipv4() {
+                if let Err(e) = localnet::enable_route_localnet(ip) {
+                    undo();
+                    return Err(e);
+                }
+            }
+        }
+        flush_udp(&plan.keys());
+        Ok(())
+    }
+
+    fn check(&self, plan: &PodPlan) -> Result<(), CniError> {
+        let what = format!("check of {}", plan.owner.tag());
+        let present = upstream::probe().iptables;
+        let mut problems = Vec::new();
+        for family in [Family::V4, Family::V6] {
+            let Some(rules) = PodRules::new(plan, family) else {
+                continue;
+            };
+            let (flavour, table) = chosen(&present, family).map_err(|e| e.into_cni(&what))?;
+            let tool = flavour.tool("save");
+            let name = tool.trim_end_matches("-save");
+            problems.extend(
+                rules
+                    .differences(&table)
+                    .into_iter()
+                    .map(|p| format!("{name}: {p}")),
+            );
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(IptablesError::Differs(problems).into_cni(&what))
+        }
+    }
+
+    fn del(&self, owner: &Owner, extra_udp: &BTreeSet<MapKey>) -> Result<(), CniError> {
+        let _lock = NetnsLock::take()?;
+        let mut udp = remove_where(&owner.network, &|_| {
+            BTreeSet::from([owner.container_id.clone()])
+        })
+        .map_err(|e| e.into_cni(&format!("removing hostPort DNAT of {}", owner.tag())))?;
+        udp.extend(extra_udp.iter().copied());
+        flush_udp(&udp);
+        Ok(())
+    }
+
+    fn gc(&self, network: &str, valid: &[Attachment]) -> Result<(), CniError> {
+        let _lock = NetnsLock::take()?;
+        let keep: BTreeSet<&str> = valid.iter().map(|a| a.container_id.as_str()).collect();
+        let udp = remove_where(network, &|owners| {
+            owners
+                .iter()
+                .filter(|o| o.network == network && !keep.contains(o.container_id.as_str()))
+                .map(|o| o.container_id.clone())
+                .collect()
+        })
+        .map_err(|e| {
+            e.into_cni(&format!(
+                "garbage-collecting hostPort DNAT of network {network}"
+            ))
+        })?;
+        flush_udp(&udp);
+        Ok(())
+    }
+
+    fn status(&self) -> Result<(), CniError> {
+        for v6 in [false, true] {
+            let f = exec::system_flavour(v6);
+            for what in ["save", "restore"] {
+                let tool = f.tool(what);
+                if exec::find_program(&tool).is_none() {
+                    return Err(CniError::new(
+                        ErrorCode::PluginNotAvailable,
+                        format!("portmap: iptables is not usable: {tool} not found"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
