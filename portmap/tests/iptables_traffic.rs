@@ -1,0 +1,449 @@
+//! Privileged end-to-end tests of the iptables backend, once per iptables
+//! flavour (iptables-nft, and iptables-legacy chosen because its
+//! `CNI-HOSTPORT-DNAT` exists first): real pods (Debian ptp + host-local)
+//! behind a throwaway host netns, real TCP/UDP from a remote netns, another
+//! pod, the host (node IP and 127.0.0.1) and the pod itself; CHECK by
+//! content, conflicts under the Kubernetes rule, `externalSetMarkChain`,
+//! iptables-syntax conditions, UDP conntrack, GC, and teardown in both
+//! directions with Debian's reference portmap.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+
+use cni::testing::Invocation;
+use common::*;
+use serde_json::json;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Nft,
+    Legacy,
+}
+
+const KINDS: [Kind; 2] = [Kind::Nft, Kind::Legacy];
+
+impl Kind {
+    fn tool(self, v6: bool, what: &str) -> String {
+        let k = match self {
+            Kind::Nft => "nft",
+            Kind::Legacy => "legacy",
+        };
+        format!("{}tables-{k}{what}", if v6 { "ip6" } else { "ip" })
+    }
+}
+
+/// A host netns whose iptables rules go to `kind`.
+fn world(kind: Kind) -> World {
+    let w = World::new();
+    if kind == Kind::Legacy {
+        for v6 in [false, true] {
+            host_exec(
+                &w,
+                &[&kind.tool(v6, ""), "-t", "nat", "-N", "CNI-HOSTPORT-DNAT"],
+            );
+        }
+    }
+    w
+}
+
+/// Both families' saved `nat` tables of both flavours.
+fn saved(w: &World) -> String {
+    let mut out = String::new();
+    for kind in KINDS {
+        for v6 in [false, true] {
+            out += &host_exec(w, &[&kind.tool(v6, "-save"), "-t", "nat"]);
+        }
+    }
+    out
+}
+
+fn saved_of(w: &World, kind: Kind) -> String {
+    host_exec(w, &[&kind.tool(false, "-save"), "-t", "nat"])
+        + &host_exec(w, &[&kind.tool(true, "-save"), "-t", "nat"])
+}
+
+fn conf(prev: &Pod, extra: serde_json::Value, mappings: serde_json::Value) -> serde_json::Value {
+    let mut c = portmap_conf("1.0.0", Some(&prev.prev), mappings);
+    c["backend"] = "iptables".into();
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+fn tcp_udp(tcp: u16, udp: u16) -> serde_json::Value {
+    json!([
+        {"hostPort": tcp, "containerPort": 80, "protocol": "tcp"},
+        {"hostPort": udp, "containerPort": 81, "protocol": "udp"}
+    ])
+}
+
+fn netns(p: &Pod) -> String {
+    p.ns.path().display().to_string()
+}
+
+#[test]
+fn traffic_from_everywhere_check_by_content_and_del() {
+    if !cni::testing::privileged("traffic_from_everywhere_check_by_content_and_del") {
+        return;
+    }
+    for kind in KINDS {
+        let w = world(kind);
+        let a = w.pod("ctrA");
+        let b = w.pod("ctrB");
+        let _srv = serve(&a.ns, "A", 80, 81);
+        let c = conf(&a, json!({}), tcp_udp(8080, 8081));
+        let out = w.portmap("ADD", &a.id, &netns(&a), &c);
+        out.assert_ok();
+        assert_eq!(
+            out.json()["ips"],
+            a.prev["ips"],
+            "prevResult passes through"
+        );
+        let chain = portmap::upstream::iptables::dn_chain("pmnet", "ctrA");
+        let mine = saved_of(&w, kind);
+        assert!(mine.matches(&chain).count() >= 4, "{kind:?}: {mine}");
+        let other = if kind == Kind::Nft {
+            Kind::Legacy
+        } else {
+            Kind::Nft
+        };
+        assert!(
+            !saved_of(&w, other).contains(&chain),
+            "{kind:?}: rules went to {other:?}"
+        );
+
+        let (ext, host) = (w.ext.path(), w.host.path());
+        for (who, ns, ip) in [
+            ("remote", ext.clone(), NODE4),
+            ("other pod", b.ns.path(), NODE4),
+            ("host by node IP", host.clone(), NODE4),
+            ("host by 127.0.0.1", host.clone(), "127.0.0.1"),
+            ("hairpin", a.ns.path(), NODE4),
+            ("remote v6", ext.clone(), NODE6),
+            ("other pod v6", b.ns.path(), NODE6),
+            ("host v6", host.clone(), NODE6),
+            ("hairpin v6", a.ns.path(), NODE6),
+        ] {
+            assert_eq!(
+                tcp_get(&ns, addr(ip, 8080)),
+                Ok("A".into()),
+                "{kind:?} tcp {who}"
+            );
+            assert_eq!(
+                udp_get(&ns, addr(ip, 8081), None),
+                Ok("A".into()),
+                "{kind:?} udp {who}"
+            );
+        }
+        // DNAT is for local destinations only: traffic through the host to
+        // another address on port 8080 is not rewritten.
+        assert!(
+            !mine.contains("-A PREROUTING -j CNI-HOSTPORT-DNAT"),
+            "{mine}"
+        );
+
+        w.portmap("CHECK", &a.id, &netns(&a), &c).assert_ok();
+        // One rule gone: CHECK names it; a second ADD restores it.
+        let dnat = format!(
+            "-p udp -m udp --dport 8081 -j DNAT --to-destination {}:81",
+            a.ip4()
+        );
+        let mut del = vec![
+            kind.tool(false, ""),
+            "-t".into(),
+            "nat".into(),
+            "-D".into(),
+            chain.clone(),
+        ];
+        del.extend(dnat.split(' ').map(String::from));
+        host_exec(&w, &del.iter().map(String::as_str).collect::<Vec<_>>());
+        let out = w.portmap("CHECK", &a.id, &netns(&a), &c);
+        assert_ne!(out.code, 0);
+        let msg = out.json()["msg"].as_str().unwrap().to_string();
+        assert!(
+            msg.contains(&format!("rule -A {chain} {dnat} is missing")),
+            "{msg}"
+        );
+        w.portmap("ADD", &a.id, &netns(&a), &c).assert_ok();
+        w.portmap("CHECK", &a.id, &netns(&a), &c).assert_ok();
+        assert_eq!(
+            udp_get(&ext, addr(NODE4, 8081), None),
+            Ok("A".into()),
+            "{kind:?} after re-ADD"
+        );
+
+        // DEL without runtimeConfig or prevResult removes everything.
+        let bare = json!({"cniVersion": "1.0.0", "name": "pmnet", "type": "portmap", "backend": "iptables"});
+        w.portmap("DEL", &a.id, "", &bare).assert_ok();
+        assert!(
+            tcp_get(&ext, addr(NODE4, 8080)).is_err(),
+            "{kind:?} tcp after DEL"
+        );
+        assert!(
+            udp_get(&ext, addr(NODE6, 8081), None).is_err(),
+            "{kind:?} udp after DEL"
+        );
+        let s = saved(&w);
+        assert!(
+            !s.contains("CNI-"),
+            "{kind:?}: last pod gone ⇒ nothing left: {s}"
+        );
+        w.portmap("DEL", &a.id, &netns(&a), &c).assert_ok();
+    }
+}
+
+#[test]
+fn conflicts_follow_the_kubernetes_rule() {
+    if !cni::testing::privileged("conflicts_follow_the_kubernetes_rule") {
+        return;
+    }
+    for kind in KINDS {
+        let w = world(kind);
+        let a = w.pod("ctrA");
+        let b = w.pod("ctrB");
+        let _sa = serve(&a.ns, "A", 80, 81);
+        let _sb = serve(&b.ns, "B", 80, 81);
+        let one = |ip: &str, proto: &str| json!([{"hostPort": 8080, "containerPort": 80, "protocol": proto, "hostIP": ip}]);
+        // 127.0.0.1 and the node IP on one port: both start, each answers.
+        w.portmap(
+            "ADD",
+            &a.id,
+            &netns(&a),
+            &conf(&a, json!({}), one("127.0.0.1", "tcp")),
+        )
+        .assert_ok();
+        w.portmap(
+            "ADD",
+            &b.id,
+            &netns(&b),
+            &conf(&b, json!({}), one(NODE4, "tcp")),
+        )
+        .assert_ok();
+        assert_eq!(
+            tcp_get(&w.host.path(), addr("127.0.0.1", 8080)),
+            Ok("A".into()),
+            "{kind:?}"
+        );
+        assert_eq!(
+            tcp_get(&w.ext.path(), addr(NODE4, 8080)),
+            Ok("B".into()),
+            "{kind:?}"
+        );
+        // A wildcard on that port overlaps both: refused, naming the owner.
+        let c = w.pod("ctrC");
+        let out = w.portmap(
+            "ADD",
+            &c.id,
+            &netns(&c),
+            &conf(&c, json!({}), one("", "tcp")),
+        );
+        assert_ne!(out.code, 0, "{kind:?}");
+        let msg = out.json()["msg"].as_str().unwrap().to_string();
+        assert!(
+            msg.contains(
+                "0.0.0.0:8080/tcp is already mapped for network \"pmnet\" container \"ctrA\""
+            ),
+            "{msg}"
+        );
+        assert!(msg.contains("container \"ctrB\""), "{msg}");
+        assert!(!saved(&w).contains("ctrC"), "a refused ADD leaves nothing");
+        // Same port, udp: allowed.
+        w.portmap(
+            "ADD",
+            &c.id,
+            &netns(&c),
+            &conf(&c, json!({}), one("", "udp")),
+        )
+        .assert_ok();
+        assert_eq!(
+            tcp_get(&w.ext.path(), addr(NODE4, 8080)),
+            Ok("B".into()),
+            "no hijack"
+        );
+    }
+}
+
+#[test]
+fn external_set_mark_chain_and_iptables_conditions() {
+    if !cni::testing::privileged("external_set_mark_chain_and_iptables_conditions") {
+        return;
+    }
+    for kind in KINDS {
+        let w = world(kind);
+        // kube-proxy's mark chain and masquerade, as kube-proxy installs them.
+        for v6 in [false, true] {
+            let t = kind.tool(v6, "");
+            for args in [
+                vec!["-N", "KUBE-MARK-MASQ"],
+                vec!["-A", "KUBE-MARK-MASQ", "-j", "MARK", "--or-mark", "0x4000"],
+                vec![
+                    "-A",
+                    "POSTROUTING",
+                    "-m",
+                    "mark",
+                    "--mark",
+                    "0x4000/0x4000",
+                    "-j",
+                    "MASQUERADE",
+                ],
+            ] {
+                let mut full = vec![t.as_str(), "-t", "nat"];
+                full.extend(args);
+                host_exec(&w, &full);
+            }
+        }
+        let a = w.pod("ctrA");
+        let b = w.pod("ctrB");
+        let _srv = serve(&a.ns, "A", 80, 81);
+        // No backend key: externalSetMarkChain selects iptables.
+        let mut c = portmap_conf("1.0.0", Some(&a.prev), tcp_udp(8080, 8081));
+        c["externalSetMarkChain"] = "KUBE-MARK-MASQ".into();
+        c["conditionsV4"] = json!(["!", "-s", EXT4]);
+        w.portmap("ADD", &a.id, &netns(&a), &c).assert_ok();
+        let s = saved_of(&w, kind);
+        assert!(
+            s.contains("-j KUBE-MARK-MASQ") && !s.contains("CNI-HOSTPORT-SETMARK"),
+            "{s}"
+        );
+        // Hairpin and localhost work through kube-proxy's chain.
+        assert_eq!(
+            tcp_get(&a.ns.path(), addr(NODE4, 8080)),
+            Ok("A".into()),
+            "{kind:?} hairpin"
+        );
+        assert_eq!(
+            tcp_get(&w.host.path(), addr("127.0.0.1", 8080)),
+            Ok("A".into()),
+            "{kind:?} localhost"
+        );
+        // The condition keeps the remote client out, not the other pod.
+        assert!(
+            tcp_get(&w.ext.path(), addr(NODE4, 8080)).is_err(),
+            "{kind:?} condition"
+        );
+        assert_eq!(
+            tcp_get(&b.ns.path(), addr(NODE4, 8080)),
+            Ok("A".into()),
+            "{kind:?} other pod"
+        );
+        // v6 has no condition: the remote client gets in there.
+        assert_eq!(
+            tcp_get(&w.ext.path(), addr(NODE6, 8080)),
+            Ok("A".into()),
+            "{kind:?} v6"
+        );
+        w.portmap("CHECK", &a.id, &netns(&a), &c).assert_ok();
+        w.portmap("DEL", &a.id, &netns(&a), &c).assert_ok();
+        let s = saved(&w);
+        assert!(!s.contains("CNI-") && s.contains("KUBE-MARK-MASQ"), "{s}");
+    }
+}
+
+#[test]
+fn udp_conntrack_is_flushed_and_gc_removes_only_stale_pods() {
+    if !cni::testing::privileged("udp_conntrack_is_flushed_and_gc_removes_only_stale_pods") {
+        return;
+    }
+    for kind in KINDS {
+        let w = world(kind);
+        let src = Some(addr(EXT4, 40000));
+        let udp = json!([{"hostPort": 9000, "containerPort": 81, "protocol": "udp"}]);
+        let a = w.pod("ctrA");
+        {
+            let _srv = serve(&a.ns, "A", 80, 81);
+            w.portmap("ADD", &a.id, &netns(&a), &conf(&a, json!({}), udp.clone()))
+                .assert_ok();
+            assert_eq!(
+                udp_get(&w.ext.path(), addr(NODE4, 9000), src),
+                Ok("A".into())
+            );
+            // GC with A not valid removes it (and its conntrack entry).
+            let gc = json!({"cniVersion": "1.1.0", "name": "pmnet", "type": "portmap", "backend": "iptables",
+                "cni.dev/valid-attachments": [{"containerID": "ctrB", "ifname": "eth0"}]});
+            w.portmap("GC", "", "", &gc).assert_ok();
+            assert!(!saved(&w).contains("ctrA"), "{kind:?}");
+            w.remove_pod(&a);
+        }
+        let b = w.pod("ctrB");
+        let _srv = serve(&b.ns, "B", 80, 81);
+        w.portmap("ADD", &b.id, &netns(&b), &conf(&b, json!({}), udp.clone()))
+            .assert_ok();
+        assert_eq!(
+            udp_get(&w.ext.path(), addr(NODE4, 9000), src),
+            Ok("B".into()),
+            "{kind:?}: same source port reaches the new pod"
+        );
+        // Another network's GC leaves B alone.
+        let gc = json!({"cniVersion": "1.1.0", "name": "othernet", "type": "portmap", "backend": "iptables",
+            "cni.dev/valid-attachments": []});
+        w.portmap("GC", "", "", &gc).assert_ok();
+        assert_eq!(
+            udp_get(&w.ext.path(), addr(NODE4, 9000), None),
+            Ok("B".into()),
+            "{kind:?}"
+        );
+    }
+}
+
+fn reference(w: &World, command: &str, pod: &Pod, mappings: serde_json::Value) {
+    let mut inv = Invocation::new(command);
+    inv.container_id = pod.id.clone();
+    inv.netns = pod.ns.path().display().to_string();
+    inv.host_netns = Some(w.host.name.clone());
+    let conf = portmap_conf("1.0.0", Some(&pod.prev), mappings);
+    inv.run(Path::new("/usr/lib/cni/portmap"), &conf.to_string())
+        .assert_ok();
+}
+
+#[test]
+fn teardown_works_both_ways_with_the_reference_plugin() {
+    if !cni::testing::privileged("teardown_works_both_ways_with_the_reference_plugin") {
+        return;
+    }
+    let w = World::new();
+    let a = w.pod("ctrA");
+    let b = w.pod("ctrB");
+    let _sa = serve(&a.ns, "A", 80, 81);
+    let _sb = serve(&b.ns, "B", 80, 81);
+    // Reference ADDs A, ours ADDs B next to it: both answer.
+    reference(&w, "ADD", &a, tcp_udp(8080, 8081));
+    w.portmap(
+        "ADD",
+        &b.id,
+        &netns(&b),
+        &conf(&b, json!({}), tcp_udp(9080, 9081)),
+    )
+    .assert_ok();
+    assert_eq!(tcp_get(&w.ext.path(), addr(NODE4, 8080)), Ok("A".into()));
+    assert_eq!(tcp_get(&w.ext.path(), addr(NODE6, 9080)), Ok("B".into()));
+    // Ours refuses A's port for another container.
+    let c = w.pod("ctrC");
+    let out = w.portmap(
+        "ADD",
+        &c.id,
+        &netns(&c),
+        &conf(&c, json!({}), tcp_udp(8080, 7001)),
+    );
+    assert_ne!(out.code, 0);
+    // Reference DELs our B: nothing of B is left in any table.
+    reference(&w, "DEL", &b, tcp_udp(9080, 9081));
+    let s = saved(&w);
+    let chain_b = portmap::upstream::iptables::dn_chain("pmnet", "ctrB");
+    assert!(!s.contains(&chain_b) && !s.contains("ctrB"), "{s}");
+    assert!(tcp_get(&w.ext.path(), addr(NODE4, 9080)).is_err());
+    assert_eq!(tcp_get(&w.ext.path(), addr(NODE4, 8080)), Ok("A".into()));
+    // Ours DELs the reference's A: nothing at all is left.
+    w.portmap(
+        "DEL",
+        &a.id,
+        &netns(&a),
+        &conf(&a, json!({}), tcp_udp(8080, 8081)),
+    )
+    .assert_ok();
+    assert!(tcp_get(&w.ext.path(), addr(NODE4, 8080)).is_err());
+    let s = saved(&w);
+    assert!(!s.contains("CNI-"), "{s}");
+}
