@@ -202,15 +202,21 @@ const ROWS: &[Row] = &[
         7,
     ),
     err(
-        "external-set-mark-chain",
+        "external-set-mark-chain-with-nftables",
         "ADD",
-        Stdin::Fields(r#""externalSetMarkChain":"KUBE-MARK-MASQ""#),
+        Stdin::Fields(r#""backend":"nftables","externalSetMarkChain":"KUBE-MARK-MASQ""#),
         7,
     ),
     err(
-        "backend-iptables",
+        "external-set-mark-chain-restore-injection",
         "ADD",
-        Stdin::Fields(r#""backend":"iptables""#),
+        Stdin::Fields(r#""externalSetMarkChain":"KUBE-MARK-MASQ\nCOMMIT\n*filter""#),
+        7,
+    ),
+    err(
+        "backend-iptables-nft-conditions",
+        "ADD",
+        Stdin::Fields(r#""backend":"iptables","conditionsV4":["ip saddr 198.18.0.1"]"#),
         7,
     ),
     err(
@@ -220,9 +226,21 @@ const ROWS: &[Row] = &[
         7,
     ),
     err(
-        "conditions-iptables-syntax",
+        "conditions-iptables-syntax-with-nftables",
         "ADD",
-        Stdin::Fields(r#""conditionsV4":["-s 198.18.0.1"]"#),
+        Stdin::Fields(r#""backend":"nftables","conditionsV4":["-s 198.18.0.1"]"#),
+        7,
+    ),
+    err(
+        "conditions-iptables-restore-injection",
+        "ADD",
+        Stdin::Fields(r#""conditionsV4":["-s","198.18.0.1\nCOMMIT\n*filter\n-F"]"#),
+        7,
+    ),
+    err(
+        "conditions-iptables-quote-injection",
+        "ADD",
+        Stdin::Fields(r#""conditionsV4":["-m","comment","--comment","x\" -j ACCEPT"]"#),
         7,
     ),
     err(

@@ -358,10 +358,16 @@ fn status_reports_whether_nftables_is_usable() {
         .as_str()
         .unwrap()
         .contains("nftables is not usable"));
-    // The iptables backend is refused clearly, never a silent fallback.
+    // The iptables backend answers for its own tools.
     let ipt =
         json!({"cniVersion": "1.1.0", "name": "pmnet", "type": "portmap", "backend": "iptables"});
-    assert_eq!(w.portmap("STATUS", "", "", &ipt).json()["code"], 7);
+    w.portmap("STATUS", "", "", &ipt).assert_ok();
+    let out = inv.run(&portmap_bin(), &ipt.to_string());
+    assert_eq!(out.json()["code"], 50, "{}", out.stdout);
+    assert!(out.json()["msg"]
+        .as_str()
+        .unwrap()
+        .contains("iptables is not usable"));
 }
 
 #[test]

@@ -95,11 +95,10 @@ pub fn restore(flavour: Flavour, input: &str) -> Result<(), IptablesError> {
     .map(drop)
 }
 
-/// The first `name` on `PATH` (or in the sbin directories), if any.
+/// The first `name` on `PATH` (where [`run`] finds it), if any.
 pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
         .map(|d| d.join(name))
         .find(|p| p.is_file())
 }
