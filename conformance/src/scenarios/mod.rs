@@ -123,6 +123,13 @@ fn registry() -> Vec<Scenario> {
             run: portmap::run,
         },
         Scenario {
+            name: "portmap-iptables",
+            plugins: &["portmap"],
+            needs_main: true,
+            min_version: v0,
+            run: portmap::run_iptables,
+        },
+        Scenario {
             name: "bandwidth",
             plugins: &["bandwidth"],
             needs_main: true,

@@ -3,7 +3,8 @@
 //! host reach them by node IP (v4 and v6), the host by 127.0.0.1, A reaches
 //! itself (hairpin), the hostIP-only port answers only on its hostIP, CHECK
 //! passes, and after DEL the host's own listener gets the port back (nothing
-//! is DNAT'ed any more).
+//! is DNAT'ed any more). `portmap-iptables` runs the same with
+//! `"backend": "iptables"`.
 
 use cni::CniVersion;
 use serde_json::{json, Map};
@@ -17,11 +18,31 @@ const HOST_PORT: u16 = 18080;
 const HOSTIP_PORT: u16 = 18081;
 
 pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPlugin) {
-    let net = match Net::new(ctx, "pm", version, main) {
+    run_with(ctx, r, version, main, "pm", None)
+}
+
+/// The same scenario with the iptables backend forced.
+pub(super) fn run_iptables(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPlugin) {
+    run_with(ctx, r, version, main, "pmi", Some("iptables"))
+}
+
+fn run_with(
+    ctx: &Ctx,
+    r: &mut Recorder,
+    version: CniVersion,
+    main: MainPlugin,
+    tag: &str,
+    backend: Option<&str>,
+) {
+    let net = match Net::new(ctx, tag, version, main) {
         Ok(n) => n,
         Err(e) => return r.setup_failed(e),
     };
-    let chain = [json!({"type": "portmap", "capabilities": {"portMappings": true}})];
+    let mut portmap = json!({"type": "portmap", "capabilities": {"portMappings": true}});
+    if let Some(b) = backend {
+        portmap["backend"] = b.into();
+    }
+    let chain = [portmap];
     let caps = port_mappings(&[
         (HOST_PORT, 80, "tcp", None),
         (HOST_PORT, 81, "udp", None),
