@@ -1,7 +1,8 @@
 //! The `portmap` CNI plugin: hostPort DNAT on nftables with O(1) per-pod
-//! work (set elements only) and per-packet map lookups. Handlers here only
+//! work (set elements only) and per-packet map lookups, or on upstream's
+//! iptables layout ([`iptables`]). Handlers here only
 //! read the request, call the pure config/plan functions and hand the plan
-//! to the configuration's [`backend::Firewall`] ([`nftables`] today), which
+//! to the configuration's [`backend::Firewall`], which
 //! decides kernel effects with the backend-neutral helpers ([`conntrack`],
 //! [`localnet`], the state files of [`state`]). See [`nftables::skeleton`]
 //! for the nft layout, [`nftables`] for the cost of each verb and
@@ -42,20 +43,27 @@ fn plan_for(req: &Request) -> Result<(plan::PodPlan, cni::CniResult), CniError> 
     Ok((plan::pod_plan(&cfg, &req.owner(), ips), prev))
 }
 
+/// Whether the configuration runs upstream's iptables layout as its own
+/// backend (then the takeover steps of [`upstream`] for iptables are that
+/// backend's work).
+fn is_iptables(cfg: Option<&config::Config>) -> bool {
+    cfg.is_some_and(|c| c.backend == config::Backend::Iptables)
+}
+
 fn firewall(plan: &plan::PodPlan) -> Box<dyn backend::Firewall> {
     backend::for_config(&plan.config)
 }
 
 impl cni::Plugin for Plugin {
     fn about(&self) -> String {
-        "portmap CNI plugin (nftables, Rust)".into()
+        "portmap CNI plugin (nftables or iptables, Rust)".into()
     }
 
     fn add(&self, req: &Request) -> Result<Reply, CniError> {
         let (plan, prev) = plan_for(req)?;
         // The iptables backend shares upstream's layout and refuses
         // conflicts in it itself (hostIP-aware).
-        if plan.config.backend != config::Backend::Iptables {
+        if !is_iptables(Some(&plan.config)) {
             upstream::refuse_conflicts(&plan.owner, &plan.keys())?;
         }
         firewall(&plan).add(&plan)?;
@@ -65,7 +73,7 @@ impl cni::Plugin for Plugin {
     fn check(&self, req: &Request) -> Result<Reply, CniError> {
         let (plan, _) = plan_for(req)?;
         firewall(&plan).check(&plan)?;
-        if plan.config.backend == config::Backend::Iptables {
+        if is_iptables(Some(&plan.config)) {
             // Upstream's iptables layout is this backend's own.
             return Ok(Reply::Empty);
         }
@@ -113,13 +121,20 @@ impl cni::Plugin for Plugin {
             }
         };
         backend::for_teardown(cfg.as_ref().ok()).del(&req.owner(), &udp)?;
-        upstream::del(&req.owner().network, &req.owner().container_id)?;
+        // The iptables backend's DEL already removed upstream's iptables
+        // layout (its own) from every flavour.
+        if !is_iptables(cfg.as_ref().ok()) {
+            upstream::del(&req.owner().network, &req.owner().container_id)?;
+        }
         Ok(Reply::Empty)
     }
 
     fn gc(&self, req: &GcRequest) -> Result<Reply, CniError> {
         let cfg = config::parse(&req.stdin)?;
         backend::for_config(&cfg).gc(&req.conf.name, &req.valid_attachments)?;
+        if is_iptables(Some(&cfg)) {
+            return Ok(Reply::Empty);
+        }
         let valid = req
             .valid_attachments
             .iter()
