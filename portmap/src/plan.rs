@@ -75,16 +75,21 @@ pub struct MapKey {
 }
 
 impl MapKey {
-    /// The Kubernetes hostPort rule: same family, protocol and hostPort with
-    /// overlapping hostIPs (equal, or either side the wildcard: no hostIP,
-    /// `0.0.0.0` or `::`). `127.0.0.1` vs the node IP, or tcp vs udp, do not
-    /// conflict.
+    /// Whether two mappings claim overlapping traffic, by Kubernetes'
+    /// hostPort rule (what the scheduler forbids on one node): the same
+    /// family, protocol and port, and host addresses that are equal or of
+    /// which either is the wildcard (`None`, or `0.0.0.0` / `::`). Distinct
+    /// specific addresses (`127.0.0.1` and the node IP) and tcp vs udp do
+    /// not conflict. Symmetric.
     pub fn conflicts_with(&self, other: &MapKey) -> bool {
-        let wildcard = |ip: Option<IpAddr>| ip.is_none_or(|ip| ip.is_unspecified());
+        let specific = |ip: Option<IpAddr>| ip.filter(|ip| !ip.is_unspecified());
         self.family == other.family
             && self.protocol == other.protocol
             && self.port == other.port
-            && (wildcard(self.host_ip) || wildcard(other.host_ip) || self.host_ip == other.host_ip)
+            && match (specific(self.host_ip), specific(other.host_ip)) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
     }
 }
 

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use cni::args::Owner;
 use cni::testing::{privileged, TestNetns};
 use portmap::config::{self, ContainerIps, Protocol};
-use portmap::iptables::rules::{installed_keys, PodRules};
+use portmap::iptables::rules::PodRules;
 use portmap::plan::{self, Family, MapKey, PodPlan};
 use portmap::upstream::iptables::{parse_save, NatTable};
 
@@ -188,7 +188,7 @@ fn kubernetes_conflict_rule() {
 #[test]
 fn conflicts_are_read_from_the_pod_chains_with_their_host_ips() {
     let table = parse_save(UPSTREAM_V4);
-    let keys = installed_keys(&table, Family::V4);
+    let keys = table.mapped_keys(Family::V4);
     assert_eq!(keys.len(), 4);
     let udp = plan_as(
         "pmtest",

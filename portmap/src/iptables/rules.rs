@@ -26,7 +26,7 @@ use std::net::IpAddr;
 use crate::config::Protocol;
 use crate::plan::{Dnat, Family, MapKey, Masq, PodPlan};
 use crate::upstream::iptables::{
-    dn_chain, entry_comment, words, NatTable, Rule, UpstreamOwner, DNAT, MASQ, SETMARK,
+    dn_chain, entry_comment, NatTable, Rule, UpstreamOwner, DNAT, MASQ, SETMARK,
 };
 
 /// The comment of the `POSTROUTING` jump to [`MASQ`].
@@ -345,7 +345,7 @@ impl PodRules {
     /// Kubernetes rule ([`MapKey::conflicts_with`]), described.
     pub fn conflicts(&self, table: &NatTable, keys: &BTreeSet<MapKey>) -> Vec<String> {
         let mut out = Vec::new();
-        for (owner, key) in installed_keys(table, self.family) {
+        for (key, owner) in table.mapped_keys(self.family) {
             if owner == self.owner {
                 continue;
             }
@@ -381,43 +381,6 @@ fn has(table: &NatTable, l: &Line) -> bool {
         .any(|r| r.chain == l.chain && r.spec == l.spec)
 }
 
-/// The `-d` address of a saved rule, if any.
-fn destination(r: &Rule) -> Option<IpAddr> {
-    let w = words(&r.spec);
-    let at = w.iter().position(|x| x == "-d")?;
-    let addr = w.get(at + 1)?;
-    addr.split('/').next()?.parse().ok()
-}
-
-/// Every (owner, key) the DNAT rules of upstream-layout pod chains in
-/// `table` claim: the owner from the entry rule's comment, the key from
-/// the pod chain's `-j DNAT` rules (`-d` is the hostIP).
-pub fn installed_keys(table: &NatTable, family: Family) -> Vec<(UpstreamOwner, MapKey)> {
-    let mut out = Vec::new();
-    for owner in table.owners() {
-        let chain = dn_chain(&owner.network, &owner.container_id);
-        for r in table
-            .rules
-            .iter()
-            .filter(|r| r.chain == chain && r.jump.as_deref() == Some("DNAT"))
-        {
-            let protocol = r.protocol.as_deref().and_then(Protocol::parse);
-            if let (Some(protocol), Some(&port)) = (protocol, r.dports.first()) {
-                out.push((
-                    owner.clone(),
-                    MapKey {
-                        family,
-                        host_ip: destination(r),
-                        protocol,
-                        port,
-                    },
-                ));
-            }
-        }
-    }
-    out
-}
-
 /// The UDP keys `owners`' pod chains in `table` map (conntrack cleanup
 /// after their removal).
 pub fn udp_keys_of(
@@ -425,9 +388,10 @@ pub fn udp_keys_of(
     family: Family,
     owners: &BTreeSet<UpstreamOwner>,
 ) -> BTreeSet<MapKey> {
-    installed_keys(table, family)
+    table
+        .mapped_keys(family)
         .into_iter()
-        .filter(|(o, k)| owners.contains(o) && k.protocol == Protocol::Udp)
-        .map(|(_, k)| k)
+        .filter(|(k, o)| owners.contains(o) && k.protocol == Protocol::Udp)
+        .map(|(k, _)| k)
         .collect()
 }
