@@ -29,6 +29,7 @@ use cni::{CniError, ErrorCode};
 use self::exec::Flavour;
 use self::rules::{udp_keys_of, PodRules};
 use crate::backend::Firewall;
+use crate::config::Protocol;
 use crate::plan::{Family, MapKey, Masq, PodPlan};
 use crate::state::NetnsLock;
 use crate::upstream::iptables::{NatTable, UpstreamOwner};
@@ -130,46 +131,70 @@ fn side_by_side<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> V
 }
 
 /// Removes the attachments of `network` that `pick` chooses (container
-/// IDs, from each table's owners) from every flavour present; returns the
-/// UDP keys they mapped.
+/// IDs, from each table's owners) from every flavour present, then flushes
+/// the UDP conntrack entries of what they mapped and of `extra_udp`; one
+/// thread per family.
 fn remove_where(
     network: &str,
     pick: &(dyn Fn(&BTreeSet<UpstreamOwner>) -> BTreeSet<String> + Sync),
-) -> Result<BTreeSet<MapKey>, IptablesError> {
-    let remove_from = |f: Flavour| -> Result<BTreeSet<MapKey>, IptablesError> {
-        let table = exec::save(f)?;
-        if !table.has_upstream() {
-            return Ok(BTreeSet::new());
-        }
-        let ids = pick(&table.owners());
-        let owners = ids
+    extra_udp: &BTreeSet<MapKey>,
+) -> Result<(), IptablesError> {
+    let present = upstream::probe().iptables;
+    let remove_family = |family: Family| -> Result<(), IptablesError> {
+        let mut udp: BTreeSet<MapKey> = extra_udp
             .iter()
-            .map(|id| UpstreamOwner {
-                network: network.to_string(),
-                container_id: id.clone(),
-            })
+            .filter(|k| k.family == family)
+            .copied()
             .collect();
-        let family = if f.v6() { Family::V6 } else { Family::V4 };
-        let udp = udp_keys_of(&table, family, &owners);
-        if let Some(input) = table.removal(network, &ids) {
-            exec::restore(f, &input)?;
-        }
-        Ok(udp)
+        let result = present
+            .iter()
+            .filter(|f| f.v6() == v6(family))
+            .try_for_each(|f| {
+                let table = exec::save(*f)?;
+                if !table.has_upstream() {
+                    return Ok(());
+                }
+                let ids = pick(&table.owners());
+                let owners = ids
+                    .iter()
+                    .map(|id| UpstreamOwner {
+                        network: network.to_string(),
+                        container_id: id.clone(),
+                    })
+                    .collect();
+                udp.extend(udp_keys_of(&table, family, &owners));
+                match table.removal(network, &ids) {
+                    Some(input) => exec::restore(*f, &input),
+                    None => Ok(()),
+                }
+            });
+        flush_udp(family, &udp);
+        result
     };
-    let mut udp = BTreeSet::new();
-    for keys in side_by_side(upstream::probe().iptables, remove_from) {
-        udp.extend(keys?);
-    }
-    Ok(udp)
+    side_by_side(vec![Family::V4, Family::V6], remove_family)
+        .into_iter()
+        .collect()
 }
 
-fn flush_udp(keys: &BTreeSet<MapKey>) {
-    if keys.is_empty() {
+/// Removes stale UDP conntrack entries of `family` for `keys` (failures
+/// are logged, as upstream does).
+fn flush_udp(family: Family, keys: &BTreeSet<MapKey>) {
+    let ports: BTreeSet<u16> = keys
+        .iter()
+        .filter(|k| k.family == family && k.protocol == Protocol::Udp)
+        .map(|k| k.port)
+        .collect();
+    if ports.is_empty() {
         return;
     }
+    let ports: Vec<u16> = ports.into_iter().collect();
     match Nfnl::open() {
         Ok(sock) => {
-            conntrack::flush_udp(&sock, keys);
+            if let Err(e) = conntrack::delete_udp_by_dport(&sock, family, &ports) {
+                eprintln!(
+                    "portmap: deleting stale UDP conntrack entries for ports {ports:?}: conntrack netlink: {e}"
+                );
+            }
             sock.close_in_background();
         }
         Err(e) => eprintln!("portmap: opening a conntrack netlink socket: {e}"),
@@ -178,7 +203,8 @@ fn flush_udp(keys: &BTreeSet<MapKey>) {
 
 impl Iptables {
     /// Saves each family's table (side by side), refuses conflicts, then
-    /// restores each family's input (side by side).
+    /// per family (side by side) restores its input and flushes its UDP
+    /// conntrack entries.
     fn install(plan: &PodPlan) -> Result<(), IptablesError> {
         let present = upstream::probe().iptables;
         let families: Vec<PodRules> = [Family::V4, Family::V6]
@@ -193,15 +219,20 @@ impl Iptables {
             }))
         {
             let (flavour, table) = saved?;
-            let conflicts = rules.conflicts(&table, &rules.keys(plan));
+            let keys = rules.keys(plan);
+            let conflicts = rules.conflicts(&table, &keys);
             if !conflicts.is_empty() {
                 return Err(IptablesError::Conflict(conflicts));
             }
-            staged.push((flavour, rules.add_input(&table)));
+            staged.push((flavour, rules.add_input(&table), rules.family, keys));
         }
-        side_by_side(staged, |(flavour, input)| exec::restore(flavour, &input))
-            .into_iter()
-            .collect()
+        side_by_side(staged, |(flavour, input, family, keys)| {
+            exec::restore(flavour, &input)?;
+            flush_udp(family, &keys);
+            Ok(())
+        })
+        .into_iter()
+        .collect()
     }
 }
 
@@ -214,9 +245,11 @@ impl Firewall for Iptables {
         let _lock = NetnsLock::take()?;
         let owner = &plan.owner;
         let undo = || {
-            let _ = remove_where(&owner.network, &|_| {
-                BTreeSet::from([owner.container_id.clone()])
-            });
+            let _ = remove_where(
+                &owner.network,
+                &|_| BTreeSet::from([owner.container_id.clone()]),
+                &BTreeSet::new(),
+            );
         };
         if let Err(e) = Self::install(plan) {
             if !matches!(e, IptablesError::Conflict(_)) {
@@ -232,7 +265,6 @@ impl Firewall for Iptables {
                 }
             }
         }
-        flush_udp(&plan.keys());
         Ok(())
     }
 
@@ -263,32 +295,29 @@ impl Firewall for Iptables {
 
     fn del(&self, owner: &Owner, extra_udp: &BTreeSet<MapKey>) -> Result<(), CniError> {
         let _lock = NetnsLock::take()?;
-        let mut udp = remove_where(&owner.network, &|_| {
-            BTreeSet::from([owner.container_id.clone()])
-        })
-        .map_err(|e| e.into_cni(&format!("removing hostPort DNAT of {}", owner.tag())))?;
-        udp.extend(extra_udp.iter().copied());
-        flush_udp(&udp);
-        Ok(())
+        remove_where(
+            &owner.network,
+            &|_| BTreeSet::from([owner.container_id.clone()]),
+            extra_udp,
+        )
+        .map_err(|e| e.into_cni(&format!("removing hostPort DNAT of {}", owner.tag())))
     }
 
     fn gc(&self, network: &str, valid: &[Attachment]) -> Result<(), CniError> {
         let _lock = NetnsLock::take()?;
         let keep: BTreeSet<&str> = valid.iter().map(|a| a.container_id.as_str()).collect();
-        let udp = remove_where(network, &|owners| {
+        let stale = |owners: &BTreeSet<UpstreamOwner>| {
             owners
                 .iter()
                 .filter(|o| o.network == network && !keep.contains(o.container_id.as_str()))
                 .map(|o| o.container_id.clone())
                 .collect()
-        })
-        .map_err(|e| {
+        };
+        remove_where(network, &stale, &BTreeSet::new()).map_err(|e| {
             e.into_cni(&format!(
                 "garbage-collecting hostPort DNAT of network {network}"
             ))
-        })?;
-        flush_udp(&udp);
-        Ok(())
+        })
     }
 
     fn status(&self) -> Result<(), CniError> {
