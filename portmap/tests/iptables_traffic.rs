@@ -447,3 +447,79 @@ fn teardown_works_both_ways_with_the_reference_plugin() {
     let s = saved(&w);
     assert!(!s.contains("CNI-"), "{s}");
 }
+
+fn flush_everything(w: &World, kind: Kind) {
+    for v6 in [false, true] {
+        for op in ["-F", "-X"] {
+            host_exec(w, &[&kind.tool(v6, ""), "-t", "nat", op]);
+        }
+    }
+}
+
+#[test]
+fn a_flushed_nat_table_is_rebuilt_by_status_or_the_next_add() {
+    if !cni::testing::privileged("a_flushed_nat_table_is_rebuilt_by_status_or_the_next_add") {
+        return;
+    }
+    for kind in KINDS {
+        let w = world(kind);
+        let a = w.pod("ctrA");
+        let b = w.pod("ctrB");
+        let c = w.pod("ctrC");
+        let _sa = serve(&a.ns, "A", 80, 81);
+        let _sb = serve(&b.ns, "B", 80, 81);
+        let ca = conf(&a, json!({}), tcp_udp(8080, 8081));
+        let cb = conf(&b, json!({}), tcp_udp(9080, 9081));
+        w.portmap("ADD", &a.id, &netns(&a), &ca).assert_ok();
+        w.portmap("ADD", &b.id, &netns(&b), &cb).assert_ok();
+        let ext = w.ext.path();
+        let answers = |port: u16| {
+            [
+                tcp_get(&ext, addr(NODE4, port)).ok(),
+                udp_get(&ext, addr(NODE4, port + 1), None).ok(),
+                tcp_get(&ext, addr(NODE6, port)).ok(),
+            ]
+        };
+        let a_ok = [Some("A".to_string()), Some("A".into()), Some("A".into())];
+        let b_ok = [Some("B".to_string()), Some("B".into()), Some("B".into())];
+
+        flush_everything(&w, kind);
+        assert_eq!(
+            answers(8080),
+            [None, None, None],
+            "{kind:?}: the flush broke A"
+        );
+        let status = json!({"cniVersion": "1.1.0", "name": "pmnet", "type": "portmap", "backend": "iptables"});
+        w.portmap("STATUS", "", "", &status).assert_ok();
+        assert_eq!(answers(8080), a_ok, "{kind:?}: STATUS rebuilt A");
+        assert_eq!(answers(9080), b_ok, "{kind:?}: STATUS rebuilt B");
+        w.portmap("CHECK", &a.id, &netns(&a), &ca).assert_ok();
+
+        // Flushed again: the next ADD (another pod) rebuilds A and B.
+        flush_everything(&w, kind);
+        let cc = conf(&c, json!({}), tcp_udp(7080, 7081));
+        w.portmap("ADD", &c.id, &netns(&c), &cc).assert_ok();
+        assert_eq!(answers(8080), a_ok, "{kind:?}: ADD rebuilt A");
+        assert_eq!(answers(9080), b_ok, "{kind:?}: ADD rebuilt B");
+        w.portmap("CHECK", &b.id, &netns(&b), &cb).assert_ok();
+
+        // What DEL removed is not resurrected; GC drops stale indexes.
+        w.portmap("DEL", &a.id, &netns(&a), &ca).assert_ok();
+        let gc = json!({"cniVersion": "1.1.0", "name": "pmnet", "type": "portmap", "backend": "iptables",
+            "cni.dev/valid-attachments": [{"containerID": "ctrB", "ifname": "eth0"}]});
+        w.portmap("GC", "", "", &gc).assert_ok();
+        flush_everything(&w, kind);
+        w.portmap("STATUS", "", "", &status).assert_ok();
+        assert_eq!(
+            answers(8080),
+            [None, None, None],
+            "{kind:?}: DEL'd A stays gone"
+        );
+        assert_eq!(answers(9080), b_ok, "{kind:?}: B rebuilt");
+        let s = saved(&w);
+        assert!(
+            !s.contains("ctrA") && !s.contains("ctrC"),
+            "{kind:?}: GC'd C stays gone: {s}"
+        );
+    }
+}

@@ -25,14 +25,15 @@ use cni::args::Owner;
 use cni::netlink::netfilter::Nfnl;
 use cni::types::Attachment;
 use cni::{CniError, ErrorCode};
+use serde::{Deserialize, Serialize};
 
 use self::exec::Flavour;
 use self::rules::{udp_keys_of, PodRules};
 use crate::backend::Firewall;
 use crate::config::Protocol;
 use crate::plan::{Family, MapKey, Masq, PodPlan};
-use crate::state::NetnsLock;
-use crate::upstream::iptables::{NatTable, UpstreamOwner};
+use crate::state::{self, NetnsLock};
+use crate::upstream::iptables::{NatTable, UpstreamOwner, DNAT};
 use crate::{conntrack, localnet, upstream};
 
 /// Everything that can go wrong in this backend.
@@ -59,6 +60,9 @@ pub enum IptablesError {
     /// CHECK found rules missing or wrong.
     #[error("{}", .0.join("; "))]
     Differs(Vec<String>),
+    /// Reading the index files.
+    #[error("{}", .0.msg)]
+    State(CniError),
 }
 
 impl IptablesError {
@@ -73,6 +77,7 @@ impl IptablesError {
             IptablesError::Failed { input: None, .. } | IptablesError::Differs(_) => {
                 CniError::internal(msg)
             }
+            IptablesError::State(e) => e,
             IptablesError::Conflict(_) => CniError::internal(msg).with_details(
                 "a hostIP:hostPort/protocol can be mapped by one attachment at a time; delete the other attachment first",
             ),
@@ -201,23 +206,69 @@ fn flush_udp(family: Family, keys: &BTreeSet<MapKey>) {
     }
 }
 
+/// What an ADD of this backend records in its index file: enough to
+/// rebuild its rules after a flush, without config or prevResult.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IptablesIndex {
+    /// The owner tag (`network/containerID/ifname`).
+    pub owner: String,
+    /// The attachment's rules, per family.
+    pub iptables: Vec<PodRules>,
+}
+
+/// Whether `table` lost our layout: the `PREROUTING` jump to
+/// `CNI-HOSTPORT-DNAT` is gone (a flush, a deleted chain, a restore of
+/// someone else's ruleset). One look at a table ADD saved anyway.
+fn flushed(table: &NatTable) -> bool {
+    !table
+        .rules
+        .iter()
+        .any(|r| r.chain == "PREROUTING" && r.jump.as_deref() == Some(DNAT))
+}
+
+/// Rebuilds, in `flavour`, every indexed attachment of `family` (other
+/// than `except`) whose rules `table` lacks, one restore each (a rare
+/// path); returns the table as it is afterwards.
+fn heal(
+    flavour: Flavour,
+    mut table: NatTable,
+    family: Family,
+    except: &str,
+) -> Result<NatTable, IptablesError> {
+    let indexes = state::read_indexes::<IptablesIndex>().map_err(IptablesError::State)?;
+    for index in indexes.iter().filter(|i| i.owner != except) {
+        for rules in index.iptables.iter().filter(|r| r.family == family) {
+            if rules.differences(&table).is_empty() {
+                continue;
+            }
+            exec::restore(flavour, &rules.add_input(&table))?;
+            table = exec::save(flavour)?;
+        }
+    }
+    Ok(table)
+}
+
 impl Iptables {
-    /// Saves each family's table (side by side), refuses conflicts, then
-    /// per family (side by side) restores its input and flushes its UDP
-    /// conntrack entries.
-    fn install(plan: &PodPlan) -> Result<(), IptablesError> {
+    /// Saves each family's table (side by side; healing a flushed one from
+    /// the index files), refuses conflicts, then per family (side by side)
+    /// restores its input and flushes its UDP conntrack entries. Returns
+    /// what it installed.
+    fn install(plan: &PodPlan) -> Result<Vec<PodRules>, IptablesError> {
         let present = upstream::probe().iptables;
+        let me = plan.owner.tag();
         let families: Vec<PodRules> = [Family::V4, Family::V6]
             .into_iter()
             .filter_map(|f| PodRules::new(plan, f))
             .collect();
+        let saved = side_by_side(families.iter().collect(), |r| {
+            let (flavour, table) = chosen(&present, r.family)?;
+            if flushed(&table) {
+                return Ok((flavour, heal(flavour, table, r.family, &me)?));
+            }
+            Ok((flavour, table))
+        });
         let mut staged = Vec::new();
-        for (rules, saved) in families
-            .iter()
-            .zip(side_by_side(families.iter().collect(), |r| {
-                chosen(&present, r.family)
-            }))
-        {
+        for (rules, saved) in families.iter().zip(saved) {
             let (flavour, table) = saved?;
             let keys = rules.keys(plan);
             let conflicts = rules.conflicts(&table, &keys);
@@ -232,7 +283,8 @@ impl Iptables {
             Ok(())
         })
         .into_iter()
-        .collect()
+        .collect::<Result<(), IptablesError>>()?;
+        Ok(families)
     }
 }
 
@@ -250,12 +302,24 @@ impl Firewall for Iptables {
                 &|_| BTreeSet::from([owner.container_id.clone()]),
                 &BTreeSet::new(),
             );
+            let _ = state::remove_index(owner);
         };
-        if let Err(e) = Self::install(plan) {
-            if !matches!(e, IptablesError::Conflict(_)) {
-                undo();
+        let installed = match Self::install(plan) {
+            Ok(rules) => rules,
+            Err(e) => {
+                if !matches!(e, IptablesError::Conflict(_)) {
+                    undo();
+                }
+                return Err(e.into_cni(&what));
             }
-            return Err(e.into_cni(&what));
+        };
+        let index = IptablesIndex {
+            owner: owner.tag(),
+            iptables: installed,
+        };
+        if let Err(e) = state::write_index(owner, &index) {
+            undo();
+            return Err(e);
         }
         if plan.masq != Masq::Off {
             if let Some(ip) = plan.container_ipv4() {
@@ -300,11 +364,13 @@ impl Firewall for Iptables {
             &|_| BTreeSet::from([owner.container_id.clone()]),
             extra_udp,
         )
-        .map_err(|e| e.into_cni(&format!("removing hostPort DNAT of {}", owner.tag())))
+        .map_err(|e| e.into_cni(&format!("removing hostPort DNAT of {}", owner.tag())))?;
+        state::remove_index(owner)
     }
 
     fn gc(&self, network: &str, valid: &[Attachment]) -> Result<(), CniError> {
         let _lock = NetnsLock::take()?;
+        state::prune_dead()?;
         let keep: BTreeSet<&str> = valid.iter().map(|a| a.container_id.as_str()).collect();
         let stale = |owners: &BTreeSet<UpstreamOwner>| {
             owners
@@ -317,10 +383,31 @@ impl Firewall for Iptables {
             e.into_cni(&format!(
                 "garbage-collecting hostPort DNAT of network {network}"
             ))
-        })
+        })?;
+        for index in state::read_indexes::<IptablesIndex>()? {
+            if let Some(o) = Owner::parse_tag(&index.owner) {
+                if o.network == network && !keep.contains(o.container_id.as_str()) {
+                    state::remove_index(&o)?;
+                }
+            }
+        }
+        Ok(())
     }
 
+    /// STATUS: the tools are there, and (when attachments are indexed) a
+    /// flushed table is rebuilt first.
     fn status(&self) -> Result<(), CniError> {
+        let what = "rebuilding hostPort DNAT after a flush";
+        let _lock = NetnsLock::take()?;
+        if !state::read_indexes::<IptablesIndex>()?.is_empty() {
+            let present = upstream::probe().iptables;
+            for family in [Family::V4, Family::V6] {
+                let (flavour, table) = chosen(&present, family).map_err(|e| e.into_cni(what))?;
+                if flushed(&table) {
+                    heal(flavour, table, family, "").map_err(|e| e.into_cni(what))?;
+                }
+            }
+        }
         for v6 in [false, true] {
             let f = exec::system_flavour(v6);
             for what in ["save", "restore"] {

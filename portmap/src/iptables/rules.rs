@@ -23,6 +23,8 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::Protocol;
 use crate::plan::{Dnat, Family, MapKey, Masq, PodPlan};
 use crate::upstream::iptables::{
@@ -37,7 +39,7 @@ const SETMARK_COMMENT: &str = "CNI portfwd masquerade mark";
 const MULTIPORT_MAX: usize = 15;
 
 /// One rule as `iptables-save` prints it: its chain and the rest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {
     /// The chain.
     pub chain: String,
@@ -52,35 +54,58 @@ impl std::fmt::Display for Line {
 }
 
 /// A shared rule and whether it goes first in its chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct SharedRule {
     line: Line,
     first: bool,
 }
 
 /// One entry rule of the pod: protocol and ports it sends to the pod chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Entry {
     protocol: Protocol,
     ports: Vec<u16>,
     line: Line,
 }
 
-/// What one attachment installs in one family's `nat` table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What one attachment installs in one family's `nat` table (also what
+/// its index file keeps, to rebuild it after a flush).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodRules {
     /// The family.
+    #[serde(with = "family_name")]
     pub family: Family,
     /// The attachment as upstream names it (network + container ID).
     pub owner: UpstreamOwner,
     /// `CNI-DN-<hash>`.
     pub chain: String,
     /// The shared chains this attachment needs.
-    shared_chains: Vec<&'static str>,
+    shared_chains: Vec<String>,
     shared: Vec<SharedRule>,
     /// The pod chain's rules, in order.
     pub rules: Vec<Line>,
     entries: Vec<Entry>,
+}
+
+/// `v4` / `v6` in index files.
+mod family_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::plan::Family;
+
+    pub fn serialize<S: Serializer>(f: &Family, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(f.suffix())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Family, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "v4" => Ok(Family::V4),
+            "v6" => Ok(Family::V6),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown family {other:?}"
+            ))),
+        }
+    }
 }
 
 /// Quotes a word for `iptables-restore` when it needs it (the comment text
@@ -151,9 +176,9 @@ impl PodRules {
                 first: false,
             },
         ];
-        let mut shared_chains = vec![DNAT];
+        let mut shared_chains = vec![DNAT.to_string()];
         if own_masq {
-            shared_chains.extend([SETMARK, MASQ]);
+            shared_chains.extend([SETMARK.to_string(), MASQ.to_string()]);
             shared.extend([
                 SharedRule {
                     line: line(

@@ -64,7 +64,7 @@ pub struct NatTable {
 }
 
 /// An upstream attachment found in an entry rule's comment.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct UpstreamOwner {
     /// The network name.
     pub network: String,
