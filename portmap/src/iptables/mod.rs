@@ -13,8 +13,11 @@
 //!
 //! Per verb: ADD saves the family's `nat` table once (conflicts, which
 //! shared chains exist), then restores once; DEL and GC save and restore
-//! once per flavour that holds something. Localhost and conntrack are the
-//! backend-neutral [`crate::localnet`] and [`crate::conntrack`].
+//! once per flavour that holds something; the two families run side by
+//! side. ADD records the attachment's [`rules::PodRules`] in its index
+//! file ([`IptablesIndex`]); a table that lost our layout is rebuilt from
+//! those by the next ADD or STATUS (`heal`). Localhost and conntrack are
+//! the backend-neutral [`crate::localnet`] and [`crate::conntrack`].
 
 pub mod exec;
 pub mod rules;
