@@ -39,11 +39,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use cni::rtnl::{Rtnl, RtnlError};
-use netlink_packet_core::NLM_F_DUMP;
-use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
+use cni::rtnl::{link_kind, link_name, Rtnl, RtnlError};
+use netlink_packet_route::link::{InfoKind, LinkAttribute};
 use netlink_packet_route::tc::{TcAttribute, TcMessage, TcStats2};
-use netlink_packet_route::RouteNetlinkMessage;
 
 /// Socket buffer asked for on both ends (the kernel doubles it for overhead).
 pub const BUFFER: usize = 4 << 20;
@@ -249,29 +247,6 @@ impl std::fmt::Debug for Counter {
     }
 }
 
-fn link_attr<T>(link: &LinkMessage, f: impl Fn(&LinkAttribute) -> Option<T>) -> Option<T> {
-    link.attributes.iter().find_map(f)
-}
-
-fn link_name(link: &LinkMessage) -> Option<&str> {
-    link.attributes.iter().find_map(|a| match a {
-        LinkAttribute::IfName(n) => Some(n.as_str()),
-        _ => None,
-    })
-}
-
-fn is_ifb(link: &LinkMessage) -> bool {
-    link_attr(link, |a| match a {
-        LinkAttribute::LinkInfo(infos) => Some(
-            infos
-                .iter()
-                .any(|i| matches!(i, LinkInfo::Kind(InfoKind::Ifb))),
-        ),
-        _ => None,
-    })
-    .unwrap_or(false)
-}
-
 fn is_tbf(q: &TcMessage) -> bool {
     q.attributes
         .iter()
@@ -295,18 +270,8 @@ fn qdisc_bytes(q: &TcMessage) -> Option<u64> {
 }
 
 fn all_qdiscs(rtnl: &Rtnl) -> Result<Vec<TcMessage>, MeasureError> {
-    Ok(rtnl
-        .request(
-            RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default()),
-            NLM_F_DUMP,
-        )
-        .map_err(|e| MeasureError::netlink("dumping qdiscs", e))?
-        .into_iter()
-        .filter_map(|m| match m {
-            RouteNetlinkMessage::NewQueueDiscipline(q) => Some(q),
-            _ => None,
-        })
-        .collect())
+    rtnl.qdiscs()
+        .map_err(|e| MeasureError::netlink("dumping qdiscs", e))
 }
 
 /// The devices in `netns` that carry a TBF qdisc, as (name, is an IFB).
@@ -323,7 +288,10 @@ pub fn tbf_devices(netns: &Path) -> Result<Vec<(String, bool)>, MeasureError> {
             let link = links
                 .iter()
                 .find(|l| i64::from(l.header.index) == i64::from(q.header.index))?;
-            Some((link_name(link)?.to_string(), is_ifb(link)))
+            Some((
+                link_name(link)?.to_string(),
+                link_kind(link) == Some(InfoKind::Ifb),
+            ))
         })
         .collect();
     out.sort();
@@ -395,11 +363,13 @@ impl Counter {
                     .link_by_index(self.ifindex)
                     .map_err(|e| MeasureError::netlink(format!("reading {d}"), e))?
                     .ok_or_else(missing)?;
-                link_attr(&link, |a| match a {
-                    LinkAttribute::Stats64(s) => Some(if tx { s.tx_bytes } else { s.rx_bytes }),
-                    _ => None,
-                })
-                .ok_or_else(missing)
+                link.attributes
+                    .iter()
+                    .find_map(|a| match a {
+                        LinkAttribute::Stats64(s) => Some(if tx { s.tx_bytes } else { s.rx_bytes }),
+                        _ => None,
+                    })
+                    .ok_or_else(missing)
             }
         }
     }
