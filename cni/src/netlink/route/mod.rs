@@ -1,6 +1,6 @@
 //! NETLINK_ROUTE verbs over [`super::Socket`]: the link verbs every plugin
-//! needs ([`link`]: look up, dump, create, change, delete), readers for a
-//! link message's common attributes ([`attr`]), and the plain dumps and
+//! needs (`link.rs`: look up, dump, create, change, delete), readers for a
+//! link message's common attributes (`attr.rs`), and the plain dumps and
 //! lookups here (addresses of one link, every qdisc, the route to one
 //! destination). tc messages are built by their users (bandwidth) and sent
 //! with [`Socket::request`]; nothing here knows about plugins.
