@@ -91,93 +91,59 @@ struct Scenario {
     run: fn(&Ctx, &mut Recorder, CniVersion, MainPlugin),
 }
 
+impl Scenario {
+    /// A scenario of `plugins` at every version, without a main plugin.
+    fn new(
+        name: &'static str,
+        plugins: &'static [&'static str],
+        run: fn(&Ctx, &mut Recorder, CniVersion, MainPlugin),
+    ) -> Scenario {
+        Scenario {
+            name,
+            plugins,
+            needs_main: false,
+            min_version: CniVersion::V0_1_0,
+            run,
+        }
+    }
+
+    /// Needs a main plugin that puts an interface in the pod.
+    fn main(mut self) -> Scenario {
+        self.needs_main = true;
+        self
+    }
+
+    /// Only versions ≥ `v`.
+    fn since(mut self, v: CniVersion) -> Scenario {
+        self.min_version = v;
+        self
+    }
+}
+
+/// The meta-plugin chain the cross-plugin scenarios run.
+const CHAIN: &[&str] = &["tuning", "portmap", "bandwidth"];
+
 fn registry() -> Vec<Scenario> {
-    let v0 = CniVersion::V0_1_0;
+    let v1_1 = CniVersion::V1_1_0;
     vec![
-        Scenario {
-            name: "version",
-            plugins: &[],
-            needs_main: false,
-            min_version: v0,
-            run: bad_input::version_scenario,
-        },
-        Scenario {
-            name: "bad-input",
-            plugins: &[],
-            needs_main: false,
-            min_version: v0,
-            run: bad_input::bad_input_scenario,
-        },
-        Scenario {
-            name: "loopback",
-            plugins: &["loopback"],
-            needs_main: false,
-            min_version: v0,
-            run: loopback::run,
-        },
-        Scenario {
-            name: "portmap",
-            plugins: &["portmap"],
-            needs_main: true,
-            min_version: v0,
-            run: portmap::run,
-        },
-        Scenario {
-            name: "bandwidth",
-            plugins: &["bandwidth"],
-            needs_main: true,
-            min_version: v0,
-            run: bandwidth::run,
-        },
-        Scenario {
-            name: "tuning",
-            plugins: &["tuning"],
-            needs_main: true,
-            min_version: v0,
-            run: tuning::run,
-        },
-        Scenario {
-            name: "chain",
-            plugins: &["tuning", "portmap", "bandwidth"],
-            needs_main: true,
-            min_version: v0,
-            run: chain::run,
-        },
-        Scenario {
-            name: "del-without-cache",
-            plugins: &["tuning", "portmap", "bandwidth"],
-            needs_main: true,
-            min_version: v0,
-            run: chain::del_without_cache,
-        },
-        Scenario {
-            name: "parallel-pods",
-            plugins: &["tuning", "portmap", "bandwidth"],
-            needs_main: true,
-            min_version: v0,
-            run: concurrency::run,
-        },
-        Scenario {
-            name: "interleavings",
-            plugins: &["tuning", "portmap", "bandwidth"],
-            needs_main: true,
-            min_version: v0,
-            run: interleave::run,
-        },
-        Scenario {
-            name: "gc",
-            plugins: &["tuning", "portmap", "bandwidth"],
-            needs_main: true,
-            min_version: CniVersion::V1_1_0,
-            run: lifecycle::gc,
-        },
-        Scenario {
-            name: "status",
-            plugins: &["tuning", "portmap", "bandwidth", "loopback"],
-            needs_main: true,
-            min_version: CniVersion::V1_1_0,
-            run: lifecycle::status,
-        },
+        Scenario::new("version", &[], bad_input::version_scenario),
+        Scenario::new("bad-input", &[], bad_input::bad_input_scenario),
+        Scenario::new("loopback", &["loopback"], loopback::run),
+        Scenario::new("portmap", &["portmap"], portmap::run).main(),
+        Scenario::new("bandwidth", &["bandwidth"], bandwidth::run).main(),
+        Scenario::new("tuning", &["tuning"], tuning::run).main(),
+        Scenario::new("chain", CHAIN, chain::run).main(),
+        Scenario::new("del-without-cache", CHAIN, chain::del_without_cache).main(),
+        Scenario::new("parallel-pods", CHAIN, concurrency::run).main(),
+        Scenario::new("interleavings", CHAIN, interleave::run).main(),
+        Scenario::new("gc", CHAIN, lifecycle::gc).main().since(v1_1),
+        Scenario::new(
+            "status",
+            &["tuning", "portmap", "bandwidth", "loopback"],
+            lifecycle::status,
+        )
+        .main()
+        .since(v1_1),
     ]
 }
 
