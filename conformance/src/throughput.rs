@@ -68,6 +68,9 @@ pub enum MeasureError {
     Netlink { what: String, source: RtnlError },
     #[error("{0}")]
     Incomplete(String),
+    /// No measurement was within bounds: every attempt, with its reason.
+    #[error("{0}")]
+    OutOfBounds(String),
 }
 
 impl MeasureError {
@@ -615,19 +618,21 @@ pub fn judge(r: Rates, low: f64, high: f64) -> (bool, String) {
 /// [`ATTEMPTS`] times. A mean above `high` fails at once: a shaper that
 /// lets more through than configured is never excused. Only a best part
 /// below `low` is measured again, and the returned text says why. `Ok` and
-/// `Err` both carry every attempt.
-pub fn measure_within(
+/// `Err` both carry every attempt (a failed measurement ends it as
+/// [`MeasureError::Incomplete`], out of bounds is
+/// [`MeasureError::OutOfBounds`]).
+pub fn measure_within<E: std::fmt::Display>(
     low: f64,
     high: f64,
-    mut measure: impl FnMut() -> Result<Rates, String>,
-) -> Result<String, String> {
+    mut measure: impl FnMut() -> Result<Rates, E>,
+) -> Result<String, MeasureError> {
     let mut log: Vec<String> = Vec::new();
     for attempt in 1..=ATTEMPTS {
         let rates = match measure() {
             Ok(m) => m,
             Err(e) => {
-                log.push(e);
-                return Err(log.join("; "));
+                log.push(e.to_string());
+                return Err(MeasureError::Incomplete(log.join("; ")));
             }
         };
         let (ok, text) = judge(rates, low, high);
@@ -639,7 +644,7 @@ pub fn measure_within(
             log.push(format!(
                 "{text}: the mean is above the upper bound, more than the shaper may let through (not re-measured)"
             ));
-            return Err(log.join("; "));
+            return Err(MeasureError::OutOfBounds(log.join("; ")));
         }
         log.push(if attempt < ATTEMPTS {
             format!(
@@ -650,7 +655,7 @@ pub fn measure_within(
             format!("{text}: below the lower bound in all {ATTEMPTS} attempts")
         });
     }
-    Err(log.join("; "))
+    Err(MeasureError::OutOfBounds(log.join("; ")))
 }
 
 #[cfg(test)]
@@ -756,7 +761,7 @@ mod tests {
     fn only_a_low_result_is_measured_again_and_the_reason_is_given() {
         let (low, high) = shaped_bounds(10e6);
         let mut results = vec![rates(8e6, 8.5e6), rates(9.2e6, 10.1e6)].into_iter();
-        let ok = measure_within(low, high, || Ok(results.next().unwrap())).unwrap();
+        let ok = measure_within(low, high, || Ok::<_, String>(results.next().unwrap())).unwrap();
         assert!(
             ok.starts_with("mean 8.00, best part 8.50 Mbit/s (bounds 9.00-11.00): even the best part is below the lower bound; measuring again, because")
                 && ok.ends_with("; mean 9.20, best part 10.10 Mbit/s (bounds 9.00-11.00)"),
@@ -765,23 +770,25 @@ mod tests {
         let mut calls = 0;
         let over = measure_within(low, high, || {
             calls += 1;
-            Ok(rates(11.5e6, 11.6e6))
+            Ok::<_, String>(rates(11.5e6, 11.6e6))
         })
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert_eq!(calls, 1, "an overshoot is never re-measured");
         assert!(over.contains("above the upper bound"), "{over}");
         let mut calls = 0;
         let under = measure_within(low, high, || {
             calls += 1;
-            Ok(rates(5e6, 6e6))
+            Ok::<_, String>(rates(5e6, 6e6))
         })
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert_eq!(calls, ATTEMPTS);
         assert!(
             under.ends_with("below the lower bound in all 3 attempts"),
             "{under}"
         );
-        let err = measure_within(low, high, || Err("no sender".into())).unwrap_err();
-        assert_eq!(err, "no sender");
+        let err = measure_within(low, high, || Err("no sender")).unwrap_err();
+        assert_eq!(err.to_string(), "no sender");
     }
 }

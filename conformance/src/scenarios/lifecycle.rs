@@ -10,7 +10,7 @@ use serde_json::json;
 use super::bandwidth::{BURST, RATE};
 use super::{
     bandwidth_caps, expect_reply, full_chain, host_owns_port, nothing_left, port_mappings, sock,
-    Ctx, MainPlugin, Net, Recorder,
+    CheckError, Ctx, MainPlugin, Net, Recorder,
 };
 use crate::topology::{files_under, NODE_V4};
 
@@ -54,10 +54,13 @@ pub(super) fn gc(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPlu
             .filter(|f| f.contains(&a.rt.container_id))
             .collect();
         for f in &gone {
-            std::fs::remove_file(results.join(f)).map_err(|e| format!("removing {f}: {e}"))?;
+            std::fs::remove_file(results.join(f))
+                .map_err(CheckError::io(format!("removing {f}")))?;
         }
         if gone.is_empty() {
-            return Err("no cache file of the stale pod found".into());
+            return Err(CheckError::unexpected(
+                "no cache file of the stale pod found",
+            ));
         }
         Ok(None)
     });
@@ -69,7 +72,7 @@ pub(super) fn gc(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPlu
         net.runtime
             .gc_network_list(&b.list, &valid)
             .map(|_| None)
-            .map_err(|e| format!("GC: {e}"))
+            .map_err(CheckError::runtime("GC"))
     }) {
         let _ = net.del(&a);
         let _ = net.del(&b);
@@ -84,7 +87,9 @@ pub(super) fn gc(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPlu
             if now.len() == 1 {
                 Ok(None)
             } else {
-                Err(format!("IFBs before GC {ifbs_before:?}, after {now:?}"))
+                Err(CheckError::unexpected(format!(
+                    "IFBs before GC {ifbs_before:?}, after {now:?}"
+                )))
             }
         });
     } else {
@@ -102,9 +107,9 @@ pub(super) fn gc(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPlu
             if now < backups_before {
                 Ok(None)
             } else {
-                Err(format!(
+                Err(CheckError::unexpected(format!(
                     "{now} backup file(s) after GC, {backups_before} before"
-                ))
+                )))
             }
         });
     }
@@ -112,7 +117,7 @@ pub(super) fn gc(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPlu
         let _s = ctx
             .tools
             .serve(&b.pod.netns, &[80], &[], "pod-b", 30)
-            .map_err(|e| e.to_string())?;
+            .map_err(CheckError::world("serving tcp/80 in pod B"))?;
         expect_reply(
             net.request(net.host(), false, sock(NODE_V4, PORT_B)),
             "pod-b tcp/80",
@@ -139,13 +144,13 @@ pub(super) fn status(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: Mai
         net.runtime
             .status_network_list(&list)
             .map(|_| None)
-            .map_err(|e| format!("STATUS: {e}"))
+            .map_err(CheckError::runtime("STATUS"))
     });
     r.check("loopback", || {
         let list = net.list_of(0, vec![json!({"type": "loopback"})])?;
         net.runtime
             .status_network_list(&list)
             .map(|_| None)
-            .map_err(|e| format!("STATUS: {e}"))
+            .map_err(CheckError::runtime("STATUS"))
     });
 }

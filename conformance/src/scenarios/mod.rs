@@ -12,6 +12,7 @@ mod bad_input;
 pub(crate) mod bandwidth;
 mod chain;
 mod concurrency;
+mod error;
 mod interleave;
 mod lifecycle;
 mod loopback;
@@ -28,6 +29,8 @@ use std::time::{Duration, Instant};
 
 use cni::CniVersion;
 use serde_json::{json, Map, Value};
+
+pub(crate) use error::{CheckError, Checked};
 
 use crate::report::{CaseResult, Format, Outcome, SuiteReport};
 use crate::topology::{HostSnapshot, HostWorld, Netns, Pod, Reach, Tools};
@@ -158,7 +161,7 @@ pub fn run_suite(opts: &SuiteOptions) -> SuiteReport {
                 scenario: "suite".into(),
                 check: "setup".into(),
                 version: None,
-                outcome: Outcome::Fail(reason),
+                outcome: Outcome::Fail(reason.to_string()),
                 detail: None,
                 millis: 0,
             });
@@ -184,15 +187,20 @@ pub(crate) struct Ctx {
     pub opts: SuiteOptions,
     pub tools: Tools,
     pub fixture_dir: PathBuf,
-    versions: Mutex<HashMap<PathBuf, Result<Vec<CniVersion>, String>>>,
+    /// Versions each binary reported (failed queries are not kept).
+    versions: Mutex<HashMap<PathBuf, Vec<CniVersion>>>,
 }
 
 impl Ctx {
-    fn new(opts: &SuiteOptions) -> Result<Ctx, String> {
-        crate::topology::privileges().map_err(|e| e.to_string())?;
+    fn new(opts: &SuiteOptions) -> Checked<Ctx> {
+        crate::topology::privileges()?;
         let exe = match &opts.tool_exe {
             Some(p) => p.clone(),
-            None => std::env::current_exe().map_err(|e| format!("locating this binary: {e}"))?,
+            None => std::env::current_exe().map_err(|source| CheckError::Exec {
+                what: "locating",
+                plugin: PathBuf::from("/proc/self/exe"),
+                source,
+            })?,
         };
         let fixture_dir = match &opts.fixture_dir {
             Some(d) => d.clone(),
@@ -202,10 +210,10 @@ impl Ctx {
                 .unwrap_or_else(|| PathBuf::from(".")),
         };
         if !opts.plugins.is_dir() {
-            return Err(format!(
+            return Err(CheckError::unexpected(format!(
                 "plugin directory {} does not exist",
                 opts.plugins.display()
-            ));
+            )));
         }
         Ok(Ctx {
             opts: opts.clone(),
@@ -220,17 +228,17 @@ impl Ctx {
     }
 
     /// The versions a binary reports (VERSION), cached per path.
-    pub fn versions_of(&self, path: &Path) -> Result<Vec<CniVersion>, String> {
+    pub fn versions_of(&self, path: &Path) -> Checked<Vec<CniVersion>> {
         if let Ok(cache) = self.versions.lock() {
             if let Some(v) = cache.get(path) {
-                return v.clone();
+                return Ok(v.clone());
             }
         }
-        let v = query_versions(path);
+        let v = query_versions(path)?;
         if let Ok(mut cache) = self.versions.lock() {
             cache.insert(path.to_path_buf(), v.clone());
         }
-        v
+        Ok(v)
     }
 
     fn main_path(&self, main: MainPlugin) -> Option<PathBuf> {
@@ -242,7 +250,7 @@ impl Ctx {
     }
 
     /// (version, main plugin) pairs a scenario runs at, or why it cannot run.
-    fn matrix(&self, s: &Scenario) -> Result<Vec<(CniVersion, MainPlugin)>, String> {
+    fn matrix(&self, s: &Scenario) -> Checked<Vec<(CniVersion, MainPlugin)>> {
         let mut common: Vec<CniVersion> = CniVersion::ALL
             .iter()
             .copied()
@@ -251,17 +259,20 @@ impl Ctx {
         for p in s.plugins {
             let path = self.plugin_path(p);
             if !path.is_file() {
-                return Err(format!("plugin binary {} is missing", path.display()));
+                return Err(CheckError::unexpected(format!(
+                    "plugin binary {} is missing",
+                    path.display()
+                )));
             }
             let vs = self.versions_of(&path)?;
             common.retain(|v| vs.contains(v));
         }
         if common.is_empty() {
-            return Err(format!(
+            return Err(CheckError::unexpected(format!(
                 "{} share no cniVersion ≥ {}",
                 s.plugins.join(", "),
                 s.min_version
-            ));
+            )));
         }
         if !s.needs_main {
             return Ok(common.into_iter().map(|v| (v, MainPlugin::None)).collect());
@@ -289,14 +300,14 @@ impl Ctx {
             })
             .collect();
         if out.is_empty() {
-            return Err(format!(
+            return Err(CheckError::unexpected(format!(
                 "no main plugin supports any of {:?} (bridge+host-local in {}: {:?}; cni-test-veth in {}: {:?})",
                 common.iter().map(|v| v.as_str()).collect::<Vec<_>>(),
                 self.opts.main_plugins.display(),
                 bridge.iter().map(|v| v.as_str()).collect::<Vec<_>>(),
                 self.fixture_dir.display(),
                 veth.iter().map(|v| v.as_str()).collect::<Vec<_>>(),
-            ));
+            )));
         }
         Ok(out)
     }
@@ -335,7 +346,7 @@ impl Ctx {
             Ok(m) => m,
             Err(reason) => {
                 let mut r = Recorder::new(s.name, None, self.opts.progress);
-                r.skip("all", &reason);
+                r.skip("all", &reason.to_string());
                 return r.cases;
             }
         };
@@ -358,16 +369,16 @@ fn host_unchanged(r: &mut Recorder, before: &HostSnapshot) {
         if diff.is_empty() {
             Ok(None)
         } else {
-            Err(format!(
+            Err(CheckError::unexpected(format!(
                 "the real host changed (isolation broken): {}",
                 diff.join("; ")
-            ))
+            )))
         }
     });
 }
 
 /// Runs VERSION on a binary and parses `supportedVersions`.
-pub(crate) fn query_versions(path: &Path) -> Result<Vec<CniVersion>, String> {
+pub(crate) fn query_versions(path: &Path) -> Checked<Vec<CniVersion>> {
     let run = invoke(
         None,
         path,
@@ -375,18 +386,22 @@ pub(crate) fn query_versions(path: &Path) -> Result<Vec<CniVersion>, String> {
         br#"{"cniVersion":"1.1.0"}"#,
     )?;
     if run.code != Some(0) {
-        return Err(format!(
+        return Err(CheckError::unexpected(format!(
             "{} VERSION failed ({:?}): {}",
             path.display(),
             run.code,
             run.stdout.trim()
-        ));
+        )));
     }
-    let v: Value = serde_json::from_str(run.stdout.trim())
-        .map_err(|e| format!("{} VERSION printed no JSON: {e}", path.display()))?;
-    let list = v["supportedVersions"]
-        .as_array()
-        .ok_or_else(|| format!("{} VERSION has no supportedVersions", path.display()))?;
+    let v: Value = serde_json::from_str(run.stdout.trim()).map_err(|e| {
+        CheckError::unexpected(format!("{} VERSION printed no JSON: {e}", path.display()))
+    })?;
+    let list = v["supportedVersions"].as_array().ok_or_else(|| {
+        CheckError::unexpected(format!(
+            "{} VERSION has no supportedVersions",
+            path.display()
+        ))
+    })?;
     Ok(list
         .iter()
         .filter_map(|s| s.as_str()?.parse().ok())
@@ -434,11 +449,7 @@ impl Recorder {
 
     /// Runs one check: `Ok(detail)` passes, `Err(reason)` fails. Returns
     /// whether it passed.
-    pub fn check(
-        &mut self,
-        name: &str,
-        f: impl FnOnce() -> Result<Option<String>, String>,
-    ) -> bool {
+    pub fn check(&mut self, name: &str, f: impl FnOnce() -> Checked<Option<String>>) -> bool {
         let start = Instant::now();
         let outcome = f();
         let millis = start.elapsed().as_millis() as u64;
@@ -448,7 +459,7 @@ impl Recorder {
                 true
             }
             Err(reason) => {
-                self.push(name, Outcome::Fail(reason), None, millis);
+                self.push(name, Outcome::Fail(reason.to_string()), None, millis);
                 false
             }
         }
@@ -479,7 +490,7 @@ pub(crate) fn invoke(
     plugin: &Path,
     env: &[(&str, &str)],
     stdin: &[u8],
-) -> Result<PluginRun, String> {
+) -> Checked<PluginRun> {
     let mut cmd = match host {
         Some(ns) => {
             let mut c = Command::new("ip");
@@ -494,9 +505,14 @@ pub(crate) fn invoke(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("running {}: {e}", plugin.display()))?;
+    let exec = |what: &'static str| {
+        move |source| CheckError::Exec {
+            what,
+            plugin: plugin.to_path_buf(),
+            source,
+        }
+    };
+    let mut child = cmd.spawn().map_err(exec("running"))?;
     if let Some(mut s) = child.stdin.take() {
         let _ = s.write_all(stdin);
     }
@@ -510,14 +526,17 @@ pub(crate) fn invoke(
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("{} did not finish within 30s", plugin.display()));
+                return Err(CheckError::Hung {
+                    plugin: plugin.to_path_buf(),
+                    secs: 30,
+                });
             }
-            Err(e) => return Err(format!("waiting for {}: {e}", plugin.display())),
+            Err(e) => return Err(exec("waiting for")(e)),
         }
     }
     let out = child
         .wait_with_output()
-        .map_err(|e| format!("collecting output of {}: {e}", plugin.display()))?;
+        .map_err(exec("collecting the output of"))?;
     Ok(PluginRun {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -563,17 +582,12 @@ pub(crate) fn sock(ip: &str, port: u16) -> SocketAddr {
 }
 
 impl<'c> Net<'c> {
-    pub fn new(
-        ctx: &'c Ctx,
-        tag: &str,
-        version: CniVersion,
-        main: MainPlugin,
-    ) -> Result<Net<'c>, String> {
-        let world = HostWorld::new(tag).map_err(|e| format!("building the host netns: {e}"))?;
+    pub fn new(ctx: &'c Ctx, tag: &str, version: CniVersion, main: MainPlugin) -> Checked<Net<'c>> {
+        let world = HostWorld::new(tag).map_err(CheckError::world("building the host netns"))?;
         if main == MainPlugin::Bridge {
             world
                 .add_bridge()
-                .map_err(|e| format!("creating the bridge with a fixed MAC: {e}"))?;
+                .map_err(CheckError::world("creating the bridge with a fixed MAC"))?;
         }
         let mut dirs = vec![ctx.opts.plugins.clone(), ctx.opts.main_plugins.clone()];
         dirs.push(ctx.fixture_dir.clone());
@@ -642,7 +656,7 @@ impl<'c> Net<'c> {
 
     /// A conflist `[main, chain...]` for pod `index`, written to the world's
     /// conf dir and parsed by the runtime's loader.
-    pub fn list(&self, index: usize, chain: &[Value]) -> Result<NetworkConfigList, String> {
+    pub fn list(&self, index: usize, chain: &[Value]) -> Checked<NetworkConfigList> {
         let mut plugins = Vec::new();
         if self.main != MainPlugin::None {
             plugins.push(self.main_conf(index));
@@ -652,18 +666,22 @@ impl<'c> Net<'c> {
     }
 
     /// A conflist of exactly `plugins`.
-    pub fn list_of(&self, index: usize, plugins: Vec<Value>) -> Result<NetworkConfigList, String> {
+    pub fn list_of(&self, index: usize, plugins: Vec<Value>) -> Checked<NetworkConfigList> {
         let body = json!({
             "cniVersion": self.version.as_str(),
             "name": self.name,
             "plugins": plugins,
         });
-        let bytes = serde_json::to_vec_pretty(&body).map_err(|e| e.to_string())?;
+        let bytes = serde_json::to_vec_pretty(&body)
+            .map_err(|e| CheckError::unexpected(format!("encoding conflist {}: {e}", self.name)))?;
         let path = self
             .dir("conf")
             .join(format!("{}-{index}.conflist", self.name));
         let _ = std::fs::write(&path, &bytes);
-        parse_conflist(&bytes, Some(&path)).map_err(|e| format!("conflist: {e}"))
+        parse_conflist(&bytes, Some(&path)).map_err(|e| CheckError::Conflist {
+            path,
+            source: Box::new(e),
+        })
     }
 
     /// A new pod with a conflist and runtime arguments (not yet added).
@@ -673,8 +691,8 @@ impl<'c> Net<'c> {
         index: usize,
         chain: &[Value],
         caps: Map<String, Value>,
-    ) -> Result<Attached, String> {
-        let pod = Pod::new(tag).map_err(|e| format!("creating pod netns: {e}"))?;
+    ) -> Checked<Attached> {
+        let pod = Pod::new(tag).map_err(CheckError::world("creating the pod netns"))?;
         let list = self.list(index, chain)?;
         let mut rt = RuntimeConf::new(&pod.container_id, pod.netns.path(), &pod.ifname);
         rt.args = vec![
@@ -690,30 +708,32 @@ impl<'c> Net<'c> {
         })
     }
 
-    pub fn add(&self, a: &mut Attached) -> Result<Value, String> {
+    /// ADD of the pod's conflist; keeps the result.
+    pub fn add(&self, a: &mut Attached) -> Checked<Value> {
         let r = self
             .runtime
             .add_network_list(&a.list, &a.rt)
-            .map_err(|e| format!("ADD: {e}"))?;
+            .map_err(CheckError::runtime("ADD"))?;
         a.result = Some(r.raw.clone());
         Ok(r.raw)
     }
 
     /// CHECK; `Ok(false)` when the version does not allow CHECK.
-    pub fn check(&self, a: &Attached) -> Result<bool, String> {
+    pub fn check(&self, a: &Attached) -> Checked<bool> {
         if !self.version.allows_check() {
             return Ok(false);
         }
         self.runtime
             .check_network_list(&a.list, &a.rt)
             .map(|_| true)
-            .map_err(|e| format!("CHECK: {e}"))
+            .map_err(CheckError::runtime("CHECK"))
     }
 
-    pub fn del(&self, a: &Attached) -> Result<(), String> {
+    /// DEL of the pod's conflist.
+    pub fn del(&self, a: &Attached) -> Checked<()> {
         self.runtime
             .del_network_list(&a.list, &a.rt)
-            .map_err(|e| format!("DEL: {e}"))
+            .map_err(CheckError::runtime("DEL"))
     }
 
     /// Names of IFB links in the host netns.
@@ -747,20 +767,22 @@ pub(crate) fn one_line(s: &str) -> String {
 }
 
 /// Asserts a request got exactly `want`.
-pub(crate) fn expect_reply(got: Reach, want: &str) -> Result<Option<String>, String> {
+pub(crate) fn expect_reply(got: Reach, want: &str) -> Checked<Option<String>> {
     match got {
         Reach::Reply(r) if r == want => Ok(None),
-        other => Err(format!("expected reply {want:?}, got {other}")),
+        other => Err(CheckError::unexpected(format!(
+            "expected reply {want:?}, got {other}"
+        ))),
     }
 }
 
 /// Asserts a request was NOT answered by the pod (refused, timed out, or
 /// answered by someone else).
-pub(crate) fn expect_no_reply_from(got: Reach, pod_reply: &str) -> Result<Option<String>, String> {
+pub(crate) fn expect_no_reply_from(got: Reach, pod_reply: &str) -> Checked<Option<String>> {
     match got {
-        Reach::Reply(r) if r.starts_with(pod_reply) => {
-            Err(format!("still answered by the pod: {r:?}"))
-        }
+        Reach::Reply(r) if r.starts_with(pod_reply) => Err(CheckError::unexpected(format!(
+            "still answered by the pod: {r:?}"
+        ))),
         other => Ok(Some(other.to_string())),
     }
 }
@@ -788,27 +810,29 @@ pub(crate) fn host_owns_port(
     net: &Net,
     port: u16,
     also: Option<&Netns>,
-) -> Result<Option<String>, String> {
+) -> Checked<Option<String>> {
     let host = net.host();
     let _server = net
         .ctx
         .tools
         .serve(host, &[port], &[], "host", 30)
-        .map_err(|e| e.to_string())?;
+        .map_err(CheckError::world(format!(
+            "serving tcp/{port} in the host netns"
+        )))?;
     let want = format!("host tcp/{port}");
     for ip in [crate::topology::NODE_V4, crate::topology::NODE_V6] {
         expect_reply(net.request(host, false, sock(ip, port)), &want)
-            .map_err(|e| format!("from the host to {ip}: {e}"))?;
+            .map_err(|e| e.within(format!("from the host to {ip}")))?;
         if let Some(ns) = also {
             expect_reply(net.request(ns, false, sock(ip, port)), &want)
-                .map_err(|e| format!("from another pod to {ip}: {e}"))?;
+                .map_err(|e| e.within(format!("from another pod to {ip}")))?;
         }
     }
     Ok(None)
 }
 
 /// Nothing of the attachment is left in the host netns or the state dirs.
-pub(crate) fn nothing_left(net: &Net, tuning_dir: Option<&Path>) -> Result<Option<String>, String> {
+pub(crate) fn nothing_left(net: &Net, tuning_dir: Option<&Path>) -> Checked<Option<String>> {
     let mut problems = Vec::new();
     let ifbs = net.ifbs();
     if !ifbs.is_empty() {
@@ -827,7 +851,7 @@ pub(crate) fn nothing_left(net: &Net, tuning_dir: Option<&Path>) -> Result<Optio
     if problems.is_empty() {
         Ok(None)
     } else {
-        Err(problems.join("; "))
+        Err(CheckError::unexpected(problems.join("; ")))
     }
 }
 

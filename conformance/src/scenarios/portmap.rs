@@ -9,7 +9,8 @@ use cni::CniVersion;
 use serde_json::{json, Map};
 
 use super::{
-    expect_no_reply_from, expect_reply, port_mappings, sock, Ctx, MainPlugin, Net, Recorder,
+    expect_no_reply_from, expect_reply, port_mappings, sock, CheckError, Ctx, MainPlugin, Net,
+    Recorder,
 };
 use crate::topology::{NODE_V4, NODE_V6};
 
@@ -125,30 +126,30 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         let _host_server = ctx
             .tools
             .serve(host, &[HOST_PORT], &[HOST_PORT], "host", 30)
-            .map_err(|e| e.to_string())?;
+            .map_err(CheckError::world("serving the host port in the host netns"))?;
         let want_tcp = format!("host tcp/{HOST_PORT}");
         let want_udp = format!("host udp/{HOST_PORT}");
         expect_reply(
             net.request(host, false, sock(NODE_V4, HOST_PORT)),
             &want_tcp,
         )
-        .map_err(|e| format!("from the host: {e}"))?;
+        .map_err(|e| e.within("from the host"))?;
         expect_reply(
             net.request(&b.pod.netns, false, sock(NODE_V4, HOST_PORT)),
             &want_tcp,
         )
-        .map_err(|e| format!("tcp from pod B: {e}"))?;
+        .map_err(|e| e.within("tcp from pod B"))?;
         expect_reply(
             net.request(&b.pod.netns, true, sock(NODE_V4, HOST_PORT)),
             &want_udp,
         )
-        .map_err(|e| format!("udp from pod B: {e}"))?;
+        .map_err(|e| e.within("udp from pod B"))?;
         if b.ip(6).is_some() {
             expect_reply(
                 net.request(&b.pod.netns, false, sock(NODE_V6, HOST_PORT)),
                 &want_tcp,
             )
-            .map_err(|e| format!("ipv6 tcp from pod B: {e}"))?;
+            .map_err(|e| e.within("ipv6 tcp from pod B"))?;
         }
         Ok(None)
     });
@@ -159,7 +160,9 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         if left.is_empty() {
             Ok(None)
         } else {
-            Err(format!("cache files left: {left:?}"))
+            Err(CheckError::unexpected(format!(
+                "cache files left: {left:?}"
+            )))
         }
     });
 }

@@ -7,7 +7,7 @@
 use cni::CniVersion;
 use serde_json::{json, Map, Value};
 
-use super::{invoke, one_line, Attached, Ctx, MainPlugin, Net, Recorder};
+use super::{invoke, one_line, Attached, CheckError, Checked, Ctx, MainPlugin, Net, Recorder};
 
 const MAC: &str = "c2:11:22:33:44:55";
 const MTU: u64 = 1400;
@@ -24,12 +24,11 @@ struct LinkState {
     mac: String,
 }
 
-fn link_state(a: &Attached) -> Result<LinkState, String> {
-    let l = a
-        .pod
-        .netns
-        .link(&a.pod.ifname)
-        .ok_or_else(|| format!("{} not found in the pod", a.pod.ifname))?;
+fn link_state(a: &Attached) -> Checked<LinkState> {
+    let l =
+        a.pod.netns.link(&a.pod.ifname).ok_or_else(|| {
+            CheckError::unexpected(format!("{} not found in the pod", a.pod.ifname))
+        })?;
     Ok(LinkState {
         mtu: l["mtu"].as_u64().unwrap_or_default(),
         promisc: l["flags"]
@@ -40,14 +39,10 @@ fn link_state(a: &Attached) -> Result<LinkState, String> {
     })
 }
 
-fn sysctls(a: &Attached) -> Result<(String, String), String> {
+fn sysctls(a: &Attached) -> Checked<(String, String)> {
     let ns = &a.pod.netns;
-    let somaxconn = ns
-        .read_sysctl("net/core/somaxconn")
-        .map_err(|e| e.to_string())?;
-    let arp = ns
-        .read_sysctl(&format!("net/ipv4/conf/{}/arp_ignore", a.pod.ifname))
-        .map_err(|e| e.to_string())?;
+    let somaxconn = ns.read_sysctl("net/core/somaxconn")?;
+    let arp = ns.read_sysctl(&format!("net/ipv4/conf/{}/arp_ignore", a.pod.ifname))?;
     Ok((somaxconn, arp))
 }
 
@@ -75,7 +70,9 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         if left.is_empty() {
             Ok(None)
         } else {
-            Err(format!("backup files left in dataDir: {left:?}"))
+            Err(CheckError::unexpected(format!(
+                "backup files left in dataDir: {left:?}"
+            )))
         }
     });
 }
@@ -123,14 +120,15 @@ fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Val
     let added = r.check("add", || {
         let out = run("ADD", &conf(&prev))?;
         if out.code != Some(0) {
-            return Err(format!(
+            return Err(CheckError::unexpected(format!(
                 "tuning ADD exited {:?}: {}",
                 out.code,
                 one_line(&out.stdout)
-            ));
+            )));
         }
-        result = serde_json::from_str(out.stdout.trim())
-            .map_err(|e| format!("tuning ADD printed no result JSON ({e})"))?;
+        result = serde_json::from_str(out.stdout.trim()).map_err(|e| {
+            CheckError::unexpected(format!("tuning ADD printed no result JSON ({e})"))
+        })?;
         Ok(None)
     });
     if !added {
@@ -151,7 +149,9 @@ fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Val
                     if got == want {
                         Ok(None)
                     } else {
-                        Err(format!("{name} is {got} inside the pod, configured {want}"))
+                        Err(CheckError::unexpected(format!(
+                            "{name} is {got} inside the pod, configured {want}"
+                        )))
                     }
                 });
             }
@@ -162,10 +162,10 @@ fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Val
         if now == (SOMAXCONN.to_string(), ARP_IGNORE.to_string()) {
             Ok(None)
         } else {
-            Err(format!(
+            Err(CheckError::unexpected(format!(
                 "somaxconn={} arp_ignore={} inside the pod, configured {SOMAXCONN}/{ARP_IGNORE}",
                 now.0, now.1
-            ))
+            )))
         }
     });
     r.check("result-mac", || {
@@ -182,10 +182,10 @@ fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Val
         if macs.contains(&MAC) {
             Ok(None)
         } else {
-            Err(format!(
+            Err(CheckError::unexpected(format!(
                 "result reports {macs:?} for {}, link has {MAC}",
                 a.pod.ifname
-            ))
+            )))
         }
     });
     if net.version.allows_check() {
@@ -194,11 +194,11 @@ fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Val
             if out.code == Some(0) {
                 Ok(None)
             } else {
-                Err(format!(
+                Err(CheckError::unexpected(format!(
                     "tuning CHECK exited {:?}: {}",
                     out.code,
                     one_line(&out.stdout)
-                ))
+                )))
             }
         });
     }
@@ -207,11 +207,11 @@ fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Val
         if out.code == Some(0) {
             Ok(None)
         } else {
-            Err(format!(
+            Err(CheckError::unexpected(format!(
                 "tuning DEL exited {:?}: {}",
                 out.code,
                 one_line(&out.stdout)
-            ))
+            )))
         }
     });
     if !deleted {
@@ -222,7 +222,9 @@ fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Val
         if now == orig_link {
             Ok(None)
         } else {
-            Err(format!("link is {now:?}, was {orig_link:?} before ADD"))
+            Err(CheckError::unexpected(format!(
+                "link is {now:?}, was {orig_link:?} before ADD"
+            )))
         }
     });
     r.check("sysctls-restored", || {
@@ -230,10 +232,10 @@ fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Val
         if now == orig_sysctls {
             Ok(None)
         } else {
-            Err(format!(
+            Err(CheckError::unexpected(format!(
                 "somaxconn={} arp_ignore={}, were {}/{} before ADD",
                 now.0, now.1, orig_sysctls.0, orig_sysctls.1
-            ))
+            )))
         }
     });
     r.check("del-again", || {
@@ -241,11 +243,11 @@ fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Val
         if out.code == Some(0) {
             Ok(None)
         } else {
-            Err(format!(
+            Err(CheckError::unexpected(format!(
                 "second DEL exited {:?}: {}",
                 out.code,
                 one_line(&out.stdout)
-            ))
+            )))
         }
     });
 }
