@@ -56,54 +56,15 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
             .iter_mut()
             .map(|p| s.spawn(|| net.add(p).map(|_| ())))
             .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(CheckError::unexpected("ADD thread panicked")))
-            })
-            .collect()
+        joined(handles, "ADD")
     });
-    let all_added = r.check(&format!("add-{pods_n}-in-parallel"), || {
-        let errors: Vec<String> = added
-            .iter()
-            .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
-            .collect();
-        if errors.is_empty() {
-            Ok(None)
-        } else {
-            Err(CheckError::unexpected(errors.join("; ")))
-        }
-    });
+    let all_added = r.check(&format!("add-{pods_n}-in-parallel"), || all_ok(&added));
     if all_added && main == MainPlugin::Bridge {
         r.check("bridge-mac-pinned", || bridge_mac_pinned(&net, &pods));
     }
     if all_added {
-        let servers: Vec<_> = pods
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                ctx.tools
-                    .serve(&p.pod.netns, &[80], &[], &format!("pod-{i}"), 30)
-            })
-            .collect();
         r.check("each-hostport-reaches-its-pod", || {
-            let mut wrong = Vec::new();
-            for (i, s) in servers.iter().enumerate() {
-                if let Err(e) = s {
-                    wrong.push(format!("pod {i}: server: {e}"));
-                    continue;
-                }
-                let got = net.request(net.host(), false, sock(NODE_V4, BASE_PORT + i as u16));
-                if let Err(e) = expect_reply(got, &format!("pod-{i} tcp/80")) {
-                    wrong.push(format!("port {}: {e}", BASE_PORT + i as u16));
-                }
-            }
-            if wrong.is_empty() {
-                Ok(None)
-            } else {
-                Err(CheckError::unexpected(wrong.join("; ")))
-            }
+            each_hostport_reaches_its_pod(ctx, &net, &pods)
         });
         if version.allows_check() {
             r.check("check-all", || {
@@ -115,25 +76,9 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
     }
     let deleted: Vec<Checked<()>> = std::thread::scope(|s| {
         let handles: Vec<_> = pods.iter().map(|p| s.spawn(|| net.del(p))).collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(CheckError::unexpected("DEL thread panicked")))
-            })
-            .collect()
+        joined(handles, "DEL")
     });
-    r.check(&format!("del-{pods_n}-in-parallel"), || {
-        let errors: Vec<String> = deleted
-            .iter()
-            .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
-            .collect();
-        if errors.is_empty() {
-            Ok(None)
-        } else {
-            Err(CheckError::unexpected(errors.join("; ")))
-        }
-    });
+    r.check(&format!("del-{pods_n}-in-parallel"), || all_ok(&deleted));
     r.check("nothing-mapped", || {
         for i in 0..pods_n {
             let got = net.request(net.host(), false, sock(NODE_V4, BASE_PORT + i as u16));
@@ -145,6 +90,65 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
     r.check("no-kernel-or-state-leftovers", || {
         kernel_and_state_leftovers(&net)
     });
+}
+
+/// The outcome of each `verb` thread (a panicked one is a failure).
+fn joined(
+    handles: Vec<std::thread::ScopedJoinHandle<'_, Checked<()>>>,
+    verb: &str,
+) -> Vec<Checked<()>> {
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(CheckError::unexpected(format!("{verb} thread panicked"))))
+        })
+        .collect()
+}
+
+/// Passes when every outcome is `Ok`; fails with all the errors.
+fn all_ok(outcomes: &[Checked<()>]) -> Checked<Option<String>> {
+    let errors: Vec<String> = outcomes
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
+        .collect();
+    if errors.is_empty() {
+        Ok(None)
+    } else {
+        Err(CheckError::unexpected(errors.join("; ")))
+    }
+}
+
+/// Each pod's hostPort on the node IP answers from that pod.
+fn each_hostport_reaches_its_pod(
+    ctx: &Ctx,
+    net: &Net,
+    pods: &[Attached],
+) -> Checked<Option<String>> {
+    let servers: Vec<_> = pods
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            ctx.tools
+                .serve(&p.pod.netns, &[80], &[], &format!("pod-{i}"), 30)
+        })
+        .collect();
+    let mut wrong = Vec::new();
+    for (i, s) in servers.iter().enumerate() {
+        if let Err(e) = s {
+            wrong.push(format!("pod {i}: server: {e}"));
+            continue;
+        }
+        let got = net.request(net.host(), false, sock(NODE_V4, BASE_PORT + i as u16));
+        if let Err(e) = expect_reply(got, &format!("pod-{i} tcp/80")) {
+            wrong.push(format!("port {}: {e}", BASE_PORT + i as u16));
+        }
+    }
+    if wrong.is_empty() {
+        Ok(None)
+    } else {
+        Err(CheckError::unexpected(wrong.join("; ")))
+    }
 }
 
 /// The bridge kept the MAC the world gave it while the pods' veths (random
