@@ -2,8 +2,8 @@
 //! qdisc, class or filter (exclusively: EEXIST when it is already there),
 //! dump the qdiscs or the filters of one device, delete a qdisc by parent
 //! and filters by priority. Messages come from `tc_raw`; the verbs judge no
-//! answer (callers read the errno). Like `link`, these are route-family
-//! verbs that can move into cni's netlink layer once it lands.
+//! answer (callers read the errno). The generic route verbs (links, the
+//! qdisc dump) are cni's (`cni::netlink::route`); these are the tc ones.
 
 use cni::rtnl::{Rtnl, RtnlError};
 use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
@@ -42,24 +42,10 @@ pub fn del_qdisc(nl: &Rtnl, ifindex: u32, parent: TcHandle) -> Result<(), RtnlEr
 
 /// Every qdisc of `ifindex` (the kernel dumps all devices; we filter).
 pub fn qdiscs(nl: &Rtnl, ifindex: u32) -> Result<Vec<TcMessage>, RtnlError> {
-    Ok(all_qdiscs(nl)?
+    Ok(nl
+        .qdiscs()?
         .into_iter()
         .filter(|q| q.header.index == ifindex as i32)
-        .collect())
-}
-
-/// Every qdisc of every device of the netns.
-pub fn all_qdiscs(nl: &Rtnl) -> Result<Vec<TcMessage>, RtnlError> {
-    let replies = nl.request(
-        RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default()),
-        NLM_F_DUMP,
-    )?;
-    Ok(replies
-        .into_iter()
-        .filter_map(|m| match m {
-            RouteNetlinkMessage::NewQueueDiscipline(q) => Some(q),
-            _ => None,
-        })
         .collect())
 }
 

@@ -377,136 +377,54 @@ mod tests {
     /// Every rejection: (input, field path, plugin index, text in message).
     #[test]
     fn every_validation_error_names_file_index_and_field() {
-        let cases: &[(&str, &str, Option<usize>, &str)] = &[
-            (r#"[1]"#, "(top level)", None, "JSON object"),
+        // One rejection per row (a table, hence unformatted). The list's own
+        // fields, before a valid `plugins`: (fields, path, text in message).
+        #[rustfmt::skip]
+        let list_fields: &[(&str, &str, &str)] = &[
+            (r#""cniVersion":"1.0.0""#, "name", "missing"),
+            (r#""cniVersion":"1.0.0","name":"""#, "name", "empty"),
+            (r#""cniVersion":"1.0.0","name":3"#, "name", "a number"),
+            (r#""cniVersion":"1.0.0","name":"a b""#, "name", "invalid characters"),
+            (r#""cniVersion":1,"name":"n""#, "cniVersion", "must be a string"),
+            (r#""cniVersion":"9.9.9","name":"n""#, "cniVersion", "unsupported version \"9.9.9\""),
+            (r#""cniVersions":"1.0.0","name":"n""#, "cniVersions", "array"),
+            (r#""cniVersions":["1.0.0",5],"name":"n""#, "cniVersions[1]", "must be a string"),
+            (r#""cniVersions":["1.0"],"name":"n""#, "cniVersions[0]", "not a version"),
+            (r#""cniVersions":["0.5.0"],"name":"n""#, "cniVersions[0]", "unknown version"),
+            (r#""cniVersions":["2.0.0"],"name":"n""#, "cniVersions", "no entry"),
+        ];
+        // `plugins` of an otherwise valid list: (its value, path, index, text).
+        #[rustfmt::skip]
+        let plugins: &[(&str, &str, Option<usize>, &str)] = &[
+            (r#"{}"#, "plugins", None, "an object"),
+            (r#"[]"#, "plugins", None, "empty"),
+            (r#"[{"type":"x"},7]"#, "plugins[1]", Some(1), "must be an object"),
+            (r#"[{"type":"x"},{"ipam":{}}]"#, "plugins[1].type", Some(1), "missing"),
+            (r#"[{"type":""}]"#, "plugins[0].type", Some(0), "empty"),
+            (r#"[{"type":["x"]}]"#, "plugins[0].type", Some(0), "an array"),
+            (r#"[{"type":"../bin/sh"}]"#, "plugins[0].type", Some(0), "not a path"),
+            (r#"[{"type":"x"},{"type":"y","capabilities":[]}]"#, "plugins[1].capabilities", Some(1), "object of booleans"),
+            (r#"[{"type":"x","capabilities":{"mac":"yes"}}]"#, "plugins[0].capabilities.mac", Some(0), "boolean"),
+        ];
+        // Whole inputs: (input, path, index, text).
+        let mut cases: Vec<(String, &str, Option<usize>, &str)> = vec![
+            (r#"[1]"#.to_string(), "(top level)", None, "JSON object"),
             (
-                r#"{"cniVersion":"1.0.0","plugins":[{"type":"x"}]}"#,
-                "name",
-                None,
-                "missing",
-            ),
-            (
-                r#"{"cniVersion":"1.0.0","name":"","plugins":[{"type":"x"}]}"#,
-                "name",
-                None,
-                "empty",
-            ),
-            (
-                r#"{"cniVersion":"1.0.0","name":3,"plugins":[{"type":"x"}]}"#,
-                "name",
-                None,
-                "a number",
-            ),
-            (
-                r#"{"cniVersion":"1.0.0","name":"a b","plugins":[{"type":"x"}]}"#,
-                "name",
-                None,
-                "invalid characters",
-            ),
-            (
-                r#"{"cniVersion":1,"name":"n","plugins":[{"type":"x"}]}"#,
-                "cniVersion",
-                None,
-                "must be a string",
-            ),
-            (
-                r#"{"cniVersion":"9.9.9","name":"n","plugins":[{"type":"x"}]}"#,
-                "cniVersion",
-                None,
-                "unsupported version \"9.9.9\"",
-            ),
-            (
-                r#"{"cniVersions":"1.0.0","name":"n","plugins":[{"type":"x"}]}"#,
-                "cniVersions",
-                None,
-                "array",
-            ),
-            (
-                r#"{"cniVersions":["1.0.0",5],"name":"n","plugins":[{"type":"x"}]}"#,
-                "cniVersions[1]",
-                None,
-                "must be a string",
-            ),
-            (
-                r#"{"cniVersions":["1.0"],"name":"n","plugins":[{"type":"x"}]}"#,
-                "cniVersions[0]",
-                None,
-                "not a version",
-            ),
-            (
-                r#"{"cniVersions":["0.5.0"],"name":"n","plugins":[{"type":"x"}]}"#,
-                "cniVersions[0]",
-                None,
-                "unknown version",
-            ),
-            (
-                r#"{"cniVersions":["2.0.0"],"name":"n","plugins":[{"type":"x"}]}"#,
-                "cniVersions",
-                None,
-                "no entry",
-            ),
-            (
-                r#"{"cniVersion":"1.0.0","name":"n"}"#,
+                r#"{"cniVersion":"1.0.0","name":"n"}"#.to_string(),
                 "plugins",
                 None,
                 "missing",
-            ),
-            (
-                r#"{"cniVersion":"1.0.0","name":"n","plugins":{}}"#,
-                "plugins",
-                None,
-                "an object",
-            ),
-            (
-                r#"{"cniVersion":"1.0.0","name":"n","plugins":[]}"#,
-                "plugins",
-                None,
-                "empty",
-            ),
-            (
-                r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"x"},7]}"#,
-                "plugins[1]",
-                Some(1),
-                "must be an object",
-            ),
-            (
-                r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"x"},{"ipam":{}}]}"#,
-                "plugins[1].type",
-                Some(1),
-                "missing",
-            ),
-            (
-                r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":""}]}"#,
-                "plugins[0].type",
-                Some(0),
-                "empty",
-            ),
-            (
-                r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":["x"]}]}"#,
-                "plugins[0].type",
-                Some(0),
-                "an array",
-            ),
-            (
-                r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"../bin/sh"}]}"#,
-                "plugins[0].type",
-                Some(0),
-                "not a path",
-            ),
-            (
-                r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"x"},{"type":"y","capabilities":[]}]}"#,
-                "plugins[1].capabilities",
-                Some(1),
-                "object of booleans",
-            ),
-            (
-                r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"x","capabilities":{"mac":"yes"}}]}"#,
-                "plugins[0].capabilities.mac",
-                Some(0),
-                "boolean",
             ),
         ];
-        for (input, field, index, text) in cases {
+        for (fields, field, text) in list_fields {
+            let input = format!(r#"{{{fields},"plugins":[{{"type":"x"}}]}}"#);
+            cases.push((input, field, None, text));
+        }
+        for (value, field, index, text) in plugins {
+            let input = format!(r#"{{"cniVersion":"1.0.0","name":"n","plugins":{value}}}"#);
+            cases.push((input, field, *index, text));
+        }
+        for (input, field, index, text) in &cases {
             let e = err(input);
             let msg = e.to_string();
             assert_eq!(e.field(), Some(*field), "{input}: {msg}");

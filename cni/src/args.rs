@@ -42,6 +42,7 @@ impl CniArgs {
         Ok(CniArgs { pairs })
     }
 
+    /// The value of `key` (the last one when it is given twice).
     pub fn get(&self, key: &str) -> Option<&str> {
         self.pairs
             .iter()
@@ -50,6 +51,7 @@ impl CniArgs {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every `KEY=VALUE` pair, in order.
     pub fn pairs(&self) -> &[(String, String)] {
         &self.pairs
     }
@@ -86,18 +88,22 @@ impl CniArgs {
         }
     }
 
+    /// `K8S_POD_NAME`, when set.
     pub fn k8s_pod_name(&self) -> Option<&str> {
         self.get("K8S_POD_NAME")
     }
 
+    /// `K8S_POD_NAMESPACE`, when set.
     pub fn k8s_pod_namespace(&self) -> Option<&str> {
         self.get("K8S_POD_NAMESPACE")
     }
 
+    /// `K8S_POD_UID`, when set.
     pub fn k8s_pod_uid(&self) -> Option<&str> {
         self.get("K8S_POD_UID")
     }
 
+    /// `K8S_POD_INFRA_CONTAINER_ID`, when set.
     pub fn k8s_pod_infra_container_id(&self) -> Option<&str> {
         self.get("K8S_POD_INFRA_CONTAINER_ID")
     }
@@ -121,12 +127,16 @@ impl CniArgs {
 /// find it without runtime state: network name, container ID and ifname.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Owner {
+    /// The network's `name`.
     pub network: String,
+    /// `CNI_CONTAINERID`.
     pub container_id: String,
+    /// `CNI_IFNAME`.
     pub ifname: String,
 }
 
 impl Owner {
+    /// The owner of one attachment.
     pub fn new(network: &str, container_id: &str, ifname: &str) -> Owner {
         Owner {
             network: network.to_string(),
@@ -141,6 +151,7 @@ impl Owner {
         format!("{}/{}/{}", self.network, self.container_id, self.ifname)
     }
 
+    /// Reads back a [`Owner::tag`]; `None` for anything else.
     pub fn parse_tag(tag: &str) -> Option<Owner> {
         let mut it = tag.splitn(3, '/');
         let (n, c, i) = (it.next()?, it.next()?, it.next()?);

@@ -11,22 +11,34 @@ use crate::version::CniVersion;
 /// Error codes defined by the CNI specification (plus 999, the catch-all).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
+    /// 1: the requested cniVersion is not supported.
     IncompatibleVersion,
+    /// 2: a field of the configuration is not supported.
     UnsupportedField,
+    /// 3: the container is unknown or does not exist.
     UnknownContainer,
+    /// 4: an environment variable is missing or invalid.
     InvalidEnvironment,
+    /// 5: an I/O failure.
     Io,
+    /// 6: stdin could not be decoded.
     Decode,
+    /// 7: the network configuration is invalid.
     InvalidNetworkConfig,
+    /// 11: try again later (a transient condition).
     TryAgainLater,
+    /// 50: the plugin is not available (STATUS).
     PluginNotAvailable,
+    /// 51: the plugin's connectivity is limited (STATUS).
     LimitedConnectivity,
+    /// 999: an internal error.
     Internal,
     /// Any other code (plugin-specific ones are ≥ 100).
     Other(u32),
 }
 
 impl ErrorCode {
+    /// The spec's numeric code.
     pub fn as_u32(self) -> u32 {
         match self {
             ErrorCode::IncompatibleVersion => 1,
@@ -44,6 +56,7 @@ impl ErrorCode {
         }
     }
 
+    /// The code for a number; numbers the spec does not name are [`ErrorCode::Other`].
     pub fn from_u32(n: u32) -> ErrorCode {
         match n {
             1 => ErrorCode::IncompatibleVersion,
@@ -80,13 +93,17 @@ pub const INVALID_NETNS: u32 = 8;
 /// A spec error: what a plugin prints on stdout when it fails.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CniError {
+    /// The spec's error code.
     pub code: ErrorCode,
+    /// A short message: what was being done to what, and why it failed.
     pub msg: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    /// Longer details (may be empty).
     pub details: String,
 }
 
 impl CniError {
+    /// An error with `code` and `msg` and no details.
     pub fn new(code: ErrorCode, msg: impl Into<String>) -> Self {
         CniError {
             code,
@@ -95,6 +112,7 @@ impl CniError {
         }
     }
 
+    /// The same error with `details`.
     pub fn with_details(mut self, details: impl Into<String>) -> Self {
         self.details = details.into();
         self

@@ -5,6 +5,8 @@
 //! socket layer (`netlink`, re-exported for routes as `rtnl`). No plugin
 //! logic lives here.
 
+#![warn(missing_docs)]
+
 pub mod args;
 pub mod error;
 pub mod fixture;

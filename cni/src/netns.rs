@@ -16,21 +16,40 @@ use nix::sys::statfs::{statfs, NSFS_MAGIC, PROC_SUPER_MAGIC};
 #[derive(Debug, thiserror::Error)]
 pub enum NetnsError {
     #[error("netns {path}: does not exist")]
-    NotFound { path: PathBuf },
-    #[error("netns {path}: not a network namespace file")]
-    NotANamespace { path: PathBuf },
-    #[error("netns {path}: {source}")]
-    Io {
+    /// Nothing exists at the path.
+    NotFound {
+        /// The netns path.
         path: PathBuf,
+    },
+    #[error("netns {path}: not a network namespace file")]
+    /// The path exists but is not a network namespace (e.g. an unmounted pin).
+    NotANamespace {
+        /// The netns path.
+        path: PathBuf,
+    },
+    #[error("netns {path}: {source}")]
+    /// Opening or reading the netns file failed.
+    Io {
+        /// The netns path.
+        path: PathBuf,
+        /// What failed.
         source: std::io::Error,
     },
     #[error("entering netns {path}: {source}")]
-    Setns { path: PathBuf, source: nix::Error },
+    /// setns(2) into the netns failed.
+    Setns {
+        /// The netns path.
+        path: PathBuf,
+        /// The errno.
+        source: nix::Error,
+    },
     #[error("returning to the original netns: {0}")]
+    /// The thread could not return to the netns it started in.
     Restore(nix::Error),
 }
 
 impl NetnsError {
+    /// True when the netns path does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, NetnsError::NotFound { .. })
     }

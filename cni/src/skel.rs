@@ -23,15 +23,22 @@ use crate::version::{format_list, CniVersion};
 /// The verbs of the spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
+    /// `ADD`: attach the container.
     Add,
+    /// `CHECK`: verify an attachment.
     Check,
+    /// `DEL`: detach (idempotent).
     Del,
+    /// `GC`: remove what no valid attachment owns.
     Gc,
+    /// `STATUS`: is the plugin ready for ADD.
     Status,
+    /// `VERSION`: the supported versions.
     Version,
 }
 
 impl Command {
+    /// The verb named by `CNI_COMMAND`; `None` for anything else.
     pub fn parse(s: &str) -> Option<Command> {
         Some(match s {
             "ADD" => Command::Add,
@@ -44,6 +51,7 @@ impl Command {
         })
     }
 
+    /// The verb as `CNI_COMMAND` spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             Command::Add => "ADD",
@@ -59,22 +67,30 @@ impl Command {
 /// The environment of one invocation, validated.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CmdArgs {
+    /// `CNI_CONTAINERID`.
     pub container_id: String,
     /// `None` when `CNI_NETNS` is empty or unset (allowed for DEL).
     pub netns: Option<PathBuf>,
+    /// `CNI_IFNAME`.
     pub ifname: String,
     /// Raw `CNI_ARGS`.
     pub args: String,
+    /// `CNI_PATH`, split at `:`.
     pub path: Vec<PathBuf>,
+    /// `CNI_NETNS_OVERRIDE` is set (`1` or `true`).
     pub netns_override: bool,
 }
 
 /// Everything a handler of ADD, CHECK or DEL gets.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// The verb.
     pub command: Command,
+    /// The invocation's environment.
     pub cmd: CmdArgs,
+    /// The negotiated cniVersion.
     pub version: CniVersion,
+    /// The common fields of the configuration.
     pub conf: NetConf,
     /// The whole stdin, for the plugin's own fields.
     pub stdin: Vec<u8>,
@@ -127,10 +143,15 @@ impl Request {
 /// What a GC handler gets.
 #[derive(Debug, Clone)]
 pub struct GcRequest {
+    /// The negotiated cniVersion.
     pub version: CniVersion,
+    /// The common fields of the configuration.
     pub conf: NetConf,
+    /// The whole stdin, for the plugin's own fields.
     pub stdin: Vec<u8>,
+    /// `cni.dev/valid-attachments`: what GC must keep.
     pub valid_attachments: Vec<Attachment>,
+    /// `CNI_PATH`, split at `:`.
     pub path: Vec<PathBuf>,
     /// Raw `CNI_ARGS` (runtimes do not usually send it with GC).
     pub args: String,
@@ -139,9 +160,13 @@ pub struct GcRequest {
 /// What a STATUS handler gets.
 #[derive(Debug, Clone)]
 pub struct StatusRequest {
+    /// The negotiated cniVersion.
     pub version: CniVersion,
+    /// The common fields of the configuration.
     pub conf: NetConf,
+    /// The whole stdin, for the plugin's own fields.
     pub stdin: Vec<u8>,
+    /// `CNI_PATH`, split at `:`.
     pub path: Vec<PathBuf>,
     /// Raw `CNI_ARGS` (runtimes do not usually send it with STATUS).
     pub args: String,
@@ -156,8 +181,11 @@ pub enum Reply {
     Empty,
     /// Verbatim stdout and stderr and an exit code (test doubles only).
     Raw {
+        /// Printed on stdout as is.
         stdout: String,
+        /// Printed on stderr as is.
         stderr: String,
+        /// The process's exit code.
         exit_code: i32,
     },
 }
@@ -186,12 +214,17 @@ pub trait Plugin {
             .collect()
     }
 
+    /// ADD: attach and return the result.
     fn add(&self, req: &Request) -> Result<Reply, CniError>;
+    /// CHECK: verify the attachment described by `prevResult`.
     fn check(&self, req: &Request) -> Result<Reply, CniError>;
+    /// DEL: detach; idempotent, never fails on input it does not need.
     fn del(&self, req: &Request) -> Result<Reply, CniError>;
+    /// GC (1.1.0): remove what no valid attachment owns; nothing by default.
     fn gc(&self, _req: &GcRequest) -> Result<Reply, CniError> {
         Ok(Reply::Empty)
     }
+    /// STATUS (1.1.0): ready for ADD; ready by default.
     fn status(&self, _req: &StatusRequest) -> Result<Reply, CniError> {
         Ok(Reply::Empty)
     }
@@ -400,6 +433,7 @@ pub fn valid_identifier(s: &str) -> bool {
     bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
 }
 
+/// A spec error (code 4) unless `id` is a valid container ID (alphanumeric first, then alphanumerics, `_`, `.`, `-`).
 pub fn validate_container_id(id: &str) -> Result<(), CniError> {
     if valid_identifier(id) {
         Ok(())

@@ -35,6 +35,7 @@ pub enum SysctlKeyError {
     #[error("invalid sysctl key {0:?}: empty, absolute or containing '..'")]
     Traversal(String),
     #[error("invalid sysctl key {0:?}: contains a control character (NUL, newline, ...)")]
+    /// The key contains a control character (NUL, newline, …).
     ControlCharacter(String),
 }
 

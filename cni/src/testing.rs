@@ -88,6 +88,7 @@ impl std::ops::Deref for TestNetns {
 }
 
 impl TestNetns {
+    /// A fresh named netns (unique name from `tag`) with `lo` up; removed on drop.
     pub fn new(tag: &str) -> TestNetns {
         let name = unique_name(tag);
         let ns = TestNetns(NamedNetns::create(&name).unwrap_or_else(|e| panic!("{e}")));
@@ -130,12 +131,16 @@ pub fn veth_pair(a: &TestNetns, a_name: &str, b: &TestNetns, b_name: &str) {
 /// What one plugin invocation printed and returned.
 #[derive(Debug, Clone)]
 pub struct PluginRun {
+    /// The exit code (-1 when killed by a signal).
     pub code: i32,
+    /// Everything printed on stdout.
     pub stdout: String,
+    /// Everything printed on stderr.
     pub stderr: String,
 }
 
 impl PluginRun {
+    /// stdout as JSON (panics with both streams when it is not).
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
@@ -144,6 +149,7 @@ impl PluginRun {
             )
         })
     }
+    /// Panics with both streams unless the exit code is 0.
     pub fn assert_ok(&self) -> &Self {
         assert_eq!(
             self.code, 0,
@@ -157,18 +163,26 @@ impl PluginRun {
 /// One plugin invocation as a runtime would make it.
 #[derive(Debug, Clone, Default)]
 pub struct Invocation {
+    /// `CNI_COMMAND`.
     pub command: String,
+    /// `CNI_CONTAINERID`.
     pub container_id: String,
+    /// `CNI_NETNS`.
     pub netns: String,
+    /// `CNI_IFNAME`.
     pub ifname: String,
+    /// `CNI_ARGS`.
     pub args: String,
+    /// `CNI_PATH`.
     pub path: String,
     /// Run the plugin inside this named netns (the "host" of the test).
     pub host_netns: Option<String>,
+    /// More environment variables.
     pub extra_env: HashMap<String, String>,
 }
 
 impl Invocation {
+    /// `command` for container `ctr1` on `eth0` with Debian's plugin path.
     pub fn new(command: &str) -> Invocation {
         Invocation {
             command: command.into(),
@@ -179,6 +193,7 @@ impl Invocation {
         }
     }
 
+    /// Runs `plugin` with this environment and `stdin`.
     pub fn run(&self, plugin: &Path, stdin: &str) -> PluginRun {
         let mut cmd = match &self.host_netns {
             Some(ns) => {

@@ -9,12 +9,19 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// A CNI specification version this project knows about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CniVersion {
+    /// cniVersion 0.1.0.
     V0_1_0,
+    /// cniVersion 0.2.0.
     V0_2_0,
+    /// cniVersion 0.3.0.
     V0_3_0,
+    /// cniVersion 0.3.1.
     V0_3_1,
+    /// cniVersion 0.4.0.
     V0_4_0,
+    /// cniVersion 1.0.0.
     V1_0_0,
+    /// cniVersion 1.1.0.
     V1_1_0,
 }
 
@@ -40,6 +47,7 @@ impl CniVersion {
     /// The newest version; VERSION answers with it.
     pub const CURRENT: CniVersion = CniVersion::V1_1_0;
 
+    /// The version as written in `cniVersion`.
     pub fn as_str(self) -> &'static str {
         match self {
             CniVersion::V0_1_0 => "0.1.0",
@@ -61,10 +69,12 @@ impl CniVersion {
         }
     }
 
+    /// True when CHECK exists in this version (0.4.0 and later).
     pub fn allows_check(self) -> bool {
         self >= CniVersion::V0_4_0
     }
 
+    /// True when GC and STATUS exist in this version (1.1.0 and later).
     pub fn allows_gc_and_status(self) -> bool {
         self >= CniVersion::V1_1_0
     }

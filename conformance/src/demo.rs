@@ -372,7 +372,7 @@ fn attach_and_show(
     Ok(())
 }
 
-fn show_rate(what: &str, r: Result<String, String>) {
+fn show_rate(what: &str, r: Result<String, crate::scenarios::CheckError>) {
     match r {
         Ok(text) => say(&format!("  ✓ {what}: {text}")),
         Err(e) => say(&format!("  ✗ {what}: {e}")),

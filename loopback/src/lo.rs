@@ -1,6 +1,6 @@
 //! The only module of this plugin that touches the kernel: reads and sets the
 //! state of `lo` in a container netns through one blocking rtnetlink socket
-//! (`cni::rtnl`) opened inside that netns. Knows nothing of CNI results or
+//! (`cni::rtnl`, cni's link and address verbs) opened inside that netns. Knows nothing of CNI results or
 //! versions.
 
 use std::net::IpAddr;
@@ -9,10 +9,8 @@ use std::path::Path;
 use cni::netns::NetnsError;
 use cni::rtnl::{Rtnl, RtnlError};
 use cni::types::Cidr;
-use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP};
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{LinkFlags, LinkMessage};
-use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::address::AddressAttribute;
+use netlink_packet_route::link::LinkFlags;
 
 /// What `lo` looks like right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,26 +94,14 @@ impl Loopback {
             })?;
         let index = link.header.index;
         let up = link.header.flags.contains(LinkFlags::Up);
-        // A dump of every address; the kernel filters by ifindex only
-        // under strict checking, so the filter is applied here.
-        let mut request = AddressMessage::default();
-        request.header.index = index;
-        let messages = self
-            .rtnl
-            .request(RouteNetlinkMessage::GetAddress(request), NLM_F_DUMP)
-            .map_err(|e| LoError::Addresses {
-                netns: self.netns.clone(),
-                index,
-                reason: e.to_string(),
-            })?;
+        let messages = self.rtnl.addresses(index).map_err(|e| LoError::Addresses {
+            netns: self.netns.clone(),
+            index,
+            reason: e.to_string(),
+        })?;
         let addresses = messages
             .iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewAddress(a) if a.header.index == index => {
-                    Cidr::new(address_of(&a.attributes)?, a.header.prefix_len)
-                }
-                _ => None,
-            })
+            .filter_map(|a| Cidr::new(address_of(&a.attributes)?, a.header.prefix_len))
             .collect();
         Ok(LoState {
             index,
@@ -127,21 +113,14 @@ impl Loopback {
     /// Sets `lo` up or down (idempotent): one acknowledged RTM_SETLINK
     /// that changes only IFF_UP.
     pub fn set_up(&self, index: u32, up: bool) -> Result<(), LoError> {
-        let mut message = LinkMessage::default();
-        message.header.index = index;
-        message.header.change_mask = LinkFlags::Up;
-        if up {
-            message.header.flags = LinkFlags::Up;
-        }
-        self.rtnl
-            .request(RouteNetlinkMessage::SetLink(message), NLM_F_ACK)
-            .map(|_| ())
-            .map_err(|e| LoError::Set {
-                netns: self.netns.clone(),
-                index,
-                state: if up { "up" } else { "down" },
-                reason: e.to_string(),
-            })
+        let set = self.rtnl.link_set(index);
+        let set = if up { set.up() } else { set.down() };
+        set.execute().map_err(|e| LoError::Set {
+            netns: self.netns.clone(),
+            index,
+            state: if up { "up" } else { "down" },
+            reason: e.to_string(),
+        })
     }
 }
 

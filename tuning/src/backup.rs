@@ -385,14 +385,11 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    fn temp_dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "tuning-backup-{tag}-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = fs::remove_dir_all(&d);
-        d
+    fn temp_dir(tag: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("tuning-backup-{tag}-"))
+            .tempdir()
+            .unwrap()
     }
 
     fn sample(owner: &Owner) -> Backup {
@@ -428,7 +425,8 @@ mod tests {
 
     #[test]
     fn store_load_remove_round_trip_with_modes() {
-        let dir = temp_dir("rt").join("nested");
+        let tmp = temp_dir("rt");
+        let dir = tmp.path().join("nested");
         let owner = Owner::new("net", "ctr", "eth0");
         assert_eq!(load(&dir, &owner).unwrap(), None);
         let path = store(&dir, &sample(&owner)).unwrap();
@@ -446,13 +444,12 @@ mod tests {
         remove(&dir, &owner).unwrap();
         remove(&dir, &owner).unwrap();
         assert_eq!(load(&dir, &owner).unwrap(), None);
-        fs::remove_dir_all(dir.parent().unwrap()).unwrap();
     }
 
     #[test]
     fn list_skips_foreign_files() {
-        let dir = temp_dir("list");
-        fs::create_dir_all(&dir).unwrap();
+        let tmp = temp_dir("list");
+        let dir = tmp.path().to_path_buf();
         fs::write(dir.join("ctr_eth0.json"), r#"{"mtu":1500}"#).unwrap();
         fs::write(dir.join("junk.json"), "not json").unwrap();
         fs::write(dir.join("notes.txt"), "x").unwrap();
@@ -465,7 +462,6 @@ mod tests {
             .collect();
         assert_eq!(found, ["net/a/eth0", "other/b/eth0"]);
         assert!(list(&dir.join("missing")).unwrap().is_empty());
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -497,7 +493,8 @@ mod tests {
 
     #[test]
     fn load_rejects_a_file_of_another_owner() {
-        let dir = temp_dir("owner");
+        let tmp = temp_dir("owner");
+        let dir = tmp.path().join("data");
         let owner = Owner::new("net", "ctr", "eth0");
         let path = store(&dir, &sample(&owner)).unwrap();
         let text = fs::read_to_string(&path)
@@ -508,6 +505,5 @@ mod tests {
             load(&dir, &owner),
             Err(BackupError::Corrupt { .. })
         ));
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -158,24 +158,13 @@ impl<'de> Deserialize<'de> for SysctlEntries {
     }
 }
 
-/// The stdin fields tuning reads; everything else is ignored. Typed fields
-/// that can be wrong are kept as `Value` so errors can name the field.
+/// The stdin fields tuning reads besides the [`RawSettings`]; everything
+/// else is ignored. Typed fields that can be wrong are kept as `Value` so
+/// errors can name the field.
 #[derive(Debug, Default, Deserialize)]
 struct RawConf {
     #[serde(rename = "dataDir", default)]
     data_dir: Option<Value>,
-    #[serde(default)]
-    sysctl: Option<SysctlEntries>,
-    #[serde(default)]
-    mac: Option<Value>,
-    #[serde(default)]
-    promisc: Option<Value>,
-    #[serde(default)]
-    mtu: Option<Value>,
-    #[serde(default)]
-    allmulti: Option<Value>,
-    #[serde(rename = "txQLen", default)]
-    tx_qlen: Option<Value>,
     #[serde(rename = "runtimeConfig", default)]
     runtime_config: Option<RawRuntimeConfig>,
     #[serde(default)]
@@ -193,11 +182,18 @@ struct RawRuntimeConfig {
 #[derive(Debug, Default, Deserialize)]
 struct RawArgs {
     #[serde(default)]
-    cni: Option<RawArgsCni>,
+    cni: Option<RawSettings>,
 }
 
+/// The settings that stand both at the top level and in `args.cni`. One
+/// struct, decoded twice from the top level (once as [`RawConf`], once as
+/// this): `#[serde(flatten)]` would hide its field names from gojson's Go
+/// matching (exact key, then case-insensitive); decoding the same document
+/// twice keeps it, and the two field sets share no name even
+/// case-insensitively, so every key still names the field it named in one
+/// struct.
 #[derive(Debug, Default, Deserialize)]
-struct RawArgsCni {
+struct RawSettings {
     #[serde(default)]
     sysctl: Option<SysctlEntries>,
     #[serde(default)]
@@ -216,9 +212,14 @@ fn invalid(field: &str, why: impl fmt::Display) -> CniError {
     CniError::invalid_config(format!("tuning: invalid {field}: {why}"))
 }
 
-fn decode_raw(stdin: &[u8]) -> Result<RawConf, CniError> {
-    cni::gojson::from_slice(stdin)
-        .map_err(|e| CniError::invalid_config(format!("tuning: invalid configuration: {e}")))
+/// Stdin as the top-level settings and the rest, one parse, two decodes.
+fn decode_raw(stdin: &[u8]) -> Result<(RawSettings, RawConf), CniError> {
+    let invalid = |e: cni::gojson::Error| {
+        CniError::invalid_config(format!("tuning: invalid configuration: {e}"))
+    };
+    let doc = cni::gojson::Document::parse(stdin).map_err(invalid)?;
+    let settings = doc.clone().decode().map_err(invalid)?;
+    Ok((settings, doc.decode().map_err(invalid)?))
 }
 
 fn opt_bool(field: &str, v: Option<Value>) -> Result<Option<bool>, CniError> {
@@ -349,18 +350,18 @@ impl Config {
                 "tuning: interface name ({ifname}) contains an invalid character /"
             )));
         }
-        let raw = decode_raw(stdin)?;
+        let (top, raw) = decode_raw(stdin)?;
         let args = CniArgs::parse(cni_args)?;
         let mut known = vec!["MAC"];
         known.extend_from_slice(K8S_KEYS);
         args.check_known(&known)?;
 
         let mut link = LinkSettings {
-            mac: opt_mac("mac", raw.mac)?.flatten(),
-            promisc: opt_bool("promisc", raw.promisc)?,
-            mtu: opt_u32("mtu", raw.mtu)?.filter(|m| *m != 0),
-            allmulti: opt_bool("allmulti", raw.allmulti)?,
-            tx_qlen: opt_u32("txQLen", raw.tx_qlen)?,
+            mac: opt_mac("mac", top.mac)?.flatten(),
+            promisc: opt_bool("promisc", top.promisc)?,
+            mtu: opt_u32("mtu", top.mtu)?.filter(|m| *m != 0),
+            allmulti: opt_bool("allmulti", top.allmulti)?,
+            tx_qlen: opt_u32("txQLen", top.tx_qlen)?,
         };
         if let Some(mac) = args.get("MAC").filter(|m| !m.is_empty()) {
             link.mac = Some(Mac::parse(mac).map_err(|e| invalid("CNI_ARGS MAC", e))?);
@@ -370,7 +371,7 @@ impl Config {
                 link.mac = Some(mac);
             }
         }
-        let mut sysctls = sysctl_settings("sysctl", raw.sysctl.unwrap_or_default(), ifname)?;
+        let mut sysctls = sysctl_settings("sysctl", top.sysctl.unwrap_or_default(), ifname)?;
         if let Some(cni) = raw.args.and_then(|a| a.cni) {
             if let Some(mac) = opt_mac("args.cni.mac", cni.mac)? {
                 link.mac = mac;

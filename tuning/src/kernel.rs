@@ -6,9 +6,9 @@
 //! attribute. No planning or policy here: callers decide what to write.
 //!
 //! Cost matters (CRI-O runs CHECK after every ADD), so this module talks
-//! rtnetlink over one plain blocking socket (`cni::rtnl`, no async runtime):
-//! one RTM_GETLINK (VF stats skipped) to read a link, one RTM_SETLINK per
-//! attribute.
+//! rtnetlink over one plain blocking socket (`cni::rtnl`, no async runtime)
+//! with cni's link verbs: one RTM_GETLINK (VF stats skipped) to read a link,
+//! one RTM_SETLINK per attribute.
 //! Sysctls go through `cni::sysctl` (race-free `O_PATH` open with an escape
 //! check); this module only adds the netns and the configured key to its
 //! errors.
@@ -19,9 +19,7 @@ use cni::netns::{NetnsError, NetnsGuard};
 use cni::rtnl::{Rtnl, RtnlError};
 use cni::sysctl::{Sysctl, SysctlError, SysctlKey};
 use cni::CniError;
-use netlink_packet_core::NLM_F_ACK;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
-use netlink_packet_route::RouteNetlinkMessage;
 
 use crate::config::{Config, Mac};
 use crate::plan::{LinkState, Observed, Step};
@@ -231,43 +229,35 @@ impl Kernel {
     /// (`0`: on the link named `ifname`, which spares DEL an RTM_GETLINK; a
     /// missing link is then ENODEV, see [`KernelError::is_gone`]).
     pub fn apply(&mut self, step: &Step, ifname: &str, index: u32) -> Result<(), KernelError> {
-        let mut msg = LinkMessage::default();
-        msg.header.index = index;
-        if index == 0 {
-            msg.attributes
-                .push(LinkAttribute::IfName(ifname.to_string()));
-        }
-        let mut flag = |f: LinkFlags, on: bool| {
-            msg.header.change_mask |= f;
-            if on {
-                msg.header.flags |= f;
-            } else {
-                msg.header.flags.remove(f);
-            }
-        };
-        match step {
-            Step::Sysctl { key, path, value } => return self.write_sysctl(key, path, value),
-            Step::Promisc(on) => flag(LinkFlags::Promisc, *on),
-            Step::Allmulti(on) => flag(LinkFlags::Allmulti, *on),
-            Step::Mac(m) => msg.attributes.push(LinkAttribute::Address(m.0.to_vec())),
-            Step::Mtu(m) => msg.attributes.push(LinkAttribute::Mtu(*m)),
-            Step::TxQLen(q) => msg.attributes.push(LinkAttribute::TxQueueLen(*q)),
-        }
         let netns = self.netns.clone();
-        self.rtnl()?
-            .request(RouteNetlinkMessage::SetLink(msg), NLM_F_ACK)
-            .map(|_| ())
-            .map_err(|e| KernelError::LinkSet {
-                step: step.to_string(),
-                target: if index == 0 {
-                    ifname.to_string()
-                } else {
-                    format!("{ifname} (ifindex {index})")
-                },
-                netns,
-                errno: e.errno(),
-                reason: e.to_string(),
-            })
+        let rtnl = match step {
+            Step::Sysctl { key, path, value } => return self.write_sysctl(key, path, value),
+            _ => self.rtnl()?,
+        };
+        let set = if index == 0 {
+            rtnl.link_set_by_name(ifname)
+        } else {
+            rtnl.link_set(index)
+        };
+        let set = match step {
+            Step::Sysctl { .. } => set,
+            Step::Promisc(on) => set.promisc(*on),
+            Step::Allmulti(on) => set.allmulti(*on),
+            Step::Mac(m) => set.address(&m.0),
+            Step::Mtu(m) => set.mtu(*m),
+            Step::TxQLen(q) => set.tx_queue_len(*q),
+        };
+        set.execute().map_err(|e| KernelError::LinkSet {
+            step: step.to_string(),
+            target: if index == 0 {
+                ifname.to_string()
+            } else {
+                format!("{ifname} (ifindex {index})")
+            },
+            netns,
+            errno: e.errno(),
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -298,14 +288,17 @@ mod tests {
 
     #[test]
     fn sysctls_are_read_and_written_below_an_injected_root_and_escapes_are_code_7() {
-        let root = std::env::temp_dir().join(format!("tuning-kernel-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let tmp = tempfile::Builder::new()
+            .prefix("tuning-kernel-")
+            .tempdir()
+            .unwrap();
+        let root = tmp.path();
         std::fs::create_dir_all(root.join("net/core")).unwrap();
         std::fs::create_dir_all(root.join("kernel")).unwrap();
         std::fs::write(root.join("net/core/somaxconn"), "4096\n").unwrap();
         std::fs::write(root.join("kernel/hostname"), "h\n").unwrap();
         std::os::unix::fs::symlink(root.join("kernel"), root.join("net/escape")).unwrap();
-        let mut k = Kernel::with_root(&root, "test");
+        let mut k = Kernel::with_root(root, "test");
         let key = SysctlKey::parse("net.core.somaxconn", "eth0").unwrap();
         assert_eq!(k.read_sysctl("net.core.somaxconn", &key).unwrap(), "4096");
         k.write_sysctl("net.core.somaxconn", &key, "1").unwrap();
@@ -329,6 +322,5 @@ mod tests {
         let e = k.read_sysctl("net.core.nope", &missing).unwrap_err();
         assert!(e.is_gone(), "{e}");
         assert!(e.to_string().contains("/proc/sys/net/core/nope"), "{e}");
-        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -162,35 +162,29 @@ pub fn plan(
             }
         }
     }
-    if let Some(p) = want.promisc.filter(|p| *p != link.promisc) {
-        changes.push(Change {
-            set: Step::Promisc(p),
-            undo: Step::Promisc(link.promisc),
-        });
-        backup.link.promisc = Some(link.promisc);
-    }
-    if let Some(m) = want.mtu.filter(|m| *m != link.mtu) {
-        changes.push(Change {
-            set: Step::Mtu(m),
-            undo: Step::Mtu(link.mtu),
-        });
-        backup.link.mtu = Some(link.mtu);
-    }
-    if let Some(a) = want.allmulti.filter(|a| *a != link.allmulti) {
-        changes.push(Change {
-            set: Step::Allmulti(a),
-            undo: Step::Allmulti(link.allmulti),
-        });
-        backup.link.allmulti = Some(link.allmulti);
-    }
-    if let Some(q) = want.tx_qlen.filter(|q| *q != link.tx_qlen) {
-        changes.push(Change {
-            set: Step::TxQLen(q),
-            undo: Step::TxQLen(link.tx_qlen),
-        });
-        backup.link.tx_qlen = Some(link.tx_qlen);
-    }
+    let c = &mut changes;
+    let saved = &mut backup.link;
+    saved.promisc = change(c, want.promisc, link.promisc, Step::Promisc).or(saved.promisc);
+    saved.mtu = change(c, want.mtu, link.mtu, Step::Mtu).or(saved.mtu);
+    saved.allmulti = change(c, want.allmulti, link.allmulti, Step::Allmulti).or(saved.allmulti);
+    saved.tx_qlen = change(c, want.tx_qlen, link.tx_qlen, Step::TxQLen).or(saved.tx_qlen);
     Ok(Plan { changes, backup })
+}
+
+/// Adds the change from `have` to `want` (when it differs) and returns the
+/// value to back up: `have`, or `None` when nothing changes.
+fn change<T: Copy + PartialEq>(
+    changes: &mut Vec<Change>,
+    want: Option<T>,
+    have: T,
+    step: fn(T) -> Step,
+) -> Option<T> {
+    let want = want.filter(|w| *w != have)?;
+    changes.push(Change {
+        set: step(want),
+        undo: step(have),
+    });
+    Some(have)
 }
 
 /// The undo steps of the first `applied` changes, newest first.

@@ -4,17 +4,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use serde_json::{json, Value};
 use tuning::allowlist::AllowlistSource;
 use tuning::backup::{self, Backup};
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tuning-handlers-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("tuning-handlers-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn plugin(dir: &std::path::Path) -> tuning::Plugin {
@@ -62,7 +61,8 @@ fn conf(dir: &std::path::Path, fields: Value) -> Value {
 
 #[test]
 fn invalid_configs_are_rejected_with_code_7_before_touching_the_netns() {
-    let dir = temp_dir("invalid");
+    let tmp = temp_dir("invalid");
+    let dir = tmp.path().to_path_buf();
     let p = plugin(&dir);
     // The netns does not exist: reaching it would be a different error.
     for fields in [
@@ -104,24 +104,24 @@ fn invalid_configs_are_rejected_with_code_7_before_touching_the_netns() {
     assert_eq!(v["code"], 7);
     assert!(v["msg"].as_str().unwrap().contains("duplicated"), "{v}");
     assert!(std::fs::read_dir(&dir).unwrap().next().is_none());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn del_without_a_backup_succeeds_twice_even_with_a_bad_config() {
-    let dir = temp_dir("del");
+    let tmp = temp_dir("del");
+    let dir = tmp.path().to_path_buf();
     let p = plugin(&dir);
     let c = conf(&dir, json!({"mac": "nope", "prevResult": null}));
     for _ in 0..2 {
         let (code, v) = run(&p, "DEL", "/run/netns/does-not-exist", &c);
         assert_eq!((code, v), (0, Value::Null));
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn del_with_the_netns_gone_drops_the_backup() {
-    let dir = temp_dir("gone");
+    let tmp = temp_dir("gone");
+    let dir = tmp.path().to_path_buf();
     let p = plugin(&dir);
     let owner = cni::args::Owner::new("net", "ctr1", "eth0");
     let mut b = Backup::new(&owner, None);
@@ -135,12 +135,12 @@ fn del_with_the_netns_gone_drops_the_backup() {
     );
     assert_eq!(code, 0);
     assert_eq!(backup::load(&dir, &owner).unwrap(), None);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn gc_keeps_valid_and_foreign_backups_and_status_succeeds() {
-    let dir = temp_dir("gc");
+    let tmp = temp_dir("gc");
+    let dir = tmp.path().to_path_buf();
     let p = plugin(&dir);
     for (net, ctr) in [("net", "keep"), ("net", "stale"), ("other", "stale")] {
         let mut b = Backup::new(&cni::args::Owner::new(net, ctr, "eth0"), None);
@@ -172,7 +172,6 @@ fn gc_keeps_valid_and_foreign_backups_and_status_succeeds() {
     missing["dataDir"] = dir.join("nope").display().to_string().into();
     assert_eq!(run(&p, "GC", "", &missing).0, 0);
     assert_eq!(run(&p, "STATUS", "", &gc).0, 0);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Sets a file's modification time `ago` into the past.
@@ -183,7 +182,8 @@ fn age(path: &std::path::Path, ago: std::time::Duration) {
 
 #[test]
 fn gc_removes_abandoned_temp_files_of_this_network_only() {
-    let dir = temp_dir("gctmp");
+    let tmp = temp_dir("gctmp");
+    let dir = tmp.path().to_path_buf();
     let p = plugin(&dir);
     // A pid that cannot exist (above any pid_max) and one that does (init;
     // not ours: `store` below writes through `.tmp<our pid>`).
@@ -250,12 +250,12 @@ fn gc_removes_abandoned_temp_files_of_this_network_only() {
             format!("sha256-bb.json.tmp{dead}"),
         ]
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn del_reports_a_corrupt_backup_once_and_then_succeeds() {
-    let dir = temp_dir("corrupt");
+    let tmp = temp_dir("corrupt");
+    let dir = tmp.path().to_path_buf();
     let p = plugin(&dir);
     let owner = cni::args::Owner::new("net", "ctr1", "eth0");
     std::fs::write(backup::path_for(&dir, &owner), "{ not json").unwrap();
@@ -267,5 +267,4 @@ fn del_reports_a_corrupt_backup_once_and_then_succeeds() {
         "{v}"
     );
     assert_eq!(run(&p, "DEL", "/run/netns/does-not-exist", &c).0, 0);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

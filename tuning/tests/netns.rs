@@ -495,8 +495,8 @@ fn allowlist_file_and_fail_closed_mode() {
         return;
     }
     let w = World::new();
-    let list = TempDir::new("al");
-    let list_path = list.0.join("allowlist.conf");
+    let list = temp_dir("al");
+    let list_path = list.path().join("allowlist.conf");
     std::fs::write(&list_path, "^net\\.core\\.somaxconn$\n").unwrap();
     let with_env = |command: &str, conf: &str, file: &std::path::Path, required: bool| {
         let mut inv = w.invocation(command);
@@ -526,7 +526,7 @@ fn allowlist_file_and_fail_closed_mode() {
     assert_eq!(w.sysctl("net/core/somaxconn"), "999");
     with_env("DEL", &allowed, &list_path, false).assert_ok();
 
-    let absent = list.0.join("absent.conf");
+    let absent = list.path().join("absent.conf");
     // Missing file: open by default, closed when the host requires it...
     with_env("ADD", &allowed, &absent, false).assert_ok();
     with_env("DEL", &allowed, &absent, false).assert_ok();

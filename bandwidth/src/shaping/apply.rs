@@ -4,17 +4,17 @@
 //! reads first and cleans up an earlier ADD of the same owner. Every object
 //! goes into the undo journal (`undo`) as soon as it exists.
 
-use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use netlink_packet_route::link::{InfoKind, LinkMessage};
 use netlink_packet_route::tc::{TcFilterU32Option, TcHandle, TcMessage, TcU32Key};
 
 use cni::args::Owner;
 use cni::rtnl::RtnlError;
+use cni::rtnl::{link_alias, link_kind_name, link_mac, link_name};
 
 use super::undo::Created;
 use super::{is_our_root, our_ifb, CreatedIfb, Host, HostVeth};
 use crate::error::TcError;
 use crate::failpoint;
-use crate::link;
 use crate::plan::{ifb_name, Device, IfbAlias, IfbPlan, Shaper, ShapingPlan, SubnetSplit, TcId};
 use crate::tc;
 use crate::tc_raw::{self, tc_handle, INGRESS_HOOK};
@@ -95,10 +95,10 @@ impl Host {
         if let (Some(l), false, true) = (&existing, ours, plan.ifb.is_some()) {
             return Err(TcError::IfbNameTaken {
                 name,
-                holder: link::name(l).unwrap_or("?").to_string(),
+                holder: link_name(l).unwrap_or("?").to_string(),
                 index: l.header.index,
-                kind: link::kind_name(l),
-                alias: link::alias(l).unwrap_or_default(),
+                kind: link_kind_name(l),
+                alias: link_alias(l).unwrap_or_default().to_string(),
                 owner: owner.tag(),
             });
         }
@@ -159,7 +159,7 @@ impl Host {
         self.add_redirect(veth, ifb, ifb_index)?;
         Ok(Some(CreatedIfb {
             name: ifb.name.clone(),
-            mac: link::mac(&ifb_link),
+            mac: link_mac(&ifb_link),
         }))
     }
 
@@ -187,38 +187,38 @@ impl Host {
         alias: &IfbAlias,
         created: &mut Created,
     ) -> Result<LinkMessage, TcError> {
-        let mut msg = LinkMessage::default();
-        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
-        msg.attributes
-            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Ifb)]));
-        msg.attributes.push(LinkAttribute::Mtu(mtu));
-        msg.attributes.push(LinkAttribute::TxQueueLen(0));
-        let echoed = link::add_echo(&self.nl, msg)
+        let echoed = self
+            .nl
+            .link_add(name, InfoKind::Ifb)
+            .mtu(mtu)
+            .tx_queue_len(0)
+            .execute()
             .map_err(TcError::netlink(format!("creating ifb {name}")))
             .inspect_err(|e| created.conflict_if_exists(e))?;
         created.ifb = Some((name.to_string(), None));
-        let ifb = match echoed.filter(|l| link::name(l) == Some(name)) {
+        let ifb = match echoed.filter(|l| link_name(l) == Some(name)) {
             Some(l) => l,
             None => self
                 .link(name)?
                 .ok_or_else(|| TcError::IfbVanished(name.to_string()))?,
         };
         created.ifb = Some((name.to_string(), Some(ifb.header.index)));
-        let mut set = LinkMessage::default();
-        set.header.index = ifb.header.index;
-        set.attributes.push(LinkAttribute::IfAlias(alias.render()));
-        link::set(&self.nl, set).map_err(TcError::netlink(format!(
-            "recording the owner on ifb {name} (alias)"
-        )))?;
+        self.nl
+            .link_set(ifb.header.index)
+            .alias(&alias.render())
+            .execute()
+            .map_err(TcError::netlink(format!(
+                "recording the owner on ifb {name} (alias)"
+            )))?;
         Ok(ifb)
     }
 
     fn set_up(&self, index: u32, name: &str) -> Result<(), TcError> {
-        let mut up = LinkMessage::default();
-        up.header.index = index;
-        up.header.flags |= LinkFlags::Up;
-        up.header.change_mask |= LinkFlags::Up;
-        link::set(&self.nl, up).map_err(TcError::netlink(format!("setting ifb {name} up")))
+        self.nl
+            .link_set(index)
+            .up()
+            .execute()
+            .map_err(TcError::netlink(format!("setting ifb {name} up")))
     }
 
     /// The match-all filter on the veth's ingress hook that sends what the

@@ -12,7 +12,7 @@
 //!
 //! This file holds what they share: the socket, the veth and IFB
 //! descriptions, and what makes a link or qdisc ours. tc messages are
-//! built in `tc_raw`, sent by `tc`; link verbs are in `link`. It never
+//! built in `tc_raw`, sent by `tc`; link verbs are `cni::netlink::route`. It never
 //! decides *what* to shape (that is `plan`) and never reads stdin or the
 //! environment. Failures are [`TcError`].
 
@@ -26,10 +26,10 @@ use netlink_packet_route::link::{InfoKind, LinkMessage};
 use netlink_packet_route::tc::{TcHandle, TcMessage};
 
 use cni::args::Owner;
+use cni::rtnl::{link_alias, link_kind, link_mtu, link_name, link_qdisc};
 use cni::rtnl::{Rtnl, RtnlError};
 
 use crate::error::TcError;
-use crate::link;
 #[cfg(doc)]
 use crate::plan::ShapingPlan;
 use crate::plan::{IfbAlias, ROOT_HANDLE};
@@ -52,10 +52,10 @@ pub struct HostVeth {
 impl HostVeth {
     fn from_link(link: &LinkMessage) -> HostVeth {
         HostVeth {
-            name: link::name(link).unwrap_or_default().to_string(),
+            name: link_name(link).unwrap_or_default().to_string(),
             index: link.header.index,
-            mtu: link::mtu(link),
-            qdisc: link::qdisc(link),
+            mtu: link_mtu(link).unwrap_or(1500),
+            qdisc: link_qdisc(link).map(str::to_string),
         }
     }
 }
@@ -77,11 +77,11 @@ pub struct Host {
 /// The owner record of `link` when it is ours: an IFB named `name` whose
 /// alias names `owner`. Anything else holding that name is someone else's.
 fn our_ifb(link: &LinkMessage, name: &str, owner: &Owner) -> Option<IfbAlias> {
-    if link::kind(link) != Some(InfoKind::Ifb) || link::name(link) != Some(name) {
+    if link_kind(link) != Some(InfoKind::Ifb) || link_name(link) != Some(name) {
         return None;
     }
-    link::alias(link)
-        .and_then(|a| IfbAlias::parse(&a))
+    link_alias(link)
+        .and_then(IfbAlias::parse)
         .filter(|a| &a.owner == owner)
 }
 

@@ -9,11 +9,11 @@ use netlink_packet_route::tc::{TcHandle, TcMessage};
 
 use cni::args::Owner;
 use cni::rtnl::ENODEV;
+use cni::rtnl::{link_alias, link_kind};
 use cni::types::Attachment;
 
 use super::{is_our_root, our_ifb, unless_gone, Host, HostVeth};
 use crate::error::TcError;
-use crate::link;
 use crate::plan::{ifb_name, IfbAlias, ETH_P_ALL, REDIRECT_PRIO};
 use crate::tc;
 use crate::tc_raw::{self, INGRESS_HOOK};
@@ -70,10 +70,10 @@ impl Host {
         };
         let mut errors = Vec::new();
         for link in links {
-            let Some(alias) = link::alias(&link).and_then(|a| IfbAlias::parse(&a)) else {
+            let Some(alias) = link_alias(&link).and_then(IfbAlias::parse) else {
                 continue;
             };
-            if alias.owner.network != network || link::kind(&link) != Some(InfoKind::Ifb) {
+            if alias.owner.network != network || link_kind(&link) != Some(InfoKind::Ifb) {
                 continue;
             }
             let keep = valid.iter().any(|a| {
@@ -88,7 +88,7 @@ impl Host {
 
     /// Deletes the IFB with ifindex `index`; already gone is fine.
     pub(super) fn delete_ifb(&self, name: &str, index: u32, errors: &mut Vec<TcError>) {
-        match link::delete(&self.nl, index) {
+        match self.nl.link_del(index) {
             Ok(()) => {}
             Err(e) if e.errno() == Some(ENODEV) => {}
             Err(e) => errors.push(TcError::netlink(format!(

@@ -5,9 +5,10 @@
 use netlink_packet_route::link::InfoKind;
 use netlink_packet_route::tc::TcHandle;
 
+use cni::rtnl::link_kind;
+
 use super::{unless_gone, Host, HostVeth};
 use crate::error::TcError;
-use crate::link;
 use crate::tc;
 
 /// What an ADD created so far, for undoing it when a later step fails.
@@ -71,7 +72,7 @@ impl Host {
                 Some(i) => Some(*i),
                 None => match self.link(name) {
                     Ok(l) => l
-                        .filter(|l| link::kind(l) == Some(InfoKind::Ifb))
+                        .filter(|l| link_kind(l) == Some(InfoKind::Ifb))
                         .map(|l| l.header.index),
                     Err(e) => {
                         errors.push(e);

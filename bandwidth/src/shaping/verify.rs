@@ -6,12 +6,11 @@
 use netlink_packet_route::tc::{TcHandle, TcMessage};
 
 use cni::args::Owner;
+use cni::rtnl::{link_alias, link_mtu};
 
 use super::{our_ifb, Host, HostVeth};
 use crate::error::TcError;
-use crate::link;
 use crate::plan::{Shaper, ShapingPlan, SubnetSplit};
-use crate::tc;
 use crate::tc_raw::{self, tc_handle};
 
 fn mismatch(msg: String) -> TcError {
@@ -46,10 +45,10 @@ impl Host {
                 "ifb {} is not owned by {} (alias {:?})",
                 ifb.name,
                 owner.tag(),
-                link::alias(&link)
+                link_alias(&link)
             )));
         }
-        let mtu = link::mtu(&link);
+        let mtu = link_mtu(&link).unwrap_or(1500);
         if mtu != veth.mtu {
             return Err(mismatch(format!(
                 "ifb {}: mtu is {mtu}, expected {} (the mtu of host veth {})",
@@ -83,7 +82,7 @@ impl Host {
     ) -> Result<(), TcError> {
         let all = match dump {
             Some(all) => all,
-            None => dump.insert(tc::all_qdiscs(&self.nl).map_err(TcError::netlink(format!(
+            None => dump.insert(self.nl.qdiscs().map_err(TcError::netlink(format!(
                 "listing qdiscs of {what} (ifindex {ifindex})"
             )))?),
         };

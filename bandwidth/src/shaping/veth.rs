@@ -7,10 +7,10 @@ use std::path::Path;
 use netlink_packet_route::link::InfoKind;
 
 use cni::rtnl::Rtnl;
+use cni::rtnl::{link_kind, link_peer};
 
 use super::{Host, HostVeth};
 use crate::error::TcError;
-use crate::link;
 
 impl Host {
     /// Finds the host end of `ifname`'s veth in `netns`: IFLA_LINK inside the
@@ -33,7 +33,7 @@ impl Host {
                     netns: netns.display().to_string(),
                 })?
         };
-        match link::kind(&inner) {
+        match link_kind(&inner) {
             Some(InfoKind::Veth) => {}
             other => {
                 return Err(TcError::NotAVeth {
@@ -42,7 +42,7 @@ impl Host {
                 })
             }
         }
-        let peer = link::peer(&inner)
+        let peer = link_peer(&inner)
             .filter(|p| *p > 0)
             .ok_or_else(|| TcError::NoVethPeer {
                 ifname: ifname.to_string(),
@@ -54,7 +54,7 @@ impl Host {
                 "looking up veth peer index {peer}"
             )))?
             .filter(|h| {
-                link::kind(h) == Some(InfoKind::Veth) && link::peer(h) == Some(inner.header.index)
+                link_kind(h) == Some(InfoKind::Veth) && link_peer(h) == Some(inner.header.index)
             })
             .ok_or_else(|| TcError::PeerNotInHost {
                 ifname: ifname.to_string(),

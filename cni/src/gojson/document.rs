@@ -13,11 +13,17 @@ use super::Error;
 /// A JSON value whose objects are lists of `(key, value)` in document order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Document {
+    /// `null` (Go: absent).
     Null,
+    /// `true` or `false`.
     Bool(bool),
+    /// A number as written.
     Number(Number),
+    /// A string.
     String(String),
+    /// An array.
     Array(Vec<Document>),
+    /// An object, its keys in the order written (duplicates kept).
     Object(Vec<(String, Document)>),
 }
 
@@ -32,6 +38,7 @@ impl Document {
         T::deserialize(self)
     }
 
+    /// True for a JSON object.
     pub fn is_object(&self) -> bool {
         matches!(self, Document::Object(_))
     }

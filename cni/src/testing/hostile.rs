@@ -50,11 +50,15 @@ pub enum Expect {
 /// One bad input.
 #[derive(Clone, Copy)]
 pub struct Row {
+    /// The row's name in failure messages.
     pub name: &'static str,
+    /// `CNI_COMMAND`.
     pub command: &'static str,
     /// `Some(v)` sets the variable, `None` removes it.
     pub env: &'static [(&'static str, Option<&'static str>)],
+    /// What goes on stdin.
     pub stdin: Stdin,
+    /// What the plugin must answer.
     pub expect: Expect,
 }
 
@@ -453,12 +457,19 @@ const HANG: Duration = Duration::from_secs(60);
 
 /// The throwaway world one plugin's table runs in.
 pub struct World {
+    /// The plugin's `type`.
     pub plugin_type: &'static str,
+    /// Its binary.
     pub binary: PathBuf,
+    /// The netns the plugin runs in.
     pub host: TestNetns,
+    /// The pod's netns.
     pub pod: TestNetns,
+    /// The host end of the pod's veth.
     pub host_veth: String,
+    /// The container ID every row uses.
     pub container_id: String,
+    /// A temp dir for state files.
     pub tmp: PathBuf,
     prev: String,
 }

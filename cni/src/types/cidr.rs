@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct Cidr(IpNetwork);
 
 impl Cidr {
+    /// An address with a prefix length; `None` when the prefix is too long for the family.
     pub fn new(ip: IpAddr, prefix: u8) -> Option<Cidr> {
         IpNetwork::new(ip, prefix).ok().map(Cidr)
     }
@@ -20,6 +21,7 @@ impl Cidr {
     pub fn ip(&self) -> IpAddr {
         self.0.ip()
     }
+    /// The prefix length.
     pub fn prefix(&self) -> u8 {
         self.0.prefix()
     }
@@ -27,12 +29,15 @@ impl Cidr {
     pub fn network(&self) -> IpAddr {
         self.0.network()
     }
+    /// True for an IPv4 address.
     pub fn is_ipv4(&self) -> bool {
         self.0.is_ipv4()
     }
+    /// True when `ip` is inside this network.
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.0.contains(ip)
     }
+    /// The network as an `ipnetwork` value (host bits kept).
     pub fn as_network(&self) -> IpNetwork {
         self.0
     }

@@ -12,26 +12,33 @@ use crate::gojson;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NetConf {
     #[serde(rename = "cniVersion", default)]
+    /// `cniVersion` as written.
     pub cni_version: String,
     #[serde(default)]
+    /// The network's `name`.
     pub name: String,
     #[serde(rename = "type", default)]
+    /// `type`: the plugin binary's name.
     pub plugin_type: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// `capabilities` the plugin declares.
     pub capabilities: BTreeMap<String, bool>,
     #[serde(
         rename = "runtimeConfig",
         default,
         skip_serializing_if = "Option::is_none"
     )]
+    /// `runtimeConfig`: the capability arguments the runtime passes.
     pub runtime_config: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `args`: the conventional extra arguments.
     pub args: Option<Value>,
     #[serde(
         rename = "prevResult",
         default,
         skip_serializing_if = "Option::is_none"
     )]
+    /// `prevResult`: the previous plugin's result in a chain.
     pub prev_result: Option<Value>,
     /// GC only: the attachments the runtime still considers valid.
     #[serde(
@@ -72,7 +79,9 @@ impl NetConf {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Attachment {
     #[serde(rename = "containerID")]
+    /// The attachment's container ID.
     pub container_id: String,
+    /// The attachment's interface name.
     pub ifname: String,
 }
 

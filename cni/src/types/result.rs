@@ -18,12 +18,16 @@ use crate::version::{CniVersion, ResultLayout};
 #[serde(remote = "Self")]
 pub struct CniResult {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// The interfaces created or used.
     pub interfaces: Vec<Interface>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// The IP addresses assigned.
     pub ips: Vec<IpConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// The routes installed.
     pub routes: Vec<Route>,
     #[serde(default, skip_serializing_if = "Dns::is_empty")]
+    /// The DNS settings.
     pub dns: Dns,
     /// Top-level keys this crate does not model.
     #[serde(flatten)]
@@ -32,23 +36,31 @@ pub struct CniResult {
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(remote = "Self")]
+/// An interface of a result.
 pub struct Interface {
+    /// Its name.
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Its MAC address, when known.
     pub mac: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Its MTU, when known (1.1.0).
     pub mtu: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The netns path when the interface is in the sandbox; empty or absent on the host.
     pub sandbox: Option<String>,
     #[serde(
         rename = "socketPath",
         default,
         skip_serializing_if = "Option::is_none"
     )]
+    /// `socketPath` (1.1.0).
     pub socket_path: Option<String>,
     #[serde(rename = "pciID", default, skip_serializing_if = "Option::is_none")]
+    /// `pciID` (1.1.0).
     pub pci_id: Option<String>,
     #[serde(flatten)]
+    /// Fields this crate does not model, kept as they were.
     pub extra: Map<String, Value>,
 }
 
@@ -89,52 +101,73 @@ impl Interface {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(remote = "Self")]
+/// An IP address of a result.
 pub struct IpConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The index into `interfaces` this address is on.
     pub interface: Option<usize>,
+    /// The address with its prefix.
     pub address: Cidr,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The gateway, when there is one.
     pub gateway: Option<IpAddr>,
     #[serde(flatten)]
+    /// Fields this crate does not model, kept as they were.
     pub extra: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(remote = "Self")]
+/// A route of a result.
 pub struct Route {
+    /// The destination.
     pub dst: Cidr,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The next hop, when not the default.
     pub gw: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `mtu` (1.1.0).
     pub mtu: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `advmss` (1.1.0).
     pub advmss: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `priority` (1.1.0).
     pub priority: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `table` (1.1.0).
     pub table: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `scope` (1.1.0).
     pub scope: Option<u32>,
     #[serde(flatten)]
+    /// Fields this crate does not model, kept as they were.
     pub extra: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(remote = "Self")]
+/// The DNS settings of a result.
 pub struct Dns {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Name servers, in order.
     pub nameservers: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The local domain.
     pub domain: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Search domains, in order.
     pub search: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Resolver options.
     pub options: Vec<String>,
     #[serde(flatten)]
+    /// Fields this crate does not model, kept as they were.
     pub extra: Map<String, Value>,
 }
 
 impl Dns {
+    /// True when no DNS setting is present.
     pub fn is_empty(&self) -> bool {
         self.nameservers.is_empty()
             && self.domain.is_none()
@@ -417,6 +450,7 @@ impl CniResult {
 }
 
 impl Route {
+    /// A route to `dst` via `gw`, without the 1.1.0 attributes.
     pub fn new(dst: Cidr, gw: Option<IpAddr>) -> Route {
         Route {
             dst,

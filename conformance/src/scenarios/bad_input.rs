@@ -7,7 +7,7 @@
 use cni::CniVersion;
 use serde_json::{json, Value};
 
-use super::{invoke, Ctx, MainPlugin, Recorder, PLUGINS};
+use super::{invoke, CheckError, Checked, Ctx, MainPlugin, Recorder, PLUGINS};
 use crate::topology::{Netns, Pod};
 
 /// Versions every production runtime config uses today.
@@ -31,34 +31,46 @@ pub(super) fn version_scenario(ctx: &Ctx, r: &mut Recorder, _v: CniVersion, _m: 
                 br#"{"cniVersion":"1.1.0"}"#,
             )?;
             if run.code != Some(0) {
-                return Err(format!(
+                return Err(CheckError::unexpected(format!(
                     "VERSION exited {:?}: {}",
                     run.code,
                     run.stdout.trim()
-                ));
+                )));
             }
-            let v: Value = serde_json::from_str(run.stdout.trim())
-                .map_err(|e| format!("VERSION output is not JSON ({e}): {:?}", run.stdout))?;
+            let v: Value = serde_json::from_str(run.stdout.trim()).map_err(|e| {
+                CheckError::unexpected(format!(
+                    "VERSION output is not JSON ({e}): {:?}",
+                    run.stdout
+                ))
+            })?;
             if !v["cniVersion"].is_string() {
-                return Err(format!("VERSION output has no cniVersion: {v}"));
+                return Err(CheckError::unexpected(format!(
+                    "VERSION output has no cniVersion: {v}"
+                )));
             }
             let list: Vec<String> = v["supportedVersions"]
                 .as_array()
-                .ok_or_else(|| format!("VERSION output has no supportedVersions list: {v}"))?
+                .ok_or_else(|| {
+                    CheckError::unexpected(format!(
+                        "VERSION output has no supportedVersions list: {v}"
+                    ))
+                })?
                 .iter()
                 .map(|s| s.as_str().unwrap_or("?").to_string())
                 .collect();
             if let Some(bad) = list.iter().find(|s| s.parse::<CniVersion>().is_err()) {
-                return Err(format!("supportedVersions lists unknown version {bad:?}"));
+                return Err(CheckError::unexpected(format!(
+                    "supportedVersions lists unknown version {bad:?}"
+                )));
             }
             let missing: Vec<&&str> = MUST_SUPPORT
                 .iter()
                 .filter(|m| !list.iter().any(|s| s == **m))
                 .collect();
             if !missing.is_empty() {
-                return Err(format!(
+                return Err(CheckError::unexpected(format!(
                     "supportedVersions {list:?} lacks {missing:?} (what runtimes send)"
-                ));
+                )));
             }
             Ok(Some(format!("supports {}", list.join(", "))))
         });
@@ -201,28 +213,39 @@ pub(super) fn bad_input_scenario(ctx: &Ctx, r: &mut Recorder, _v: CniVersion, _m
 type BadCase<'a> = (String, Vec<(&'a str, &'a str)>, Vec<u8>, u32);
 
 /// The run failed with a spec error JSON of code `want` on stdout.
-fn spec_error(run: &super::PluginRun, want: u32) -> Result<Option<String>, String> {
+fn spec_error(run: &super::PluginRun, want: u32) -> Checked<Option<String>> {
     if run.code == Some(0) {
-        return Err(format!("exited 0 (stdout {:?})", run.stdout.trim()));
+        return Err(CheckError::unexpected(format!(
+            "exited 0 (stdout {:?})",
+            run.stdout.trim()
+        )));
     }
     if run.code.is_none() || run.code == Some(2) {
-        return Err(format!(
+        return Err(CheckError::unexpected(format!(
             "crashed (exit {:?}; stderr {:?})",
             run.code,
             run.stderr.trim()
-        ));
+        )));
     }
-    let v: Value = serde_json::from_str(run.stdout.trim())
-        .map_err(|e| format!("stdout is not an error JSON ({e}): {:?}", run.stdout.trim()))?;
+    let v: Value = serde_json::from_str(run.stdout.trim()).map_err(|e| {
+        CheckError::unexpected(format!(
+            "stdout is not an error JSON ({e}): {:?}",
+            run.stdout.trim()
+        ))
+    })?;
     let code = v["code"]
         .as_u64()
-        .ok_or_else(|| format!("error JSON has no numeric code: {v}"))?;
+        .ok_or_else(|| CheckError::unexpected(format!("error JSON has no numeric code: {v}")))?;
     let msg = v["msg"].as_str().unwrap_or_default();
     if msg.is_empty() {
-        return Err(format!("error JSON has no msg: {v}"));
+        return Err(CheckError::unexpected(format!(
+            "error JSON has no msg: {v}"
+        )));
     }
     if code != u64::from(want) {
-        return Err(format!("expected code {want}, got {code} ({msg:?})"));
+        return Err(CheckError::unexpected(format!(
+            "expected code {want}, got {code} ({msg:?})"
+        )));
     }
     Ok(Some(format!("code {code}: {msg}")))
 }

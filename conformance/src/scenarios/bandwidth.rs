@@ -10,7 +10,7 @@ use std::time::Duration;
 use cni::CniVersion;
 use serde_json::{json, Map};
 
-use super::{sock, Ctx, MainPlugin, Net, Recorder};
+use super::{sock, CheckError, Checked, Ctx, MainPlugin, Net, Recorder};
 use crate::throughput::{measure_within, shaped_bounds, shaper_counters, Counter};
 use crate::topology::{Netns, Tools};
 
@@ -33,18 +33,17 @@ pub(crate) fn shaped_rate(
     (from, to_ns, to): (&Netns, &Netns, SocketAddr),
     towards_pod: bool,
     configured: u64,
-) -> Result<String, String> {
-    let (to_pod, from_pod) = shaper_counters(&host.path()).map_err(|e| e.to_string())?;
+) -> Checked<String> {
+    let (to_pod, from_pod) = shaper_counters(&host.path())?;
     let at = if towards_pod { to_pod } else { from_pod };
-    let counter = Counter::open(&host.path(), at).map_err(|e| e.to_string())?;
+    let counter = Counter::open(&host.path(), at)?;
     let (low, high) = shaped_bounds(configured as f64);
     measure_within(low, high, || {
         tools
             .throughput(from, to_ns, to, &counter, SECONDS, WARMUP)
             .map(|t| t.rates())
-            .map_err(|e| e.to_string())
     })
-    .map_err(|e| format!("{counter:?}: {e}"))
+    .map_err(|e| CheckError::from(e).within(format!("{counter:?}")))
     .map(|text| format!("{counter:?}: {text}"))
 }
 
@@ -68,7 +67,9 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
     }
     let host = net.host();
     r.check("ingress-rate", || {
-        let pod_ip = a.ip(4).ok_or("pod has no IPv4 address")?;
+        let pod_ip = a
+            .ip(4)
+            .ok_or_else(|| CheckError::unexpected("pod has no IPv4 address"))?;
         shaped_rate(
             &ctx.tools,
             host,
@@ -77,7 +78,7 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
             RATE,
         )
         .map(Some)
-        .map_err(|e| format!("towards the pod: {e}"))
+        .map_err(|e| e.within("towards the pod"))
     });
     r.check("egress-rate", || {
         shaped_rate(
@@ -88,7 +89,7 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
             RATE,
         )
         .map(Some)
-        .map_err(|e| format!("from the pod: {e}"))
+        .map_err(|e| e.within("from the pod"))
     });
     if version.allows_check() {
         r.check("check", || net.check(&a).map(|_| None));
@@ -99,7 +100,9 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         if left.is_empty() {
             Ok(None)
         } else {
-            Err(format!("IFB links left in the host netns: {left:?}"))
+            Err(CheckError::unexpected(format!(
+                "IFB links left in the host netns: {left:?}"
+            )))
         }
     });
     r.check("del-again", || net.del(&a).map(|_| None));

@@ -11,7 +11,7 @@ use serde_json::Map;
 use super::bandwidth::{shaped_rate, BURST, RATE};
 use super::{
     bandwidth_caps, expect_reply, full_chain, host_owns_port, nothing_left, port_mappings, sock,
-    Ctx, MainPlugin, Net, Recorder,
+    CheckError, Ctx, MainPlugin, Net, Recorder,
 };
 use crate::topology::NODE_V4;
 
@@ -44,7 +44,9 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         }
         let server = ctx.tools.serve(&a.pod.netns, &[80], &[], "chain", 30);
         r.check(&format!("hostport-{round}"), || {
-            server.as_ref().map_err(|e| e.to_string())?;
+            server
+                .as_ref()
+                .map_err(|e| CheckError::unexpected(format!("serving tcp/80 in the pod: {e}")))?;
             expect_reply(
                 net.request(net.host(), false, sock(NODE_V4, HOST_PORT)),
                 "chain tcp/80",
@@ -52,7 +54,9 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         });
         drop(server);
         r.check(&format!("ingress-shaped-{round}"), || {
-            let ip = a.ip(4).ok_or("pod has no IPv4 address")?;
+            let ip = a
+                .ip(4)
+                .ok_or_else(|| CheckError::unexpected("pod has no IPv4 address"))?;
             shaped_rate(
                 &ctx.tools,
                 net.host(),
@@ -110,7 +114,7 @@ pub(super) fn del_without_cache(
         let results = net.world.cache_dir().join("results");
         let n = crate::topology::files_under(&results).len();
         std::fs::remove_dir_all(&results)
-            .map_err(|e| format!("removing {}: {e}", results.display()))?;
+            .map_err(CheckError::io(format!("removing {}", results.display())))?;
         a.rt.capability_args = Map::new();
         Ok(Some(format!(
             "removed {n} cache file(s); DEL gets no prevResult and no runtimeConfig"

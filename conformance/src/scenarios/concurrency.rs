@@ -9,7 +9,7 @@ use cni::CniVersion;
 use super::bandwidth::{BURST, RATE};
 use super::{
     bandwidth_caps, expect_no_reply_from, expect_reply, full_chain, nothing_left, port_mappings,
-    sock, Attached, Ctx, MainPlugin, Net, Recorder,
+    sock, Attached, CheckError, Checked, Ctx, MainPlugin, Net, Recorder,
 };
 use crate::topology::{BRIDGE, BRIDGE_MAC, NODE_V4};
 
@@ -51,56 +51,20 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
             Err(e) => return r.setup_failed(e),
         }
     }
-    let added: Vec<Result<(), String>> = std::thread::scope(|s| {
+    let added: Vec<Checked<()>> = std::thread::scope(|s| {
         let handles: Vec<_> = pods
             .iter_mut()
             .map(|p| s.spawn(|| net.add(p).map(|_| ())))
             .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("ADD thread panicked".into()))
-            })
-            .collect()
+        joined(handles, "ADD")
     });
-    let all_added = r.check(&format!("add-{pods_n}-in-parallel"), || {
-        let errors: Vec<String> = added.iter().filter_map(|r| r.clone().err()).collect();
-        if errors.is_empty() {
-            Ok(None)
-        } else {
-            Err(errors.join("; "))
-        }
-    });
+    let all_added = r.check(&format!("add-{pods_n}-in-parallel"), || all_ok(&added));
     if all_added && main == MainPlugin::Bridge {
         r.check("bridge-mac-pinned", || bridge_mac_pinned(&net, &pods));
     }
     if all_added {
-        let servers: Vec<_> = pods
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                ctx.tools
-                    .serve(&p.pod.netns, &[80], &[], &format!("pod-{i}"), 30)
-            })
-            .collect();
         r.check("each-hostport-reaches-its-pod", || {
-            let mut wrong = Vec::new();
-            for (i, s) in servers.iter().enumerate() {
-                if let Err(e) = s {
-                    wrong.push(format!("pod {i}: server: {e}"));
-                    continue;
-                }
-                let got = net.request(net.host(), false, sock(NODE_V4, BASE_PORT + i as u16));
-                if let Err(e) = expect_reply(got, &format!("pod-{i} tcp/80")) {
-                    wrong.push(format!("port {}: {e}", BASE_PORT + i as u16));
-                }
-            }
-            if wrong.is_empty() {
-                Ok(None)
-            } else {
-                Err(wrong.join("; "))
-            }
+            each_hostport_reaches_its_pod(ctx, &net, &pods)
         });
         if version.allows_check() {
             r.check("check-all", || {
@@ -110,24 +74,11 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
             });
         }
     }
-    let deleted: Vec<Result<(), String>> = std::thread::scope(|s| {
+    let deleted: Vec<Checked<()>> = std::thread::scope(|s| {
         let handles: Vec<_> = pods.iter().map(|p| s.spawn(|| net.del(p))).collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("DEL thread panicked".into()))
-            })
-            .collect()
+        joined(handles, "DEL")
     });
-    r.check(&format!("del-{pods_n}-in-parallel"), || {
-        let errors: Vec<String> = deleted.iter().filter_map(|r| r.clone().err()).collect();
-        if errors.is_empty() {
-            Ok(None)
-        } else {
-            Err(errors.join("; "))
-        }
-    });
+    r.check(&format!("del-{pods_n}-in-parallel"), || all_ok(&deleted));
     r.check("nothing-mapped", || {
         for i in 0..pods_n {
             let got = net.request(net.host(), false, sock(NODE_V4, BASE_PORT + i as u16));
@@ -141,19 +92,78 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
     });
 }
 
+/// The outcome of each `verb` thread (a panicked one is a failure).
+fn joined(
+    handles: Vec<std::thread::ScopedJoinHandle<'_, Checked<()>>>,
+    verb: &str,
+) -> Vec<Checked<()>> {
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(CheckError::unexpected(format!("{verb} thread panicked"))))
+        })
+        .collect()
+}
+
+/// Passes when every outcome is `Ok`; fails with all the errors.
+fn all_ok(outcomes: &[Checked<()>]) -> Checked<Option<String>> {
+    let errors: Vec<String> = outcomes
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
+        .collect();
+    if errors.is_empty() {
+        Ok(None)
+    } else {
+        Err(CheckError::unexpected(errors.join("; ")))
+    }
+}
+
+/// Each pod's hostPort on the node IP answers from that pod.
+fn each_hostport_reaches_its_pod(
+    ctx: &Ctx,
+    net: &Net,
+    pods: &[Attached],
+) -> Checked<Option<String>> {
+    let servers: Vec<_> = pods
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            ctx.tools
+                .serve(&p.pod.netns, &[80], &[], &format!("pod-{i}"), 30)
+        })
+        .collect();
+    let mut wrong = Vec::new();
+    for (i, s) in servers.iter().enumerate() {
+        if let Err(e) = s {
+            wrong.push(format!("pod {i}: server: {e}"));
+            continue;
+        }
+        let got = net.request(net.host(), false, sock(NODE_V4, BASE_PORT + i as u16));
+        if let Err(e) = expect_reply(got, &format!("pod-{i} tcp/80")) {
+            wrong.push(format!("port {}: {e}", BASE_PORT + i as u16));
+        }
+    }
+    if wrong.is_empty() {
+        Ok(None)
+    } else {
+        Err(CheckError::unexpected(wrong.join("; ")))
+    }
+}
+
 /// The bridge kept the MAC the world gave it while the pods' veths (random
 /// MACs) joined in parallel, and every ADD result reports that MAC, so
 /// CHECK (which compares them) cannot depend on the order of the joins.
-fn bridge_mac_pinned(net: &Net, pods: &[Attached]) -> Result<Option<String>, String> {
+fn bridge_mac_pinned(net: &Net, pods: &[Attached]) -> Checked<Option<String>> {
     let link = net
         .host()
         .link(BRIDGE)
-        .ok_or_else(|| format!("no {BRIDGE} in the host netns"))?;
+        .ok_or_else(|| CheckError::unexpected(format!("no {BRIDGE} in the host netns")))?;
     let now = link["address"].as_str().unwrap_or_default();
     if now != BRIDGE_MAC {
-        return Err(format!(
+        return Err(CheckError::unexpected(format!(
             "{BRIDGE} has MAC {now}, the world gave it {BRIDGE_MAC}"
-        ));
+        )));
     }
     let reported: Vec<&str> = pods
         .iter()
@@ -164,7 +174,9 @@ fn bridge_mac_pinned(net: &Net, pods: &[Attached]) -> Result<Option<String>, Str
         .filter_map(|i| i["mac"].as_str())
         .collect();
     if let Some(other) = reported.iter().find(|m| **m != BRIDGE_MAC) {
-        return Err(format!("an ADD result reports {BRIDGE} with MAC {other}"));
+        return Err(CheckError::unexpected(format!(
+            "an ADD result reports {BRIDGE} with MAC {other}"
+        )));
     }
     Ok(Some(format!(
         "{BRIDGE} {now}; {} of {} results report it",
@@ -195,11 +207,13 @@ const PORTMAP_STATE: &str = "/run/cni-portmap";
 /// What the parallel DELs must have removed beyond [`nothing_left`]: nft
 /// elements and pod chains of portmap's table, bandwidth's qdiscs and
 /// filters, portmap's index files of this host netns.
-pub(super) fn kernel_and_state_leftovers(net: &Net) -> Result<Option<String>, String> {
+pub(super) fn kernel_and_state_leftovers(net: &Net) -> Checked<Option<String>> {
     let mut problems = Vec::new();
     let host = net.host();
     if let Ok(text) = host.exec(&["nft", "-j", "list", "table", "inet", PORTMAP_TABLE]) {
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            CheckError::unexpected(format!("nft -j list table inet {PORTMAP_TABLE}: {e}"))
+        })?;
         for obj in v["nftables"].as_array().cloned().unwrap_or_default() {
             for kind in ["map", "set"] {
                 let o = &obj[kind];
@@ -247,6 +261,6 @@ pub(super) fn kernel_and_state_leftovers(net: &Net) -> Result<Option<String>, St
     if problems.is_empty() {
         Ok(None)
     } else {
-        Err(problems.join("; "))
+        Err(CheckError::unexpected(problems.join("; ")))
     }
 }

@@ -12,7 +12,7 @@ use super::bandwidth::{BURST, RATE};
 use super::concurrency::kernel_and_state_leftovers;
 use super::{
     bandwidth_caps, expect_no_reply_from, expect_reply, full_chain, nothing_left, port_mappings,
-    sock, Attached, Ctx, MainPlugin, Net, Recorder,
+    sock, Attached, CheckError, Checked, Ctx, MainPlugin, Net, Recorder,
 };
 use crate::topology::NODE_V4;
 
@@ -22,13 +22,18 @@ const ROUNDS: usize = 5;
 /// STATUS calls made while one ADD runs.
 const STATUS_CALLS: usize = 5;
 
-fn absent(net: &Net) -> Result<Option<String>, String> {
+fn absent(net: &Net) -> Checked<Option<String>> {
     expect_no_reply_from(net.request(net.host(), false, sock(NODE_V4, PORT)), "pod-")?;
     nothing_left(net, Some(&net.dir("tuning")))?;
     kernel_and_state_leftovers(net)
 }
 
-fn both(a: Result<(), String>, b: Result<(), String>) -> Result<Option<String>, String> {
+/// The text of a plugin that crashed rather than answered.
+fn crashed(text: &str) -> bool {
+    text.contains("panicked") || text.contains("signal")
+}
+
+fn both(a: Checked<()>, b: Checked<()>) -> Checked<Option<String>> {
     match (a, b) {
         (Ok(()), Ok(())) => Ok(None),
         (Err(e), _) | (_, Err(e)) => Err(e),
@@ -55,8 +60,10 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
     };
     r.check(&format!("add-del-{ROUNDS}-rounds"), || {
         for round in 0..ROUNDS {
-            net.add(&mut p).map_err(|e| format!("round {round}: {e}"))?;
-            net.del(&p).map_err(|e| format!("round {round}: {e}"))?;
+            net.add(&mut p)
+                .map_err(|e| e.within(format!("round {round}")))?;
+            net.del(&p)
+                .map_err(|e| e.within(format!("round {round}")))?;
         }
         Ok(None)
     });
@@ -71,7 +78,9 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         // The leak detector must see a live attachment, or its passes mean nothing.
         match kernel_and_state_leftovers(&net) {
             Err(_) => Ok(None),
-            Ok(_) => Err("the leftover check sees nothing of a live attachment".into()),
+            Ok(_) => Err(CheckError::unexpected(
+                "the leftover check sees nothing of a live attachment",
+            )),
         }
     });
     r.check("del-twice", || {
@@ -81,11 +90,11 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
     });
     if version.allows_check() {
         r.check("check-after-del-is-a-clear-error", || match net.check(&p) {
-            Ok(_) => Err("CHECK after DEL succeeded".into()),
-            Err(e) if e.contains("panicked") || e.contains("signal") => {
-                Err(format!("CHECK after DEL crashed: {e}"))
-            }
-            Err(e) => Ok(Some(e)),
+            Ok(_) => Err(CheckError::unexpected("CHECK after DEL succeeded")),
+            Err(e) if crashed(&e.to_string()) => Err(CheckError::unexpected(format!(
+                "CHECK after DEL crashed: {e}"
+            ))),
+            Err(e) => Ok(Some(e.to_string())),
         });
     }
     if version >= CniVersion::V1_1_0 {
@@ -96,14 +105,14 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
                     net.runtime
                         .gc_network_list(&p.list, &[])
                         .map(|_| ())
-                        .map_err(|e| format!("GC: {e}"))
+                        .map_err(CheckError::runtime("GC"))
                 });
                 let del = s.spawn(|| net.del(&p));
                 (
                     gc.join()
-                        .unwrap_or_else(|_| Err("GC thread panicked".into())),
+                        .unwrap_or_else(|_| Err(CheckError::unexpected("GC thread panicked"))),
                     del.join()
-                        .unwrap_or_else(|_| Err("DEL thread panicked".into())),
+                        .unwrap_or_else(|_| Err(CheckError::unexpected("DEL thread panicked"))),
                 )
             });
             both(gc, del)?;
@@ -117,7 +126,9 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
                         net.runtime
                             .status_network_list(&list)
                             .map(|_| ())
-                            .map_err(|e| format!("STATUS #{i}: {e}"))
+                            .map_err(|e| {
+                                CheckError::runtime("STATUS")(e).within(format!("call #{i}"))
+                            })
                     })
                 });
                 let add = net.add(&mut p).map(|_| ());
@@ -125,7 +136,7 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
                     add,
                     status
                         .join()
-                        .unwrap_or_else(|_| Err("STATUS thread panicked".into())),
+                        .unwrap_or_else(|_| Err(CheckError::unexpected("STATUS thread panicked"))),
                 )
             });
             both(add, status)?;

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::bandwidth::{BURST, RATE};
 use super::{
     bandwidth_caps, expect_reply, full_chain, host_owns_port, nothing_left, port_mappings, sock,
-    Ctx, MainPlugin, Net, Recorder,
+    Attached, CheckError, Checked, Ctx, MainPlugin, Net, Recorder,
 };
 use crate::topology::{files_under, NODE_V4};
 
@@ -47,20 +47,7 @@ pub(super) fn gc(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPlu
     let tuning_dir = net.dir("tuning");
     let ifbs_before = net.ifbs();
     let backups_before = files_under(&tuning_dir).len();
-    r.check("lose-cache-of-stale-pod", || {
-        let results = net.world.cache_dir().join("results");
-        let gone: Vec<String> = files_under(&results)
-            .into_iter()
-            .filter(|f| f.contains(&a.rt.container_id))
-            .collect();
-        for f in &gone {
-            std::fs::remove_file(results.join(f)).map_err(|e| format!("removing {f}: {e}"))?;
-        }
-        if gone.is_empty() {
-            return Err("no cache file of the stale pod found".into());
-        }
-        Ok(None)
-    });
+    r.check("lose-cache-of-stale-pod", || lose_cache_of(&net, &a));
     let valid = [Attachment {
         container_id: b.rt.container_id.clone(),
         ifname: b.rt.ifname.clone(),
@@ -69,7 +56,7 @@ pub(super) fn gc(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPlu
         net.runtime
             .gc_network_list(&b.list, &valid)
             .map(|_| None)
-            .map_err(|e| format!("GC: {e}"))
+            .map_err(CheckError::runtime("GC"))
     }) {
         let _ = net.del(&a);
         let _ = net.del(&b);
@@ -78,13 +65,52 @@ pub(super) fn gc(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPlu
     r.check("stale-hostport-removed", || {
         host_owns_port(&net, PORT_A, Some(&b.pod.netns))
     });
+    stale_objects_removed(r, &net, &ifbs_before, backups_before);
+    r.check("valid-attachment-kept", || valid_attachment_works(&net, &b));
+    r.check("del", || {
+        net.del(&b)?;
+        net.del(&a)?;
+        Ok(None)
+    });
+    r.check("nothing-left", || nothing_left(&net, Some(&tuning_dir)));
+}
+
+/// Removes the runtime's cache files of `a` (GC must work without them).
+fn lose_cache_of(net: &Net, a: &Attached) -> Checked<Option<String>> {
+    let results = net.world.cache_dir().join("results");
+    let gone: Vec<String> = files_under(&results)
+        .into_iter()
+        .filter(|f| f.contains(&a.rt.container_id))
+        .collect();
+    for f in &gone {
+        std::fs::remove_file(results.join(f)).map_err(CheckError::io(format!("removing {f}")))?;
+    }
+    if gone.is_empty() {
+        return Err(CheckError::unexpected(
+            "no cache file of the stale pod found",
+        ));
+    }
+    Ok(None)
+}
+
+/// After GC: the stale pod's IFB and tuning backup are gone (judged only
+/// when there was one per pod before).
+fn stale_objects_removed(
+    r: &mut Recorder,
+    net: &Net,
+    ifbs_before: &[String],
+    backups_before: usize,
+) {
+    let tuning_dir = net.dir("tuning");
     if ifbs_before.len() == 2 {
         r.check("stale-ifb-removed", || {
             let now = net.ifbs();
             if now.len() == 1 {
                 Ok(None)
             } else {
-                Err(format!("IFBs before GC {ifbs_before:?}, after {now:?}"))
+                Err(CheckError::unexpected(format!(
+                    "IFBs before GC {ifbs_before:?}, after {now:?}"
+                )))
             }
         });
     } else {
@@ -102,30 +128,27 @@ pub(super) fn gc(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPlu
             if now < backups_before {
                 Ok(None)
             } else {
-                Err(format!(
+                Err(CheckError::unexpected(format!(
                     "{now} backup file(s) after GC, {backups_before} before"
-                ))
+                )))
             }
         });
     }
-    r.check("valid-attachment-kept", || {
-        let _s = ctx
-            .tools
-            .serve(&b.pod.netns, &[80], &[], "pod-b", 30)
-            .map_err(|e| e.to_string())?;
-        expect_reply(
-            net.request(net.host(), false, sock(NODE_V4, PORT_B)),
-            "pod-b tcp/80",
-        )?;
-        net.check(&b)?;
-        Ok(None)
-    });
-    r.check("del", || {
-        net.del(&b)?;
-        net.del(&a)?;
-        Ok(None)
-    });
-    r.check("nothing-left", || nothing_left(&net, Some(&tuning_dir)));
+}
+
+/// The valid pod still answers on its hostPort and passes CHECK.
+fn valid_attachment_works(net: &Net, b: &Attached) -> Checked<Option<String>> {
+    let _s = net
+        .ctx
+        .tools
+        .serve(&b.pod.netns, &[80], &[], "pod-b", 30)
+        .map_err(CheckError::world("serving tcp/80 in pod B"))?;
+    expect_reply(
+        net.request(net.host(), false, sock(NODE_V4, PORT_B)),
+        "pod-b tcp/80",
+    )?;
+    net.check(b)?;
+    Ok(None)
 }
 
 pub(super) fn status(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPlugin) {
@@ -139,13 +162,13 @@ pub(super) fn status(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: Mai
         net.runtime
             .status_network_list(&list)
             .map(|_| None)
-            .map_err(|e| format!("STATUS: {e}"))
+            .map_err(CheckError::runtime("STATUS"))
     });
     r.check("loopback", || {
         let list = net.list_of(0, vec![json!({"type": "loopback"})])?;
         net.runtime
             .status_network_list(&list)
             .map(|_| None)
-            .map_err(|e| format!("STATUS: {e}"))
+            .map_err(CheckError::runtime("STATUS"))
     });
 }

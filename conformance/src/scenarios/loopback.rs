@@ -5,15 +5,14 @@
 use cni::CniVersion;
 use serde_json::{json, Map};
 
-use super::{expect_reply, sock, Attached, Ctx, MainPlugin, Net, Recorder};
+use super::{expect_reply, sock, Attached, CheckError, Checked, Ctx, MainPlugin, Net, Recorder};
 use crate::topology::Pod;
 use cni_runtime::RuntimeConf;
 
-fn lo_up(pod: &Pod) -> Result<bool, String> {
-    let link = pod
-        .netns
-        .link("lo")
-        .ok_or_else(|| "lo not found".to_string())?;
+fn lo_up(pod: &Pod) -> Checked<bool> {
+    let link = pod.netns.link("lo").ok_or_else(|| {
+        CheckError::unexpected(format!("lo not found in netns {}", pod.netns.name))
+    })?;
     let flags = link["flags"].as_array().cloned().unwrap_or_default();
     Ok(flags.iter().any(|f| f == "UP"))
 }
@@ -44,7 +43,7 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, _m: MainPlug
     let added = r.check("add", || {
         let res = net.add(&mut a)?;
         if !lo_up(&a.pod)? {
-            return Err("lo is still down after ADD".into());
+            return Err(CheckError::unexpected("lo is still down after ADD"));
         }
         Ok(Some(format!("result {}", res)))
     });
@@ -56,7 +55,7 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, _m: MainPlug
         let _server = ctx
             .tools
             .serve(&a.pod.netns, &[8080], &[], "lo", 10)
-            .map_err(|e| e.to_string())?;
+            .map_err(CheckError::world("serving tcp/8080 on lo in the pod"))?;
         expect_reply(
             net.request(&a.pod.netns, false, sock("127.0.0.1", 8080)),
             "lo tcp/8080",
@@ -68,7 +67,7 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, _m: MainPlug
     r.check("del", || {
         net.del(&a)?;
         if lo_up(&a.pod)? {
-            return Err("lo is still up after DEL".into());
+            return Err(CheckError::unexpected("lo is still up after DEL"));
         }
         Ok(None)
     });

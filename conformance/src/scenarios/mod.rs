@@ -12,26 +12,33 @@ mod bad_input;
 pub(crate) mod bandwidth;
 mod chain;
 mod concurrency;
+mod error;
+mod exec;
 mod interleave;
 mod lifecycle;
 mod loopback;
+mod net;
 mod portmap;
+mod recorder;
 mod tuning;
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use cni::CniVersion;
-use serde_json::{json, Map, Value};
+
+pub(crate) use error::{CheckError, Checked};
+pub(crate) use exec::{invoke, query_versions, PluginRun};
+pub(crate) use net::{
+    bandwidth_caps, expect_no_reply_from, expect_reply, full_chain, host_owns_port, nothing_left,
+    one_line, port_mappings, sock, Attached, Net,
+};
+pub(crate) use recorder::Recorder;
 
 use crate::report::{CaseResult, Format, Outcome, SuiteReport};
-use crate::topology::{HostSnapshot, HostWorld, Netns, Pod, Reach, Tools};
-use cni_runtime::{parse_conflist, NetworkConfigList, Runtime, RuntimeConf};
+use crate::topology::{HostSnapshot, Tools};
 
 /// What `cni-conformance run` was asked.
 #[derive(Debug, Clone)]
@@ -91,100 +98,60 @@ struct Scenario {
     run: fn(&Ctx, &mut Recorder, CniVersion, MainPlugin),
 }
 
+impl Scenario {
+    /// A scenario of `plugins` at every version, without a main plugin.
+    fn new(
+        name: &'static str,
+        plugins: &'static [&'static str],
+        run: fn(&Ctx, &mut Recorder, CniVersion, MainPlugin),
+    ) -> Scenario {
+        Scenario {
+            name,
+            plugins,
+            needs_main: false,
+            min_version: CniVersion::V0_1_0,
+            run,
+        }
+    }
+
+    /// Needs a main plugin that puts an interface in the pod.
+    fn main(mut self) -> Scenario {
+        self.needs_main = true;
+        self
+    }
+
+    /// Only versions ≥ `v`.
+    fn since(mut self, v: CniVersion) -> Scenario {
+        self.min_version = v;
+        self
+    }
+}
+
+/// The meta-plugin chain the cross-plugin scenarios run.
+const CHAIN: &[&str] = &["tuning", "portmap", "bandwidth"];
+
 fn registry() -> Vec<Scenario> {
-    let v0 = CniVersion::V0_1_0;
+    let v1_1 = CniVersion::V1_1_0;
     vec![
-        Scenario {
-            name: "version",
-            plugins: &[],
-            needs_main: false,
-            min_version: v0,
-            run: bad_input::version_scenario,
-        },
-        Scenario {
-            name: "bad-input",
-            plugins: &[],
-            needs_main: false,
-            min_version: v0,
-            run: bad_input::bad_input_scenario,
-        },
-        Scenario {
-            name: "loopback",
-            plugins: &["loopback"],
-            needs_main: false,
-            min_version: v0,
-            run: loopback::run,
-        },
-        Scenario {
-            name: "portmap",
-            plugins: &["portmap"],
-            needs_main: true,
-            min_version: v0,
-            run: portmap::run,
-        },
-        Scenario {
-            name: "portmap-iptables",
-            plugins: &["portmap"],
-            needs_main: true,
-            min_version: v0,
-            run: portmap::run_iptables,
-        },
-        Scenario {
-            name: "bandwidth",
-            plugins: &["bandwidth"],
-            needs_main: true,
-            min_version: v0,
-            run: bandwidth::run,
-        },
-        Scenario {
-            name: "tuning",
-            plugins: &["tuning"],
-            needs_main: true,
-            min_version: v0,
-            run: tuning::run,
-        },
-        Scenario {
-            name: "chain",
-            plugins: &["tuning", "portmap", "bandwidth"],
-            needs_main: true,
-            min_version: v0,
-            run: chain::run,
-        },
-        Scenario {
-            name: "del-without-cache",
-            plugins: &["tuning", "portmap", "bandwidth"],
-            needs_main: true,
-            min_version: v0,
-            run: chain::del_without_cache,
-        },
-        Scenario {
-            name: "parallel-pods",
-            plugins: &["tuning", "portmap", "bandwidth"],
-            needs_main: true,
-            min_version: v0,
-            run: concurrency::run,
-        },
-        Scenario {
-            name: "interleavings",
-            plugins: &["tuning", "portmap", "bandwidth"],
-            needs_main: true,
-            min_version: v0,
-            run: interleave::run,
-        },
-        Scenario {
-            name: "gc",
-            plugins: &["tuning", "portmap", "bandwidth"],
-            needs_main: true,
-            min_version: CniVersion::V1_1_0,
-            run: lifecycle::gc,
-        },
-        Scenario {
-            name: "status",
-            plugins: &["tuning", "portmap", "bandwidth", "loopback"],
-            needs_main: true,
-            min_version: CniVersion::V1_1_0,
-            run: lifecycle::status,
-        },
+        Scenario::new("version", &[], bad_input::version_scenario),
+        Scenario::new("bad-input", &[], bad_input::bad_input_scenario),
+        Scenario::new("loopback", &["loopback"], loopback::run),
+        Scenario::new("portmap", &["portmap"], portmap::run).main(),
+        Scenario::new("portmap-iptables", &["portmap"], portmap::run_iptables).main(),
+        Scenario::new("bandwidth", &["bandwidth"], bandwidth::run).main(),
+        Scenario::new("tuning", &["tuning"], tuning::run).main(),
+        Scenario::new("chain", CHAIN, chain::run).main(),
+        Scenario::new("del-without-cache", CHAIN, chain::del_without_cache).main(),
+        Scenario::new("parallel-pods", CHAIN, concurrency::run).main(),
+        Scenario::new("interleavings", CHAIN, interleave::run).main(),
+        Scenario::new("gc", CHAIN, lifecycle::gc).main().since(v1_1),
+        Scenario::new(
+            "status",
+            &["tuning", "portmap", "bandwidth", "loopback"],
+            lifecycle::status,
+        )
+        .main()
+        .since(v1_1),
     ]
 }
 
@@ -199,7 +166,7 @@ pub fn run_suite(opts: &SuiteOptions) -> SuiteReport {
                 scenario: "suite".into(),
                 check: "setup".into(),
                 version: None,
-                outcome: Outcome::Fail(reason),
+                outcome: Outcome::Fail(reason.to_string()),
                 detail: None,
                 millis: 0,
             });
@@ -225,15 +192,20 @@ pub(crate) struct Ctx {
     pub opts: SuiteOptions,
     pub tools: Tools,
     pub fixture_dir: PathBuf,
-    versions: Mutex<HashMap<PathBuf, Result<Vec<CniVersion>, String>>>,
+    /// Versions each binary reported (failed queries are not kept).
+    versions: Mutex<HashMap<PathBuf, Vec<CniVersion>>>,
 }
 
 impl Ctx {
-    fn new(opts: &SuiteOptions) -> Result<Ctx, String> {
-        crate::topology::privileges().map_err(|e| e.to_string())?;
+    fn new(opts: &SuiteOptions) -> Checked<Ctx> {
+        crate::topology::privileges()?;
         let exe = match &opts.tool_exe {
             Some(p) => p.clone(),
-            None => std::env::current_exe().map_err(|e| format!("locating this binary: {e}"))?,
+            None => std::env::current_exe().map_err(|source| CheckError::Exec {
+                what: "locating",
+                plugin: PathBuf::from("/proc/self/exe"),
+                source,
+            })?,
         };
         let fixture_dir = match &opts.fixture_dir {
             Some(d) => d.clone(),
@@ -243,10 +215,10 @@ impl Ctx {
                 .unwrap_or_else(|| PathBuf::from(".")),
         };
         if !opts.plugins.is_dir() {
-            return Err(format!(
+            return Err(CheckError::unexpected(format!(
                 "plugin directory {} does not exist",
                 opts.plugins.display()
-            ));
+            )));
         }
         Ok(Ctx {
             opts: opts.clone(),
@@ -261,17 +233,17 @@ impl Ctx {
     }
 
     /// The versions a binary reports (VERSION), cached per path.
-    pub fn versions_of(&self, path: &Path) -> Result<Vec<CniVersion>, String> {
+    pub fn versions_of(&self, path: &Path) -> Checked<Vec<CniVersion>> {
         if let Ok(cache) = self.versions.lock() {
             if let Some(v) = cache.get(path) {
-                return v.clone();
+                return Ok(v.clone());
             }
         }
-        let v = query_versions(path);
+        let v = query_versions(path)?;
         if let Ok(mut cache) = self.versions.lock() {
             cache.insert(path.to_path_buf(), v.clone());
         }
-        v
+        Ok(v)
     }
 
     fn main_path(&self, main: MainPlugin) -> Option<PathBuf> {
@@ -283,7 +255,7 @@ impl Ctx {
     }
 
     /// (version, main plugin) pairs a scenario runs at, or why it cannot run.
-    fn matrix(&self, s: &Scenario) -> Result<Vec<(CniVersion, MainPlugin)>, String> {
+    fn matrix(&self, s: &Scenario) -> Checked<Vec<(CniVersion, MainPlugin)>> {
         let mut common: Vec<CniVersion> = CniVersion::ALL
             .iter()
             .copied()
@@ -292,17 +264,20 @@ impl Ctx {
         for p in s.plugins {
             let path = self.plugin_path(p);
             if !path.is_file() {
-                return Err(format!("plugin binary {} is missing", path.display()));
+                return Err(CheckError::unexpected(format!(
+                    "plugin binary {} is missing",
+                    path.display()
+                )));
             }
             let vs = self.versions_of(&path)?;
             common.retain(|v| vs.contains(v));
         }
         if common.is_empty() {
-            return Err(format!(
+            return Err(CheckError::unexpected(format!(
                 "{} share no cniVersion ≥ {}",
                 s.plugins.join(", "),
                 s.min_version
-            ));
+            )));
         }
         if !s.needs_main {
             return Ok(common.into_iter().map(|v| (v, MainPlugin::None)).collect());
@@ -330,14 +305,14 @@ impl Ctx {
             })
             .collect();
         if out.is_empty() {
-            return Err(format!(
+            return Err(CheckError::unexpected(format!(
                 "no main plugin supports any of {:?} (bridge+host-local in {}: {:?}; cni-test-veth in {}: {:?})",
                 common.iter().map(|v| v.as_str()).collect::<Vec<_>>(),
                 self.opts.main_plugins.display(),
                 bridge.iter().map(|v| v.as_str()).collect::<Vec<_>>(),
                 self.fixture_dir.display(),
                 veth.iter().map(|v| v.as_str()).collect::<Vec<_>>(),
-            ));
+            )));
         }
         Ok(out)
     }
@@ -376,7 +351,7 @@ impl Ctx {
             Ok(m) => m,
             Err(reason) => {
                 let mut r = Recorder::new(s.name, None, self.opts.progress);
-                r.skip("all", &reason);
+                r.skip("all", &reason.to_string());
                 return r.cases;
             }
         };
@@ -399,499 +374,10 @@ fn host_unchanged(r: &mut Recorder, before: &HostSnapshot) {
         if diff.is_empty() {
             Ok(None)
         } else {
-            Err(format!(
+            Err(CheckError::unexpected(format!(
                 "the real host changed (isolation broken): {}",
                 diff.join("; ")
-            ))
+            )))
         }
     });
-}
-
-/// Runs VERSION on a binary and parses `supportedVersions`.
-pub(crate) fn query_versions(path: &Path) -> Result<Vec<CniVersion>, String> {
-    let run = invoke(
-        None,
-        path,
-        &[("CNI_COMMAND", "VERSION")],
-        br#"{"cniVersion":"1.1.0"}"#,
-    )?;
-    if run.code != Some(0) {
-        return Err(format!(
-            "{} VERSION failed ({:?}): {}",
-            path.display(),
-            run.code,
-            run.stdout.trim()
-        ));
-    }
-    let v: Value = serde_json::from_str(run.stdout.trim())
-        .map_err(|e| format!("{} VERSION printed no JSON: {e}", path.display()))?;
-    let list = v["supportedVersions"]
-        .as_array()
-        .ok_or_else(|| format!("{} VERSION has no supportedVersions", path.display()))?;
-    Ok(list
-        .iter()
-        .filter_map(|s| s.as_str()?.parse().ok())
-        .collect())
-}
-
-/// Collects the checks of one scenario run.
-pub(crate) struct Recorder {
-    scenario: String,
-    version: Option<String>,
-    progress: bool,
-    pub cases: Vec<CaseResult>,
-}
-
-impl Recorder {
-    fn new(scenario: &str, version: Option<CniVersion>, progress: bool) -> Recorder {
-        Recorder {
-            scenario: scenario.into(),
-            version: version.map(|v| v.as_str().to_string()),
-            progress,
-            cases: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, check: &str, outcome: Outcome, detail: Option<String>, millis: u64) {
-        let case = CaseResult {
-            scenario: self.scenario.clone(),
-            check: check.into(),
-            version: self.version.clone(),
-            outcome,
-            detail,
-            millis,
-        };
-        if self.progress {
-            let mut line = format!("{} {}", case.outcome.label(), case.id());
-            if let Some(r) = case.outcome.reason() {
-                line.push_str(&format!(": {r}"));
-            } else if let Some(d) = &case.detail {
-                line.push_str(&format!(" ({d})"));
-            }
-            let _ = writeln!(std::io::stderr(), "{line}");
-        }
-        self.cases.push(case);
-    }
-
-    /// Runs one check: `Ok(detail)` passes, `Err(reason)` fails. Returns
-    /// whether it passed.
-    pub fn check(
-        &mut self,
-        name: &str,
-        f: impl FnOnce() -> Result<Option<String>, String>,
-    ) -> bool {
-        let start = Instant::now();
-        let outcome = f();
-        let millis = start.elapsed().as_millis() as u64;
-        match outcome {
-            Ok(detail) => {
-                self.push(name, Outcome::Pass, detail, millis);
-                true
-            }
-            Err(reason) => {
-                self.push(name, Outcome::Fail(reason), None, millis);
-                false
-            }
-        }
-    }
-
-    pub fn skip(&mut self, name: &str, reason: &str) {
-        self.push(name, Outcome::Skip(reason.into()), None, 0);
-    }
-
-    /// Records a setup failure (the world could not be built).
-    pub fn setup_failed(&mut self, reason: impl std::fmt::Display) {
-        self.push("setup", Outcome::Fail(reason.to_string()), None, 0);
-    }
-}
-
-/// One direct plugin invocation's outcome.
-#[derive(Debug, Clone)]
-pub(crate) struct PluginRun {
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Runs a plugin binary directly (inside `host` when given) with exactly the
-/// CNI variables in `env`; bounded to 30 s.
-pub(crate) fn invoke(
-    host: Option<&Netns>,
-    plugin: &Path,
-    env: &[(&str, &str)],
-    stdin: &[u8],
-) -> Result<PluginRun, String> {
-    let mut cmd = match host {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", &ns.name]).arg(plugin);
-            c
-        }
-        None => Command::new(plugin),
-    };
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("running {}: {e}", plugin.display()))?;
-    if let Some(mut s) = child.stdin.take() {
-        let _ = s.write_all(stdin);
-    }
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if start.elapsed() < Duration::from_secs(30) => {
-                std::thread::sleep(Duration::from_millis(2))
-            }
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{} did not finish within 30s", plugin.display()));
-            }
-            Err(e) => return Err(format!("waiting for {}: {e}", plugin.display())),
-        }
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("collecting output of {}: {e}", plugin.display()))?;
-    Ok(PluginRun {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    })
-}
-
-/// The world of one versioned scenario: host netns + temp dir + runtime.
-pub(crate) struct Net<'c> {
-    pub ctx: &'c Ctx,
-    pub world: HostWorld,
-    pub version: CniVersion,
-    pub main: MainPlugin,
-    pub name: String,
-    pub runtime: Runtime,
-}
-
-/// How long a request waits for its answer. Generous, because a check that
-/// expects an answer must not fail on a slow machine and one that expects
-/// none costs this only for UDP or a dropped TCP SYN (a closed TCP port
-/// refuses at once).
-pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// One pod attached (or to be attached) to a `Net`.
-pub(crate) struct Attached {
-    pub pod: Pod,
-    pub list: NetworkConfigList,
-    pub rt: RuntimeConf,
-    pub result: Option<Value>,
-}
-
-impl Attached {
-    pub fn ip(&self, family: u8) -> Option<IpAddr> {
-        self.pod.address(family)
-    }
-}
-
-pub(crate) fn sock(ip: &str, port: u16) -> SocketAddr {
-    let ip: IpAddr = ip
-        .parse()
-        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
-    SocketAddr::new(ip, port)
-}
-
-impl<'c> Net<'c> {
-    pub fn new(
-        ctx: &'c Ctx,
-        tag: &str,
-        version: CniVersion,
-        main: MainPlugin,
-    ) -> Result<Net<'c>, String> {
-        let world = HostWorld::new(tag).map_err(|e| format!("building the host netns: {e}"))?;
-        if main == MainPlugin::Bridge {
-            world
-                .add_bridge()
-                .map_err(|e| format!("creating the bridge with a fixed MAC: {e}"))?;
-        }
-        let mut dirs = vec![ctx.opts.plugins.clone(), ctx.opts.main_plugins.clone()];
-        dirs.push(ctx.fixture_dir.clone());
-        let runtime = Runtime::new(dirs)
-            .with_cache_dir(world.cache_dir())
-            .with_exec_netns(world.host.path())
-            .with_timeout(Duration::from_secs(60));
-        Ok(Net {
-            ctx,
-            world,
-            version,
-            main,
-            name: format!("conf-{tag}"),
-            runtime,
-        })
-    }
-
-    pub fn host(&self) -> &Netns {
-        &self.world.host
-    }
-
-    pub fn dir(&self, sub: &str) -> PathBuf {
-        self.world
-            .sub(sub)
-            .unwrap_or_else(|_| self.world.dir.path().join(sub))
-    }
-
-    /// The main plugin object for pod number `index` (0-based).
-    pub fn main_conf(&self, index: usize) -> Value {
-        match self.main {
-            MainPlugin::Bridge => json!({
-                "type": "bridge",
-                "bridge": crate::topology::BRIDGE,
-                "isGateway": true,
-                "ipMasq": false,
-                "hairpinMode": true,
-                "ipam": {
-                    "type": "host-local",
-                    "ranges": [[{"subnet": "10.88.0.0/24"}], [{"subnet": "fd00:88::/64"}]],
-                    "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}],
-                    "dataDir": self.dir("ipam").to_string_lossy(),
-                }
-            }),
-            MainPlugin::TestVeth | MainPlugin::None => {
-                let n = index + 1;
-                json!({
-                    "type": "cni-test-veth",
-                    "ips": [
-                        {"address": format!("10.77.{n}.2/24"), "hostAddress": format!("10.77.{n}.1/24")},
-                        {"address": format!("fd00:77:{n}::2/64"), "hostAddress": format!("fd00:77:{n}::1/64")},
-                    ]
-                })
-            }
-        }
-    }
-
-    /// The host-side address pods use as their gateway (`family` 4 or 6).
-    pub fn gateway(&self, index: usize, family: u8) -> String {
-        match (self.main, family) {
-            (MainPlugin::Bridge, 4) => "10.88.0.1".into(),
-            (MainPlugin::Bridge, _) => "fd00:88::1".into(),
-            (_, 4) => format!("10.77.{}.1", index + 1),
-            (_, _) => format!("fd00:77:{}::1", index + 1),
-        }
-    }
-
-    /// A conflist `[main, chain...]` for pod `index`, written to the world's
-    /// conf dir and parsed by the runtime's loader.
-    pub fn list(&self, index: usize, chain: &[Value]) -> Result<NetworkConfigList, String> {
-        let mut plugins = Vec::new();
-        if self.main != MainPlugin::None {
-            plugins.push(self.main_conf(index));
-        }
-        plugins.extend(chain.iter().cloned());
-        self.list_of(index, plugins)
-    }
-
-    /// A conflist of exactly `plugins`.
-    pub fn list_of(&self, index: usize, plugins: Vec<Value>) -> Result<NetworkConfigList, String> {
-        let body = json!({
-            "cniVersion": self.version.as_str(),
-            "name": self.name,
-            "plugins": plugins,
-        });
-        let bytes = serde_json::to_vec_pretty(&body).map_err(|e| e.to_string())?;
-        let path = self
-            .dir("conf")
-            .join(format!("{}-{index}.conflist", self.name));
-        let _ = std::fs::write(&path, &bytes);
-        parse_conflist(&bytes, Some(&path)).map_err(|e| format!("conflist: {e}"))
-    }
-
-    /// A new pod with a conflist and runtime arguments (not yet added).
-    pub fn pod(
-        &self,
-        tag: &str,
-        index: usize,
-        chain: &[Value],
-        caps: Map<String, Value>,
-    ) -> Result<Attached, String> {
-        let pod = Pod::new(tag).map_err(|e| format!("creating pod netns: {e}"))?;
-        let list = self.list(index, chain)?;
-        let mut rt = RuntimeConf::new(&pod.container_id, pod.netns.path(), &pod.ifname);
-        rt.args = vec![
-            ("IgnoreUnknown".into(), "1".into()),
-            ("K8S_POD_NAME".into(), tag.into()),
-        ];
-        rt.capability_args = caps;
-        Ok(Attached {
-            pod,
-            list,
-            rt,
-            result: None,
-        })
-    }
-
-    pub fn add(&self, a: &mut Attached) -> Result<Value, String> {
-        let r = self
-            .runtime
-            .add_network_list(&a.list, &a.rt)
-            .map_err(|e| format!("ADD: {e}"))?;
-        a.result = Some(r.raw.clone());
-        Ok(r.raw)
-    }
-
-    /// CHECK; `Ok(false)` when the version does not allow CHECK.
-    pub fn check(&self, a: &Attached) -> Result<bool, String> {
-        if !self.version.allows_check() {
-            return Ok(false);
-        }
-        self.runtime
-            .check_network_list(&a.list, &a.rt)
-            .map(|_| true)
-            .map_err(|e| format!("CHECK: {e}"))
-    }
-
-    pub fn del(&self, a: &Attached) -> Result<(), String> {
-        self.runtime
-            .del_network_list(&a.list, &a.rt)
-            .map_err(|e| format!("DEL: {e}"))
-    }
-
-    /// Names of IFB links in the host netns.
-    pub fn ifbs(&self) -> Vec<String> {
-        self.host()
-            .ip_json(&["link", "show", "type", "ifb"])
-            .ok()
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|l| l["ifname"].as_str().map(str::to_string))
-            .collect()
-    }
-
-    /// Files left in the runtime's result cache.
-    pub fn cached(&self) -> Vec<String> {
-        crate::topology::files_under(&self.world.cache_dir())
-            .into_iter()
-            .collect()
-    }
-
-    /// TCP/UDP request from `ns`, waiting up to [`REQUEST_TIMEOUT`].
-    pub fn request(&self, from: &Netns, udp: bool, to: SocketAddr) -> Reach {
-        self.ctx.tools.request(from, udp, to, REQUEST_TIMEOUT)
-    }
-}
-
-/// Plugin output on one line (spec errors are printed indented).
-pub(crate) fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Asserts a request got exactly `want`.
-pub(crate) fn expect_reply(got: Reach, want: &str) -> Result<Option<String>, String> {
-    match got {
-        Reach::Reply(r) if r == want => Ok(None),
-        other => Err(format!("expected reply {want:?}, got {other}")),
-    }
-}
-
-/// Asserts a request was NOT answered by the pod (refused, timed out, or
-/// answered by someone else).
-pub(crate) fn expect_no_reply_from(got: Reach, pod_reply: &str) -> Result<Option<String>, String> {
-    match got {
-        Reach::Reply(r) if r.starts_with(pod_reply) => {
-            Err(format!("still answered by the pod: {r:?}"))
-        }
-        other => Ok(Some(other.to_string())),
-    }
-}
-
-/// `{"portMappings": [...]}` capability arguments.
-pub(crate) fn port_mappings(maps: &[(u16, u16, &str, Option<&str>)]) -> Map<String, Value> {
-    let list: Vec<Value> = maps
-        .iter()
-        .map(|(host, container, proto, host_ip)| {
-            let mut m = json!({"hostPort": host, "containerPort": container, "protocol": proto});
-            if let Some(ip) = host_ip {
-                m["hostIP"] = json!(ip);
-            }
-            m
-        })
-        .collect();
-    let mut caps = Map::new();
-    caps.insert("portMappings".into(), Value::Array(list));
-    caps
-}
-
-/// After DEL: the host's own listener on `port` answers (no DNAT left),
-/// from the host itself and from `also` (another pod), v4 and v6.
-pub(crate) fn host_owns_port(
-    net: &Net,
-    port: u16,
-    also: Option<&Netns>,
-) -> Result<Option<String>, String> {
-    let host = net.host();
-    let _server = net
-        .ctx
-        .tools
-        .serve(host, &[port], &[], "host", 30)
-        .map_err(|e| e.to_string())?;
-    let want = format!("host tcp/{port}");
-    for ip in [crate::topology::NODE_V4, crate::topology::NODE_V6] {
-        expect_reply(net.request(host, false, sock(ip, port)), &want)
-            .map_err(|e| format!("from the host to {ip}: {e}"))?;
-        if let Some(ns) = also {
-            expect_reply(net.request(ns, false, sock(ip, port)), &want)
-                .map_err(|e| format!("from another pod to {ip}: {e}"))?;
-        }
-    }
-    Ok(None)
-}
-
-/// Nothing of the attachment is left in the host netns or the state dirs.
-pub(crate) fn nothing_left(net: &Net, tuning_dir: Option<&Path>) -> Result<Option<String>, String> {
-    let mut problems = Vec::new();
-    let ifbs = net.ifbs();
-    if !ifbs.is_empty() {
-        problems.push(format!("IFB links left: {ifbs:?}"));
-    }
-    let cached = net.cached();
-    if !cached.is_empty() {
-        problems.push(format!("cache files left: {cached:?}"));
-    }
-    if let Some(d) = tuning_dir {
-        let left = crate::topology::files_under(d);
-        if !left.is_empty() {
-            problems.push(format!("tuning backups left: {left:?}"));
-        }
-    }
-    if problems.is_empty() {
-        Ok(None)
-    } else {
-        Err(problems.join("; "))
-    }
-}
-
-/// `{"bandwidth": {...}}` capability arguments (both directions).
-pub(crate) fn bandwidth_caps(rate: u64, burst: u64) -> Map<String, Value> {
-    let mut caps = Map::new();
-    caps.insert(
-        "bandwidth".into(),
-        json!({"ingressRate": rate, "ingressBurst": burst, "egressRate": rate, "egressBurst": burst}),
-    );
-    caps
-}
-
-/// The full chain after the main plugin: tuning, portmap, bandwidth.
-pub(crate) fn full_chain(net: &Net) -> Vec<Value> {
-    vec![
-        json!({
-            "type": "tuning",
-            "mtu": 1400,
-            "sysctl": {"net.core.somaxconn": "512"},
-            "dataDir": net.dir("tuning").to_string_lossy(),
-        }),
-        json!({"type": "portmap", "capabilities": {"portMappings": true}}),
-        json!({"type": "bandwidth", "capabilities": {"bandwidth": true}}),
-    ]
 }

@@ -9,10 +9,13 @@
 use cni::CniVersion;
 use serde_json::{json, Map};
 
+use std::net::SocketAddr;
+
 use super::{
-    expect_no_reply_from, expect_reply, port_mappings, sock, Ctx, MainPlugin, Net, Recorder,
+    expect_no_reply_from, expect_reply, port_mappings, sock, Attached, CheckError, Checked, Ctx,
+    MainPlugin, Net, Recorder,
 };
-use crate::topology::{NODE_V4, NODE_V6};
+use crate::topology::{Netns, NODE_V4, NODE_V6};
 
 const HOST_PORT: u16 = 18080;
 const HOSTIP_PORT: u16 = 18081;
@@ -74,67 +77,7 @@ fn run_with(
             return;
         }
     };
-    let host = net.host();
-    let tcp = "pod-a tcp/80";
-    let udp = "pod-a udp/81";
-    r.check("tcp-from-other-pod", || {
-        expect_reply(
-            net.request(&b.pod.netns, false, sock(NODE_V4, HOST_PORT)),
-            tcp,
-        )
-    });
-    r.check("tcp-from-host-node-ip", || {
-        expect_reply(net.request(host, false, sock(NODE_V4, HOST_PORT)), tcp)
-    });
-    r.check("tcp-from-host-localhost", || {
-        expect_reply(net.request(host, false, sock("127.0.0.1", HOST_PORT)), tcp)
-    });
-    r.check("tcp-hairpin", || {
-        expect_reply(
-            net.request(&a.pod.netns, false, sock(NODE_V4, HOST_PORT)),
-            tcp,
-        )
-    });
-    r.check("udp-from-other-pod", || {
-        expect_reply(
-            net.request(&b.pod.netns, true, sock(NODE_V4, HOST_PORT)),
-            udp,
-        )
-    });
-    r.check("udp-from-host-node-ip", || {
-        expect_reply(net.request(host, true, sock(NODE_V4, HOST_PORT)), udp)
-    });
-    r.check("hostip-only-on-its-ip", || {
-        expect_reply(
-            net.request(&b.pod.netns, false, sock(NODE_V4, HOSTIP_PORT)),
-            "pod-a tcp/82",
-        )
-    });
-    r.check("hostip-only-not-on-other-ips", || {
-        expect_no_reply_from(
-            net.request(host, false, sock(&net.gateway(0, 4), HOSTIP_PORT)),
-            "pod-a",
-        )
-    });
-    if a.ip(6).is_some() {
-        r.check("ipv6-tcp-from-host", || {
-            expect_reply(net.request(host, false, sock(NODE_V6, HOST_PORT)), tcp)
-        });
-        r.check("ipv6-tcp-from-other-pod", || {
-            expect_reply(
-                net.request(&b.pod.netns, false, sock(NODE_V6, HOST_PORT)),
-                tcp,
-            )
-        });
-        r.check("ipv6-udp-from-other-pod", || {
-            expect_reply(
-                net.request(&b.pod.netns, true, sock(NODE_V6, HOST_PORT)),
-                udp,
-            )
-        });
-    } else {
-        r.skip("ipv6", "the main plugin gave pod A no IPv6 address");
-    }
+    reach_checks(r, &net, &a, &b);
     if version.allows_check() {
         r.check("check", || {
             net.check(&a).and_then(|_| net.check(&b)).map(|_| None)
@@ -142,37 +85,7 @@ fn run_with(
     }
     r.check("del", || net.del(&a).map(|_| None));
     drop(server);
-    r.check("nothing-mapped-after-del", || {
-        let _host_server = ctx
-            .tools
-            .serve(host, &[HOST_PORT], &[HOST_PORT], "host", 30)
-            .map_err(|e| e.to_string())?;
-        let want_tcp = format!("host tcp/{HOST_PORT}");
-        let want_udp = format!("host udp/{HOST_PORT}");
-        expect_reply(
-            net.request(host, false, sock(NODE_V4, HOST_PORT)),
-            &want_tcp,
-        )
-        .map_err(|e| format!("from the host: {e}"))?;
-        expect_reply(
-            net.request(&b.pod.netns, false, sock(NODE_V4, HOST_PORT)),
-            &want_tcp,
-        )
-        .map_err(|e| format!("tcp from pod B: {e}"))?;
-        expect_reply(
-            net.request(&b.pod.netns, true, sock(NODE_V4, HOST_PORT)),
-            &want_udp,
-        )
-        .map_err(|e| format!("udp from pod B: {e}"))?;
-        if b.ip(6).is_some() {
-            expect_reply(
-                net.request(&b.pod.netns, false, sock(NODE_V6, HOST_PORT)),
-                &want_tcp,
-            )
-            .map_err(|e| format!("ipv6 tcp from pod B: {e}"))?;
-        }
-        Ok(None)
-    });
+    r.check("nothing-mapped-after-del", || host_has_port_back(&net, &b));
     r.check("del-other-pod", || net.del(&b).map(|_| None));
     r.check("del-again", || net.del(&a).map(|_| None));
     r.check("cache-empty", || {
@@ -180,7 +93,82 @@ fn run_with(
         if left.is_empty() {
             Ok(None)
         } else {
-            Err(format!("cache files left: {left:?}"))
+            Err(CheckError::unexpected(format!(
+                "cache files left: {left:?}"
+            )))
         }
     });
+}
+
+/// Pod A's mappings from pod B, the host and pod A itself (v4, and v6 when
+/// pod A has an address), and the hostIP-only port only on its hostIP.
+fn reach_checks(r: &mut Recorder, net: &Net, a: &Attached, b: &Attached) {
+    let host = net.host();
+    let (tcp, udp) = ("pod-a tcp/80", "pod-a udp/81");
+    // (check, from, udp, to, the reply it must get): a table, one row a line.
+    #[rustfmt::skip]
+    let mut rows: Vec<(&str, &Netns, bool, SocketAddr, &str)> = vec![
+        ("tcp-from-other-pod", &b.pod.netns, false, sock(NODE_V4, HOST_PORT), tcp),
+        ("tcp-from-host-node-ip", host, false, sock(NODE_V4, HOST_PORT), tcp),
+        ("tcp-from-host-localhost", host, false, sock("127.0.0.1", HOST_PORT), tcp),
+        ("tcp-hairpin", &a.pod.netns, false, sock(NODE_V4, HOST_PORT), tcp),
+        ("udp-from-other-pod", &b.pod.netns, true, sock(NODE_V4, HOST_PORT), udp),
+        ("udp-from-host-node-ip", host, true, sock(NODE_V4, HOST_PORT), udp),
+        ("hostip-only-on-its-ip", &b.pod.netns, false, sock(NODE_V4, HOSTIP_PORT), "pod-a tcp/82"),
+    ];
+    let v6 = a.ip(6).is_some();
+    if v6 {
+        #[rustfmt::skip]
+        rows.extend([
+            ("ipv6-tcp-from-host", host, false, sock(NODE_V6, HOST_PORT), tcp),
+            ("ipv6-tcp-from-other-pod", &b.pod.netns, false, sock(NODE_V6, HOST_PORT), tcp),
+            ("ipv6-udp-from-other-pod", &b.pod.netns, true, sock(NODE_V6, HOST_PORT), udp),
+        ]);
+    }
+    for (name, from, udp, to, want) in rows {
+        r.check(name, || expect_reply(net.request(from, udp, to), want));
+        if name == "hostip-only-on-its-ip" {
+            r.check("hostip-only-not-on-other-ips", || {
+                expect_no_reply_from(
+                    net.request(host, false, sock(&net.gateway(0, 4), HOSTIP_PORT)),
+                    "pod-a",
+                )
+            });
+        }
+    }
+    if !v6 {
+        r.skip("ipv6", "the main plugin gave pod A no IPv6 address");
+    }
+}
+
+/// After DEL: the host's own listener answers on the host port again, from
+/// the host and from pod B (tcp and udp, v6 when pod B has it).
+fn host_has_port_back(net: &Net, b: &Attached) -> Checked<Option<String>> {
+    let host = net.host();
+    let _host_server = net
+        .ctx
+        .tools
+        .serve(host, &[HOST_PORT], &[HOST_PORT], "host", 30)
+        .map_err(CheckError::world("serving the host port in the host netns"))?;
+    let want_tcp = format!("host tcp/{HOST_PORT}");
+    let want_udp = format!("host udp/{HOST_PORT}");
+    let mut rows = vec![
+        ("from the host", host, false, NODE_V4, &want_tcp),
+        ("tcp from pod B", &b.pod.netns, false, NODE_V4, &want_tcp),
+        ("udp from pod B", &b.pod.netns, true, NODE_V4, &want_udp),
+    ];
+    if b.ip(6).is_some() {
+        rows.push((
+            "ipv6 tcp from pod B",
+            &b.pod.netns,
+            false,
+            NODE_V6,
+            &want_tcp,
+        ));
+    }
+    for (what, from, udp, ip, want) in rows {
+        expect_reply(net.request(from, udp, sock(ip, HOST_PORT)), want)
+            .map_err(|e| e.within(what))?;
+    }
+    Ok(None)
 }

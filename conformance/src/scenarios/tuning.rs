@@ -7,7 +7,9 @@
 use cni::CniVersion;
 use serde_json::{json, Map, Value};
 
-use super::{invoke, one_line, Attached, Ctx, MainPlugin, Net, Recorder};
+use super::{
+    invoke, one_line, Attached, CheckError, Checked, Ctx, MainPlugin, Net, PluginRun, Recorder,
+};
 
 const MAC: &str = "c2:11:22:33:44:55";
 const MTU: u64 = 1400;
@@ -24,12 +26,11 @@ struct LinkState {
     mac: String,
 }
 
-fn link_state(a: &Attached) -> Result<LinkState, String> {
-    let l = a
-        .pod
-        .netns
-        .link(&a.pod.ifname)
-        .ok_or_else(|| format!("{} not found in the pod", a.pod.ifname))?;
+fn link_state(a: &Attached) -> Checked<LinkState> {
+    let l =
+        a.pod.netns.link(&a.pod.ifname).ok_or_else(|| {
+            CheckError::unexpected(format!("{} not found in the pod", a.pod.ifname))
+        })?;
     Ok(LinkState {
         mtu: l["mtu"].as_u64().unwrap_or_default(),
         promisc: l["flags"]
@@ -40,14 +41,10 @@ fn link_state(a: &Attached) -> Result<LinkState, String> {
     })
 }
 
-fn sysctls(a: &Attached) -> Result<(String, String), String> {
+fn sysctls(a: &Attached) -> Checked<(String, String)> {
     let ns = &a.pod.netns;
-    let somaxconn = ns
-        .read_sysctl("net/core/somaxconn")
-        .map_err(|e| e.to_string())?;
-    let arp = ns
-        .read_sysctl(&format!("net/ipv4/conf/{}/arp_ignore", a.pod.ifname))
-        .map_err(|e| e.to_string())?;
+    let somaxconn = ns.read_sysctl("net/core/somaxconn")?;
+    let arp = ns.read_sysctl(&format!("net/ipv4/conf/{}/arp_ignore", a.pod.ifname))?;
     Ok((somaxconn, arp))
 }
 
@@ -75,20 +72,27 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         if left.is_empty() {
             Ok(None)
         } else {
-            Err(format!("backup files left in dataDir: {left:?}"))
+            Err(CheckError::unexpected(format!(
+                "backup files left in dataDir: {left:?}"
+            )))
         }
     });
 }
 
-fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Value) {
-    let (orig_link, orig_sysctls) = match (link_state(a), sysctls(a)) {
-        (Ok(l), Ok(s)) => (l, s),
-        (Err(e), _) | (_, Err(e)) => return r.setup_failed(e),
-    };
-    let conf = |prev: &Value| {
+/// tuning run directly on one attached pod, the way a runtime runs it.
+struct Direct<'a, 'c> {
+    ctx: &'a Ctx,
+    net: &'a Net<'c>,
+    a: &'a Attached,
+    netns: String,
+}
+
+impl Direct<'_, '_> {
+    /// The configuration with `prev` as prevResult.
+    fn conf(&self, prev: &Value) -> Vec<u8> {
         json!({
-            "cniVersion": net.version.as_str(),
-            "name": net.name,
+            "cniVersion": self.net.version.as_str(),
+            "name": self.net.name,
             "type": "tuning",
             "mtu": MTU,
             "promisc": true,
@@ -98,45 +102,104 @@ fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Val
                 "net.core.somaxconn": SOMAXCONN,
                 "net.ipv4.conf.IFNAME.arp_ignore": ARP_IGNORE,
             },
-            "dataDir": net.dir("tuning").to_string_lossy(),
+            "dataDir": self.net.dir("tuning").to_string_lossy(),
             "prevResult": prev,
         })
         .to_string()
         .into_bytes()
-    };
-    let netns = a.pod.netns.path().to_string_lossy().into_owned();
-    let run = |command: &str, stdin: &[u8]| {
+    }
+
+    fn run(&self, command: &str, prev: &Value) -> Checked<PluginRun> {
         invoke(
-            Some(net.host()),
-            &ctx.plugin_path("tuning"),
+            Some(self.net.host()),
+            &self.ctx.plugin_path("tuning"),
             &[
                 ("CNI_COMMAND", command),
-                ("CNI_CONTAINERID", &a.rt.container_id),
-                ("CNI_NETNS", &netns),
-                ("CNI_IFNAME", &a.pod.ifname),
-                ("CNI_PATH", &ctx.opts.plugins.to_string_lossy()),
+                ("CNI_CONTAINERID", &self.a.rt.container_id),
+                ("CNI_NETNS", &self.netns),
+                ("CNI_IFNAME", &self.a.pod.ifname),
+                ("CNI_PATH", &self.ctx.opts.plugins.to_string_lossy()),
             ],
-            stdin,
+            &self.conf(prev),
         )
-    };
-    let mut result = Value::Null;
-    let added = r.check("add", || {
-        let out = run("ADD", &conf(&prev))?;
-        if out.code != Some(0) {
-            return Err(format!(
-                "tuning ADD exited {:?}: {}",
+    }
+
+    /// `command` must exit 0; `what` names it in the failure.
+    fn succeeds(&self, what: &str, command: &str, prev: &Value) -> Checked<PluginRun> {
+        let out = self.run(command, prev)?;
+        if out.code == Some(0) {
+            Ok(out)
+        } else {
+            Err(CheckError::unexpected(format!(
+                "{what} exited {:?}: {}",
                 out.code,
                 one_line(&out.stdout)
-            ));
+            )))
         }
-        result = serde_json::from_str(out.stdout.trim())
-            .map_err(|e| format!("tuning ADD printed no result JSON ({e})"))?;
+    }
+}
+
+fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Value) {
+    let (orig_link, orig_sysctls) = match (link_state(a), sysctls(a)) {
+        (Ok(l), Ok(s)) => (l, s),
+        (Err(e), _) | (_, Err(e)) => return r.setup_failed(e),
+    };
+    let netns = a.pod.netns.path().to_string_lossy().into_owned();
+    let tuning = Direct { ctx, net, a, netns };
+    let mut result = Value::Null;
+    let added = r.check("add", || {
+        let out = tuning.succeeds("tuning ADD", "ADD", &prev)?;
+        result = serde_json::from_str(out.stdout.trim()).map_err(|e| {
+            CheckError::unexpected(format!("tuning ADD printed no result JSON ({e})"))
+        })?;
         Ok(None)
     });
     if !added {
-        let _ = run("DEL", &conf(&prev));
+        let _ = tuning.run("DEL", &prev);
         return;
     }
+    applied_checks(r, a, &result);
+    if net.version.allows_check() {
+        r.check("check", || {
+            tuning
+                .succeeds("tuning CHECK", "CHECK", &result)
+                .map(|_| None)
+        });
+    }
+    if !r.check("del", || {
+        tuning.succeeds("tuning DEL", "DEL", &result).map(|_| None)
+    }) {
+        return;
+    }
+    r.check("link-attributes-restored", || {
+        let now = link_state(a)?;
+        if now == orig_link {
+            Ok(None)
+        } else {
+            Err(CheckError::unexpected(format!(
+                "link is {now:?}, was {orig_link:?} before ADD"
+            )))
+        }
+    });
+    r.check("sysctls-restored", || {
+        let now = sysctls(a)?;
+        if now == orig_sysctls {
+            Ok(None)
+        } else {
+            Err(CheckError::unexpected(format!(
+                "somaxconn={} arp_ignore={}, were {}/{} before ADD",
+                now.0, now.1, orig_sysctls.0, orig_sysctls.1
+            )))
+        }
+    });
+    r.check("del-again", || {
+        tuning.succeeds("second DEL", "DEL", &result).map(|_| None)
+    });
+}
+
+/// After ADD: the link attributes and sysctls inside the pod, and the MAC
+/// the result reports.
+fn applied_checks(r: &mut Recorder, a: &Attached, result: &Value) {
     match link_state(a) {
         Err(e) => r.setup_failed(e),
         Ok(now) => {
@@ -151,7 +214,9 @@ fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Val
                     if got == want {
                         Ok(None)
                     } else {
-                        Err(format!("{name} is {got} inside the pod, configured {want}"))
+                        Err(CheckError::unexpected(format!(
+                            "{name} is {got} inside the pod, configured {want}"
+                        )))
                     }
                 });
             }
@@ -162,10 +227,10 @@ fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Val
         if now == (SOMAXCONN.to_string(), ARP_IGNORE.to_string()) {
             Ok(None)
         } else {
-            Err(format!(
+            Err(CheckError::unexpected(format!(
                 "somaxconn={} arp_ignore={} inside the pod, configured {SOMAXCONN}/{ARP_IGNORE}",
                 now.0, now.1
-            ))
+            )))
         }
     });
     r.check("result-mac", || {
@@ -182,70 +247,10 @@ fn tuning_checks(ctx: &Ctx, r: &mut Recorder, net: &Net, a: &Attached, prev: Val
         if macs.contains(&MAC) {
             Ok(None)
         } else {
-            Err(format!(
+            Err(CheckError::unexpected(format!(
                 "result reports {macs:?} for {}, link has {MAC}",
                 a.pod.ifname
-            ))
-        }
-    });
-    if net.version.allows_check() {
-        r.check("check", || {
-            let out = run("CHECK", &conf(&result))?;
-            if out.code == Some(0) {
-                Ok(None)
-            } else {
-                Err(format!(
-                    "tuning CHECK exited {:?}: {}",
-                    out.code,
-                    one_line(&out.stdout)
-                ))
-            }
-        });
-    }
-    let deleted = r.check("del", || {
-        let out = run("DEL", &conf(&result))?;
-        if out.code == Some(0) {
-            Ok(None)
-        } else {
-            Err(format!(
-                "tuning DEL exited {:?}: {}",
-                out.code,
-                one_line(&out.stdout)
-            ))
-        }
-    });
-    if !deleted {
-        return;
-    }
-    r.check("link-attributes-restored", || {
-        let now = link_state(a)?;
-        if now == orig_link {
-            Ok(None)
-        } else {
-            Err(format!("link is {now:?}, was {orig_link:?} before ADD"))
-        }
-    });
-    r.check("sysctls-restored", || {
-        let now = sysctls(a)?;
-        if now == orig_sysctls {
-            Ok(None)
-        } else {
-            Err(format!(
-                "somaxconn={} arp_ignore={}, were {}/{} before ADD",
-                now.0, now.1, orig_sysctls.0, orig_sysctls.1
-            ))
-        }
-    });
-    r.check("del-again", || {
-        let out = run("DEL", &conf(&result))?;
-        if out.code == Some(0) {
-            Ok(None)
-        } else {
-            Err(format!(
-                "second DEL exited {:?}: {}",
-                out.code,
-                one_line(&out.stdout)
-            ))
+            )))
         }
     });
 }

@@ -12,22 +12,14 @@ use serde_json::{json, Value};
 
 pub const PLUGIN: &str = env!("CARGO_BIN_EXE_tuning");
 
-/// A directory removed on drop.
-pub struct TempDir(pub PathBuf);
+pub use tempfile::TempDir;
 
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("tuning-it-{}", unique_name(tag)));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A directory removed on drop, named after the test's `tag`.
+pub fn temp_dir(tag: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("tuning-it-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// The plugin's dataDir inside a [`TempDir`].
@@ -56,12 +48,12 @@ impl World {
     pub fn new() -> World {
         let ctr = TestNetns::new("tu");
         let peer = TestNetns::new("tp");
-        let root = TempDir::new("td");
+        let root = temp_dir("td");
         veth_pair(&ctr, "eth0", &peer, "veth0");
         World {
             ctr,
             peer,
-            data: DataDir(root.0.join("data")),
+            data: DataDir(root.path().join("data")),
             root,
             container_id: unique_name("c"),
         }
@@ -122,7 +114,11 @@ impl World {
         // Hermetic: never consult the host's /etc/cni/tuning/allowlist.conf.
         inv.extra_env.insert(
             "TUNING_ALLOWLIST_FILE".into(),
-            self.root.0.join("no-allowlist.conf").display().to_string(),
+            self.root
+                .path()
+                .join("no-allowlist.conf")
+                .display()
+                .to_string(),
         );
         inv
     }

@@ -32,18 +32,19 @@
 //! Never chooses where to send: callers pass loopback or addresses inside
 //! namespaces they created.
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+mod counter;
+mod traffic;
+
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use cni::rtnl::{Rtnl, RtnlError};
-use netlink_packet_core::NLM_F_DUMP;
-use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
-use netlink_packet_route::tc::{TcAttribute, TcMessage, TcStats2};
-use netlink_packet_route::RouteNetlinkMessage;
+use cni::rtnl::RtnlError;
+
+use counter::CounterSample;
+pub use counter::{shaper_counters, tbf_devices, CountAt, Counter};
+pub use traffic::{blast, sink, sink_listener};
 
 /// Socket buffer asked for on both ends (the kernel doubles it for overhead).
 pub const BUFFER: usize = 4 << 20;
@@ -70,6 +71,9 @@ pub enum MeasureError {
     Netlink { what: String, source: RtnlError },
     #[error("{0}")]
     Incomplete(String),
+    /// No measurement was within bounds: every attempt, with its reason.
+    #[error("{0}")]
+    OutOfBounds(String),
 }
 
 impl MeasureError {
@@ -91,389 +95,6 @@ impl MeasureError {
     pub fn is_refused(&self) -> bool {
         matches!(self, MeasureError::Io { source, .. } if source.kind() == std::io::ErrorKind::ConnectionRefused)
     }
-}
-
-/// `SO_SNDBUFFORCE` / `SO_RCVBUFFORCE` (asm-generic/socket.h).
-const SO_SNDBUFFORCE: libc::c_int = 32;
-const SO_RCVBUFFORCE: libc::c_int = 33;
-
-/// Sets a socket buffer to [`BUFFER`] with the `FORCE` option (needs
-/// CAP_NET_ADMIN), else with the plain one (capped by `net.core.*mem_max`).
-fn set_buffer(fd: &impl AsRawFd, force: libc::c_int, plain: libc::c_int) {
-    let want = BUFFER as libc::c_int;
-    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    for opt in [force, plain] {
-        // SAFETY: `fd` is an open socket borrowed for the whole call; the
-        // option value is a c_int that lives on this stack frame.
-        let r = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&want as *const libc::c_int).cast(),
-                len,
-            )
-        };
-        if r == 0 {
-            return;
-        }
-    }
-}
-
-/// A listener for [`sink`] on `addr` (port 0: any), its receive buffer set
-/// before any connection arrives (accepted sockets inherit it, and the
-/// window scale is chosen from it at the handshake).
-pub fn sink_listener(addr: SocketAddr) -> Result<TcpListener, MeasureError> {
-    let l = TcpListener::bind(addr).map_err(|e| MeasureError::io(format!("binding {addr}"), e))?;
-    set_buffer(&l, SO_RCVBUFFORCE, libc::SO_RCVBUF);
-    Ok(l)
-}
-
-/// Accepts one connection and reads it until EOF, `limit`, or `stop`
-/// (then the connection is dropped, which also stops the blaster); returns
-/// the bytes read.
-pub fn sink(
-    listener: &TcpListener,
-    limit: Duration,
-    stop: &AtomicBool,
-) -> Result<u64, MeasureError> {
-    let start = Instant::now();
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| MeasureError::io("listener", e))?;
-    let mut conn = loop {
-        match listener.accept() {
-            Ok((c, _)) => break c,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if start.elapsed() > limit || stop.load(Ordering::Relaxed) {
-                    return Err(MeasureError::Incomplete(format!(
-                        "no sender connected within {:?}",
-                        start.elapsed()
-                    )));
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            Err(e) => return Err(MeasureError::io("accepting", e)),
-        }
-    };
-    conn.set_nonblocking(false)
-        .and_then(|_| conn.set_read_timeout(Some(Duration::from_millis(100))))
-        .map_err(|e| MeasureError::io("sink socket", e))?;
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut bytes = 0u64;
-    while start.elapsed() < limit && !stop.load(Ordering::Relaxed) {
-        match conn.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => bytes += n as u64,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e) => return Err(MeasureError::io("reading", e)),
-        }
-    }
-    Ok(bytes)
-}
-
-/// Writes as fast as the socket takes until `limit`, `stop`, or the sink
-/// drops the connection; returns the payload bytes written.
-pub fn blast(to: SocketAddr, limit: Duration, stop: &AtomicBool) -> Result<u64, MeasureError> {
-    let mut conn = TcpStream::connect_timeout(&to, Duration::from_secs(5))
-        .map_err(|e| MeasureError::io(format!("connecting to {to}"), e))?;
-    set_buffer(&conn, SO_SNDBUFFORCE, libc::SO_SNDBUF);
-    conn.set_write_timeout(Some(Duration::from_millis(100)))
-        .map_err(|e| MeasureError::io("socket", e))?;
-    let chunk = vec![0x5au8; 64 * 1024];
-    let start = Instant::now();
-    let mut sent = 0u64;
-    while start.elapsed() < limit && sent < MAX_BYTES && !stop.load(Ordering::Relaxed) {
-        match conn.write(&chunk) {
-            Ok(n) => sent += n as u64,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            // The sink is done and dropped the connection.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::BrokenPipe
-                        | std::io::ErrorKind::ConnectionReset
-                        | std::io::ErrorKind::ConnectionAborted
-                ) =>
-            {
-                return Ok(sent)
-            }
-            Err(e) => return Err(MeasureError::io(format!("writing to {to}"), e)),
-        }
-    }
-    let _ = conn.shutdown(Shutdown::Both);
-    Ok(sent)
-}
-
-/// Where the kernel counts the measured flow's bytes (device names in the
-/// netns a [`Counter`] is opened in).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CountAt {
-    /// The bytes the TBF qdisc on this device released (what it charged).
-    Tbf(String),
-    /// The device's transmitted bytes.
-    LinkTx(String),
-    /// The device's received bytes.
-    LinkRx(String),
-}
-
-impl std::fmt::Display for CountAt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CountAt::Tbf(d) => write!(f, "the tbf qdisc on {d}"),
-            CountAt::LinkTx(d) => write!(f, "{d} tx"),
-            CountAt::LinkRx(d) => write!(f, "{d} rx"),
-        }
-    }
-}
-
-/// A kernel byte counter read over a netlink socket opened in its netns.
-pub struct Counter {
-    rtnl: Rtnl,
-    ifindex: u32,
-    at: CountAt,
-}
-
-impl std::fmt::Debug for Counter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Counter({})", self.at)
-    }
-}
-
-fn link_attr<T>(link: &LinkMessage, f: impl Fn(&LinkAttribute) -> Option<T>) -> Option<T> {
-    link.attributes.iter().find_map(f)
-}
-
-fn link_name(link: &LinkMessage) -> Option<&str> {
-    link.attributes.iter().find_map(|a| match a {
-        LinkAttribute::IfName(n) => Some(n.as_str()),
-        _ => None,
-    })
-}
-
-fn is_ifb(link: &LinkMessage) -> bool {
-    link_attr(link, |a| match a {
-        LinkAttribute::LinkInfo(infos) => Some(
-            infos
-                .iter()
-                .any(|i| matches!(i, LinkInfo::Kind(InfoKind::Ifb))),
-        ),
-        _ => None,
-    })
-    .unwrap_or(false)
-}
-
-fn is_tbf(q: &TcMessage) -> bool {
-    q.attributes
-        .iter()
-        .any(|a| matches!(a, TcAttribute::Kind(k) if k == "tbf"))
-}
-
-fn qdisc_bytes(q: &TcMessage) -> Option<u64> {
-    let basic = q.attributes.iter().find_map(|a| match a {
-        TcAttribute::Stats2(s) => s.iter().find_map(|s| match s {
-            TcStats2::Basic(b) => Some(b.bytes),
-            _ => None,
-        }),
-        _ => None,
-    });
-    basic.or_else(|| {
-        q.attributes.iter().find_map(|a| match a {
-            TcAttribute::Stats(s) => Some(s.bytes),
-            _ => None,
-        })
-    })
-}
-
-fn all_qdiscs(rtnl: &Rtnl) -> Result<Vec<TcMessage>, MeasureError> {
-    Ok(rtnl
-        .request(
-            RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default()),
-            NLM_F_DUMP,
-        )
-        .map_err(|e| MeasureError::netlink("dumping qdiscs", e))?
-        .into_iter()
-        .filter_map(|m| match m {
-            RouteNetlinkMessage::NewQueueDiscipline(q) => Some(q),
-            _ => None,
-        })
-        .collect())
-}
-
-/// The devices in `netns` that carry a TBF qdisc, as (name, is an IFB).
-pub fn tbf_devices(netns: &Path) -> Result<Vec<(String, bool)>, MeasureError> {
-    let rtnl = Rtnl::open_in(netns)
-        .map_err(|e| MeasureError::netlink(format!("netlink in {}", netns.display()), e))?;
-    let links = rtnl
-        .links()
-        .map_err(|e| MeasureError::netlink("listing links", e))?;
-    let mut out: Vec<(String, bool)> = all_qdiscs(&rtnl)?
-        .iter()
-        .filter(|q| is_tbf(q))
-        .filter_map(|q| {
-            let link = links
-                .iter()
-                .find(|l| i64::from(l.header.index) == i64::from(q.header.index))?;
-            Some((link_name(link)?.to_string(), is_ifb(link)))
-        })
-        .collect();
-    out.sort();
-    out.dedup();
-    Ok(out)
-}
-
-/// The counters of the one shaped pod in `netns` (the host netns where
-/// bandwidth ran): (towards the pod: the TBF on its host veth, from the
-/// pod: the TBF on its IFB). An error names what is there instead.
-pub fn shaper_counters(netns: &Path) -> Result<(CountAt, CountAt), MeasureError> {
-    let devs = tbf_devices(netns)?;
-    let one = |ifb: bool| -> Result<CountAt, MeasureError> {
-        let found: Vec<&String> = devs
-            .iter()
-            .filter(|(_, i)| *i == ifb)
-            .map(|(n, _)| n)
-            .collect();
-        match found.as_slice() {
-            [dev] => Ok(CountAt::Tbf(dev.to_string())),
-            _ => Err(MeasureError::Incomplete(format!(
-                "expected one tbf qdisc on {} in {}, found tbf on {devs:?}",
-                if ifb { "an IFB" } else { "a veth" },
-                netns.display()
-            ))),
-        }
-    };
-    Ok((one(false)?, one(true)?))
-}
-
-impl Counter {
-    /// A counter in the netns at `netns`.
-    pub fn open(netns: &Path, at: CountAt) -> Result<Counter, MeasureError> {
-        let rtnl = Rtnl::open_in(netns)
-            .map_err(|e| MeasureError::netlink(format!("netlink in {}", netns.display()), e))?;
-        let dev = match &at {
-            CountAt::Tbf(d) | CountAt::LinkTx(d) | CountAt::LinkRx(d) => d,
-        };
-        let link = rtnl
-            .link_by_name(dev)
-            .map_err(|e| MeasureError::netlink(format!("looking up {dev}"), e))?
-            .ok_or_else(|| {
-                MeasureError::Incomplete(format!("no link {dev} in {}", netns.display()))
-            })?;
-        let counter = Counter {
-            rtnl,
-            ifindex: link.header.index,
-            at,
-        };
-        counter.read()?;
-        Ok(counter)
-    }
-
-    /// The counter's value now.
-    pub fn read(&self) -> Result<u64, MeasureError> {
-        let missing = || MeasureError::Incomplete(format!("no byte counter for {}", self.at));
-        match &self.at {
-            CountAt::Tbf(_) => all_qdiscs(&self.rtnl)?
-                .iter()
-                .filter(|q| i64::from(q.header.index) == i64::from(self.ifindex) && is_tbf(q))
-                .find_map(qdisc_bytes)
-                .ok_or_else(missing),
-            CountAt::LinkTx(d) | CountAt::LinkRx(d) => {
-                let tx = matches!(self.at, CountAt::LinkTx(_));
-                // link_by_name skips only per-VF stats: the link's own
-                // IFLA_STATS64 is always there.
-                let link = self
-                    .rtnl
-                    .link_by_index(self.ifindex)
-                    .map_err(|e| MeasureError::netlink(format!("reading {d}"), e))?
-                    .ok_or_else(missing)?;
-                link_attr(&link, |a| match a {
-                    LinkAttribute::Stats64(s) => Some(if tx { s.tx_bytes } else { s.rx_bytes }),
-                    _ => None,
-                })
-                .ok_or_else(missing)
-            }
-        }
-    }
-
-    /// A reading timestamped at the middle of its request, taken again
-    /// while the request took longer than [`SAMPLE_BRACKET`] (the thread
-    /// was preempted around it).
-    fn sample(&self) -> Result<CounterSample, MeasureError> {
-        let mut widest = Duration::ZERO;
-        for _ in 0..1000 {
-            let before = Instant::now();
-            let bytes = self.read()?;
-            let took = before.elapsed();
-            if took <= SAMPLE_BRACKET {
-                return Ok(CounterSample {
-                    at: before + took / 2,
-                    bytes,
-                });
-            }
-            widest = widest.max(took);
-        }
-        Err(MeasureError::Incomplete(format!(
-            "no reading of {} took less than {SAMPLE_BRACKET:?} in 1000 tries (up to {widest:?})",
-            self.at
-        )))
-    }
-
-    /// Counts a window of `window` that opens `warmup` after the counter
-    /// first moves, sampled at its start, at each part boundary and at its
-    /// end. Traffic must be flowing; fails when the counter does not move
-    /// within `limit`.
-    pub fn window(
-        &self,
-        warmup: Duration,
-        window: Duration,
-        limit: Duration,
-    ) -> Result<Throughput, MeasureError> {
-        let start = Instant::now();
-        let idle = self.sample()?;
-        let moved = loop {
-            let s = self.sample()?;
-            if s.bytes > idle.bytes {
-                break s;
-            }
-            if start.elapsed() > limit {
-                return Err(MeasureError::Incomplete(format!(
-                    "{} did not move within {limit:?}",
-                    self.at
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        std::thread::sleep(warmup);
-        let open = self.sample()?;
-        let mut samples = vec![open];
-        for k in 1..=PARTS {
-            let boundary = open.at + window.mul_f64(k as f64 / PARTS as f64);
-            if let Some(wait) = boundary.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
-            samples.push(self.sample()?);
-        }
-        Ok(summarize(
-            &samples,
-            open.at.duration_since(moved.at).as_secs_f64(),
-        ))
-    }
-}
-
-/// One reading of a kernel byte counter.
-#[derive(Debug, Clone, Copy)]
-struct CounterSample {
-    at: Instant,
-    bytes: u64,
 }
 
 /// Bytes counted over a span of time.
@@ -645,19 +266,21 @@ pub fn judge(r: Rates, low: f64, high: f64) -> (bool, String) {
 /// [`ATTEMPTS`] times. A mean above `high` fails at once: a shaper that
 /// lets more through than configured is never excused. Only a best part
 /// below `low` is measured again, and the returned text says why. `Ok` and
-/// `Err` both carry every attempt.
-pub fn measure_within(
+/// `Err` both carry every attempt (a failed measurement ends it as
+/// [`MeasureError::Incomplete`], out of bounds is
+/// [`MeasureError::OutOfBounds`]).
+pub fn measure_within<E: std::fmt::Display>(
     low: f64,
     high: f64,
-    mut measure: impl FnMut() -> Result<Rates, String>,
-) -> Result<String, String> {
+    mut measure: impl FnMut() -> Result<Rates, E>,
+) -> Result<String, MeasureError> {
     let mut log: Vec<String> = Vec::new();
     for attempt in 1..=ATTEMPTS {
         let rates = match measure() {
             Ok(m) => m,
             Err(e) => {
-                log.push(e);
-                return Err(log.join("; "));
+                log.push(e.to_string());
+                return Err(MeasureError::Incomplete(log.join("; ")));
             }
         };
         let (ok, text) = judge(rates, low, high);
@@ -669,7 +292,7 @@ pub fn measure_within(
             log.push(format!(
                 "{text}: the mean is above the upper bound, more than the shaper may let through (not re-measured)"
             ));
-            return Err(log.join("; "));
+            return Err(MeasureError::OutOfBounds(log.join("; ")));
         }
         log.push(if attempt < ATTEMPTS {
             format!(
@@ -680,12 +303,13 @@ pub fn measure_within(
             format!("{text}: below the lower bound in all {ATTEMPTS} attempts")
         });
     }
-    Err(log.join("; "))
+    Err(MeasureError::OutOfBounds(log.join("; ")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn sink_and_blast_move_data_and_stop_on_request() {
@@ -786,7 +410,7 @@ mod tests {
     fn only_a_low_result_is_measured_again_and_the_reason_is_given() {
         let (low, high) = shaped_bounds(10e6);
         let mut results = vec![rates(8e6, 8.5e6), rates(9.2e6, 10.1e6)].into_iter();
-        let ok = measure_within(low, high, || Ok(results.next().unwrap())).unwrap();
+        let ok = measure_within(low, high, || Ok::<_, String>(results.next().unwrap())).unwrap();
         assert!(
             ok.starts_with("mean 8.00, best part 8.50 Mbit/s (bounds 9.00-11.00): even the best part is below the lower bound; measuring again, because")
                 && ok.ends_with("; mean 9.20, best part 10.10 Mbit/s (bounds 9.00-11.00)"),
@@ -795,23 +419,25 @@ mod tests {
         let mut calls = 0;
         let over = measure_within(low, high, || {
             calls += 1;
-            Ok(rates(11.5e6, 11.6e6))
+            Ok::<_, String>(rates(11.5e6, 11.6e6))
         })
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert_eq!(calls, 1, "an overshoot is never re-measured");
         assert!(over.contains("above the upper bound"), "{over}");
         let mut calls = 0;
         let under = measure_within(low, high, || {
             calls += 1;
-            Ok(rates(5e6, 6e6))
+            Ok::<_, String>(rates(5e6, 6e6))
         })
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert_eq!(calls, ATTEMPTS);
         assert!(
             under.ends_with("below the lower bound in all 3 attempts"),
             "{under}"
         );
-        let err = measure_within(low, high, || Err("no sender".into())).unwrap_err();
-        assert_eq!(err, "no sender");
+        let err = measure_within(low, high, || Err("no sender")).unwrap_err();
+        assert_eq!(err.to_string(), "no sender");
     }
 }
