@@ -149,6 +149,20 @@ fn add_of_a_port_the_reference_maps_for_another_pod_is_refused() {
         "{}",
         out.stdout
     );
+    // A hostIP overlaps upstream's any-address mapping (Kubernetes' rule);
+    // another port on that address does not.
+    let specific = portmap_conf(
+        "1.0.0",
+        Some(&b.prev),
+        json!([{"hostPort": 8080, "containerPort": 80, "protocol": "tcp", "hostIP": NODE4}]),
+    );
+    let out = w.portmap("ADD", &b.id, &b.ns.path().display().to_string(), &specific);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("{NODE4}:8080/tcp overlaps 0.0.0.0:8080/tcp mapped by upstream portmap for network \\\"pmnet\\\" container \\\"ctrA\\\"")),
+        "{}",
+        out.stdout
+    );
     // Same pod re-added by ours (taking over its own ports) is not a conflict.
     let own = portmap_conf("1.0.0", Some(&a.prev), maps(8080, 8081));
     w.portmap("ADD", &a.id, &a.ns.path().display().to_string(), &own)

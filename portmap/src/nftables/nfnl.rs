@@ -8,12 +8,14 @@
 
 use cni::netlink::netfilter::{BatchError, Nfnl as Socket};
 use cni::netlink::NetlinkError;
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
 use netlink_packet_netfilter::nftables::{
     DataAttribute, ListAttribute, NfTablesMessage, SetElementAttribute, SetElementList,
     SetElementMessage,
 };
-use netlink_packet_netfilter::NetfilterProtoFamily;
+use netlink_packet_netfilter::{
+    NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
+};
 
 use super::elements::{ElementData, SetElement, TABLE};
 use super::raw::{decode_comment, encode_comment, encode_fields};
@@ -49,6 +51,9 @@ impl NfnlError {
         self.errno() == Some(libc::EEXIST)
     }
 }
+
+/// A dumped element: its key bytes and owner comment.
+pub type RawElement = (Vec<u8>, Option<String>);
 
 /// One element operation of a batch.
 #[derive(Debug, Clone, Copy)]
@@ -165,6 +170,54 @@ impl Nfnl {
             .iter()
             .map(|a| a.as_deref().ok().and_then(comment_of))
             .collect())
+    }
+
+    /// Every element of our set `set`: its key bytes and owner comment
+    /// (one dump; a missing table or set is an empty list).
+    pub fn elements(&mut self, set: &str) -> Result<Vec<RawElement>, NfnlError> {
+        let dump = NfTablesMessage::GetSetElement(SetElementMessage {
+            attributes: vec![
+                SetElementList::Table(TABLE.to_string()),
+                SetElementList::Set(set.to_string()),
+            ],
+        });
+        let msg =
+            NetfilterMessage::new(NetfilterHeader::new(NetfilterProtoFamily::Inet, 0, 0), dump);
+        let answers = match self.sock.request(msg, NLM_F_DUMP) {
+            Ok(a) => a,
+            Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(Vec::new()),
+            Err(e) => return Err(NfnlError::Socket(e)),
+        };
+        let mut out = Vec::new();
+        for m in answers {
+            let NetfilterMessageInner::NfTables(NfTablesMessage::NewSetElement(msg)) = m.inner
+            else {
+                continue;
+            };
+            for list in msg.attributes {
+                let SetElementList::Elements(elems) = list else {
+                    continue;
+                };
+                for e in elems {
+                    let ListAttribute::Element(attrs) = e else {
+                        continue;
+                    };
+                    let mut key = None;
+                    let mut comment = None;
+                    for a in attrs {
+                        match a {
+                            SetElementAttribute::Key(DataAttribute::Value(v)) => key = Some(v),
+                            SetElementAttribute::UserData(u) => comment = decode_comment(&u),
+                            _ => {}
+                        }
+                    }
+                    if let Some(key) = key {
+                        out.push((key, comment));
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Closes the socket without waiting for the kernel's RCU grace period

@@ -9,7 +9,12 @@
 
 use std::collections::BTreeSet;
 
+use std::net::IpAddr;
+
 use sha2::{Digest, Sha512};
+
+use crate::config::Protocol;
+use crate::plan::{Family, MapKey};
 
 /// Upstream's entry chain, jumped to from `PREROUTING` and `OUTPUT`.
 pub const DNAT: &str = "CNI-HOSTPORT-DNAT";
@@ -45,6 +50,8 @@ pub struct Rule {
     pub protocol: Option<String>,
     /// The ports of `--dports`/`--destination-ports`/`--dport`.
     pub dports: Vec<u16>,
+    /// The `-d` address (a host address: its `/32` or `/128` dropped).
+    pub destination: Option<IpAddr>,
 }
 
 /// The `nat` table of one family as `iptables-save` prints it.
@@ -121,6 +128,7 @@ fn parse_rule(line: &str) -> Option<Rule> {
         comment: after("--comment"),
         protocol: after("-p"),
         dports,
+        destination: after("-d").and_then(|d| d.split('/').next().and_then(|a| a.parse().ok())),
     })
 }
 
@@ -182,6 +190,40 @@ impl NatTable {
             .filter(|r| r.dports.contains(&port))
             .filter_map(|r| r.comment.as_deref().and_then(owner_of))
             .find(|o| o != except)
+    }
+
+    /// Every key upstream maps in this table (of family `family`), with
+    /// its owner: the DNAT rules of each per-container chain an owned entry
+    /// rule jumps to (`-d` is the hostIP; none is the wildcard).
+    pub fn mapped_keys(&self, family: Family) -> Vec<(MapKey, UpstreamOwner)> {
+        let mut out = Vec::new();
+        for entry in self.rules.iter().filter(|r| r.chain == DNAT) {
+            let (Some(owner), Some(chain)) =
+                (entry.comment.as_deref().and_then(owner_of), &entry.jump)
+            else {
+                continue;
+            };
+            for r in self.rules.iter().filter(|r| &r.chain == chain) {
+                if r.jump.as_deref() != Some("DNAT") {
+                    continue;
+                }
+                let Some(protocol) = r.protocol.as_deref().and_then(Protocol::parse) else {
+                    continue;
+                };
+                for port in &r.dports {
+                    let key = MapKey {
+                        family,
+                        host_ip: r.destination,
+                        protocol,
+                        port: *port,
+                    };
+                    if !out.contains(&(key, owner.clone())) {
+                        out.push((key, owner.clone()));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The `iptables-restore --noflush` input removing everything upstream
@@ -280,6 +322,41 @@ mod tests {
         let other = t.mapper_of("udp", 8053, &me).map(|o| o.container_id);
         assert_eq!(other.as_deref(), Some("ctr1"));
         assert_eq!(t.mapper_of("udp", 8054, &me), None);
+        let keys: Vec<String> = t
+            .mapped_keys(Family::V4)
+            .iter()
+            .map(|(k, o)| {
+                format!(
+                    "{:?} {}/{} {}",
+                    k.host_ip,
+                    k.port,
+                    k.protocol.as_str(),
+                    o.container_id
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "None 8080/tcp ctr1",
+                "None 8053/udp ctr1",
+                "None 8080/tcp ctr2",
+                "None 8053/udp ctr2"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_host_ip_is_read_from_the_dnat_rule() {
+        let t = parse_save(
+            "*nat\n:CNI-HOSTPORT-DNAT - [0:0]\n:CNI-DN-x - [0:0]\n\
+             -A CNI-HOSTPORT-DNAT -p tcp -m comment --comment \"dnat name: \\\"n\\\" id: \\\"c\\\"\" -m multiport --dports 80 -j CNI-DN-x\n\
+             -A CNI-DN-x -d 198.18.0.1/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.0.0.2:8080\nCOMMIT\n",
+        );
+        let keys = t.mapped_keys(Family::V4);
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].0.host_ip, Some("198.18.0.1".parse().unwrap()));
+        assert_eq!(keys[0].1.container_id, "c");
     }
 
     #[test]
