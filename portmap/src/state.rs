@@ -100,6 +100,35 @@ pub fn read_index<T: DeserializeOwned>(owner: &Owner) -> Result<Option<T>, CniEr
     }
 }
 
+/// Every index of the current netns that reads as `T` (others, and
+/// temporary files, are skipped): what healing rebuilds from.
+pub fn read_indexes<T: DeserializeOwned>() -> Result<Vec<T>, CniError> {
+    let dir = PathBuf::from(format!("{STATE_DIR}/netns-{}", netns_ino()?));
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(CniError::io(format!(
+                "portmap: reading {}: {e}",
+                dir.display()
+            )))
+        }
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|x| x.to_str()) != Some("json") {
+            continue;
+        }
+        if let Ok(bytes) = std::fs::read(&path) {
+            if let Ok(index) = cni::gojson::from_slice(&bytes) {
+                out.push(index);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Writes the index atomically (temporary file + rename).
 pub fn write_index<T: Serialize>(owner: &Owner, index: &T) -> Result<(), CniError> {
     let path = index_path(owner)?;

@@ -121,6 +121,7 @@ pub(super) fn add(
         comment: plan.comment.clone(),
         elements: pod.elements.clone(),
         chain: plan.chain.clone(),
+        chain_batch: pod.chain_batch(),
     };
     let undo = |nf: &mut Nfnl| {
         let _ = remove_installed(nf, nft, &index);

@@ -71,16 +71,30 @@ pub struct Nfnl {
     sock: Socket,
 }
 
+/// An element given as bytes: the layout's sentinels, whose keys no
+/// [`SetElement`] field can express.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawMember {
+    /// The set or map.
+    pub set: String,
+    /// The key as nf_tables holds it.
+    pub key: Vec<u8>,
+    /// A map element's data.
+    pub data: Option<DataAttribute>,
+}
+
 /// The element list message for one element of our table.
 fn element_list(elem: &SetElement, attrs: Vec<SetElementAttribute>) -> SetElementMessage {
-    let mut all = vec![SetElementAttribute::Key(DataAttribute::Value(
-        encode_fields(&elem.key),
-    ))];
+    raw_element_list(&elem.set, encode_fields(&elem.key), attrs)
+}
+
+fn raw_element_list(set: &str, key: Vec<u8>, attrs: Vec<SetElementAttribute>) -> SetElementMessage {
+    let mut all = vec![SetElementAttribute::Key(DataAttribute::Value(key))];
     all.extend(attrs);
     SetElementMessage {
         attributes: vec![
             SetElementList::Table(TABLE.to_string()),
-            SetElementList::Set(elem.set.clone()),
+            SetElementList::Set(set.to_string()),
             SetElementList::Elements(vec![ListAttribute::Element(all)]),
         ],
     }
@@ -170,6 +184,43 @@ impl Nfnl {
             .iter()
             .map(|a| a.as_deref().ok().and_then(comment_of))
             .collect())
+    }
+
+    /// Whether each raw element exists (one GET each, one send).
+    pub fn present(&mut self, members: &[RawMember]) -> Result<Vec<bool>, NfnlError> {
+        let gets = members
+            .iter()
+            .map(|m| {
+                NfTablesMessage::GetSetElement(raw_element_list(&m.set, m.key.clone(), Vec::new()))
+            })
+            .collect();
+        let answers = self
+            .sock
+            .nftables_get(NetfilterProtoFamily::Inet, gets)
+            .map_err(NfnlError::Socket)?;
+        Ok(answers.iter().map(Result::is_ok).collect())
+    }
+
+    /// Adds the raw elements with `comment` in one transaction (`add`
+    /// semantics: an existing identical element is fine).
+    pub fn add_raw(&mut self, members: &[RawMember], comment: &str) -> Result<(), NfnlError> {
+        let udata =
+            encode_comment(comment).ok_or_else(|| NfnlError::Encode(comment.to_string()))?;
+        let msgs = members
+            .iter()
+            .map(|m| {
+                let mut attrs = Vec::with_capacity(2);
+                if let Some(d) = &m.data {
+                    attrs.push(SetElementAttribute::Data(d.clone()));
+                }
+                attrs.push(SetElementAttribute::UserData(udata.clone()));
+                let msg = raw_element_list(&m.set, m.key.clone(), attrs);
+                (NfTablesMessage::NewSetElement(msg), NLM_F_CREATE)
+            })
+            .collect();
+        self.sock
+            .nftables_batch(NetfilterProtoFamily::Inet, msgs)
+            .map_err(NfnlError::Kernel)
     }
 
     /// Every element of our set `set`: its key bytes and owner comment
