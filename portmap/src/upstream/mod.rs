@@ -174,7 +174,6 @@ fn restore(f: Flavour, input: &str) -> Result<(), CniError> {
 /// container; GC: the stale ones, chosen by `pick` from the owners found).
 fn remove_where(
     network: &str,
-    with_nft: bool,
     pick: &dyn Fn(&BTreeSet<UpstreamOwner>) -> BTreeSet<String>,
 ) -> Result<(), CniError> {
     let present = probe();
@@ -189,7 +188,7 @@ fn remove_where(
         }
     }
     for (v6, there) in [(false, present.nft_v4), (true, present.nft_v6)] {
-        if !there || !with_nft {
+        if !there {
             continue;
         }
         let fam = if v6 { "ip6" } else { "ip" };
@@ -214,15 +213,19 @@ fn remove_where(
 /// only, as upstream keys them; nothing is read from a cache).
 pub fn del(network: &str, container_id: &str) -> Result<(), CniError> {
     let id = container_id.to_string();
-    remove_where(network, true, &|_| BTreeSet::from([id.clone()]))
+    remove_where(network, &|_| BTreeSet::from([id.clone()]))
 }
 
-/// GC: removes upstream's rules of `network` for containers not in `valid`.
-/// Upstream's nftables backend is left out: its comments carry only the
-/// container ID, so which network a rule belongs to cannot be told, and GC
-/// must never remove another network's live rules (DEL still removes them).
+/// GC: removes upstream's rules of `network` for containers not in `valid`,
+/// in iptables (entry comments name network and container) and in
+/// upstream's nftables table, whose comments carry only the container ID:
+/// there a container ID absent from `valid` counts as stale. (A node where
+/// another network still runs upstream's nftables portmap for a sandbox
+/// that this network does not list would lose that sandbox's rules; the
+/// runtime lists every live sandbox of a network, and one network per node
+/// is the Kubernetes case.)
 pub fn gc(network: &str, valid: &BTreeSet<String>) -> Result<(), CniError> {
-    remove_where(network, false, &|owners| {
+    remove_where(network, &|owners| {
         owners
             .iter()
             .filter(|o| o.network == network && !valid.contains(&o.container_id))
