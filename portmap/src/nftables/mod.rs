@@ -8,11 +8,16 @@
 //! [`Nftables`] is the [`crate::backend::Firewall`] the verbs call.
 //!
 //! Cost per verb on a prepared host (why it does not grow with pods):
-//! - ADD of a new attachment: one nfnetlink transaction `create`s its DNAT
+//! - Every verb but CHECK first checks the layout's sentinels (one GET per
+//!   map and set in one send) and heals after a flush ([`heal`]); STATUS
+//!   proves nat and fib from the committed layout or a dry run ([`probe`]).
+//! - ADD of a new attachment: a netlink look-up of the keys its hostIPs
+//!   overlap (Kubernetes' rule, [`crate::plan::MapKey::conflicts_with`]),
+//!   then one nfnetlink transaction `create`s its DNAT
 //!   elements (EEXIST ⇒ someone's hostPort: list once, then refuse naming
 //!   the owner, or replace our own) and adds its masquerade elements; then
 //!   the index file. No `nft` process, no listing, no deletion. The skeleton
-//!   is created only when that transaction says ENOENT (P10).
+//!   is created only when it is missing (P10).
 //! - DEL: reads the index, fetches those elements' comments and deletes the
 //!   ones still ours in one transaction (no index: list once and delete by
 //!   comment with `nft`). Deleting makes closing an nfnetlink socket wait
