@@ -91,6 +91,31 @@ impl MapKey {
                 _ => true,
             }
     }
+
+    /// How a refusal describes this key conflicting with `theirs`, mapped
+    /// by `who`.
+    pub fn conflict_text(&self, theirs: &MapKey, who: &str) -> String {
+        if self == theirs {
+            format!("{} is already mapped by {who}", self.describe())
+        } else {
+            format!(
+                "{} overlaps {} mapped by {who}",
+                self.describe(),
+                theirs.describe()
+            )
+        }
+    }
+
+    /// `0.0.0.0:80/tcp`, `[fd00::1]:80/udp`: the key as errors name it.
+    pub fn describe(&self) -> String {
+        let host = match (self.host_ip, self.family) {
+            (Some(IpAddr::V6(ip)), _) => format!("[{ip}]"),
+            (Some(ip), _) => ip.to_string(),
+            (None, Family::V4) => "0.0.0.0".into(),
+            (None, Family::V6) => "[::]".into(),
+        };
+        format!("{host}:{}/{}", self.port, self.protocol.as_str())
+    }
 }
 
 /// One forwarding, the unit CHECK compares.
@@ -271,5 +296,59 @@ impl PodPlan {
             IpAddr::V4(ip) => Some(ip),
             IpAddr::V6(_) => None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(host_ip: &str, protocol: Protocol, port: u16) -> MapKey {
+        let host_ip: Option<IpAddr> = (!host_ip.is_empty()).then(|| host_ip.parse().unwrap());
+        let family = match host_ip {
+            Some(ip) => Family::of(&ip),
+            None => Family::V4,
+        };
+        MapKey {
+            family,
+            host_ip,
+            protocol,
+            port,
+        }
+    }
+
+    fn v6(mut k: MapKey) -> MapKey {
+        k.family = Family::V6;
+        k
+    }
+
+    #[test]
+    fn conflicts_follow_the_kubernetes_hostport_rule() {
+        use Protocol::{Tcp, Udp};
+        let node = "198.18.0.1";
+        let table = [
+            // (a, b, conflict)
+            (key("", Tcp, 80), key("", Tcp, 80), true),
+            (key("", Tcp, 80), key(node, Tcp, 80), true),
+            (key(node, Tcp, 80), key("", Tcp, 80), true),
+            (key("0.0.0.0", Tcp, 80), key(node, Tcp, 80), true),
+            (key(node, Tcp, 80), key(node, Tcp, 80), true),
+            (key("127.0.0.1", Tcp, 80), key(node, Tcp, 80), false),
+            (key("127.0.0.1", Tcp, 80), key("", Tcp, 80), true),
+            (key("", Tcp, 80), key("", Udp, 80), false),
+            (key(node, Tcp, 80), key(node, Udp, 80), false),
+            (key("", Tcp, 80), key("", Tcp, 81), false),
+            (key("::", Tcp, 80), key("fd00::1", Tcp, 80), true),
+            (v6(key("", Tcp, 80)), key("fd00::1", Tcp, 80), true),
+            (key("fd00::1", Tcp, 80), key("fd00::2", Tcp, 80), false),
+            // The wildcard covers its own family only.
+            (key("", Tcp, 80), key("fd00::1", Tcp, 80), false),
+            (key("::", Tcp, 80), key(node, Tcp, 80), false),
+            (v6(key("", Tcp, 80)), key("", Tcp, 80), false),
+        ];
+        for (a, b, want) in table {
+            assert_eq!(a.conflicts_with(&b), want, "{a:?} vs {b:?}");
+            assert_eq!(b.conflicts_with(&a), want, "{b:?} vs {a:?} (symmetry)");
+        }
     }
 }

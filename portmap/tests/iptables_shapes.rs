@@ -202,8 +202,8 @@ fn conflicts_are_read_from_the_pod_chains_with_their_host_ips() {
     assert_eq!(
         found,
         [
-            "198.18.0.1:8053/udp is already mapped for network \"pmtest\" container \"ctr1\"",
-            "198.18.0.1:8053/udp is already mapped for network \"pmtest\" container \"ctr2\""
+            "198.18.0.1:8053/udp overlaps 0.0.0.0:8053/udp mapped by network \"pmtest\" container \"ctr1\"",
+            "198.18.0.1:8053/udp overlaps 0.0.0.0:8053/udp mapped by network \"pmtest\" container \"ctr2\""
         ]
     );
     // Its own rules never conflict; another port does not either.
@@ -218,7 +218,7 @@ fn conflicts_are_read_from_the_pod_chains_with_their_host_ips() {
     let found = rules.conflicts(&table, &rules.keys(&own));
     assert_eq!(
         found,
-        ["0.0.0.0:8053/udp is already mapped for network \"pmtest\" container \"ctr2\""]
+        ["0.0.0.0:8053/udp is already mapped by network \"pmtest\" container \"ctr2\""]
     );
 }
 

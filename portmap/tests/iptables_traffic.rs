@@ -244,7 +244,7 @@ fn conflicts_follow_the_kubernetes_rule() {
         let msg = out.json()["msg"].as_str().unwrap().to_string();
         assert!(
             msg.contains(
-                "0.0.0.0:8080/tcp is already mapped for network \"pmnet\" container \"ctrA\""
+                "0.0.0.0:8080/tcp overlaps 127.0.0.1:8080/tcp mapped by network \"pmnet\" container \"ctrA\""
             ),
             "{msg}"
         );

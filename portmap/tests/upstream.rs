@@ -149,23 +149,30 @@ fn add_of_a_port_the_reference_maps_for_another_pod_is_refused() {
         "{}",
         out.stdout
     );
+    // A hostIP overlaps upstream's any-address mapping (Kubernetes' rule);
+    // another port on that address does not.
+    let specific = portmap_conf(
+        "1.0.0",
+        Some(&b.prev),
+        json!([{"hostPort": 8080, "containerPort": 80, "protocol": "tcp", "hostIP": NODE4}]),
+    );
+    let out = w.portmap("ADD", &b.id, &b.ns.path().display().to_string(), &specific);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("{NODE4}:8080/tcp overlaps 0.0.0.0:8080/tcp mapped by upstream portmap for network \\\"pmnet\\\" container \\\"ctrA\\\"")),
+        "{}",
+        out.stdout
+    );
     // Same pod re-added by ours (taking over its own ports) is not a conflict.
     let own = portmap_conf("1.0.0", Some(&a.prev), maps(8080, 8081));
     w.portmap("ADD", &a.id, &a.ns.path().display().to_string(), &own)
         .assert_ok();
 }
 
-/// Upstream's nftables backend (v1.6.0+, not in Debian's v1.1.1): its layout
-/// is written here as upstream's `portmap_nftables.go` creates it.
-#[test]
-fn del_removes_upstream_nftables_rules_of_the_container() {
-    if !cni::testing::privileged("del_removes_upstream_nftables_rules_of_the_container") {
-        return;
-    }
-    let w = World::new();
-    let a = w.pod("ctrA");
-    let b = w.pod("ctrB");
-    let _sa = serve(&a.ns, "A", 80, 81);
+/// Upstream's nftables backend (v1.6.0+, not in Debian's v1.1.1, whose
+/// portmap has no `backend` option): its layout written here as upstream's
+/// `portmap_nftables.go` creates it, ctrA on 8080 and ctrB on 9080.
+fn install_upstream_nft(w: &World, a: &Pod, b: &Pod) {
     let (ia, ib) = (a.ip4(), b.ip4());
     let script = format!(
         "table ip cni_hostport {{
@@ -180,12 +187,25 @@ fn del_removes_upstream_nftables_rules_of_the_container() {
 add rule ip cni_hostport hostports tcp dport 8080 dnat to {ia}:80 comment \"ctrA\"
 add rule ip cni_hostport hostports tcp dport 9080 dnat to {ib}:80 comment \"ctrB\"
 add rule ip cni_hostport masquerading ip saddr {ia} ip daddr {ia} masquerade comment \"ctrA\"
+add rule ip cni_hostport masquerading ip saddr {ib} ip daddr {ib} masquerade comment \"ctrB\"
 "
     );
     let file = std::env::temp_dir().join(format!("{}-upstream.nft", w.host.name));
     std::fs::write(&file, script).unwrap();
-    host_exec(&w, &["nft", "-f", &file.display().to_string()]);
+    host_exec(w, &["nft", "-f", &file.display().to_string()]);
     std::fs::remove_file(&file).unwrap();
+}
+
+#[test]
+fn del_removes_upstream_nftables_rules_of_the_container() {
+    if !cni::testing::privileged("del_removes_upstream_nftables_rules_of_the_container") {
+        return;
+    }
+    let w = World::new();
+    let a = w.pod("ctrA");
+    let b = w.pod("ctrB");
+    let _sa = serve(&a.ns, "A", 80, 81);
+    install_upstream_nft(&w, &a, &b);
     assert!(tcp_get(&w.ext.path(), addr(NODE4, 8080)).is_ok());
     // ADD of ctrB's port by another pod is refused, naming ctrB.
     let conf = portmap_conf("1.0.0", Some(&a.prev), maps(9080, 9081));
@@ -198,6 +218,33 @@ add rule ip cni_hostport masquerading ip saddr {ia} ip daddr {ia} masquerade com
     let bare = json!({"cniVersion": "1.0.0", "name": "pmnet", "type": "portmap"});
     w.portmap("DEL", &a.id, "", &bare).assert_ok();
     assert!(tcp_get(&w.ext.path(), addr(NODE4, 8080)).is_err());
+    let nft = host_exec(&w, &["nft", "list", "table", "ip", "cni_hostport"]);
+    assert!(!nft.contains("ctrA") && nft.contains("ctrB"), "{nft}");
+}
+
+#[test]
+fn gc_removes_upstream_nftables_rules_of_containers_not_valid() {
+    if !cni::testing::privileged("gc_removes_upstream_nftables_rules_of_containers_not_valid") {
+        return;
+    }
+    let w = World::new();
+    let a = w.pod("ctrA");
+    let b = w.pod("ctrB");
+    let _s = [serve(&a.ns, "A", 80, 81), serve(&b.ns, "B", 80, 81)];
+    install_upstream_nft(&w, &a, &b);
+    assert_eq!(tcp_get(&w.ext.path(), addr(NODE4, 8080)), Ok("A".into()));
+    let gc = json!({"cniVersion": "1.1.0", "name": "pmnet", "type": "portmap",
+        "cni.dev/valid-attachments": [{"containerID": "ctrB", "ifname": "eth0"}]});
+    w.portmap("GC", "", "", &gc).assert_ok();
+    assert!(
+        tcp_get(&w.ext.path(), addr(NODE4, 8080)).is_err(),
+        "ctrA's hostPort is gone"
+    );
+    assert_eq!(
+        tcp_get(&w.ext.path(), addr(NODE4, 9080)),
+        Ok("B".into()),
+        "ctrB's stays"
+    );
     let nft = host_exec(&w, &["nft", "list", "table", "ip", "cni_hostport"]);
     assert!(!nft.contains("ctrA") && nft.contains("ctrB"), "{nft}");
 }

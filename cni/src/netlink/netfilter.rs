@@ -97,6 +97,28 @@ impl Socket<Netfilter> {
         family: NetfilterProtoFamily,
         ops: Vec<(NfTablesMessage, u16)>,
     ) -> Result<(), BatchError> {
+        self.batch(family, ops, true)
+    }
+
+    /// Runs `ops` as [`Self::nftables_batch`] does but without the batch's
+    /// END message: the kernel performs and validates every operation
+    /// (loading modules as needed), then aborts the transaction
+    /// (`NFNL_ABORT_VALIDATE`, what `nft -c` does). Nothing is committed;
+    /// the first refusal names its operation.
+    pub fn nftables_dry_run(
+        &self,
+        family: NetfilterProtoFamily,
+        ops: Vec<(NfTablesMessage, u16)>,
+    ) -> Result<(), BatchError> {
+        self.batch(family, ops, false)
+    }
+
+    fn batch(
+        &self,
+        family: NetfilterProtoFamily,
+        ops: Vec<(NfTablesMessage, u16)>,
+        commit: bool,
+    ) -> Result<(), BatchError> {
         if ops.is_empty() {
             return Ok(());
         }
@@ -110,11 +132,13 @@ impl Socket<Netfilter> {
         for (op, flags) in ops {
             msgs.push((message(family, 0, op), flags | NLM_F_ACK));
         }
-        let end = ControlMessage::BatchEnd;
-        msgs.push((
-            message(NetfilterProtoFamily::Unspec, NFNL_SUBSYS_NFTABLES, end),
-            0,
-        ));
+        if commit {
+            let end = ControlMessage::BatchEnd;
+            msgs.push((
+                message(NetfilterProtoFamily::Unspec, NFNL_SUBSYS_NFTABLES, end),
+                0,
+            ));
+        }
         let answers = self.exchange(msgs)?;
         let mut acked = 0;
         // The begin and end messages are not acknowledged unless they fail.

@@ -217,7 +217,10 @@ pub(super) fn kernel_and_state_leftovers(net: &Net) -> Checked<Option<String>> {
         for obj in v["nftables"].as_array().cloned().unwrap_or_default() {
             for kind in ["map", "set"] {
                 let o = &obj[kind];
-                if o["elem"].as_array().is_some_and(|e| !e.is_empty()) {
+                // Each map and set keeps one layout sentinel (portmap's
+                // flush detection), never a pod's element.
+                let mut elems = o["elem"].as_array().into_iter().flatten();
+                if elems.any(|e| !e.to_string().contains("cni-portmap layout sentinel")) {
                     problems.push(format!("elements left in {kind} {}", o["name"]));
                 }
             }

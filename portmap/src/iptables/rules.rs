@@ -375,11 +375,12 @@ impl PodRules {
                 continue;
             }
             for k in keys.iter().filter(|k| k.conflicts_with(&key)) {
-                out.push(format!(
-                    "{} is already mapped for network {:?} container {:?}",
-                    describe(k),
-                    owner.network,
-                    owner.container_id
+                out.push(k.conflict_text(
+                    &key,
+                    &format!(
+                        "network {:?} container {:?}",
+                        owner.network, owner.container_id
+                    ),
                 ));
             }
         }
@@ -387,16 +388,6 @@ impl PodRules {
         out.dedup();
         out
     }
-}
-
-fn describe(k: &MapKey) -> String {
-    let ip = match (k.host_ip, k.family) {
-        (Some(IpAddr::V6(ip)), _) => format!("[{ip}]"),
-        (Some(ip), _) => ip.to_string(),
-        (None, Family::V4) => "0.0.0.0".into(),
-        (None, Family::V6) => "[::]".into(),
-    };
-    format!("{ip}:{}/{}", k.port, k.protocol.as_str())
 }
 
 fn has(table: &NatTable, l: &Line) -> bool {

@@ -5,7 +5,6 @@
 //! [`NftPod`] computed by the caller.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 
 use cni::args::Owner;
 use cni::CniError;
@@ -17,6 +16,7 @@ use super::nft::{Nft, NftError};
 use super::ruleset::{delete_batch, NftPod};
 use super::skeleton::skeleton_batch;
 use super::{list_table, nfnl_err, nft_err, Index};
+use crate::config::Protocol;
 use crate::plan::{self, Family, MapKey, Masq};
 use crate::{conntrack, localnet, state};
 
@@ -105,6 +105,7 @@ pub(super) fn add(
     previous: Option<Index>,
 ) -> Result<(), CniError> {
     let plan = pod.plan;
+    refuse_overlaps(nf, pod)?;
     let needs_nft = plan.chain.is_some() || previous.as_ref().is_some_and(|i| i.chain.is_some());
     match (&previous, needs_nft) {
         (Some(_), true) => replace(nft, pod)?,
@@ -120,6 +121,7 @@ pub(super) fn add(
         comment: plan.comment.clone(),
         elements: pod.elements.clone(),
         chain: plan.chain.clone(),
+        chain_batch: pod.chain_batch(),
     };
     let undo = |nf: &mut Nfnl| {
         let _ = remove_installed(nf, nft, &index);
@@ -173,12 +175,7 @@ fn replace(nft: &Nft, pod: &NftPod<'_>) -> Result<(), CniError> {
     let listing = list_table(nft)?;
     let conflicts = conflicts(&listing, pod);
     if !conflicts.is_empty() {
-        return Err(CniError::internal(format!(
-            "portmap: adding hostPort DNAT for {}: {}",
-            plan.owner.tag(),
-            conflicts.join("; ")
-        ))
-        .with_details("a hostIP:hostPort/protocol can be mapped by one attachment at a time; delete the other attachment first"));
+        return Err(refusal(plan, &conflicts));
     }
     let old: Vec<SetElement> = listing.elements_of(&plan.comment).into_iter().collect();
     let chains = listing.chain_named(&plan::chain_name(&plan.owner));
@@ -192,38 +189,118 @@ fn replace(nft: &Nft, pod: &NftPod<'_>) -> Result<(), CniError> {
         })
 }
 
-/// Each DNAT key of `pod` another owner holds, described.
+/// Each key of `pod` that conflicts ([`MapKey::conflicts_with`]) with a
+/// DNAT key another owner holds in `listing`, described.
 fn conflicts(listing: &Listing, pod: &NftPod<'_>) -> Vec<String> {
+    let mine = pod.plan.keys();
     let mut out = Vec::new();
-    let registry = pod
-        .elements
-        .iter()
-        .filter(|e| MapKey::from_element(e).is_some());
-    for want in registry {
-        if let Some(have) = listing.find(&want.set, &want.key) {
-            if have.comment.as_deref() != Some(pod.plan.comment.as_str()) {
-                let who = have
-                    .comment
-                    .clone()
-                    .unwrap_or_else(|| "an unknown owner".into());
-                let key = MapKey::from_element(want)
-                    .map(|k| describe_key(&k))
-                    .unwrap_or_else(|| want.to_string());
-                out.push(format!("{key} is already mapped by {who}"));
-            }
+    for have in &listing.elements {
+        let Some(theirs) = MapKey::from_element(&have.element) else {
+            continue;
+        };
+        if have.comment.as_deref() == Some(pod.plan.comment.as_str()) {
+            continue;
+        }
+        for k in mine.iter().filter(|k| k.conflicts_with(&theirs)) {
+            out.push(conflict_line(k, &theirs, have.comment.as_deref()));
         }
     }
     out
 }
 
-fn describe_key(k: &MapKey) -> String {
-    let host = match (k.host_ip, k.family) {
-        (Some(IpAddr::V6(ip)), _) => format!("[{ip}]"),
-        (Some(ip), _) => ip.to_string(),
-        (None, Family::V4) => "0.0.0.0".into(),
-        (None, Family::V6) => "[::]".into(),
-    };
-    format!("{host}:{}/{}", k.port, k.protocol.as_str())
+fn conflict_line(mine: &MapKey, theirs: &MapKey, who: Option<&str>) -> String {
+    mine.conflict_text(theirs, who.unwrap_or("an unknown owner"))
+}
+
+/// The refusal of an ADD whose keys conflict with another attachment's.
+fn refusal(plan: &plan::PodPlan, conflicts: &[String]) -> CniError {
+    CniError::internal(format!(
+        "portmap: adding hostPort DNAT for {}: {}",
+        plan.owner.tag(),
+        conflicts.join("; ")
+    ))
+    .with_details("a hostIP:hostPort/protocol can be mapped by one attachment at a time (a hostIP overlaps the wildcard of its family); delete the other attachment first")
+}
+
+/// Refuses keys of `pod` that overlap another owner's key in the *other*
+/// DNAT map of their family (a specific hostIP against the wildcard; exact
+/// duplicates are the kernel's EEXIST, see [`replace`]): one GET per
+/// specific key of the wildcard it overlaps, and for wildcard keys one dump
+/// of that family's `hostip_*` map (small: hostIP mappings are rare).
+fn refuse_overlaps(nf: &mut Nfnl, pod: &NftPod<'_>) -> Result<(), CniError> {
+    let plan = pod.plan;
+    let keys = plan.keys();
+    let what = || format!("adding hostPort DNAT for {}", plan.owner.tag());
+    let mine = |c: &Option<String>| c.as_deref() == Some(plan.comment.as_str());
+    let mut found = Vec::new();
+    let wildcards: Vec<(MapKey, SetElement)> = keys
+        .iter()
+        .filter(|k| k.host_ip.is_some())
+        .map(|k| {
+            let w = MapKey {
+                host_ip: None,
+                ..*k
+            };
+            let probe = SetElement {
+                set: w.map_name(),
+                key: w.fields(),
+                data: ElementData::None,
+                exclusive: true,
+            };
+            (w, probe)
+        })
+        .collect();
+    let probes: Vec<&SetElement> = wildcards.iter().map(|(_, e)| e).collect();
+    let comments = nf.comments(&probes).map_err(|e| nfnl_err(what(), e))?;
+    for ((w, _), c) in wildcards.iter().zip(&comments) {
+        if c.is_some() && !mine(c) {
+            for k in keys.iter().filter(|k| k.conflicts_with(w)) {
+                found.push(conflict_line(k, w, c.as_deref()));
+            }
+        }
+    }
+    for family in [Family::V4, Family::V6] {
+        let wild: Vec<&MapKey> = keys
+            .iter()
+            .filter(|k| k.family == family && k.host_ip.is_none())
+            .collect();
+        if wild.is_empty() {
+            continue;
+        }
+        let listed = nf
+            .elements(&super::elements::map_name(family, true))
+            .map_err(|e| nfnl_err(what(), e))?;
+        for (bytes, c) in &listed {
+            let Some(theirs) = hostip_key(family, bytes) else {
+                continue;
+            };
+            if mine(c) {
+                continue;
+            }
+            for k in wild.iter().filter(|k| k.conflicts_with(&theirs)) {
+                found.push(conflict_line(k, &theirs, c.as_deref()));
+            }
+        }
+    }
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(refusal(plan, &found))
+    }
+}
+
+/// A `hostip_*` element's key bytes as a registry key.
+fn hostip_key(family: Family, bytes: &[u8]) -> Option<MapKey> {
+    let (ip, number, port) = super::raw::decode_hostip_key(family == Family::V6, bytes)?;
+    let protocol = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp]
+        .into_iter()
+        .find(|p| p.number() == number)?;
+    Some(MapKey {
+        family,
+        host_ip: Some(ip),
+        protocol,
+        port,
+    })
 }
 
 /// Deletes what `index` lists and still carries its comment: over

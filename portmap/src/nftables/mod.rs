@@ -8,11 +8,16 @@
 //! [`Nftables`] is the [`crate::backend::Firewall`] the verbs call.
 //!
 //! Cost per verb on a prepared host (why it does not grow with pods):
-//! - ADD of a new attachment: one nfnetlink transaction `create`s its DNAT
+//! - Every verb but CHECK first checks the layout's sentinels (one GET per
+//!   map and set in one send) and heals after a flush ([`heal`]); STATUS
+//!   proves nat and fib from the committed layout or a dry run ([`probe`]).
+//! - ADD of a new attachment: a netlink look-up of the keys its hostIPs
+//!   overlap (Kubernetes' rule, [`crate::plan::MapKey::conflicts_with`]),
+//!   then one nfnetlink transaction `create`s its DNAT
 //!   elements (EEXIST ⇒ someone's hostPort: list once, then refuse naming
 //!   the owner, or replace our own) and adds its masquerade elements; then
 //!   the index file. No `nft` process, no listing, no deletion. The skeleton
-//!   is created only when that transaction says ENOENT (P10).
+//!   is created only when it is missing (P10).
 //! - DEL: reads the index, fetches those elements' comments and deletes the
 //!   ones still ours in one transaction (no index: list once and delete by
 //!   comment with `nft`). Deleting makes closing an nfnetlink socket wait
@@ -25,9 +30,11 @@
 
 mod apply;
 pub mod elements;
+pub mod heal;
 pub mod installed;
 pub mod nfnl;
 mod nft;
+pub mod probe;
 mod raw;
 pub mod ruleset;
 mod schema_gaps;
@@ -59,6 +66,10 @@ pub struct Index {
     pub elements: Vec<SetElement>,
     /// The pod chain (attachments with conditions only).
     pub chain: Option<String>,
+    /// The nft batch that recreates the pod chain and its rules (with
+    /// `chain`; absent in indexes written before healing existed).
+    #[serde(default)]
+    pub chain_batch: Option<Value>,
 }
 
 fn nft_err(what: impl std::fmt::Display, e: NftError) -> CniError {
@@ -103,7 +114,8 @@ impl Firewall for Nftables {
         let _lock = NetnsLock::take()?;
         let previous = state::read_index::<Index>(&plan.owner)?;
         let mut nf = open_nfnl()?;
-        let result = apply::add(&pod, &self.nft, &mut nf, previous);
+        let result = heal::ensure_whole(&self.nft, &mut nf, true)
+            .and_then(|_| apply::add(&pod, &self.nft, &mut nf, previous));
         nf.close_in_background();
         result
     }
@@ -125,7 +137,8 @@ impl Firewall for Nftables {
     fn del(&self, owner: &Owner, extra_udp: &BTreeSet<MapKey>) -> Result<(), CniError> {
         let _lock = NetnsLock::take()?;
         let mut nf = open_nfnl()?;
-        let result = apply::del(owner, &self.nft, &mut nf, extra_udp);
+        let result = apply::del(owner, &self.nft, &mut nf, extra_udp)
+            .and_then(|()| heal::ensure_whole(&self.nft, &mut nf, false).map(drop));
         nf.close_in_background();
         result
     }
@@ -133,6 +146,11 @@ impl Firewall for Nftables {
     fn gc(&self, network: &str, valid: &[Attachment]) -> Result<(), CniError> {
         let _lock = NetnsLock::take()?;
         state::prune_dead()?;
+        forget_stale_indexes(network, valid)?;
+        let mut nf = open_nfnl()?;
+        let healed = heal::ensure_whole(&self.nft, &mut nf, false);
+        nf.close_in_background();
+        healed?;
         let table = list_table(&self.nft)?;
         let (elements, chains, owners) = stale(&table, network, valid);
         if !elements.is_empty() || !chains.is_empty() {
@@ -157,16 +175,62 @@ impl Firewall for Nftables {
     }
 
     fn status(&self) -> Result<(), CniError> {
-        self.nft
-            .check(&skeleton::skeleton_batch())
-            .map(drop)
-            .map_err(|e| {
-                CniError::new(
-                    ErrorCode::PluginNotAvailable,
-                    format!("portmap: nftables is not usable: {e}"),
-                )
-            })
+        if !self.nft.installed() {
+            return Err(CniError::new(
+                ErrorCode::PluginNotAvailable,
+                "portmap: nftables is not usable: nft is not on PATH".to_string(),
+            ));
+        }
+        let not_usable = |e: &dyn std::fmt::Display| {
+            CniError::new(
+                ErrorCode::PluginNotAvailable,
+                format!("portmap: nftables is not usable: {e}"),
+            )
+        };
+        let mut nf = Nfnl::open().map_err(|e| not_usable(&e))?;
+        // Common case: a whole layout, whose nat chain and fib rule prove
+        // the kernel can do the work (no lock, no transaction, no nft).
+        if heal::is_whole(&mut nf).unwrap_or(false) && probe::layout_proves_nat_and_fib(nf.socket())
+        {
+            return Ok(());
+        }
+        probe::nat_and_fib_usable(nf.socket()).map_err(|e| not_usable(&e))?;
+        // Usable but not whole (a fresh host, or a flush): build it and
+        // replay every attachment, so that the next STATUS is cheap and
+        // success means hostPorts work.
+        let _lock = NetnsLock::take()?;
+        let layout = heal::ensure_whole(&self.nft, &mut nf, true);
+        nf.close_in_background();
+        match layout? {
+            heal::Layout::Healed {
+                whole: false,
+                restored,
+                attachments,
+            } => Err(not_usable(&format!(
+                "table inet {} is still incomplete after restoring {restored} of {attachments} attachments",
+                elements::TABLE
+            ))),
+            _ => Ok(()),
+        }
     }
+}
+
+/// Removes the index files of `network`'s attachments that are not in
+/// `valid` (GC), whatever the kernel still holds: after a flush their
+/// elements are gone, and healing must not bring them back.
+fn forget_stale_indexes(network: &str, valid: &[Attachment]) -> Result<(), CniError> {
+    for index in state::read_indexes::<Index>()? {
+        let Some(o) = Owner::parse_tag(&index.comment) else {
+            continue;
+        };
+        let live = valid
+            .iter()
+            .any(|a| a.container_id == o.container_id && a.ifname == o.ifname);
+        if o.network == network && !live {
+            state::remove_index(&o)?;
+        }
+    }
+    Ok(())
 }
 
 /// The elements, pod chains and owners of `network`'s attachments that are

@@ -8,12 +8,14 @@
 
 use cni::netlink::netfilter::{BatchError, Nfnl as Socket};
 use cni::netlink::NetlinkError;
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
 use netlink_packet_netfilter::nftables::{
     DataAttribute, ListAttribute, NfTablesMessage, SetElementAttribute, SetElementList,
     SetElementMessage,
 };
-use netlink_packet_netfilter::NetfilterProtoFamily;
+use netlink_packet_netfilter::{
+    NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
+};
 
 use super::elements::{ElementData, SetElement, TABLE};
 use super::raw::{decode_comment, encode_comment, encode_fields};
@@ -50,6 +52,9 @@ impl NfnlError {
     }
 }
 
+/// A dumped element: its key bytes and owner comment.
+pub type RawElement = (Vec<u8>, Option<String>);
+
 /// One element operation of a batch.
 #[derive(Debug, Clone, Copy)]
 pub enum ElementOp<'a> {
@@ -66,16 +71,30 @@ pub struct Nfnl {
     sock: Socket,
 }
 
+/// An element given as bytes: the layout's sentinels, whose keys no
+/// [`SetElement`] field can express.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawMember {
+    /// The set or map.
+    pub set: String,
+    /// The key as nf_tables holds it.
+    pub key: Vec<u8>,
+    /// A map element's data.
+    pub data: Option<DataAttribute>,
+}
+
 /// The element list message for one element of our table.
 fn element_list(elem: &SetElement, attrs: Vec<SetElementAttribute>) -> SetElementMessage {
-    let mut all = vec![SetElementAttribute::Key(DataAttribute::Value(
-        encode_fields(&elem.key),
-    ))];
+    raw_element_list(&elem.set, encode_fields(&elem.key), attrs)
+}
+
+fn raw_element_list(set: &str, key: Vec<u8>, attrs: Vec<SetElementAttribute>) -> SetElementMessage {
+    let mut all = vec![SetElementAttribute::Key(DataAttribute::Value(key))];
     all.extend(attrs);
     SetElementMessage {
         attributes: vec![
             SetElementList::Table(TABLE.to_string()),
-            SetElementList::Set(elem.set.clone()),
+            SetElementList::Set(set.to_string()),
             SetElementList::Elements(vec![ListAttribute::Element(all)]),
         ],
     }
@@ -165,6 +184,91 @@ impl Nfnl {
             .iter()
             .map(|a| a.as_deref().ok().and_then(comment_of))
             .collect())
+    }
+
+    /// Whether each raw element exists (one GET each, one send).
+    pub fn present(&mut self, members: &[RawMember]) -> Result<Vec<bool>, NfnlError> {
+        let gets = members
+            .iter()
+            .map(|m| {
+                NfTablesMessage::GetSetElement(raw_element_list(&m.set, m.key.clone(), Vec::new()))
+            })
+            .collect();
+        let answers = self
+            .sock
+            .nftables_get(NetfilterProtoFamily::Inet, gets)
+            .map_err(NfnlError::Socket)?;
+        Ok(answers.iter().map(Result::is_ok).collect())
+    }
+
+    /// Adds the raw elements with `comment` in one transaction (`add`
+    /// semantics: an existing identical element is fine).
+    pub fn add_raw(&mut self, members: &[RawMember], comment: &str) -> Result<(), NfnlError> {
+        let udata =
+            encode_comment(comment).ok_or_else(|| NfnlError::Encode(comment.to_string()))?;
+        let msgs = members
+            .iter()
+            .map(|m| {
+                let mut attrs = Vec::with_capacity(2);
+                if let Some(d) = &m.data {
+                    attrs.push(SetElementAttribute::Data(d.clone()));
+                }
+                attrs.push(SetElementAttribute::UserData(udata.clone()));
+                let msg = raw_element_list(&m.set, m.key.clone(), attrs);
+                (NfTablesMessage::NewSetElement(msg), NLM_F_CREATE)
+            })
+            .collect();
+        self.sock
+            .nftables_batch(NetfilterProtoFamily::Inet, msgs)
+            .map_err(NfnlError::Kernel)
+    }
+
+    /// Every element of our set `set`: its key bytes and owner comment
+    /// (one dump; a missing table or set is an empty list).
+    pub fn elements(&mut self, set: &str) -> Result<Vec<RawElement>, NfnlError> {
+        let dump = NfTablesMessage::GetSetElement(SetElementMessage {
+            attributes: vec![
+                SetElementList::Table(TABLE.to_string()),
+                SetElementList::Set(set.to_string()),
+            ],
+        });
+        let msg =
+            NetfilterMessage::new(NetfilterHeader::new(NetfilterProtoFamily::Inet, 0, 0), dump);
+        let answers = match self.sock.request(msg, NLM_F_DUMP) {
+            Ok(a) => a,
+            Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(Vec::new()),
+            Err(e) => return Err(NfnlError::Socket(e)),
+        };
+        let mut out = Vec::new();
+        for m in answers {
+            let NetfilterMessageInner::NfTables(NfTablesMessage::NewSetElement(msg)) = m.inner
+            else {
+                continue;
+            };
+            for list in msg.attributes {
+                let SetElementList::Elements(elems) = list else {
+                    continue;
+                };
+                for e in elems {
+                    let ListAttribute::Element(attrs) = e else {
+                        continue;
+                    };
+                    let mut key = None;
+                    let mut comment = None;
+                    for a in attrs {
+                        match a {
+                            SetElementAttribute::Key(DataAttribute::Value(v)) => key = Some(v),
+                            SetElementAttribute::UserData(u) => comment = decode_comment(&u),
+                            _ => {}
+                        }
+                    }
+                    if let Some(key) = key {
+                        out.push((key, comment));
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Closes the socket without waiting for the kernel's RCU grace period

@@ -55,19 +55,14 @@ impl Default for Nft {
 }
 
 impl Nft {
-    /// Applies (or, with `check_only`, validates against the kernel without
-    /// committing) one atomic batch; returns nft's stdout.
-    fn exec(&self, batch: &Value, check_only: bool) -> Result<String, NftError> {
+    /// Applies one atomic batch; returns nft's stdout.
+    pub fn apply(&self, batch: &Value) -> Result<String, NftError> {
         let program = self.program.display().to_string();
         let spawn_err = |source| NftError::Spawn {
             program: program.clone(),
             source,
         };
-        let mut cmd = Command::new(&self.program);
-        if check_only {
-            cmd.arg("-c");
-        }
-        let mut child = cmd
+        let mut child = Command::new(&self.program)
             .args(["-j", "-f", "-"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -99,13 +94,18 @@ impl Nft {
         }
     }
 
-    /// Applies one atomic batch; returns nft's stdout.
-    pub fn apply(&self, batch: &Value) -> Result<String, NftError> {
-        self.exec(batch, false)
-    }
-
-    /// Validates one batch against the kernel without committing it.
-    pub fn check(&self, batch: &Value) -> Result<String, NftError> {
-        self.exec(batch, true)
+    /// Whether the program is an executable file on `PATH` (or at its
+    /// path), found without running it.
+    pub fn installed(&self) -> bool {
+        use std::os::unix::fs::PermissionsExt;
+        let executable = |p: &std::path::Path| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        };
+        if self.program.components().count() > 1 {
+            return executable(&self.program);
+        }
+        std::env::var_os("PATH").is_some_and(|path| {
+            std::env::split_paths(&path).any(|dir| executable(&dir.join(&self.program)))
+        })
     }
 }

@@ -36,6 +36,24 @@ pub fn encode_fields(fields: &[Field]) -> Vec<u8> {
     out
 }
 
+/// A `hostip_*` map key read back: (host address, protocol number, port);
+/// `None` when the bytes are not an `addr . proto . port` concatenation.
+pub fn decode_hostip_key(v6: bool, bytes: &[u8]) -> Option<(IpAddr, u8, u16)> {
+    let n = if v6 { 16 } else { 4 };
+    if bytes.len() != n + 8 {
+        return None;
+    }
+    let ip = if v6 {
+        let a: [u8; 16] = bytes.get(..16)?.try_into().ok()?;
+        IpAddr::from(a)
+    } else {
+        let a: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
+        IpAddr::from(a)
+    };
+    let port = u16::from_be_bytes([bytes[n + 4], bytes[n + 5]]);
+    Some((ip, bytes[n], port))
+}
+
 /// nft's udata TLV with the comment (NUL-terminated, as libnftnl writes
 /// it); `None` when it is too long for one TLV.
 pub fn encode_comment(comment: &str) -> Option<Vec<u8>> {
@@ -78,6 +96,12 @@ mod tests {
             vec![10, 0, 0, 5, 17, 0, 0, 0, 0x1f, 0x90, 0, 0]
         );
         assert_eq!(encode_fields(&[Field::Port(80)]), vec![0, 80]);
+        let ip = "10.0.0.5".parse().unwrap();
+        assert_eq!(
+            decode_hostip_key(false, &encode_fields(&key)),
+            Some((ip, 17, 8080))
+        );
+        assert_eq!(decode_hostip_key(true, &encode_fields(&key)), None);
     }
 
     #[test]

@@ -112,6 +112,24 @@ impl<'a> NftPod<'a> {
         to_value(batch)
     }
 
+    /// The pod chain with its rules and the pod's elements (`add`: what is
+    /// left is kept), as a batch that recreates them whatever survived
+    /// (`None` without conditions): what healing after a flush replays for
+    /// a pod with conditions, kept in the index.
+    pub fn chain_batch(&self) -> Option<Value> {
+        let chain = self.plan.chain.as_ref()?;
+        let mut batch = Batch::new();
+        batch.add(NfListObject::Chain(regular_chain(chain)));
+        batch.add_cmd(NfCmd::Flush(FlushObject::Chain(regular_chain(chain))));
+        for r in self.rules() {
+            batch.add(NfListObject::Rule(r));
+        }
+        for e in &self.elements {
+            batch.add(e.object(Some(&self.plan.comment)));
+        }
+        Some(to_value(batch))
+    }
+
     /// Re-ADD by the same owner: replace its elements (and chain) atomically.
     pub fn replace_batch(&self, old: &[SetElement], chains: &BTreeSet<String>) -> Value {
         let mut batch = Batch::new();

@@ -322,6 +322,41 @@ mod tests {
         let other = t.mapper_of("udp", 8053, &me).map(|o| o.container_id);
         assert_eq!(other.as_deref(), Some("ctr1"));
         assert_eq!(t.mapper_of("udp", 8054, &me), None);
+        let keys: Vec<String> = t
+            .mapped_keys(Family::V4)
+            .iter()
+            .map(|(k, o)| {
+                format!(
+                    "{:?} {}/{} {}",
+                    k.host_ip,
+                    k.port,
+                    k.protocol.as_str(),
+                    o.container_id
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "None 8080/tcp ctr1",
+                "None 8053/udp ctr1",
+                "None 8080/tcp ctr2",
+                "None 8053/udp ctr2"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_host_ip_is_read_from_the_dnat_rule() {
+        let t = parse_save(
+            "*nat\n:CNI-HOSTPORT-DNAT - [0:0]\n:CNI-DN-x - [0:0]\n\
+             -A CNI-HOSTPORT-DNAT -p tcp -m comment --comment \"dnat name: \\\"n\\\" id: \\\"c\\\"\" -m multiport --dports 80 -j CNI-DN-x\n\
+             -A CNI-DN-x -d 198.18.0.1/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.0.0.2:8080\nCOMMIT\n",
+        );
+        let keys = t.mapped_keys(Family::V4);
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].0.host_ip, Some("198.18.0.1".parse().unwrap()));
+        assert_eq!(keys[0].1.container_id, "c");
     }
 
     #[test]

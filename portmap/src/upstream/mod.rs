@@ -118,7 +118,6 @@ fn restore(f: Flavour, input: &str) -> Result<(), CniError> {
 /// container; GC: the stale ones, chosen by `pick` from the owners found).
 fn remove_where(
     network: &str,
-    with_nft: bool,
     pick: &dyn Fn(&BTreeSet<UpstreamOwner>) -> BTreeSet<String>,
 ) -> Result<(), CniError> {
     let present = probe();
@@ -133,7 +132,7 @@ fn remove_where(
         }
     }
     for (v6, there) in [(false, present.nft_v4), (true, present.nft_v6)] {
-        if !there || !with_nft {
+        if !there {
             continue;
         }
         let fam = if v6 { "ip6" } else { "ip" };
@@ -158,15 +157,19 @@ fn remove_where(
 /// only, as upstream keys them; nothing is read from a cache).
 pub fn del(network: &str, container_id: &str) -> Result<(), CniError> {
     let id = container_id.to_string();
-    remove_where(network, true, &|_| BTreeSet::from([id.clone()]))
+    remove_where(network, &|_| BTreeSet::from([id.clone()]))
 }
 
-/// GC: removes upstream's rules of `network` for containers not in `valid`.
-/// Upstream's nftables backend is left out: its comments carry only the
-/// container ID, so which network a rule belongs to cannot be told, and GC
-/// must never remove another network's live rules (DEL still removes them).
+/// GC: removes upstream's rules of `network` for containers not in `valid`,
+/// in iptables (entry comments name network and container) and in
+/// upstream's nftables table, whose comments carry only the container ID:
+/// there a container ID absent from `valid` counts as stale. (A node where
+/// another network still runs upstream's nftables portmap for a sandbox
+/// that this network does not list would lose that sandbox's rules; the
+/// runtime lists every live sandbox of a network, and one network per node
+/// is the Kubernetes case.)
 pub fn gc(network: &str, valid: &BTreeSet<String>) -> Result<(), CniError> {
-    remove_where(network, false, &|owners| {
+    remove_where(network, &|owners| {
         owners
             .iter()
             .filter(|o| o.network == network && !valid.contains(&o.container_id))
@@ -175,9 +178,10 @@ pub fn gc(network: &str, valid: &BTreeSet<String>) -> Result<(), CniError> {
     })
 }
 
-/// ADD: refuses keys of `owner` that an upstream rule maps for another
-/// container, naming it (network + container ID from the rule's comment).
-/// Upstream's entry rules match ports only, so any hostIP overlaps.
+/// ADD: refuses keys of `owner` that conflict ([`MapKey::conflicts_with`])
+/// with a key an upstream rule maps for another container, naming it
+/// (network + container ID from the rule's comment; upstream's nftables
+/// comments carry the container ID only).
 pub fn refuse_conflicts(owner: &Owner, keys: &BTreeSet<MapKey>) -> Result<(), CniError> {
     let present = probe();
     if present.iptables.is_empty() && !present.nft_v4 && !present.nft_v6 {
@@ -188,17 +192,20 @@ pub fn refuse_conflicts(owner: &Owner, keys: &BTreeSet<MapKey>) -> Result<(), Cn
         container_id: owner.container_id.clone(),
     };
     let mut found = Vec::new();
+    let mut report = |theirs: &MapKey, whose: String| {
+        for k in keys.iter().filter(|k| k.conflicts_with(theirs)) {
+            let line = k.conflict_text(theirs, &format!("upstream portmap {whose}"));
+            if !found.contains(&line) {
+                found.push(line);
+            }
+        }
+    };
     for f in &present.iptables {
-        let table = save(*f)?;
-        for k in keys.iter().filter(|k| (k.family == Family::V6) == f.v6()) {
-            if let Some(o) = table.mapper_of(k.protocol.as_str(), k.port, &me) {
-                found.push(format!(
-                    "{}/{} is already mapped by upstream portmap for network {:?} container {:?}",
-                    k.port,
-                    k.protocol.as_str(),
-                    o.network,
-                    o.container_id
-                ));
+        let family = if f.v6() { Family::V6 } else { Family::V4 };
+        for (theirs, o) in save(*f)?.mapped_keys(family) {
+            if o != me {
+                let whose = format!("for network {:?} container {:?}", o.network, o.container_id);
+                report(&theirs, whose);
             }
         }
     }
@@ -207,24 +214,18 @@ pub fn refuse_conflicts(owner: &Owner, keys: &BTreeSet<MapKey>) -> Result<(), Cn
             continue;
         }
         let fam = if v6 { "ip6" } else { "ip" };
+        let family = if v6 { Family::V6 } else { Family::V4 };
         let rules = nft::parse_listing(&run(
             "nft",
             &["-a", "list", "table", fam, nft::TABLE],
             None,
         )?);
-        for k in keys.iter().filter(|k| (k.family == Family::V6) == v6) {
-            if let Some(id) =
-                nft::mapper_of(&rules, k.protocol.as_str(), k.port, &owner.container_id)
-            {
-                found.push(format!(
-                    "{}/{} is already mapped by upstream portmap (nftables) for container {id:?}",
-                    k.port,
-                    k.protocol.as_str()
-                ));
+        for (theirs, id) in nft::mapped_keys(&rules, family) {
+            if id != owner.container_id {
+                report(&theirs, format!("(nftables) for container {id:?}"));
             }
         }
     }
-    found.dedup();
     if found.is_empty() {
         return Ok(());
     }
@@ -233,7 +234,7 @@ pub fn refuse_conflicts(owner: &Owner, keys: &BTreeSet<MapKey>) -> Result<(), Cn
         owner.tag(),
         found.join("; ")
     ))
-    .with_details("a hostIP:hostPort/protocol can be mapped by one attachment at a time; delete the other attachment first"))
+    .with_details("a hostIP:hostPort/protocol can be mapped by one attachment at a time (a hostIP overlaps the wildcard of its family); delete the other attachment first"))
 }
 
 /// CHECK: what upstream still has installed for this attachment, described

@@ -5,6 +5,10 @@
 //! upstream leaves them).
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use crate::config::Protocol;
+use crate::plan::{Family, MapKey};
 
 /// Upstream's table name (families ip and ip6).
 pub const TABLE: &str = "cni_hostport";
@@ -65,20 +69,35 @@ pub fn removal(family: &str, rules: &[NftRule], ids: &BTreeSet<String>) -> Optio
     (!lines.is_empty()).then(|| lines.concat())
 }
 
-/// The container ID (other than `except`) whose upstream rule DNATs
-/// `protocol` `port`.
-pub fn mapper_of<'a>(
-    rules: &'a [NftRule],
-    protocol: &str,
-    port: u16,
-    except: &str,
-) -> Option<&'a str> {
-    let needle = format!("{protocol} dport {port} ");
-    rules
-        .iter()
-        .filter(|r| r.chain == "hostports" && r.comment != except)
-        .find(|r| format!("{} ", r.text).contains(&needle) && r.text.contains("dnat"))
-        .map(|r| r.comment.as_str())
+/// Every key upstream's DNAT rules map, with the container ID of each:
+/// `<proto> dport <port>` and, in `hostip_hostports`, `ip[6] daddr <addr>`.
+pub fn mapped_keys(rules: &[NftRule], family: Family) -> Vec<(MapKey, String)> {
+    let mut out = Vec::new();
+    for r in rules.iter().filter(|r| r.text.contains("dnat")) {
+        let w: Vec<&str> = r.text.split_whitespace().collect();
+        let mut host_ip: Option<IpAddr> = None;
+        let mut proto_port = None;
+        for pair in w.windows(3) {
+            if (pair[0] == "ip" || pair[0] == "ip6") && pair[1] == "daddr" {
+                host_ip = pair[2].parse().ok();
+            }
+            if pair[1] == "dport" && proto_port.is_none() {
+                if let (Some(p), Ok(port)) = (Protocol::parse(pair[0]), pair[2].parse::<u16>()) {
+                    proto_port = Some((p, port));
+                }
+            }
+        }
+        if let Some((protocol, port)) = proto_port {
+            let key = MapKey {
+                family,
+                host_ip,
+                protocol,
+                port,
+            };
+            out.push((key, r.comment.clone()));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -95,7 +114,14 @@ mod tests {
             "nft_remove_ctr1",
             removal("ip", &rules, &ids).unwrap_or_default()
         );
-        assert_eq!(mapper_of(&rules, "tcp", 8080, "ctr2"), Some("ctr1"));
+        let keys = mapped_keys(&rules, Family::V4);
+        assert_eq!(keys.len(), 3);
+        assert_eq!((keys[2].0.port, keys[2].1.as_str()), (9090, "ctr2"));
+        let hostip = parse_listing(
+            "chain hostip_hostports {\n\tip daddr 198.18.0.1 tcp dport 80 dnat ip to 10.0.0.2:8080 comment \"c\" # handle 9\n}",
+        );
+        let keys = mapped_keys(&hostip, Family::V4);
+        assert_eq!(keys[0].0.host_ip, Some("198.18.0.1".parse().unwrap()));
         assert_eq!(
             removal("ip", &rules, &BTreeSet::from(["x".to_string()])),
             None
