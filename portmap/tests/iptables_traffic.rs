@@ -523,3 +523,57 @@ fn a_flushed_nat_table_is_rebuilt_by_status_or_the_next_add() {
         );
     }
 }
+
+#[test]
+fn parallel_first_adds_and_dels_keep_every_pod() {
+    if !cni::testing::privileged("parallel_first_adds_and_dels_keep_every_pod") {
+        return;
+    }
+    let w = World::new();
+    let pods: Vec<Pod> = (0..8).map(|i| w.pod(&format!("ctr{i}"))).collect();
+    let confs: Vec<serde_json::Value> = pods
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            conf(
+                p,
+                json!({}),
+                tcp_udp(8000 + 2 * i as u16, 8001 + 2 * i as u16),
+            )
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for (p, c) in pods.iter().zip(&confs) {
+            let w = &w;
+            s.spawn(move || {
+                w.portmap("ADD", &p.id, &netns(p), c).assert_ok();
+            });
+        }
+    });
+    let table = saved_of(&w, Kind::Nft);
+    for (i, p) in pods.iter().enumerate() {
+        let _srv = serve(&p.ns, &p.id, 80, 81);
+        let port = 8000 + 2 * i as u16;
+        assert_eq!(
+            tcp_get(&w.ext.path(), addr(NODE4, port)),
+            Ok(p.id.clone()),
+            "{table}"
+        );
+        assert_eq!(
+            tcp_get(&w.ext.path(), addr(NODE6, port)),
+            Ok(p.id.clone()),
+            "{table}"
+        );
+        w.portmap("CHECK", &p.id, &netns(p), &confs[i]).assert_ok();
+    }
+    std::thread::scope(|s| {
+        for (p, c) in pods.iter().zip(&confs) {
+            let w = &w;
+            s.spawn(move || {
+                w.portmap("DEL", &p.id, &netns(p), c).assert_ok();
+            });
+        }
+    });
+    let s = saved(&w);
+    assert!(!s.contains("CNI-"), "{s}");
+}
