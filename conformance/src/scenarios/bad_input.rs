@@ -4,6 +4,8 @@
 //! field) gives a spec error JSON on stdout with the right code and a
 //! non-zero exit. Plugins run inside a throwaway host netns, never the real one.
 
+use std::path::Path;
+
 use cni::CniVersion;
 use serde_json::{json, Value};
 
@@ -23,58 +25,60 @@ pub(super) fn version_scenario(ctx: &Ctx, r: &mut Recorder, _v: CniVersion, _m: 
             );
             continue;
         }
-        r.check(plugin, || {
-            let run = invoke(
-                None,
-                &path,
-                &[("CNI_COMMAND", "VERSION")],
-                br#"{"cniVersion":"1.1.0"}"#,
-            )?;
-            if run.code != Some(0) {
-                return Err(CheckError::unexpected(format!(
-                    "VERSION exited {:?}: {}",
-                    run.code,
-                    run.stdout.trim()
-                )));
-            }
-            let v: Value = serde_json::from_str(run.stdout.trim()).map_err(|e| {
-                CheckError::unexpected(format!(
-                    "VERSION output is not JSON ({e}): {:?}",
-                    run.stdout
-                ))
-            })?;
-            if !v["cniVersion"].is_string() {
-                return Err(CheckError::unexpected(format!(
-                    "VERSION output has no cniVersion: {v}"
-                )));
-            }
-            let list: Vec<String> = v["supportedVersions"]
-                .as_array()
-                .ok_or_else(|| {
-                    CheckError::unexpected(format!(
-                        "VERSION output has no supportedVersions list: {v}"
-                    ))
-                })?
-                .iter()
-                .map(|s| s.as_str().unwrap_or("?").to_string())
-                .collect();
-            if let Some(bad) = list.iter().find(|s| s.parse::<CniVersion>().is_err()) {
-                return Err(CheckError::unexpected(format!(
-                    "supportedVersions lists unknown version {bad:?}"
-                )));
-            }
-            let missing: Vec<&&str> = MUST_SUPPORT
-                .iter()
-                .filter(|m| !list.iter().any(|s| s == **m))
-                .collect();
-            if !missing.is_empty() {
-                return Err(CheckError::unexpected(format!(
-                    "supportedVersions {list:?} lacks {missing:?} (what runtimes send)"
-                )));
-            }
-            Ok(Some(format!("supports {}", list.join(", "))))
-        });
+        r.check(plugin, || version_answer(&path));
     }
+}
+
+/// VERSION of the binary at `path`: valid JSON listing known versions,
+/// including every version runtimes send.
+fn version_answer(path: &Path) -> Checked<Option<String>> {
+    let run = invoke(
+        None,
+        path,
+        &[("CNI_COMMAND", "VERSION")],
+        br#"{"cniVersion":"1.1.0"}"#,
+    )?;
+    if run.code != Some(0) {
+        return Err(CheckError::unexpected(format!(
+            "VERSION exited {:?}: {}",
+            run.code,
+            run.stdout.trim()
+        )));
+    }
+    let v: Value = serde_json::from_str(run.stdout.trim()).map_err(|e| {
+        CheckError::unexpected(format!(
+            "VERSION output is not JSON ({e}): {:?}",
+            run.stdout
+        ))
+    })?;
+    if !v["cniVersion"].is_string() {
+        return Err(CheckError::unexpected(format!(
+            "VERSION output has no cniVersion: {v}"
+        )));
+    }
+    let list: Vec<String> = v["supportedVersions"]
+        .as_array()
+        .ok_or_else(|| {
+            CheckError::unexpected(format!("VERSION output has no supportedVersions list: {v}"))
+        })?
+        .iter()
+        .map(|s| s.as_str().unwrap_or("?").to_string())
+        .collect();
+    if let Some(bad) = list.iter().find(|s| s.parse::<CniVersion>().is_err()) {
+        return Err(CheckError::unexpected(format!(
+            "supportedVersions lists unknown version {bad:?}"
+        )));
+    }
+    let missing: Vec<&&str> = MUST_SUPPORT
+        .iter()
+        .filter(|m| !list.iter().any(|s| s == **m))
+        .collect();
+    if !missing.is_empty() {
+        return Err(CheckError::unexpected(format!(
+            "supportedVersions {list:?} lacks {missing:?} (what runtimes send)"
+        )));
+    }
+    Ok(Some(format!("supports {}", list.join(", "))))
 }
 
 /// A prevResult shaped like a main plugin's, for plugins that need one.

@@ -98,51 +98,56 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         });
     }
     if version >= CniVersion::V1_1_0 {
-        r.check("gc-racing-del", || {
-            net.add(&mut p)?;
-            let (gc, del) = std::thread::scope(|s| {
-                let gc = s.spawn(|| {
-                    net.runtime
-                        .gc_network_list(&p.list, &[])
-                        .map(|_| ())
-                        .map_err(CheckError::runtime("GC"))
-                });
-                let del = s.spawn(|| net.del(&p));
-                (
-                    gc.join()
-                        .unwrap_or_else(|_| Err(CheckError::unexpected("GC thread panicked"))),
-                    del.join()
-                        .unwrap_or_else(|_| Err(CheckError::unexpected("DEL thread panicked"))),
-                )
-            });
-            both(gc, del)?;
-            absent(&net)
-        });
-        r.check("status-racing-add", || {
-            let list = p.list.clone();
-            let (add, status) = std::thread::scope(|s| {
-                let status = s.spawn(|| {
-                    (0..STATUS_CALLS).try_for_each(|i| {
-                        net.runtime
-                            .status_network_list(&list)
-                            .map(|_| ())
-                            .map_err(|e| {
-                                CheckError::runtime("STATUS")(e).within(format!("call #{i}"))
-                            })
-                    })
-                });
-                let add = net.add(&mut p).map(|_| ());
-                (
-                    add,
-                    status
-                        .join()
-                        .unwrap_or_else(|_| Err(CheckError::unexpected("STATUS thread panicked"))),
-                )
-            });
-            both(add, status)?;
-            net.del(&p)?;
-            absent(&net)
-        });
+        r.check("gc-racing-del", || gc_racing_del(&net, &mut p));
+        r.check("status-racing-add", || status_racing_add(&net, &mut p));
     }
     drop(server);
+}
+
+/// GC with no valid attachment while DEL of the same attachment runs.
+fn gc_racing_del(net: &Net, p: &mut Attached) -> Checked<Option<String>> {
+    net.add(p)?;
+    let p = &*p;
+    let (gc, del) = std::thread::scope(|s| {
+        let gc = s.spawn(|| {
+            net.runtime
+                .gc_network_list(&p.list, &[])
+                .map(|_| ())
+                .map_err(CheckError::runtime("GC"))
+        });
+        let del = s.spawn(|| net.del(p));
+        (
+            gc.join()
+                .unwrap_or_else(|_| Err(CheckError::unexpected("GC thread panicked"))),
+            del.join()
+                .unwrap_or_else(|_| Err(CheckError::unexpected("DEL thread panicked"))),
+        )
+    });
+    both(gc, del)?;
+    absent(net)
+}
+
+/// STATUS calls while an ADD runs; then DEL leaves nothing.
+fn status_racing_add(net: &Net, p: &mut Attached) -> Checked<Option<String>> {
+    let list = p.list.clone();
+    let (add, status) = std::thread::scope(|s| {
+        let status = s.spawn(|| {
+            (0..STATUS_CALLS).try_for_each(|i| {
+                net.runtime
+                    .status_network_list(&list)
+                    .map(|_| ())
+                    .map_err(|e| CheckError::runtime("STATUS")(e).within(format!("call #{i}")))
+            })
+        });
+        let add = net.add(p).map(|_| ());
+        (
+            add,
+            status
+                .join()
+                .unwrap_or_else(|_| Err(CheckError::unexpected("STATUS thread panicked"))),
+        )
+    });
+    both(add, status)?;
+    net.del(p)?;
+    absent(net)
 }
