@@ -88,6 +88,22 @@ fn open_nfnl() -> Result<Nfnl, CniError> {
     Nfnl::open().map_err(|e| nfnl_err("opening nfnetlink", e))
 }
 
+/// Closes `nf` in the background, where the stale UDP conntrack of the
+/// keys a verb touched (none when it failed) is flushed first: the runtime
+/// does not wait for the dump of the conntrack table.
+fn close_flushing_udp(
+    nf: Nfnl,
+    touched: Result<BTreeSet<MapKey>, CniError>,
+) -> Result<(), CniError> {
+    match &touched {
+        Ok(keys) if crate::conntrack::has_udp(keys) => {
+            nf.close_in_background_after(|sock| crate::conntrack::flush_udp(sock, keys));
+        }
+        _ => nf.close_in_background(),
+    }
+    touched.map(drop)
+}
+
 /// The nftables backend (the default).
 #[derive(Debug, Clone, Default)]
 pub struct Nftables {
@@ -104,8 +120,7 @@ impl Firewall for Nftables {
         let previous = state::read_index::<Index>(&plan.owner)?;
         let mut nf = open_nfnl()?;
         let result = apply::add(&pod, &self.nft, &mut nf, previous);
-        nf.close_in_background();
-        result
+        close_flushing_udp(nf, result)
     }
 
     fn check(&self, plan: &PodPlan) -> Result<(), CniError> {
@@ -126,8 +141,7 @@ impl Firewall for Nftables {
         let _lock = NetnsLock::take()?;
         let mut nf = open_nfnl()?;
         let result = apply::del(owner, &self.nft, &mut nf, extra_udp);
-        nf.close_in_background();
-        result
+        close_flushing_udp(nf, result)
     }
 
     fn gc(&self, network: &str, valid: &[Attachment]) -> Result<(), CniError> {
@@ -149,9 +163,7 @@ impl Firewall for Nftables {
             state::remove_index(o)?;
         }
         if !elements.is_empty() {
-            let nf = open_nfnl()?;
-            crate::conntrack::flush_udp(nf.socket(), &apply::dnat_keys(&elements));
-            nf.close_in_background();
+            close_flushing_udp(open_nfnl()?, Ok(apply::dnat_keys(&elements)))?;
         }
         Ok(())
     }
