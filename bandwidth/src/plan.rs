@@ -449,9 +449,22 @@ pub fn subnet_filter(net: IpNetwork, field: AddressField, flowid: TcId) -> Subne
 /// `bwp` + 12 hex digits of SHA-512(network/containerID/ifname): 15 chars,
 /// never `ifb0`/`ifb1`, different for two attachments of one container.
 pub fn ifb_name(owner: &Owner) -> String {
+    format!("bwp{}", owner_hex(owner))
+}
+
+/// The name DEL gives `owner`'s IFB before deleting it in the background
+/// (`bwz` + the same 12 hex digits): the live name is free at once for a
+/// re-ADD, and DEL and GC recognise a retired IFB a killed DEL left.
+pub fn retired_ifb_name(owner: &Owner) -> String {
+    format!("{RETIRED_PREFIX}{}", owner_hex(owner))
+}
+
+/// The prefix of a retired IFB's name.
+pub const RETIRED_PREFIX: &str = "bwz";
+
+fn owner_hex(owner: &Owner) -> String {
     let digest = Sha512::digest(owner.tag().as_bytes());
-    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    format!("bwp{hex}")
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the IFB's alias (IFLA_IFALIAS) records, so DEL and GC work without
@@ -759,6 +772,10 @@ mod tests {
         assert_eq!(n.len(), 15);
         assert!(n.starts_with("bwp"));
         assert_ne!(n, ifb_name(&Owner::new("bwtest", "ctr3", "net1")));
+        let retired = retired_ifb_name(&owner());
+        assert_eq!(retired.len(), n.len());
+        assert_eq!(retired[3..], n[3..]);
+        assert!(retired.starts_with(RETIRED_PREFIX));
         assert_ne!(n, ifb_name(&Owner::new("bwtest", "ctr4", "eth0")));
         assert_eq!(n, ifb_name(&owner()));
     }

@@ -844,3 +844,97 @@ fn re_add_after_our_qdiscs_were_removed_by_hand_reuses_the_ifb_name() {
         assert_clean(&w, veth);
     }
 }
+
+/// The name DEL gives an IFB before deleting it in the background.
+fn retired(ifb: &str) -> String {
+    format!("bwz{}", &ifb[3..])
+}
+
+/// DEL hands the IFB's unregistration to a detached child: nothing is left
+/// within a second of DEL, and an ADD of the same pod right after DEL gets
+/// the same IFB name and works (its old IFB retired under another name).
+#[test]
+fn del_unregisters_the_ifb_in_the_background_and_a_re_add_right_after_works() {
+    if !cni::testing::privileged(
+        "del_unregisters_the_ifb_in_the_background_and_a_re_add_right_after_works",
+    ) {
+        return;
+    }
+    let w = World::new(1);
+    let pod = w.pod(0);
+    let veth = pod.host_veth.as_str();
+    let conf = w.conf(pod, "1.1.0", both());
+    let ifb = ifb_of(&w.run(pod, "ADD", &conf).assert_ok().json());
+    for round in 0..5 {
+        w.run(pod, "DEL", &conf).assert_ok();
+        let again = ifb_of(&w.run(pod, "ADD", &conf).assert_ok().json());
+        assert_eq!(again, ifb, "round {round}");
+        assert_eq!(w.ifbs(), vec![ifb.clone()], "round {round}");
+        let tbf = w.qdisc(&ifb, "tbf").expect("tbf on the new ifb");
+        assert_eq!(tbf["options"]["rate"], 250_000);
+        w.run(pod, "CHECK", &conf).assert_ok();
+    }
+    w.run(pod, "DEL", &conf).assert_ok();
+    let start = std::time::Instant::now();
+    while !w.ifbs_now().is_empty() {
+        assert!(
+            start.elapsed() < TEARDOWN,
+            "ifbs left a second after DEL: {:?}",
+            w.ifbs_now()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_clean(&w, veth);
+}
+
+/// A DEL killed after retiring the IFB (renamed, not yet deleted) leaves a
+/// `bwz…` IFB: GC of its network deletes it even though its owner is a
+/// valid attachment again (re-added), and so does the owner's next DEL;
+/// an ADD meanwhile works.
+#[test]
+fn gc_and_the_next_del_collect_the_retired_ifb_a_killed_del_left() {
+    if !cni::testing::privileged("gc_and_the_next_del_collect_the_retired_ifb_a_killed_del_left") {
+        return;
+    }
+    let w = World::new(1);
+    let pod = w.pod(0);
+    let veth = pod.host_veth.as_str();
+    let conf = w.conf(pod, "1.1.0", both());
+    // What a DEL killed between the rename and the deletion leaves.
+    let killed_del = |ifb: &str| {
+        w.host.exec(&["tc", "qdisc", "del", "dev", veth, "root"]);
+        w.host.exec(&["tc", "qdisc", "del", "dev", veth, "ingress"]);
+        w.host
+            .exec(&["ip", "link", "set", "dev", ifb, "name", &retired(ifb)]);
+    };
+    let ifb = ifb_of(&w.run(pod, "ADD", &conf).assert_ok().json());
+    killed_del(&ifb);
+    assert_eq!(w.ifbs_now(), vec![retired(&ifb)]);
+    // Re-ADD with the retired one still there, then GC keeps the live pod.
+    assert_eq!(ifb_of(&w.run(pod, "ADD", &conf).assert_ok().json()), ifb);
+    let gc = json!({"cniVersion": "1.1.0", "name": "bwnet", "type": "bandwidth",
+        "cni.dev/valid-attachments": [{"containerID": pod.container_id, "ifname": "eth0"}]});
+    let mut inv = cni::testing::Invocation::new("GC");
+    inv.host_netns = Some(w.host.name.clone());
+    inv.run(&plugin(), &gc.to_string()).assert_ok();
+    assert_eq!(
+        w.ifbs_now(),
+        vec![ifb.clone()],
+        "GC deleted the retired ifb only"
+    );
+    w.run(pod, "CHECK", &conf).assert_ok();
+    // The next DEL of the owner collects a retired leftover too, and the
+    // live IFB (which cannot take the retired name) goes at once.
+    killed_del(&ifb);
+    assert_eq!(ifb_of(&w.run(pod, "ADD", &conf).assert_ok().json()), ifb);
+    let mut both_ifbs = w.ifbs_now();
+    both_ifbs.sort();
+    assert_eq!(both_ifbs, vec![ifb.clone(), retired(&ifb)]);
+    w.run(pod, "DEL", &conf).assert_ok();
+    assert_clean(&w, veth);
+    // And a DEL with only the retired leftover.
+    w.run(pod, "ADD", &conf).assert_ok();
+    killed_del(&ifb);
+    w.run(pod, "DEL", &conf).assert_ok();
+    assert_clean(&w, veth);
+}

@@ -453,9 +453,17 @@ impl World {
         for ns in netns {
             assert!(!ns.exists(), "{v}: pod netns {} left", ns.display());
         }
-        let links = self.links();
+        // bandwidth unregisters a DEL's IFB in the background, after DEL
+        // replied: teardown is over within a second.
+        let only_ours = |links: &[String]| links.iter().all(|l| l == "lo" || *l == self.bridge);
+        let start = std::time::Instant::now();
+        let mut links = self.links();
+        while !only_ours(&links) && start.elapsed() < std::time::Duration::from_secs(1) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            links = self.links();
+        }
         assert!(
-            links.iter().all(|l| l == "lo" || *l == self.bridge),
+            only_ours(&links),
             "{v}: links left in the node netns (veth {veth}, ifb {ifb}): {links:?}"
         );
         for id in ids {

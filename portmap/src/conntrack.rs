@@ -16,7 +16,8 @@ use netlink_packet_netfilter::NetfilterProtoFamily;
 use crate::config;
 use crate::plan::{Family, MapKey};
 
-fn udp_dport(tuple: &[Tuple]) -> Option<u16> {
+/// The original destination port of a UDP tuple (None: not UDP).
+pub fn udp_dport(tuple: &[Tuple]) -> Option<u16> {
     let mut udp = false;
     let mut port = None;
     for t in tuple {
@@ -82,6 +83,11 @@ fn udp_ports(keys: &BTreeSet<MapKey>, family: Family) -> Vec<u16> {
     ports.sort_unstable();
     ports.dedup();
     ports
+}
+
+/// Whether any of these keys is UDP (has conntrack to flush).
+pub fn has_udp(keys: &BTreeSet<MapKey>) -> bool {
+    keys.iter().any(|k| k.protocol == config::Protocol::Udp)
 }
 
 /// Removes stale UDP conntrack entries for these keys; failures are logged,

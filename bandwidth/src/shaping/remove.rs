@@ -3,28 +3,51 @@
 //! netns when it still exists, else the name the alias recorded). Keeps
 //! going past errors and returns them all; missing objects are fine, and
 //! anything not carrying our owner tag is never touched.
+//!
+//! Deleting an IFB makes the kernel unregister it synchronously (30–40 ms
+//! here, most of a DEL). DEL instead renames it to its retired name
+//! ([`retired_ifb_name`]; the redirect to it is gone by then, so it carries
+//! no traffic) and deletes it in a detached child
+//! ([`cni::netlink::Socket::in_detached_child`]) after the plugin replied:
+//! the live name is free for a re-ADD at once, and a retired IFB that a
+//! killed DEL left is deleted by the next DEL of that owner or by any GC of
+//! its network. GC deletes synchronously.
 
 use netlink_packet_route::link::InfoKind;
 use netlink_packet_route::tc::{TcHandle, TcMessage};
 
 use cni::args::Owner;
 use cni::rtnl::ENODEV;
-use cni::rtnl::{link_alias, link_kind};
+use cni::rtnl::{link_alias, link_kind, link_name};
 use cni::types::Attachment;
 
 use super::{is_our_root, our_ifb, unless_gone, Host, HostVeth};
 use crate::error::TcError;
-use crate::plan::{ifb_name, IfbAlias, ETH_P_ALL, REDIRECT_PRIO};
+use crate::plan::{ifb_name, retired_ifb_name, IfbAlias, ETH_P_ALL, REDIRECT_PRIO, RETIRED_PREFIX};
 use crate::tc;
 use crate::tc_raw::{self, INGRESS_HOOK};
+
+/// When the IFBs of a teardown are deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Teardown {
+    /// Renamed to the retired name now, deleted by a detached child (DEL).
+    Background,
+    /// Deleted before returning (GC).
+    Now,
+}
 
 impl Host {
     /// Removes everything `owner` has in this netns: our redirect filter (and
     /// the ingress qdisc if we created it and nothing else uses it) and our
-    /// root qdisc on the host veth, then the IFB. `veth` comes from the pod
-    /// netns when it still exists; otherwise the IFB's alias names it.
-    /// Keeps going past errors and returns them all; missing objects are fine.
+    /// root qdisc on the host veth, then the IFB (in the background, see the
+    /// module doc). `veth` comes from the pod netns when it still exists;
+    /// otherwise the IFB's alias names it. Keeps going past errors and
+    /// returns them all; missing objects are fine.
     pub fn remove(&self, owner: &Owner, veth: Option<&HostVeth>) -> Vec<TcError> {
+        self.remove_with(owner, veth, Teardown::Background)
+    }
+
+    fn remove_with(&self, owner: &Owner, veth: Option<&HostVeth>, mode: Teardown) -> Vec<TcError> {
         let mut errors = Vec::new();
         let name = ifb_name(owner);
         let ifb = self.link(&name).unwrap_or_else(|e| {
@@ -56,10 +79,45 @@ impl Host {
         if let Some(v) = &veth {
             errors.extend(self.remove_from_veth(v, alias.as_ref()));
         }
+        let retired_name = retired_ifb_name(owner);
+        let retired = match self.link(&retired_name) {
+            Ok(l) => l
+                .filter(|l| our_ifb(l, &retired_name, owner).is_some())
+                .map(|l| l.header.index),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        let mut doomed: Vec<u32> = retired.into_iter().collect();
         if let Some(index) = ifb_index {
-            self.delete_ifb(&name, index, &mut errors);
+            match mode {
+                Teardown::Background if retired.is_none() && self.retire(index, &retired_name) => {
+                    doomed.push(index)
+                }
+                _ => self.delete_ifb(&name, index, &mut errors),
+            }
+        }
+        match mode {
+            Teardown::Background if !doomed.is_empty() => self.nl.in_detached_child(|nl| {
+                for index in doomed {
+                    let _ = nl.link_del(index);
+                }
+            }),
+            _ => {
+                for index in doomed {
+                    self.delete_ifb(&retired_name, index, &mut errors);
+                }
+            }
         }
         errors
+    }
+
+    /// Renames the IFB with ifindex `index` to `retired` (one RTM_SETLINK;
+    /// no unregistration). False when the kernel refused (e.g. a kernel that
+    /// renames only links that are down): the caller deletes it at once.
+    fn retire(&self, index: u32, retired: &str) -> bool {
+        self.nl.link_set(index).rename(retired).execute().is_ok()
     }
 
     /// GC: removes IFBs of `network` whose owner is not a valid attachment.
@@ -76,11 +134,18 @@ impl Host {
             if alias.owner.network != network || link_kind(&link) != Some(InfoKind::Ifb) {
                 continue;
             }
+            // A retired IFB (a killed DEL's) goes whoever its owner is.
+            if let Some(name) = link_name(&link).filter(|n| n.starts_with(RETIRED_PREFIX)) {
+                if name == retired_ifb_name(&alias.owner) {
+                    self.delete_ifb(name, link.header.index, &mut errors);
+                }
+                continue;
+            }
             let keep = valid.iter().any(|a| {
                 a.container_id == alias.owner.container_id && a.ifname == alias.owner.ifname
             });
             if !keep {
-                errors.extend(self.remove(&alias.owner, None));
+                errors.extend(self.remove_with(&alias.owner, None, Teardown::Now));
             }
         }
         errors

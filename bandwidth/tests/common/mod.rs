@@ -160,7 +160,22 @@ impl World {
         self.links().into_iter().find(|l| l["ifname"] == name)
     }
 
+    /// The IFBs in the host netns once teardown is over: a retired IFB
+    /// (`bwz…`, which DEL deletes in the background) must be gone within
+    /// [`TEARDOWN`]; whatever is left then is returned.
     pub fn ifbs(&self) -> Vec<String> {
+        let start = std::time::Instant::now();
+        loop {
+            let all = self.ifbs_now();
+            if !all.iter().any(|n| n.starts_with("bwz")) || start.elapsed() > TEARDOWN {
+                return all;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// The IFBs in the host netns right now.
+    pub fn ifbs_now(&self) -> Vec<String> {
         self.links()
             .into_iter()
             .filter(|l| l["linkinfo"]["info_kind"] == "ifb")
@@ -168,6 +183,9 @@ impl World {
             .collect()
     }
 }
+
+/// How long the background deletion of a retired IFB may take after DEL.
+pub const TEARDOWN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The name of the IFB an ADD result appended (last interface).
 pub fn ifb_of(result: &Value) -> String {

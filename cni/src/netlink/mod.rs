@@ -13,6 +13,7 @@
 //! Messages come from `netlink-packet-route` / `netlink-packet-netfilter`;
 //! this layer knows nothing about plugins, owners or plans.
 
+mod background;
 pub mod netfilter;
 pub mod route;
 

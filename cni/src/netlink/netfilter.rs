@@ -10,15 +10,15 @@
 //! (5–15 ms here) while holding the netns's nf_tables commit mutex. The
 //! transaction is committed and visible before that; the wait only frees
 //! memory. [`Nfnl::close_in_background`] hands the last reference of the
-//! socket to a forked child that first waits out a grace period itself
+//! socket to a forked, detached child (which may first do work the runtime
+//! need not wait for: [`Nfnl::close_in_background_after`], see
+//! `background.rs`) that first waits out a grace period itself
 //! (`membarrier`, no lock held) and then exits, so neither the plugin nor
 //! the next transaction in the netns waits. Measured here (kernel 6.18,
 //! load ~1.2, medians of 21 back-to-back portmap ADD+DEL pairs, whole plugin
 //! process): plain close ADD 3.5 ms / DEL 17–19 ms; background close ADD
 //! 4.2–5.6 ms / DEL 3.2–3.4 ms (an ADD issued within the grace period of
 //! the previous DEL pays ~1 ms of it; 0.4 ms is the fork).
-
-use std::os::fd::AsRawFd;
 
 use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP};
 use netlink_packet_netfilter::conntrack::{ConntrackAttribute, ConntrackMessage};
@@ -234,22 +234,22 @@ impl Socket<Netfilter> {
     }
 
     /// Closes the socket without waiting for the kernel's RCU grace period
-    /// (see the module doc): a forked child keeps the last reference, waits
+    /// (see the module doc): a detached child keeps the last reference, waits
     /// a grace period without holding any lock, and exits. Falls back to a
     /// plain (waiting) close when fork fails.
     pub fn close_in_background(self) {
-        let fd = self.as_raw_fd();
-        // SAFETY: the child only makes async-signal-safe system calls and
-        // leaves with `_exit`, never returning into Rust code; the parent
-        // continues normally.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            // SAFETY: plain system calls on descriptors of this process.
+        self.close_in_background_after(|_| {});
+    }
+
+    /// Like [`Self::close_in_background`], but the child first runs `work`
+    /// on this socket: work the runtime need not wait for (conntrack
+    /// cleanup) still happens, right away, while the caller goes on to
+    /// reply ([`Socket::in_detached_child`]).
+    pub fn close_in_background_after(self, work: impl FnOnce(&Self)) {
+        self.in_detached_child(|sock| {
+            work(sock);
+            // SAFETY: plain system calls; no memory is shared.
             unsafe {
-                if fd > 0 {
-                    libc::syscall(libc::SYS_close_range, 0, fd - 1, 0);
-                }
-                libc::syscall(libc::SYS_close_range, fd + 1, libc::c_uint::MAX, 0);
                 if libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) != 0 {
                     let ts = libc::timespec {
                         tv_sec: 0,
@@ -257,9 +257,8 @@ impl Socket<Netfilter> {
                     };
                     libc::nanosleep(&ts, std::ptr::null_mut());
                 }
-                libc::_exit(0);
             }
-        }
+        });
         drop(self);
     }
 }

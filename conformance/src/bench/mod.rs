@@ -73,7 +73,14 @@ pub struct BenchOptions {
     pub progress: bool,
     /// The command line recorded in the report.
     pub command: String,
+    /// The phases to run ([`PHASES`]); the others are null in the document.
+    pub phases: Vec<String>,
+    /// The plugins the verbs phase measures (empty: all).
+    pub only: Vec<String>,
 }
+
+/// Every phase, in the order they run.
+pub const PHASES: [&str; 4] = ["verbs", "node", "scaling", "shaping"];
 
 impl BenchOptions {
     pub fn new(plugins: PathBuf) -> BenchOptions {
@@ -90,6 +97,8 @@ impl BenchOptions {
             tool_exe: None,
             progress: true,
             command: String::new(),
+            phases: PHASES.iter().map(|p| p.to_string()).collect(),
+            only: Vec::new(),
         }
     }
 }
@@ -190,10 +199,18 @@ pub fn run(opts: &BenchOptions) -> Result<Value, BenchError> {
             msg,
         })?);
     }
-    let verbs = verbs::run(&bench);
-    let node = node::run(&bench);
-    let scaling = scaling::run(&bench);
-    let shaping = shaping::run(&bench);
+    let wanted = |phase: &str| bench.opts.phases.iter().any(|p| p == phase);
+    let phase = |name: &str, run: fn(&Bench) -> Value| {
+        if wanted(name) {
+            run(&bench)
+        } else {
+            Value::Null
+        }
+    };
+    let verbs = phase("verbs", verbs::run);
+    let node = phase("node", node::run);
+    let scaling = phase("scaling", scaling::run);
+    let shaping = phase("shaping", shaping::run);
     bench.progress("done");
     Ok(json!({
         "command": opts.command,

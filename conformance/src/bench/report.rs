@@ -215,16 +215,18 @@ fn shaping(out: &mut String, doc: &Value) {
             num(&r["ratio_to_rate"])
         );
     }
-    let _ = writeln!(out, "\nRound trip of a UDP probe through the saturated 10 Mbit/s ingress TBF (the reference ignores `latencyMs`, its TBF latency is a hard-coded 25 ms):\n\n| side | latencyMs | probes | RTT p50 (ms) | RTT p95 (ms) |\n|---|---:|---:|---:|---:|");
+    let _ = writeln!(out, "\nLatency through the saturated 10 Mbit/s ingress TBF (the reference ignores `latencyMs`, its TBF latency is a hard-coded 25 ms): the TBF's queueing delay (its backlog, read from the kernel at each probe, over the rate) and the round trip of a UDP probe (which also holds the scheduling of a loaded machine and the reply's path):\n\n| side | latencyMs | queue p50 (ms) | queue p95 (ms) | probes | RTT p50 (ms) | RTT p95 (ms) |\n|---|---:|---:|---:|---:|---:|---:|");
     for r in s["latency"].as_array().into_iter().flatten() {
         let p = r["error"]
             .as_str()
             .map_or_else(|| r["probes"].to_string(), |e| format!("error: {e}"));
         let _ = writeln!(
             out,
-            "| {} | {} | {p} | {} | {} |",
+            "| {} | {} | {} | {} | {p} | {} | {} |",
             r["side"].as_str().unwrap_or(""),
             r["latency_ms_configured"],
+            num(&r["queue_p50_ms"]),
+            num(&r["queue_p95_ms"]),
             num(&r["rtt_p50_ms"]),
             num(&r["rtt_p95_ms"])
         );

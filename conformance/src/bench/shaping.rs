@@ -2,9 +2,10 @@
 //! Achieved/configured rate at each rate in both directions (the bytes the
 //! TBF released, read from its kernel counter; the first second excluded); bytes in the first second
 //! (ingress) with containerd's 4294967295-bit burst, without and with
-//! `maxBurst`; and the round trip a UDP probe sees through the saturated
-//! ingress TBF against `latencyMs` (the reference ignores that key and uses
-//! its hard-coded 25 ms).
+//! `maxBurst`; and the latency a packet sees through the saturated ingress
+//! TBF against `latencyMs` (the reference ignores that key and uses its
+//! hard-coded 25 ms): the TBF's queueing delay (its backlog over the rate,
+//! read from the kernel) and, for context, a UDP probe's round trip.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -198,14 +199,34 @@ fn burst_rows(b: &Bench, side: &Side) -> Vec<Value> {
     rows
 }
 
-/// UDP round trips (ms) from the host netns to the pod while `flow` saturates.
-fn probe_rtts(b: &Bench, side: &Side, devices: &ShapedDevices) -> Result<Vec<f64>, String> {
+/// What a packet sees through the saturated ingress TBF: UDP round trips
+/// (ms) from the host netns to the pod, and the TBF's queueing delay (ms),
+/// its backlog read from the kernel at each probe over the configured rate.
+struct Latencies {
+    rtts: Vec<f64>,
+    queue: Vec<f64>,
+}
+
+/// The rate the latency row shapes at (bit/s).
+const LATENCY_RATE: u64 = 10_000_000;
+
+/// Probes while `flow` saturates the ingress TBF.
+///
+/// The round trip also holds what is not the TBF: the scheduling of the
+/// probe, of the echo server and of the blaster on a loaded machine, the
+/// reply's path through the egress shaper, and a probe the full TBF
+/// dropped (resent after 300 ms). The queueing delay is the TBF's own part,
+/// independent of load: the bytes queued ahead of a packet joining the
+/// tail, drained at the configured rate.
+fn probe_latencies(b: &Bench, side: &Side, devices: &ShapedDevices) -> Result<Latencies, String> {
     let server = b
         .tools
         .serve(&side.pod.netns, &[], &[9053], "probe", 30)
         .map_err(|e| e.to_string())?;
     let to = pod_addr(side, 9053);
-    let rtts = std::thread::scope(|s| {
+    let backlog = Counter::open(&side.world.host.path(), CountAt::Tbf(devices.veth.clone()))
+        .map_err(|e| e.to_string())?;
+    let sampled = std::thread::scope(|s| {
         let blast = s.spawn(|| {
             flow(
                 b,
@@ -217,21 +238,28 @@ fn probe_rtts(b: &Bench, side: &Side, devices: &ShapedDevices) -> Result<Vec<f64
             )
         });
         std::thread::sleep(FIRST_SECOND + Duration::from_millis(500));
-        let rtts = cni::netns::run_in(&side.world.host.path(), || {
-            (0..20)
-                .filter_map(|_| {
-                    let t = Instant::now();
-                    let ok = crate::tools::udp_request(to, Duration::from_secs(1)).is_ok();
-                    std::thread::sleep(Duration::from_millis(50));
-                    ok.then(|| t.elapsed().as_secs_f64() * 1e3)
-                })
-                .collect::<Vec<f64>>()
+        let sampled = cni::netns::run_in(&side.world.host.path(), || {
+            let mut l = Latencies {
+                rtts: Vec::new(),
+                queue: Vec::new(),
+            };
+            for _ in 0..20 {
+                if let Ok(bytes) = backlog.backlog() {
+                    l.queue.push(bytes as f64 * 8.0 / LATENCY_RATE as f64 * 1e3);
+                }
+                let t = Instant::now();
+                if crate::tools::udp_request(to, Duration::from_secs(1)).is_ok() {
+                    l.rtts.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            l
         });
         let _ = blast.join();
-        rtts
+        sampled
     });
     drop(server);
-    rtts.map_err(|e| e.to_string())
+    sampled.map_err(|e| e.to_string())
 }
 
 fn latency_row(b: &Bench, side: &Side) -> Value {
@@ -239,10 +267,14 @@ fn latency_row(b: &Bench, side: &Side) -> Value {
         "shaping: probe latency through a saturated TBF, latencyMs {LATENCY_MS} ({})",
         side.label
     ));
-    let conf = shaping_conf(10_000_000, 160_000, Some(LATENCY_MS));
-    match shaped(side, conf, |d| probe_rtts(b, side, d)).and_then(|r| r) {
-        Ok(r) => json!({"side": side.label, "latency_ms_configured": LATENCY_MS, "probes": r.len(),
-                        "rtt_p50_ms": median(&r).map(round3), "rtt_p95_ms": p95(&r).map(round3)}),
+    let conf = shaping_conf(LATENCY_RATE, 160_000, Some(LATENCY_MS));
+    match shaped(side, conf, |d| probe_latencies(b, side, d)).and_then(|r| r) {
+        Ok(l) => {
+            json!({"side": side.label, "latency_ms_configured": LATENCY_MS, "probes": l.rtts.len(),
+                        "rtt_p50_ms": median(&l.rtts).map(round3), "rtt_p95_ms": p95(&l.rtts).map(round3),
+                        "queue_samples": l.queue.len(),
+                        "queue_p50_ms": median(&l.queue).map(round3), "queue_p95_ms": p95(&l.queue).map(round3)})
+        }
         Err(e) => json!({"side": side.label, "latency_ms_configured": LATENCY_MS, "error": e}),
     }
 }

@@ -93,7 +93,8 @@ fn round(
 /// `[{plugin, verb, cni_version, ours, reference, ratio}]`.
 pub fn run(b: &Bench) -> Value {
     let mut rows = Vec::new();
-    for plugin in PLUGINS {
+    let measured = |p: &&&str| b.opts.only.is_empty() || b.opts.only.iter().any(|o| o == **p);
+    for plugin in PLUGINS.iter().filter(measured) {
         if b.sides.iter().any(|s| !s.dir.join(plugin).is_file()) {
             rows.push(json!({"plugin": plugin, "skipped": "binary missing on a side"}));
             continue;

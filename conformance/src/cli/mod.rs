@@ -185,6 +185,16 @@ struct BenchArgs {
     /// No progress lines on stderr.
     #[arg(long)]
     quiet: bool,
+    /// Phases to run, comma-separated (verbs, node, scaling, shaping).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "verbs,node,scaling,shaping"
+    )]
+    phases: Vec<String>,
+    /// Plugins the verbs phase measures, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -318,6 +328,8 @@ fn run_bench(args: BenchArgs) -> Result<Option<String>, CliError> {
     opts.shaping_seconds = args.shaping_seconds;
     opts.iterations = args.iterations;
     opts.progress = !args.quiet;
+    opts.phases = args.phases;
+    opts.only = args.only;
     opts.command = std::env::args().collect::<Vec<_>>().join(" ");
     let doc = crate::bench::run(&opts)?;
     let md = crate::bench::write_outputs(

@@ -96,7 +96,7 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
     }
     r.check("del", || net.del(&a).map(|_| None));
     r.check("no-ifb-left", || {
-        let left = net.ifbs();
+        let left = net.ifbs_settled();
         if left.is_empty() {
             Ok(None)
         } else {

@@ -218,6 +218,21 @@ impl<'c> Net<'c> {
             .collect()
     }
 
+    /// Names of IFB links in the host netns once teardown is over: a plugin
+    /// may unregister an IFB after its DEL replied (the kernel's
+    /// unregistration is slow), so this waits up to [`IFB_SETTLE`] for them
+    /// to go and returns what is left then.
+    pub fn ifbs_settled(&self) -> Vec<String> {
+        let start = std::time::Instant::now();
+        loop {
+            let left = self.ifbs();
+            if left.is_empty() || start.elapsed() > IFB_SETTLE {
+                return left;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Files left in the runtime's result cache.
     pub fn cached(&self) -> Vec<String> {
         crate::topology::files_under(&self.world.cache_dir())
@@ -301,10 +316,14 @@ pub(crate) fn host_owns_port(
     Ok(None)
 }
 
+/// How long teardown may take after DEL replied (an IFB deleted in the
+/// background).
+pub const IFB_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Nothing of the attachment is left in the host netns or the state dirs.
 pub(crate) fn nothing_left(net: &Net, tuning_dir: Option<&Path>) -> Checked<Option<String>> {
     let mut problems = Vec::new();
-    let ifbs = net.ifbs();
+    let ifbs = net.ifbs_settled();
     if !ifbs.is_empty() {
         problems.push(format!("IFB links left: {ifbs:?}"));
     }

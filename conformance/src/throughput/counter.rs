@@ -145,6 +145,28 @@ impl Counter {
         Ok(counter)
     }
 
+    /// The bytes queued in the TBF right now (its backlog; 0 for a link
+    /// counter): a packet joining the tail waits backlog / rate.
+    pub fn backlog(&self) -> Result<u64, MeasureError> {
+        if !matches!(self.at, CountAt::Tbf(_)) {
+            return Ok(0);
+        }
+        all_qdiscs(&self.rtnl)?
+            .iter()
+            .filter(|q| i64::from(q.header.index) == i64::from(self.ifindex) && is_tbf(q))
+            .find_map(|q| {
+                q.attributes.iter().find_map(|a| match a {
+                    TcAttribute::Stats2(s) => s.iter().find_map(|s| match s {
+                        TcStats2::Queue(q) => Some(u64::from(q.backlog)),
+                        _ => None,
+                    }),
+                    TcAttribute::Stats(s) => Some(u64::from(s.backlog)),
+                    _ => None,
+                })
+            })
+            .ok_or_else(|| MeasureError::Incomplete(format!("no backlog for {}", self.at)))
+    }
+
     /// The counter's value now.
     pub fn read(&self) -> Result<u64, MeasureError> {
         let missing = || MeasureError::Incomplete(format!("no byte counter for {}", self.at));

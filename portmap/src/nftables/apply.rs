@@ -18,7 +18,7 @@ use super::skeleton::skeleton_batch;
 use super::{list_table, nfnl_err, nft_err, Index};
 use crate::config::Protocol;
 use crate::plan::{self, Family, MapKey, Masq};
-use crate::{conntrack, localnet, state};
+use crate::{localnet, state};
 
 /// A kernel refusal that can mean "the skeleton is missing" or "a created
 /// object exists": both transports report these.
@@ -96,14 +96,15 @@ fn still_ours(
 }
 
 /// ADD under the lock: installs `pod` (replacing what a previous ADD of
-/// the same owner left), records the index, enables `route_localnet` when
-/// localhost is masqueraded, and flushes stale UDP conntrack.
+/// the same owner left), records the index and enables `route_localnet`
+/// when localhost is masqueraded. Returns the DNAT keys whose stale UDP
+/// conntrack the caller flushes (in the background).
 pub(super) fn add(
     pod: &NftPod<'_>,
     nft: &Nft,
     nf: &mut Nfnl,
     previous: Option<Index>,
-) -> Result<(), CniError> {
+) -> Result<BTreeSet<MapKey>, CniError> {
     let plan = pod.plan;
     refuse_overlaps(nf, pod)?;
     let needs_nft = plan.chain.is_some() || previous.as_ref().is_some_and(|i| i.chain.is_some());
@@ -139,8 +140,7 @@ pub(super) fn add(
             }
         }
     }
-    conntrack::flush_udp(nf.socket(), &dnat_keys(&pod.elements));
-    Ok(())
+    Ok(dnat_keys(&pod.elements))
 }
 
 /// The hot path: one nfnetlink transaction that deletes what a previous
@@ -330,13 +330,14 @@ pub(super) fn remove_installed(
 }
 
 /// DEL under the lock: removes what the index names (or, without one, what
-/// a listing attributes to `owner`), the index, and stale UDP conntrack.
+/// a listing attributes to `owner`) and the index. Returns the keys whose
+/// stale UDP conntrack the caller flushes (in the background).
 pub(super) fn del(
     owner: &Owner,
     nft: &Nft,
     nf: &mut Nfnl,
     extra_udp: &BTreeSet<MapKey>,
-) -> Result<(), CniError> {
+) -> Result<BTreeSet<MapKey>, CniError> {
     let mut keys = match state::read_index::<Index>(owner)? {
         Some(index) => remove_installed(nf, nft, &index)?,
         None => {
@@ -354,8 +355,7 @@ pub(super) fn del(
     };
     state::remove_index(owner)?;
     keys.extend(extra_udp.iter().copied());
-    conntrack::flush_udp(nf.socket(), &keys);
-    Ok(())
+    Ok(keys)
 }
 
 /// CHECK's comparison of what is installed with `pod`: one line per

@@ -99,6 +99,22 @@ fn open_nfnl() -> Result<Nfnl, CniError> {
     Nfnl::open().map_err(|e| nfnl_err("opening nfnetlink", e))
 }
 
+/// Closes `nf` in the background, where the stale UDP conntrack of the
+/// keys a verb touched (none when it failed) is flushed first: the runtime
+/// does not wait for the dump of the conntrack table.
+fn close_flushing_udp(
+    nf: Nfnl,
+    touched: Result<BTreeSet<MapKey>, CniError>,
+) -> Result<(), CniError> {
+    match &touched {
+        Ok(keys) if crate::conntrack::has_udp(keys) => {
+            nf.close_in_background_after(|sock| crate::conntrack::flush_udp(sock, keys));
+        }
+        _ => nf.close_in_background(),
+    }
+    touched.map(drop)
+}
+
 /// The nftables backend (the default).
 #[derive(Debug, Clone, Default)]
 pub struct Nftables {
@@ -116,8 +132,7 @@ impl Firewall for Nftables {
         let mut nf = open_nfnl()?;
         let result = heal::ensure_whole(&self.nft, &mut nf, true)
             .and_then(|_| apply::add(&pod, &self.nft, &mut nf, previous));
-        nf.close_in_background();
-        result
+        close_flushing_udp(nf, result)
     }
 
     fn check(&self, plan: &PodPlan) -> Result<(), CniError> {
@@ -137,10 +152,14 @@ impl Firewall for Nftables {
     fn del(&self, owner: &Owner, extra_udp: &BTreeSet<MapKey>) -> Result<(), CniError> {
         let _lock = NetnsLock::take()?;
         let mut nf = open_nfnl()?;
-        let result = apply::del(owner, &self.nft, &mut nf, extra_udp)
-            .and_then(|()| heal::ensure_whole(&self.nft, &mut nf, false).map(drop));
-        nf.close_in_background();
-        result
+        let touched = apply::del(owner, &self.nft, &mut nf, extra_udp);
+        // Healing after the delete, so this attachment is not rebuilt; its
+        // conntrack flush happens whether or not healing succeeded.
+        let healed = match touched {
+            Ok(_) => heal::ensure_whole(&self.nft, &mut nf, false).map(drop),
+            Err(_) => Ok(()),
+        };
+        close_flushing_udp(nf, touched).and(healed)
     }
 
     fn gc(&self, network: &str, valid: &[Attachment]) -> Result<(), CniError> {
@@ -167,9 +186,7 @@ impl Firewall for Nftables {
             state::remove_index(o)?;
         }
         if !elements.is_empty() {
-            let nf = open_nfnl()?;
-            crate::conntrack::flush_udp(nf.socket(), &apply::dnat_keys(&elements));
-            nf.close_in_background();
+            close_flushing_udp(open_nfnl()?, Ok(apply::dnat_keys(&elements)))?;
         }
         Ok(())
     }

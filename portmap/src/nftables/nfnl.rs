@@ -276,4 +276,10 @@ impl Nfnl {
     pub fn close_in_background(self) {
         self.sock.close_in_background();
     }
+
+    /// Closes the socket in the background after `work` (conntrack
+    /// cleanup) ran on it there, off the critical path.
+    pub fn close_in_background_after(self, work: impl FnOnce(&Socket)) {
+        self.sock.close_in_background_after(work);
+    }
 }

@@ -177,6 +177,11 @@ impl LinkSet<'_> {
         self
     }
 
+    /// Renames the link (IFLA_IFNAME; no unregistration, the ifindex stays).
+    pub fn rename(self, name: &str) -> Self {
+        self.with(LinkAttribute::IfName(name.to_string()))
+    }
+
     /// Sets the MTU.
     pub fn mtu(mut self, mtu: u32) -> Self {
         self.msg.attributes.push(LinkAttribute::Mtu(mtu));

@@ -178,8 +178,8 @@ fn shaping_targets(doc: &Value, out: &mut Vec<Judged>) {
     {
         let bound = r["latency_ms_configured"].as_f64().unwrap_or(0.0) + 5.0;
         out.push(judged(
-            format!("probe RTT through a saturated TBF ≤ latencyMs + 5 = {bound} ms"),
-            r["rtt_p50_ms"].as_f64(),
+            format!("queueing delay (p95) through a saturated TBF ≤ latencyMs + 5 = {bound} ms"),
+            r["queue_p95_ms"].as_f64(),
             " ms",
             |x| x <= bound,
         ));
