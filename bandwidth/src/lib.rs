@@ -32,7 +32,6 @@
 
 pub mod config;
 mod error;
-pub mod failpoint;
 mod link;
 pub mod plan;
 mod shaping;

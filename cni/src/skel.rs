@@ -217,6 +217,7 @@ pub fn run(plugin: &dyn Plugin) -> ! {
     let mut out = Vec::new();
     let mut err = std::io::stderr();
     let code = run_with(plugin, &env, &stdin, &mut out, &mut err);
+    crate::failpoint::crash_point("printing the answer");
     let mut stdout = std::io::stdout();
     let _ = stdout.write_all(&out);
     let _ = stdout.flush();

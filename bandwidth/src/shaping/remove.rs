@@ -11,7 +11,7 @@ use cni::args::Owner;
 use cni::rtnl::ENODEV;
 use cni::types::Attachment;
 
-use super::{is_our_root, our_ifb, unless_gone, Host, HostVeth};
+use super::{is_our_root, our_ifb, unlabelled_ifb, unless_gone, Host, HostVeth};
 use crate::error::TcError;
 use crate::link;
 use crate::plan::{ifb_name, IfbAlias, ETH_P_ALL, REDIRECT_PRIO};
@@ -31,6 +31,9 @@ impl Host {
             errors.push(e);
             None
         });
+        if let Some(l) = ifb.as_ref().filter(|l| unlabelled_ifb(l, &name)) {
+            self.delete_ifb(&name, l.header.index, &mut errors);
+        }
         // A link with our IFB's name that is not an IFB carrying our owner
         // tag is someone else's: never touched, and nothing of ours.
         let (ifb, alias) = match ifb.and_then(|l| our_ifb(&l, &name, owner).map(|a| (l, a))) {

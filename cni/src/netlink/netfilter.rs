@@ -215,11 +215,16 @@ impl Socket<Netfilter> {
     /// plain (waiting) close when fork fails.
     pub fn close_in_background(self) {
         let fd = self.as_raw_fd();
+        // Test builds: the child may be told to die at once (issue #15 §3).
+        let die = crate::failpoint::child_crash_armed("background close child");
         // SAFETY: the child only makes async-signal-safe system calls and
         // leaves with `_exit`, never returning into Rust code; the parent
         // continues normally.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
+            if die {
+                crate::failpoint::die_in_child();
+            }
             // SAFETY: plain system calls on descriptors of this process.
             unsafe {
                 if fd > 0 {

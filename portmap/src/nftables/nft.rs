@@ -63,6 +63,9 @@ impl Nft {
             program: program.clone(),
             source,
         };
+        if !check_only {
+            cni::failpoint::crash_point("nft batch");
+        }
         let mut cmd = Command::new(&self.program);
         if check_only {
             cmd.arg("-c");
