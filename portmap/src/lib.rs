@@ -52,6 +52,7 @@ impl cni::Plugin for Plugin {
 
     fn add(&self, req: &Request) -> Result<Reply, CniError> {
         let (plan, prev) = plan_for(req)?;
+        localnet::refuse_non_local_host_ips(&plan)?;
         upstream::refuse_conflicts(&plan.owner, &plan.keys())?;
         firewall(&plan).add(&plan)?;
         Ok(Reply::Result(prev))
