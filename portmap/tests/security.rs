@@ -2,9 +2,9 @@
 //! address of the host netns is refused at ADD before any change; with the
 //! drop of new connections to 127.0.0.0/8 from any interface but `lo` in
 //! the real ruleset (CVE-2020-8558), 127.0.0.1:<hostPort> from the host
-//! itself still works. (Not yet shown: a packet from another netns to
-//! 127.0.0.1 through the node's veth being dropped; the client kernel would
-//! not emit one in the attempts so far.)
+//! itself still works, and a packet from another netns to 127.0.0.1 through
+//! the node's veth (the martian `route_localnet` would let through the DNAT)
+//! is dropped; without the rule the same packet reaches the pod.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -89,17 +89,107 @@ fn localhost_hostports_are_not_reachable_from_outside() {
             "host by 127.0.0.1:{port}/udp"
         );
     }
-    assert_eq!(
-        tcp_get(&w.ext.path(), addr(NODE4, 8080)),
-        Ok("A".into()),
-        "node IP"
-    );
-    // The drop rule is in place (what closes it).
-    let listing = w
-        .host
-        .exec(&["nft", "list", "chain", "inet", "cni_portmap", "prerouting"]);
+    // The remote client sends to 127.0.0.1 through the node's uplink, as a
+    // neighbour on the node's L2 segment can (its own 127.0.0.0/8 gone).
+    for cmd in [
+        &["ip", "addr", "flush", "dev", "lo"][..],
+        &["sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"],
+        &["sysctl", "-qw", "net.ipv4.conf.up1.route_localnet=1"],
+        &[
+            "ip",
+            "route",
+            "add",
+            "127.0.0.1/32",
+            "via",
+            NODE4,
+            "dev",
+            "up1",
+        ],
+    ] {
+        w.ext.exec(cmd);
+    }
+    // A probe of the test's own, before any NAT: the packets do arrive.
+    for cmd in [
+        &["nft", "add", "table", "ip", "cnt_probe"][..],
+        &[
+            "nft",
+            "add",
+            "chain",
+            "ip",
+            "cnt_probe",
+            "pre",
+            "{ type filter hook prerouting priority -400; }",
+        ],
+        &[
+            "nft",
+            "add",
+            "rule",
+            "ip",
+            "cnt_probe",
+            "pre",
+            "iifname",
+            "up0",
+            "ip",
+            "daddr",
+            "127.0.0.1",
+            "counter",
+        ],
+    ] {
+        w.host.exec(cmd);
+    }
+    // From the client's own address (a socket to 127.0.0.1 would pick a
+    // loopback source, which the client's kernel refuses to send out).
+    let ext = w.ext.path();
+    let outside =
+        |port: u16, from: u16| udp_get(&ext, addr("127.0.0.1", port), Some(addr(EXT4, from)));
+    for (port, from) in [(8081, 40001), (8092, 40002)] {
+        assert!(
+            outside(port, from).is_err(),
+            "127.0.0.1:{port}/udp answered from outside"
+        );
+    }
+    let probe = w.host.exec(&["nft", "list", "table", "ip", "cnt_probe"]);
+    let arrived: u64 = probe
+        .split("packets ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     assert!(
-        listing.contains("iifname != \"lo\" ip daddr 127.0.0.0/8 drop"),
-        "{listing}"
+        arrived >= 2,
+        "nothing to 127.0.0.1 arrived on up0:\n{probe}"
+    );
+    assert_eq!(tcp_get(&ext, addr(NODE4, 8080)), Ok("A".into()), "node IP");
+    // Control: without the drop rule the same packets reach the pod (the
+    // exposure is real, and the rule is what closes it).
+    let listing = w.host.exec(&[
+        "nft",
+        "-a",
+        "list",
+        "chain",
+        "inet",
+        "cni_portmap",
+        "prerouting",
+    ]);
+    let handle = listing
+        .lines()
+        .find(|l| l.contains("127.0.0.0/8") && l.contains("drop"))
+        .and_then(|l| l.rsplit_once("# handle "))
+        .map(|(_, h)| h.trim().to_string())
+        .unwrap_or_else(|| panic!("no drop rule in:\n{listing}"));
+    w.host.exec(&[
+        "nft",
+        "delete",
+        "rule",
+        "inet",
+        "cni_portmap",
+        "prerouting",
+        "handle",
+        &handle,
+    ]);
+    assert_eq!(
+        outside(8092, 40003),
+        Ok("A".into()),
+        "without the rule, from outside"
     );
 }
