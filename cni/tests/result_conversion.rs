@@ -283,3 +283,42 @@ fn malformed_results_are_decode_errors() {
         assert_eq!(e.code, code, "{bad}: {e}");
     }
 }
+
+/// Found by fuzzing (`fuzz/artifacts/result_conversion/crash-dadd1df8…`): a
+/// key unknown at the parsed version but defined by another layout (`ip6`
+/// as an array in a 0.3.0 result; `ips` as a string in a 0.2.0 one) was
+/// copied into that layout's output, which then did not parse back. Every
+/// conversion of such a result must parse back at its version.
+#[test]
+fn unknown_keys_named_like_another_layouts_fields_never_break_a_conversion() {
+    let fuzzed = br#"{"cniVerinterfaces": [{"name": "eth0", "sandbox": "/x"}], "ip6": [{"version": "4", "address": "10.1.0.2/24", "lntrsion":  0}]}"#;
+    let mut inputs = vec![(
+        CniVersion::ALL[2],
+        serde_json::from_slice::<Value>(fuzzed).unwrap(),
+    )];
+    for from in CniVersion::ALL {
+        for key in ["ip4", "ip6", "ips", "interfaces", "routes", "dns"] {
+            for junk in [json!([{"x": 1}]), json!("junk"), json!(7), json!({"ip": 5})] {
+                let mut v = fixture(*from);
+                if v.get(key).is_none() {
+                    v[key] = junk;
+                    inputs.push((*from, v));
+                }
+            }
+        }
+    }
+    let mut checked = 0;
+    for (from, input) in &inputs {
+        let Ok((result, _)) = CniResult::from_value(input, *from) else {
+            continue;
+        };
+        for to in CniVersion::ALL {
+            if let Ok(out) = result.to_value(*to) {
+                CniResult::from_value(&out, *to)
+                    .unwrap_or_else(|e| panic!("{from} → {to}: {out} does not parse back: {e:?}"));
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 50, "only {checked} conversions checked");
+}

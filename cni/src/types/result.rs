@@ -317,11 +317,13 @@ impl CniResult {
                 if version < CniVersion::V1_1_0 {
                     this.strip_1_1_fields();
                 }
+                this.strip_unknown_keys(LAYOUT_KEYS);
                 merge(&mut out, to_object(&this)?);
             }
             ResultLayout::V04 => {
                 let mut this = self.clone();
                 this.strip_1_1_fields();
+                this.strip_unknown_keys(LAYOUT_KEYS);
                 let mut body = to_object(&this)?;
                 if let Some(Value::Array(ips)) = body.get_mut("ips") {
                     for (ip, cfg) in ips.iter_mut().zip(&this.ips) {
@@ -362,6 +364,7 @@ impl CniResult {
             ));
         }
         let mut out = self.extra.clone();
+        out.retain(|k, _| !LEGACY_LAYOUT_KEYS.contains(&k.as_str()));
         for (key, ip, want_v4) in [("ip4", v4, true), ("ip6", v6, false)] {
             let Some(ip) = ip else { continue };
             let routes = self
@@ -390,6 +393,14 @@ impl CniResult {
             serde_json::to_value(&self.dns).map_err(|e| decode_error("dns", e))?,
         );
         Ok(out)
+    }
+
+    /// Drops unknown top-level keys that the target layout defines itself
+    /// (a 0.2.0 result's unknown `ips`, a 0.3.0 one's unknown `ip6`): kept,
+    /// they would be printed as that layout's field and not parse back
+    /// (found by fuzzing, issue #15 §4).
+    fn strip_unknown_keys(&mut self, keys: &[&str]) {
+        self.extra.retain(|k, _| !keys.contains(&k.as_str()));
     }
 
     /// Drops the fields spec 1.1.0 added, for older layouts.
@@ -438,6 +449,11 @@ fn to_object<T: Serialize>(value: &T) -> Result<Map<String, Value>, CniError> {
         Err(e) => Err(CniError::internal(format!("encoding result: {e}"))),
     }
 }
+
+/// The top-level fields of the 0.3.0+ layouts.
+const LAYOUT_KEYS: &[&str] = &["interfaces", "ips", "routes", "dns"];
+/// The top-level fields of the 0.1.0/0.2.0 layout.
+const LEGACY_LAYOUT_KEYS: &[&str] = &["ip4", "ip6", "dns"];
 
 fn merge(into: &mut Map<String, Value>, from: Map<String, Value>) {
     for (k, v) in from {
