@@ -292,10 +292,17 @@ fn malformed_results_are_decode_errors() {
 #[test]
 fn unknown_keys_named_like_another_layouts_fields_never_break_a_conversion() {
     let fuzzed = br#"{"cniVerinterfaces": [{"name": "eth0", "sandbox": "/x"}], "ip6": [{"version": "4", "address": "10.1.0.2/24", "lntrsion":  0}]}"#;
-    let mut inputs = vec![(
-        CniVersion::ALL[2],
-        serde_json::from_slice::<Value>(fuzzed).unwrap(),
-    )];
+    // …and a 1.0.0 interface's `mtu` that is a string (crash-07855733…).
+    let fuzzed_mtu = json!({"cniVersion": "1.0.0",
+        "interfaces": [{"name": "veth1", "mtu": "ba:67:11:22:33:44"}],
+        "routes": [{"dst": "0.0.0.0/0", "table": "main"}]});
+    let mut inputs = vec![
+        (
+            CniVersion::ALL[2],
+            serde_json::from_slice::<Value>(fuzzed).unwrap(),
+        ),
+        (CniVersion::V1_0_0, fuzzed_mtu),
+    ];
     for from in CniVersion::ALL {
         for key in ["ip4", "ip6", "ips", "interfaces", "routes", "dns"] {
             for junk in [json!([{"x": 1}]), json!("junk"), json!(7), json!({"ip": 5})] {

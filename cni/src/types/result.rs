@@ -318,7 +318,18 @@ impl CniResult {
                     this.strip_1_1_fields();
                 }
                 this.strip_unknown_keys(LAYOUT_KEYS);
-                merge(&mut out, to_object(&this)?);
+                let mut body = to_object(&this)?;
+                // 1.1 keys kept as unknown from an older label become typed
+                // fields here: only when they type-check (found by fuzzing).
+                if version >= CniVersion::V1_1_0 && this.has_untyped_1_1_keys() {
+                    let mut check = out.clone();
+                    merge(&mut check, body.clone());
+                    if CniResult::from_value(&Value::Object(check), version).is_err() {
+                        this.strip_untyped_1_1_keys();
+                        body = to_object(&this)?;
+                    }
+                }
+                merge(&mut out, body);
             }
             ResultLayout::V04 => {
                 let mut this = self.clone();
@@ -401,6 +412,26 @@ impl CniResult {
     /// (found by fuzzing, issue #15 §4).
     fn strip_unknown_keys(&mut self, keys: &[&str]) {
         self.extra.retain(|k, _| !keys.contains(&k.as_str()));
+    }
+
+    fn has_untyped_1_1_keys(&self) -> bool {
+        self.interfaces
+            .iter()
+            .any(|i| INTERFACE_KEYS_1_1.iter().any(|k| i.extra.contains_key(*k)))
+            || self
+                .routes
+                .iter()
+                .any(|r| ROUTE_KEYS_1_1.iter().any(|k| r.extra.contains_key(*k)))
+    }
+
+    fn strip_untyped_1_1_keys(&mut self) {
+        for i in &mut self.interfaces {
+            i.extra
+                .retain(|k, _| !INTERFACE_KEYS_1_1.contains(&k.as_str()));
+        }
+        for r in &mut self.routes {
+            r.extra.retain(|k, _| !ROUTE_KEYS_1_1.contains(&k.as_str()));
+        }
     }
 
     /// Drops the fields spec 1.1.0 added, for older layouts.
