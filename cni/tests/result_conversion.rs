@@ -302,6 +302,11 @@ fn unknown_keys_named_like_another_layouts_fields_never_break_a_conversion() {
             serde_json::from_slice::<Value>(fuzzed).unwrap(),
         ),
         (CniVersion::V1_0_0, fuzzed_mtu),
+        // …and a 0.2.0 ip4 block's unknown `address` (crash-fd77ae91…).
+        (
+            CniVersion::V0_2_0,
+            json!({"cniVersion": "0.2.0", "ip4": {"ip": "10.1.0.1/24", "address": "10.#1.0.1"}}),
+        ),
     ];
     for from in CniVersion::ALL {
         for key in ["ip4", "ip6", "ips", "interfaces", "routes", "dns"] {

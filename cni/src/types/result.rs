@@ -308,7 +308,36 @@ impl CniResult {
     }
 
     /// Writes this result in the layout of `version`, labelled with it.
+    /// Unknown keys pass through, except where one named like a field of
+    /// that layout would make the output unreadable at its own version
+    /// (found by fuzzing, issue #15 §4): then the unknown keys are dropped.
     pub fn to_value(&self, version: CniVersion) -> Result<Value, CniError> {
+        let out = self.render(version)?;
+        if !self.has_extras() || Self::from_value(&out, version).is_ok() {
+            return Ok(out);
+        }
+        let mut bare = self.clone();
+        bare.strip_all_extras();
+        bare.render(version)
+    }
+
+    fn has_extras(&self) -> bool {
+        !self.extra.is_empty()
+            || !self.dns.extra.is_empty()
+            || self.interfaces.iter().any(|i| !i.extra.is_empty())
+            || self.ips.iter().any(|i| !i.extra.is_empty())
+            || self.routes.iter().any(|r| !r.extra.is_empty())
+    }
+
+    fn strip_all_extras(&mut self) {
+        self.extra.clear();
+        self.dns.extra.clear();
+        self.interfaces.iter_mut().for_each(|i| i.extra.clear());
+        self.ips.iter_mut().for_each(|i| i.extra.clear());
+        self.routes.iter_mut().for_each(|r| r.extra.clear());
+    }
+
+    fn render(&self, version: CniVersion) -> Result<Value, CniError> {
         let mut out = Map::new();
         out.insert("cniVersion".into(), version.as_str().into());
         match version.layout() {
