@@ -26,3 +26,11 @@ for p in portmap bandwidth tuning loopback noop; do
 done
 cargo rustc --release --quiet -p installer --bin cni-install -- \
   -C target-feature=+crt-static -C relocation-model=static
+# The test-only fault hook (cni/src/failpoint.rs, feature cni/failpoints,
+# enabled by dev-dependencies only) must not be in what we ship.
+for b in portmap bandwidth tuning loopback noop cni-install; do
+  if grep -q CNI_CRASHPOINT "${CARGO_TARGET_DIR:-target}/release/$b"; then
+    echo "build.sh: $b contains the test-only fault hook (cni/failpoints)" >&2
+    exit 1
+  fi
+done

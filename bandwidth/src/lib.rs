@@ -32,7 +32,6 @@
 
 pub mod config;
 mod error;
-pub mod failpoint;
 pub mod plan;
 mod shaping;
 mod tc;

@@ -665,7 +665,7 @@ fn add_failing_after_creating_the_ingress_qdisc_and_ifb_removes_them() {
         ] {
             let mut inv = w.inv(pod, "ADD");
             inv.extra_env
-                .insert(bandwidth::failpoint::ENV.into(), "ifb-tbf".into());
+                .insert(cni::failpoint::FAIL_ENV.into(), "ifb-tbf".into());
             let out = inv.run(&plugin(), &w.conf(pod, version, config.clone()));
             assert_eq!(out.code, 1, "{version}: {}", out.stdout);
             assert!(out.stdout.contains("Invalid argument"), "{}", out.stdout);

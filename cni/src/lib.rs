@@ -9,6 +9,7 @@
 
 pub mod args;
 pub mod error;
+pub mod failpoint;
 pub mod fixture;
 pub mod gojson;
 pub mod netlink;

@@ -203,6 +203,7 @@ impl Sysctl {
 
     /// Writes `value` (as is, no newline added) to `key`.
     pub fn write(&self, key: &SysctlKey, value: &str) -> Result<(), SysctlError> {
+        crate::failpoint::crash_point("sysctl write");
         let mut f = self.open(key, true)?;
         Ok(f.write_all(value.as_bytes())?)
     }

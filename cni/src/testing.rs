@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::fixture::{base36, NamedNetns};
 
+pub mod crash;
 pub mod hostile;
 
 /// Every netns and link tests create starts with this.

@@ -283,3 +283,54 @@ fn malformed_results_are_decode_errors() {
         assert_eq!(e.code, code, "{bad}: {e}");
     }
 }
+
+/// Found by fuzzing (`fuzz/artifacts/result_conversion/crash-dadd1df8…`): a
+/// key unknown at the parsed version but defined by another layout (`ip6`
+/// as an array in a 0.3.0 result; `ips` as a string in a 0.2.0 one) was
+/// copied into that layout's output, which then did not parse back. Every
+/// conversion of such a result must parse back at its version.
+#[test]
+fn unknown_keys_named_like_another_layouts_fields_never_break_a_conversion() {
+    let fuzzed = br#"{"cniVerinterfaces": [{"name": "eth0", "sandbox": "/x"}], "ip6": [{"version": "4", "address": "10.1.0.2/24", "lntrsion":  0}]}"#;
+    // …and a 1.0.0 interface's `mtu` that is a string (crash-07855733…).
+    let fuzzed_mtu = json!({"cniVersion": "1.0.0",
+        "interfaces": [{"name": "veth1", "mtu": "ba:67:11:22:33:44"}],
+        "routes": [{"dst": "0.0.0.0/0", "table": "main"}]});
+    let mut inputs = vec![
+        (
+            CniVersion::ALL[2],
+            serde_json::from_slice::<Value>(fuzzed).unwrap(),
+        ),
+        (CniVersion::V1_0_0, fuzzed_mtu),
+        // …and a 0.2.0 ip4 block's unknown `address` (crash-fd77ae91…).
+        (
+            CniVersion::V0_2_0,
+            json!({"cniVersion": "0.2.0", "ip4": {"ip": "10.1.0.1/24", "address": "10.#1.0.1"}}),
+        ),
+    ];
+    for from in CniVersion::ALL {
+        for key in ["ip4", "ip6", "ips", "interfaces", "routes", "dns"] {
+            for junk in [json!([{"x": 1}]), json!("junk"), json!(7), json!({"ip": 5})] {
+                let mut v = fixture(*from);
+                if v.get(key).is_none() {
+                    v[key] = junk;
+                    inputs.push((*from, v));
+                }
+            }
+        }
+    }
+    let mut checked = 0;
+    for (from, input) in &inputs {
+        let Ok((result, _)) = CniResult::from_value(input, *from) else {
+            continue;
+        };
+        for to in CniVersion::ALL {
+            if let Ok(out) = result.to_value(*to) {
+                CniResult::from_value(&out, *to)
+                    .unwrap_or_else(|e| panic!("{from} → {to}: {out} does not parse back: {e:?}"));
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 50, "only {checked} conversions checked");
+}

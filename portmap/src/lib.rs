@@ -61,6 +61,7 @@ impl cni::Plugin for Plugin {
 
     fn add(&self, req: &Request) -> Result<Reply, CniError> {
         let (plan, prev) = plan_for(req)?;
+        localnet::refuse_non_local_host_ips(&plan)?;
         // The iptables backend shares upstream's layout and refuses
         // conflicts in it itself (hostIP-aware).
         if !is_iptables(Some(&plan.config)) {

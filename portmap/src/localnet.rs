@@ -1,4 +1,6 @@
-//! `route_localnet` for IPv4 localhost hostPorts, whatever the backend:
+//! Local addresses, whatever the backend: a `hostIP` must be one
+//! ([`refuse_non_local_host_ips`]), and `route_localnet` for IPv4 localhost
+//! hostPorts:
 //! finds the host interface the kernel routes a container address through
 //! (one RTM_GETROUTE lookup and one RTM_GETLINK over [`cni::netlink::route`])
 //! and sets `net.ipv4.conf.<if>.route_localnet=1` on it (only when not set
@@ -8,11 +10,40 @@
 //! and the kernel drops packets with source `::1` that leave the host
 //! through a non-loopback device before any NAT can fix them.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 
 use cni::rtnl::{link_name, Rtnl};
 use cni::sysctl::{Sysctl, SysctlKey};
 use cni::CniError;
+
+use crate::plan::PodPlan;
+
+/// Refuses the plan when one of its `hostIP`s is not a local address of
+/// the host netns (issue #15 §5): such a DNAT could never match (the entry
+/// chains take `fib daddr type local` only), so the pod would silently get
+/// no port. One route lookup per distinct hostIP, before any side effect.
+pub fn refuse_non_local_host_ips(plan: &PodPlan) -> Result<(), CniError> {
+    let host_ips: BTreeSet<IpAddr> = plan.dnats.iter().filter_map(|d| d.host_ip).collect();
+    if host_ips.is_empty() {
+        return Ok(());
+    }
+    let ctx = |m: String| CniError::internal(format!("portmap: checking hostIPs: {m}"));
+    let rtnl = Rtnl::open().map_err(|e| ctx(format!("opening a netlink socket: {e}")))?;
+    for ip in host_ips {
+        if !rtnl
+            .is_local(ip)
+            .map_err(|e| ctx(format!("route lookup of {ip}: {e}")))?
+        {
+            let dnat = plan.dnats.iter().find(|d| d.host_ip == Some(ip));
+            return Err(CniError::invalid_config(format!(
+                "portmap: hostIP {ip} is not a local address of this host{}",
+                dnat.map(|d| format!(" (mapping {d})")).unwrap_or_default()
+            )));
+        }
+    }
+    Ok(())
+}
 
 /// `route_localnet=1` on the host interface that routes to `ip`.
 pub fn enable_route_localnet(ip: Ipv4Addr) -> Result<(), CniError> {

@@ -76,6 +76,7 @@ pub fn adopt(dir: &Path) -> Result<(), CniError> {
             .create(dir)
             .map_err(|e| err("creating", dir, e))?;
         let tmp = dir.join(".identity.tmp");
+        cni::failpoint::crash_point("portmap identity write");
         std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -86,6 +87,7 @@ pub fn adopt(dir: &Path) -> Result<(), CniError> {
             .map_err(|e| err("writing", &tmp, e))?;
     }
     let tmp = dir.join(".identity.tmp");
+    cni::failpoint::crash_point("portmap identity rename");
     std::fs::rename(&tmp, &id_path).map_err(|e| err("renaming into", &id_path, e))
 }
 

@@ -141,6 +141,7 @@ pub fn write_index<T: Serialize>(owner: &Owner, index: &T) -> Result<(), CniErro
     let text = serde_json::to_vec(index)
         .map_err(|e| CniError::internal(format!("portmap: encoding the index: {e}")))?;
     let tmp = path.with_extension("tmp");
+    cni::failpoint::crash_point("portmap index write");
     let mut f = OpenOptions::new()
         .create(true)
         .truncate(true)
@@ -149,18 +150,27 @@ pub fn write_index<T: Serialize>(owner: &Owner, index: &T) -> Result<(), CniErro
         .open(&tmp)
         .map_err(|e| err("creating", e))?;
     f.write_all(&text).map_err(|e| err("writing", e))?;
+    cni::failpoint::crash_point("portmap index rename");
     std::fs::rename(&tmp, &path).map_err(|e| err("renaming into", e))
 }
 
-/// Removes the index of `owner`; a missing one is fine.
+/// Removes the index of `owner`, and the temporary file of a writer killed
+/// before its rename (issue #15 §3; writers hold the netns lock, as DEL
+/// does, so no live writer owns it); missing ones are fine.
 pub fn remove_index(owner: &Owner) -> Result<(), CniError> {
     let path = index_path(owner)?;
-    match std::fs::remove_file(&path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(CniError::io(format!(
-            "portmap: removing {}: {e}",
-            path.display()
-        ))),
+    cni::failpoint::crash_point("portmap index remove");
+    for p in [path.with_extension("tmp"), path] {
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(CniError::io(format!(
+                    "portmap: removing {}: {e}",
+                    p.display()
+                )))
+            }
+        }
     }
+    Ok(())
 }

@@ -211,6 +211,7 @@ pub fn store(data_dir: &Path, backup: &Backup) -> Result<PathBuf, BackupError> {
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(format!(".tmp{}", std::process::id()));
     let tmp = PathBuf::from(tmp_name);
+    cni::failpoint::crash_point("tuning backup write");
     let create = || {
         fs::OpenOptions::new()
             .write(true)
@@ -237,7 +238,10 @@ pub fn store(data_dir: &Path, backup: &Backup) -> Result<PathBuf, BackupError> {
     let result = f
         .write_all(encode(backup).as_bytes())
         .map_err(io("writing backup", &tmp))
-        .and_then(|()| fs::rename(&tmp, &path).map_err(io("renaming backup into place", &path)));
+        .and_then(|()| {
+            cni::failpoint::crash_point("tuning backup rename");
+            fs::rename(&tmp, &path).map_err(io("renaming backup into place", &path))
+        });
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -247,6 +251,7 @@ pub fn store(data_dir: &Path, backup: &Backup) -> Result<PathBuf, BackupError> {
 /// Removes the backup of `owner`; a missing file is fine.
 pub fn remove(data_dir: &Path, owner: &Owner) -> Result<(), BackupError> {
     let path = path_for(data_dir, owner);
+    cni::failpoint::crash_point("tuning backup remove");
     match fs::remove_file(&path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("removing backup", &path)(e)),
         _ => Ok(()),
@@ -290,6 +295,28 @@ impl TempFile {
     pub fn is_abandoned(&self, writer_alive: impl Fn(u32) -> bool) -> bool {
         self.age >= TEMP_GRACE || !writer_alive(self.pid)
     }
+}
+
+/// Removes the temp files a killed writer left for `owner`'s backup (a
+/// crash between create and rename in [`store`]); a live writer's stay.
+/// DEL calls it, so a crashed ADD leaves nothing on disk after DEL.
+pub fn remove_abandoned_temps(data_dir: &Path, owner: &Owner) -> Result<(), BackupError> {
+    let path = path_for(data_dir, owner);
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Ok(());
+    };
+    for temp in temp_files(data_dir)? {
+        if temp.target != name || !temp.is_abandoned(process_alive) {
+            continue;
+        }
+        match fs::remove_file(&temp.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io("removing abandoned backup temp", &temp.path)(e))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Whether process `pid` exists (signal 0; EPERM still means it exists).

@@ -96,6 +96,8 @@ impl cni::Plugin for Plugin {
             }
         };
         let owner = req.owner();
+        // What a writer killed between create and rename left (issue #15 §3).
+        backup::remove_abandoned_temps(&data_dir, &owner)?;
         let saved = match backup::load(&data_dir, &owner) {
             Ok(Some(b)) => b,
             Ok(None) => return Ok(Reply::Empty),

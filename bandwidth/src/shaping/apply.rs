@@ -12,12 +12,12 @@ use cni::rtnl::RtnlError;
 use cni::rtnl::{link_alias, link_kind_name, link_mac, link_name};
 
 use super::undo::Created;
-use super::{is_our_root, our_ifb, CreatedIfb, Host, HostVeth};
+use super::{is_our_root, our_ifb, unlabelled_ifb, CreatedIfb, Host, HostVeth};
 use crate::error::TcError;
-use crate::failpoint;
 use crate::plan::{ifb_name, Device, IfbAlias, IfbPlan, Shaper, ShapingPlan, SubnetSplit, TcId};
 use crate::tc;
 use crate::tc_raw::{self, tc_handle, INGRESS_HOOK};
+use cni::failpoint;
 
 /// The root qdisc a link reports (IFLA_QDISC) when nothing was attached:
 /// `noop` while it was never up, `noqueue` for a veth once up. Both are
@@ -91,7 +91,7 @@ impl Host {
         let existing = self.link(&name)?;
         let ours = existing
             .as_ref()
-            .is_some_and(|l| our_ifb(l, &name, owner).is_some());
+            .is_some_and(|l| our_ifb(l, &name, owner).is_some() || unlabelled_ifb(l, &name));
         if let (Some(l), false, true) = (&existing, ours, plan.ifb.is_some()) {
             return Err(TcError::IfbNameTaken {
                 name,
@@ -144,15 +144,19 @@ impl Host {
         let (Some(shaper), Some(ifb)) = (&plan.from_pod, &plan.ifb) else {
             return Ok(None);
         };
-        if !qdiscs.iter().any(|q| q.header.parent == TcHandle::INGRESS) {
-            self.add_ingress_qdisc(veth, created)?;
-        }
+        // The IFB and its alias first, the ingress qdisc after: the alias
+        // must say "ours" before that qdisc exists, or an ADD killed in
+        // between leaves a qdisc no DEL knows it may remove (issue #15 §3).
+        let add_ingress = !qdiscs.iter().any(|q| q.header.parent == TcHandle::INGRESS);
         let alias = IfbAlias {
             owner: owner.clone(),
             host_veth: veth.name.clone(),
-            created_ingress_qdisc: created.ingress_qdisc,
+            created_ingress_qdisc: add_ingress,
         };
         let ifb_link = self.create_ifb(&ifb.name, veth.mtu, &alias, created)?;
+        if add_ingress {
+            self.add_ingress_qdisc(veth, created)?;
+        }
         let ifb_index = ifb_link.header.index;
         self.add_shaper(shaper, ifb_index, &format!("ifb {}", ifb.name), &mut false)?;
         self.set_up(ifb_index, &ifb.name)?;

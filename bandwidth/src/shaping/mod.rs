@@ -85,6 +85,17 @@ fn our_ifb(link: &LinkMessage, name: &str, owner: &Owner) -> Option<IfbAlias> {
         .filter(|a| &a.owner == owner)
 }
 
+/// An IFB with our name and no alias at all: the creation and the alias
+/// are two netlink requests (the kernel ignores IFLA_IFALIAS on create),
+/// so an ADD killed between them leaves this (issue #15 §3). The name is a
+/// hash of the owner that only we choose, and nothing of the pod uses the
+/// IFB yet (the redirect comes later), so DEL and ADD remove it.
+fn unlabelled_ifb(link: &LinkMessage, name: &str) -> bool {
+    link_kind(link) == Some(InfoKind::Ifb)
+        && link_name(link) == Some(name)
+        && link_alias(link).is_none_or(|a| a.is_empty())
+}
+
 /// A root qdisc bandwidth creates (`1:` tbf or htb); ADD replaces it and
 /// DEL removes it.
 fn is_our_root(q: &TcMessage) -> bool {

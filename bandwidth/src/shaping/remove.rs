@@ -21,7 +21,7 @@ use cni::rtnl::ENODEV;
 use cni::rtnl::{link_alias, link_kind, link_name};
 use cni::types::Attachment;
 
-use super::{is_our_root, our_ifb, unless_gone, Host, HostVeth};
+use super::{is_our_root, our_ifb, unlabelled_ifb, unless_gone, Host, HostVeth};
 use crate::error::TcError;
 use crate::plan::{ifb_name, retired_ifb_name, IfbAlias, ETH_P_ALL, REDIRECT_PRIO, RETIRED_PREFIX};
 use crate::tc;
@@ -54,6 +54,9 @@ impl Host {
             errors.push(e);
             None
         });
+        if let Some(l) = ifb.as_ref().filter(|l| unlabelled_ifb(l, &name)) {
+            self.delete_ifb(&name, l.header.index, &mut errors);
+        }
         // A link with our IFB's name that is not an IFB carrying our owner
         // tag is someone else's: never touched, and nothing of ours.
         let (ifb, alias) = match ifb.and_then(|l| our_ifb(&l, &name, owner).map(|a| (l, a))) {

@@ -52,12 +52,17 @@ impl<F: NetlinkFamily> Socket<F> {
         let fd = self.as_raw_fd();
         // SAFETY: getpid cannot fail.
         let parent = unsafe { libc::getpid() };
+        // Test builds: the child may be told to die at once (issue #15 §3).
+        let die = crate::failpoint::child_crash_armed("background close child");
         // SAFETY: the process is single-threaded (see the module doc), so
         // the child is an ordinary copy of it; it leaves with `_exit`, never
         // returning into the caller; the parent continues normally.
         let pid = unsafe { libc::fork() };
         match pid {
             0 => {
+                if die {
+                    crate::failpoint::die_in_child();
+                }
                 // SAFETY: plain system calls on this process and its
                 // descriptors.
                 unsafe {

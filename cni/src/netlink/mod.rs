@@ -231,6 +231,7 @@ impl<F: NetlinkFamily> Socket<F> {
             buf.resize(at + nl.buffer_len(), 0);
             nl.serialize(&mut buf[at..]);
         }
+        crate::failpoint::crash_point("netlink send");
         self.sock.send(&buf[..], 0).map_err(NetlinkError::Io)?;
         let mut answers: Vec<Answer<F::Message>> = (0..count).map(|_| Answer::default()).collect();
         let recv_flags = match wait {

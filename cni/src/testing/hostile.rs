@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -587,6 +588,13 @@ impl World {
     /// Runs the plugin in the host netns; (exit code or None for a signal,
     /// stdout, stderr).
     pub fn exec(&self, row: &Row) -> (Option<i32>, String, String) {
+        self.exec_with(row, &[])
+    }
+
+    /// [`World::exec`] with more environment variables (after the row's),
+    /// in a process group of its own (`ip netns exec` and the plugin), as a
+    /// runtime that kills the group at its timeout starts it.
+    pub fn exec_with(&self, row: &Row, extra: &[(&str, String)]) -> (Option<i32>, String, String) {
         let mut env: HashMap<String, String> = [
             ("CNI_COMMAND", row.command.to_string()),
             ("CNI_CONTAINERID", self.container_id.clone()),
@@ -604,12 +612,16 @@ impl World {
                 None => env.remove(*k),
             };
         }
+        for (k, v) in extra {
+            env.insert(k.to_string(), v.clone());
+        }
         let stdin = self.stdin(row.stdin);
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.host.name])
             .arg(&self.binary)
             .env_clear()
             .envs(&env)
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -829,7 +841,7 @@ fn list_files(root: &Path, out: &mut String) {
     }
 }
 
-fn diff(before: &str, after: &str) -> String {
+pub(crate) fn diff(before: &str, after: &str) -> String {
     let b: Vec<&str> = before.lines().collect();
     let a: Vec<&str> = after.lines().collect();
     let mut out = String::new();

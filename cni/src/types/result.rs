@@ -341,7 +341,36 @@ impl CniResult {
     }
 
     /// Writes this result in the layout of `version`, labelled with it.
+    /// Unknown keys pass through, except where one named like a field of
+    /// that layout would make the output unreadable at its own version
+    /// (found by fuzzing, issue #15 §4): then the unknown keys are dropped.
     pub fn to_value(&self, version: CniVersion) -> Result<Value, CniError> {
+        let out = self.render(version)?;
+        if !self.has_extras() || Self::from_value(&out, version).is_ok() {
+            return Ok(out);
+        }
+        let mut bare = self.clone();
+        bare.strip_all_extras();
+        bare.render(version)
+    }
+
+    fn has_extras(&self) -> bool {
+        !self.extra.is_empty()
+            || !self.dns.extra.is_empty()
+            || self.interfaces.iter().any(|i| !i.extra.is_empty())
+            || self.ips.iter().any(|i| !i.extra.is_empty())
+            || self.routes.iter().any(|r| !r.extra.is_empty())
+    }
+
+    fn strip_all_extras(&mut self) {
+        self.extra.clear();
+        self.dns.extra.clear();
+        self.interfaces.iter_mut().for_each(|i| i.extra.clear());
+        self.ips.iter_mut().for_each(|i| i.extra.clear());
+        self.routes.iter_mut().for_each(|r| r.extra.clear());
+    }
+
+    fn render(&self, version: CniVersion) -> Result<Value, CniError> {
         let mut out = Map::new();
         out.insert("cniVersion".into(), version.as_str().into());
         match version.layout() {
@@ -350,11 +379,24 @@ impl CniResult {
                 if version < CniVersion::V1_1_0 {
                     this.strip_1_1_fields();
                 }
-                merge(&mut out, to_object(&this)?);
+                this.strip_unknown_keys(LAYOUT_KEYS);
+                let mut body = to_object(&this)?;
+                // 1.1 keys kept as unknown from an older label become typed
+                // fields here: only when they type-check (found by fuzzing).
+                if version >= CniVersion::V1_1_0 && this.has_untyped_1_1_keys() {
+                    let mut check = out.clone();
+                    merge(&mut check, body.clone());
+                    if CniResult::from_value(&Value::Object(check), version).is_err() {
+                        this.strip_untyped_1_1_keys();
+                        body = to_object(&this)?;
+                    }
+                }
+                merge(&mut out, body);
             }
             ResultLayout::V04 => {
                 let mut this = self.clone();
                 this.strip_1_1_fields();
+                this.strip_unknown_keys(LAYOUT_KEYS);
                 let mut body = to_object(&this)?;
                 if let Some(Value::Array(ips)) = body.get_mut("ips") {
                     for (ip, cfg) in ips.iter_mut().zip(&this.ips) {
@@ -395,6 +437,7 @@ impl CniResult {
             ));
         }
         let mut out = self.extra.clone();
+        out.retain(|k, _| !LEGACY_LAYOUT_KEYS.contains(&k.as_str()));
         for (key, ip, want_v4) in [("ip4", v4, true), ("ip6", v6, false)] {
             let Some(ip) = ip else { continue };
             let routes = self
@@ -423,6 +466,34 @@ impl CniResult {
             serde_json::to_value(&self.dns).map_err(|e| decode_error("dns", e))?,
         );
         Ok(out)
+    }
+
+    /// Drops unknown top-level keys that the target layout defines itself
+    /// (a 0.2.0 result's unknown `ips`, a 0.3.0 one's unknown `ip6`): kept,
+    /// they would be printed as that layout's field and not parse back
+    /// (found by fuzzing, issue #15 §4).
+    fn strip_unknown_keys(&mut self, keys: &[&str]) {
+        self.extra.retain(|k, _| !keys.contains(&k.as_str()));
+    }
+
+    fn has_untyped_1_1_keys(&self) -> bool {
+        self.interfaces
+            .iter()
+            .any(|i| INTERFACE_KEYS_1_1.iter().any(|k| i.extra.contains_key(*k)))
+            || self
+                .routes
+                .iter()
+                .any(|r| ROUTE_KEYS_1_1.iter().any(|k| r.extra.contains_key(*k)))
+    }
+
+    fn strip_untyped_1_1_keys(&mut self) {
+        for i in &mut self.interfaces {
+            i.extra
+                .retain(|k, _| !INTERFACE_KEYS_1_1.contains(&k.as_str()));
+        }
+        for r in &mut self.routes {
+            r.extra.retain(|k, _| !ROUTE_KEYS_1_1.contains(&k.as_str()));
+        }
     }
 
     /// Drops the fields spec 1.1.0 added, for older layouts.
@@ -472,6 +543,11 @@ fn to_object<T: Serialize>(value: &T) -> Result<Map<String, Value>, CniError> {
         Err(e) => Err(CniError::internal(format!("encoding result: {e}"))),
     }
 }
+
+/// The top-level fields of the 0.3.0+ layouts.
+const LAYOUT_KEYS: &[&str] = &["interfaces", "ips", "routes", "dns"];
+/// The top-level fields of the 0.1.0/0.2.0 layout.
+const LEGACY_LAYOUT_KEYS: &[&str] = &["ip4", "ip6", "dns"];
 
 fn merge(into: &mut Map<String, Value>, from: Map<String, Value>) {
     for (k, v) in from {

@@ -1,6 +1,7 @@
 //! Healing after a firewall flush (`nft flush ruleset`, `nft delete table`,
 //! a flush of one map or set): every map and set of our table holds one
-//! *sentinel* element that no packet can match (protocol 255, port 0,
+//! *sentinel* element that no packet can match (protocol 255, port
+//! [`LAYOUT_VERSION`],
 //! address 0.0.0.0 / ::) carrying [`SENTINEL_COMMENT`]. One GET per
 //! sentinel, in one send, tells whether the layout is whole — no `nft`
 //! process and no dump on the common path. When one is missing, the
@@ -26,6 +27,15 @@ pub const SENTINEL_COMMENT: &str = "cni-portmap layout sentinel";
 /// The protocol number of sentinel keys (reserved: no packet carries it).
 const SENTINEL_PROTO: u8 = 255;
 
+/// The skeleton's layout version, carried as the sentinels' port. Bump it
+/// whenever [`skeleton_batch`] changes (a new rule, map or set): a table
+/// written by an older release then lacks this version's sentinels, so the
+/// next verb re-applies the skeleton (chains are flushed and rewritten,
+/// maps and sets keep their elements) and every node picks up the change
+/// without a restart. Version 1: the first with sentinels, and with the
+/// 127.0.0.0/8 drop in `prerouting`.
+pub const LAYOUT_VERSION: u16 = 1;
+
 fn zero_addr(family: Family) -> Vec<u8> {
     match family {
         Family::V4 => vec![0; 4],
@@ -42,7 +52,8 @@ pub fn sentinels() -> Vec<RawMember> {
         } else {
             Vec::new()
         };
-        key.extend_from_slice(&[SENTINEL_PROTO, 0, 0, 0, 0, 0, 0, 0]);
+        let [hi, lo] = LAYOUT_VERSION.to_be_bytes();
+        key.extend_from_slice(&[SENTINEL_PROTO, 0, 0, 0, hi, lo, 0, 0]);
         let member = |set: String, data: DataAttribute| RawMember {
             set,
             key: key.clone(),

@@ -62,6 +62,7 @@ impl Nft {
             program: program.clone(),
             source,
         };
+        cni::failpoint::crash_point("nft batch");
         let mut child = Command::new(&self.program)
             .args(["-j", "-f", "-"])
             .stdin(Stdio::piped())

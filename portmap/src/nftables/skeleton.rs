@@ -7,7 +7,9 @@
 //!
 //! Layout (one `inet` table, `cni_portmap`), flat so that per-pod work is
 //! set elements only:
-//! - `prerouting` / `output` (nat, dstnat): `fib daddr type local jump hostports`.
+//! - `prerouting` / `output` (nat, dstnat): `fib daddr type local jump hostports`;
+//!   `prerouting` first drops new connections to 127.0.0.0/8 from any
+//!   interface but `lo` (see [`localhost_from_outside_drop`]).
 //! - `hostports`, per family, most specific first: hostIP mappings
 //!   (`ip daddr . meta l4proto . th dport`), then wildcard ones
 //!   (`meta l4proto . th dport`); each first as a verdict-map lookup in
@@ -183,6 +185,9 @@ fn add_entry_chains(batch: &mut Batch<'static>) {
         let chain = base_chain(name, hook, -100);
         batch.add(NfListObject::Chain(chain.clone()));
         batch.add_cmd(NfCmd::Flush(FlushObject::Chain(chain)));
+        if hook == NfHook::Prerouting {
+            batch.add(NfListObject::Rule(localhost_from_outside_drop()));
+        }
         batch.add(NfListObject::Rule(static_rule(
             name,
             vec![
@@ -199,6 +204,26 @@ fn add_entry_chains(batch: &mut Batch<'static>) {
             ],
         )));
     }
+}
+
+/// `iifname != "lo" ip daddr 127.0.0.0/8 drop`, first in `prerouting`: a
+/// new connection to localhost that arrives from outside the host (the
+/// martian `route_localnet=1` lets through, CVE-2020-8558) never reaches a
+/// localhost hostPort's DNAT. A nat chain sees first packets only, so
+/// replies to our own localhost masquerade are not affected.
+fn localhost_from_outside_drop() -> nftables::schema::Rule<'static> {
+    static_rule(
+        "prerouting",
+        vec![
+            Statement::Match(Match {
+                left: meta(MetaKey::Iifname),
+                right: s("lo"),
+                op: Operator::NEQ,
+            }),
+            eq(payload("ip", "daddr"), prefix("127.0.0.0", 8)),
+            Statement::Drop(Some(nftables::stmt::Drop {})),
+        ],
+    )
 }
 
 fn ct_status_dnat() -> Statement<'static> {

@@ -12,11 +12,14 @@ use std::net::IpAddr;
 
 use netlink_packet_core::NLM_F_DUMP;
 use netlink_packet_route::address::AddressMessage;
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
 use netlink_packet_route::tc::TcMessage;
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::{NetlinkError, Socket};
+
+/// What a route lookup answers for a destination no route reaches.
+const UNROUTABLE: [i32; 3] = [libc::ENETUNREACH, libc::EHOSTUNREACH, libc::EINVAL];
 
 pub use attr::{
     link_alias, link_kind, link_kind_name, link_mac, link_mtu, link_name, link_peer, link_qdisc,
@@ -66,6 +69,28 @@ impl Socket<Route> {
     /// (RTM_GETROUTE for one destination: a lookup, not a dump); `Ok(None)`
     /// when the answer names none.
     pub fn route_oif(&self, ip: IpAddr) -> Result<Option<u32>, NetlinkError> {
+        Ok(self.route_get(ip)?.iter().find_map(|r| {
+            r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Oif(i) => Some(*i),
+                _ => None,
+            })
+        }))
+    }
+
+    /// Whether `ip` is a local address of this netns: the kernel's route to
+    /// it is of type `local` (what nft's `fib daddr type local` matches;
+    /// one RTM_GETROUTE lookup, not an address dump). Unreachable is not
+    /// local.
+    pub fn is_local(&self, ip: IpAddr) -> Result<bool, NetlinkError> {
+        match self.route_get(ip) {
+            Ok(routes) => Ok(routes.iter().any(|r| r.header.kind == RouteType::Local)),
+            Err(e) if e.errno().is_some_and(|n| UNROUTABLE.contains(&n)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// RTM_GETROUTE for one destination: the route the kernel would use.
+    fn route_get(&self, ip: IpAddr) -> Result<Vec<RouteMessage>, NetlinkError> {
         let mut query = RouteMessage::default();
         let (family, len, dst) = match ip {
             IpAddr::V4(v4) => (AddressFamily::Inet, 32, RouteAddress::Inet(v4)),
@@ -75,13 +100,13 @@ impl Socket<Route> {
         query.header.destination_prefix_length = len;
         query.attributes.push(RouteAttribute::Destination(dst));
         let replies = self.request(RouteNetlinkMessage::GetRoute(query), 0)?;
-        Ok(replies.iter().find_map(|m| match m {
-            RouteNetlinkMessage::NewRoute(r) => r.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Oif(i) => Some(*i),
+        Ok(replies
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(r) => Some(r),
                 _ => None,
-            }),
-            _ => None,
-        }))
+            })
+            .collect())
     }
 }
 
