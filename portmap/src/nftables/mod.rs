@@ -2,9 +2,9 @@
 //! ([`skeleton`]) is created once and whose per-pod state is set elements
 //! ([`elements`]) carrying the owner as comment, plus a chain only for pods
 //! with conditions ([`ruleset`]). Elements travel over nfnetlink
-//! ([`nfnl`], bytes the crate lacks in [`raw`]); the skeleton, pod chains,
-//! listings ([`installed`]) and fallbacks go through `nft` ([`nft`]);
-//! gaps of the `nftables` crate's schema are patched in [`schema_gaps`].
+//! ([`nfnl`], bytes the crate lacks in `raw.rs`); the skeleton, pod chains,
+//! listings ([`installed`]) and fallbacks go through `nft` (`nft.rs`);
+//! gaps of the `nftables` crate's schema are patched in `schema_gaps.rs`.
 //! [`Nftables`] is the [`crate::backend::Firewall`] the verbs call.
 //!
 //! Cost per verb on a prepared host (why it does not grow with pods):

@@ -3,8 +3,8 @@
 //! in one atomic batch) as `netlink-packet-netfilter` messages sent through
 //! cni's netfilter socket ([`cni::netlink::netfilter`], which also closes it
 //! in the background after the kernel's RCU grace period). The bytes the
-//! crate does not model are in [`super::raw`]. Tables, chains and rules
-//! stay with [`super::nft`].
+//! crate does not model are in `raw.rs`. Tables, chains and rules
+//! stay with `nft.rs` (the `nft` process).
 
 use cni::netlink::netfilter::{BatchError, Nfnl as Socket};
 use cni::netlink::NetlinkError;
