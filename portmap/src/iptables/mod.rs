@@ -147,7 +147,7 @@ fn remove_where(
     pick: &(dyn Fn(&BTreeSet<UpstreamOwner>) -> BTreeSet<String> + Sync),
     extra_udp: &BTreeSet<MapKey>,
 ) -> Result<(), IptablesError> {
-    let present = upstream::probe().iptables;
+    let present = upstream::probe_alone().iptables;
     let remove_family = |family: Family| -> Result<(), IptablesError> {
         let mut udp: BTreeSet<MapKey> = extra_udp
             .iter()
@@ -257,7 +257,7 @@ impl Iptables {
     /// restores its input and flushes its UDP conntrack entries. Returns
     /// what it installed.
     fn install(plan: &PodPlan) -> Result<Vec<PodRules>, IptablesError> {
-        let present = upstream::probe().iptables;
+        let present = upstream::probe_alone().iptables;
         let me = plan.owner.tag();
         let families: Vec<PodRules> = [Family::V4, Family::V6]
             .into_iter()
@@ -337,7 +337,7 @@ impl Firewall for Iptables {
 
     fn check(&self, plan: &PodPlan) -> Result<(), CniError> {
         let what = format!("check of {}", plan.owner.tag());
-        let present = upstream::probe().iptables;
+        let present = upstream::probe_alone().iptables;
         let mut problems = Vec::new();
         for family in [Family::V4, Family::V6] {
             let Some(rules) = PodRules::new(plan, family) else {
@@ -403,7 +403,7 @@ impl Firewall for Iptables {
         let what = "rebuilding hostPort DNAT after a flush";
         let _lock = NetnsLock::take()?;
         if !state::read_indexes::<IptablesIndex>()?.is_empty() {
-            let present = upstream::probe().iptables;
+            let present = upstream::probe_alone().iptables;
             for family in [Family::V4, Family::V6] {
                 let (flavour, table) = chosen(&present, family).map_err(|e| e.into_cni(what))?;
                 if flushed(&table) {
