@@ -6,7 +6,10 @@
 //! decides kernel effects with the backend-neutral helpers ([`conntrack`],
 //! [`localnet`], the state files of [`state`]). See [`nftables::skeleton`]
 //! for the nft layout, [`nftables`] for the cost of each verb and
-//! [`localnet`] for localhost (127.0.0.1 works, ::1 cannot).
+//! [`localnet`] for localhost (127.0.0.1 works, ::1 cannot). Taking over
+//! from upstream portmap ([`upstream`]) is each backend's own work: the
+//! iptables backend shares upstream's layout, the nftables backend probes
+//! for it on the socket of its own transaction.
 
 pub mod backend;
 pub mod conditions;
@@ -43,13 +46,6 @@ fn plan_for(req: &Request) -> Result<(plan::PodPlan, cni::CniResult), CniError> 
     Ok((plan::pod_plan(&cfg, &req.owner(), ips), prev))
 }
 
-/// Whether the configuration runs upstream's iptables layout as its own
-/// backend (then the takeover steps of [`upstream`] for iptables are that
-/// backend's work).
-fn is_iptables(cfg: Option<&config::Config>) -> bool {
-    cfg.is_some_and(|c| c.backend == config::Backend::Iptables)
-}
-
 fn firewall(plan: &plan::PodPlan) -> Box<dyn backend::Firewall> {
     backend::for_config(&plan.config)
 }
@@ -62,11 +58,6 @@ impl cni::Plugin for Plugin {
     fn add(&self, req: &Request) -> Result<Reply, CniError> {
         let (plan, prev) = plan_for(req)?;
         localnet::refuse_non_local_host_ips(&plan)?;
-        // The iptables backend shares upstream's layout and refuses
-        // conflicts in it itself (hostIP-aware).
-        if !is_iptables(Some(&plan.config)) {
-            upstream::refuse_conflicts(&plan.owner, &plan.keys())?;
-        }
         firewall(&plan).add(&plan)?;
         Ok(Reply::Result(prev))
     }
@@ -74,18 +65,6 @@ impl cni::Plugin for Plugin {
     fn check(&self, req: &Request) -> Result<Reply, CniError> {
         let (plan, _) = plan_for(req)?;
         firewall(&plan).check(&plan)?;
-        if is_iptables(Some(&plan.config)) {
-            // Upstream's iptables layout is this backend's own.
-            return Ok(Reply::Empty);
-        }
-        let left = upstream::leftovers(&plan.owner.network, &plan.owner.container_id)?;
-        if !left.is_empty() {
-            return Err(CniError::internal(format!(
-                "portmap: check of {}: {}",
-                plan.owner.tag(),
-                left.join("; ")
-            )));
-        }
         Ok(Reply::Empty)
     }
 
@@ -122,26 +101,12 @@ impl cni::Plugin for Plugin {
             }
         };
         backend::for_teardown(cfg.as_ref().ok()).del(&req.owner(), &udp)?;
-        // The iptables backend's DEL already removed upstream's iptables
-        // layout (its own) from every flavour.
-        if !is_iptables(cfg.as_ref().ok()) {
-            upstream::del(&req.owner().network, &req.owner().container_id)?;
-        }
         Ok(Reply::Empty)
     }
 
     fn gc(&self, req: &GcRequest) -> Result<Reply, CniError> {
         let cfg = config::parse(&req.stdin)?;
         backend::for_config(&cfg).gc(&req.conf.name, &req.valid_attachments)?;
-        if is_iptables(Some(&cfg)) {
-            return Ok(Reply::Empty);
-        }
-        let valid = req
-            .valid_attachments
-            .iter()
-            .map(|a| a.container_id.clone())
-            .collect();
-        upstream::gc(&req.conf.name, &valid)?;
         Ok(Reply::Empty)
     }
 

@@ -288,6 +288,19 @@ fn every_shape_restores_into_real_iptables_and_reads_back_word_for_word() {
                     again, table,
                     "{kind} {name} {family:?}: second ADD changed the table"
                 );
+                // DEL's index path (no save): the pod's entry rules and
+                // chain go, the shared chains stay; ADD then restores it all.
+                restore_in(&ns, &restore, &rules.removal_input());
+                let indexed = save_in(&ns, &save);
+                assert!(
+                    !indexed.chains.contains(&rules.chain)
+                        && indexed.rules.iter().all(|r| r.chain != rules.chain
+                            && r.jump.as_deref() != Some(rules.chain.as_str()))
+                        && indexed.chains.iter().any(|c| c == "CNI-HOSTPORT-DNAT"),
+                    "{kind} {name} {family:?}: {indexed:?}"
+                );
+                restore_in(&ns, &restore, &rules.add_input(&indexed));
+                assert_eq!(save_in(&ns, &save), again, "{kind} {name} {family:?}");
                 // DEL's removal leaves only the chain we created.
                 let ids = BTreeSet::from(["ctr1".to_string()]);
                 restore_in(&ns, &restore, &again.removal("pmnet", &ids).unwrap());

@@ -247,20 +247,29 @@ fn check_sees_a_deleted_element_and_del_needs_no_config() {
     let ns_a = a.ns.path().display().to_string();
     let conf = portmap_conf("1.0.0", Some(&a.prev), tcp_udp(8080, 8081));
     w.portmap("ADD", &a.id, &ns_a, &conf).assert_ok();
-    w.host.exec(&[
-        "nft",
-        "delete",
-        "element",
-        "inet",
-        "cni_portmap",
-        "ports_v4",
-        "{ udp . 8081 }",
-    ]);
+    let element = |verb: &str, map: &str, elem: &str| {
+        w.host
+            .exec(&["nft", verb, "element", "inet", "cni_portmap", map, elem]);
+    };
+    element("delete", "ports_v4", "{ udp . 8081 }");
     let out = w.portmap("CHECK", &a.id, &ns_a, &conf);
     assert_ne!(out.code, 0);
     let msg = out.json()["msg"].as_str().unwrap().to_string();
     assert!(
         msg.contains("missing map element ports_v4 udp . 8081"),
+        "{msg}"
+    );
+    // A value changed by hand (same key, same owner) is named twice: the
+    // wanted element missing, the installed one unexpected (CHECK reads
+    // them over netlink, no `nft`).
+    element("delete", "ports_v4_port", "{ tcp . 8080 }");
+    let wrong = format!("{{ tcp . 8080 comment \"pmnet/{}/eth0\" : 99 }}", a.id);
+    element("add", "ports_v4_port", &wrong);
+    let out = w.portmap("CHECK", &a.id, &ns_a, &conf);
+    let msg = out.json()["msg"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains("missing map element ports_v4_port tcp . 8080 : 80;")
+            && msg.contains("unexpected element ports_v4_port tcp . 8080 : 99"),
         "{msg}"
     );
     // A rule changed by hand is a content difference too.

@@ -14,8 +14,11 @@
 //! Per verb: ADD saves the family's `nat` table once (conflicts, which
 //! shared chains exist), then restores once; DEL and GC save and restore
 //! once per flavour that holds something; the two families run side by
-//! side. ADD records the attachment's [`rules::PodRules`] in its index
-//! file ([`IptablesIndex`]); a table that lost our layout is rebuilt from
+//! side. DEL of an indexed attachment next to another indexed one of the
+//! same family skips the save: one restore per family deletes what its
+//! index lists (`remove_indexed`), else it falls back to the save. ADD
+//! records the attachment's [`rules::PodRules`] in its index file
+//! ([`IptablesIndex`]); a table that lost our layout is rebuilt from
 //! those by the next ADD or STATUS (`heal`). Localhost and conntrack are
 //! the backend-neutral [`crate::localnet`] and [`crate::conntrack`].
 
@@ -147,7 +150,7 @@ fn remove_where(
     pick: &(dyn Fn(&BTreeSet<UpstreamOwner>) -> BTreeSet<String> + Sync),
     extra_udp: &BTreeSet<MapKey>,
 ) -> Result<(), IptablesError> {
-    let present = upstream::probe().iptables;
+    let present = upstream::probe_alone().iptables;
     let remove_family = |family: Family| -> Result<(), IptablesError> {
         let mut udp: BTreeSet<MapKey> = extra_udp
             .iter()
@@ -182,6 +185,47 @@ fn remove_where(
     side_by_side(vec![Family::V4, Family::V6], remove_family)
         .into_iter()
         .collect()
+}
+
+/// DEL's fast path, without `iptables-save`: when `owner`'s index lists
+/// its rules, each family's flavour is unambiguous (one present) and
+/// another indexed attachment of that family keeps the shared chains, one
+/// restore per family deletes exactly what ADD wrote (side by side), then
+/// the UDP conntrack of its ports and `extra_udp` is flushed. `false`
+/// (nothing, or only part, removed) sends DEL to the save path, which
+/// finds whatever is left.
+fn remove_indexed(owner: &Owner, extra_udp: &BTreeSet<MapKey>) -> bool {
+    let me = owner.tag();
+    let Ok(indexes) = state::read_indexes::<IptablesIndex>() else {
+        return false;
+    };
+    let Some(mine) = indexes.iter().find(|i| i.owner == me) else {
+        return false;
+    };
+    let present = upstream::probe_alone().iptables;
+    let mut staged = Vec::new();
+    for rules in &mine.iptables {
+        let v6 = v6(rules.family);
+        let flavours: Vec<&Flavour> = present.iter().filter(|f| f.v6() == v6).collect();
+        let shared_kept = indexes
+            .iter()
+            .filter(|i| i.owner != me)
+            .any(|i| i.iptables.iter().any(|r| r.family == rules.family));
+        match flavours.as_slice() {
+            [f] if shared_kept => staged.push((**f, rules)),
+            _ => return false,
+        }
+    }
+    let removed = side_by_side(staged, |(f, rules)| {
+        let done = exec::restore(f, &rules.removal_input()).is_ok();
+        if done {
+            let mut udp = rules.udp_keys();
+            udp.extend(extra_udp.iter().filter(|k| k.family == rules.family));
+            flush_udp(rules.family, &udp);
+        }
+        done
+    });
+    removed.into_iter().all(|done| done)
 }
 
 /// Removes stale UDP conntrack entries of `family` for `keys` (failures
@@ -257,7 +301,7 @@ impl Iptables {
     /// restores its input and flushes its UDP conntrack entries. Returns
     /// what it installed.
     fn install(plan: &PodPlan) -> Result<Vec<PodRules>, IptablesError> {
-        let present = upstream::probe().iptables;
+        let present = upstream::probe_alone().iptables;
         let me = plan.owner.tag();
         let families: Vec<PodRules> = [Family::V4, Family::V6]
             .into_iter()
@@ -337,7 +381,7 @@ impl Firewall for Iptables {
 
     fn check(&self, plan: &PodPlan) -> Result<(), CniError> {
         let what = format!("check of {}", plan.owner.tag());
-        let present = upstream::probe().iptables;
+        let present = upstream::probe_alone().iptables;
         let mut problems = Vec::new();
         for family in [Family::V4, Family::V6] {
             let Some(rules) = PodRules::new(plan, family) else {
@@ -362,6 +406,9 @@ impl Firewall for Iptables {
 
     fn del(&self, owner: &Owner, extra_udp: &BTreeSet<MapKey>) -> Result<(), CniError> {
         let _lock = NetnsLock::take()?;
+        if remove_indexed(owner, extra_udp) {
+            return state::remove_index(owner);
+        }
         remove_where(
             &owner.network,
             &|_| BTreeSet::from([owner.container_id.clone()]),
@@ -403,7 +450,7 @@ impl Firewall for Iptables {
         let what = "rebuilding hostPort DNAT after a flush";
         let _lock = NetnsLock::take()?;
         if !state::read_indexes::<IptablesIndex>()?.is_empty() {
-            let present = upstream::probe().iptables;
+            let present = upstream::probe_alone().iptables;
             for family in [Family::V4, Family::V6] {
                 let (flavour, table) = chosen(&present, family).map_err(|e| e.into_cni(what))?;
                 if flushed(&table) {

@@ -358,6 +358,36 @@ impl PodRules {
         out
     }
 
+    /// The `iptables-restore --noflush` input removing these rules as ADD
+    /// wrote them, without a saved table: the entry rules, then the pod
+    /// chain. The shared chains stay (for callers that know another
+    /// attachment still uses them). A rule that is no longer there fails
+    /// the whole transaction, which then changes nothing.
+    pub fn removal_input(&self) -> String {
+        let mut out = String::from("*nat\n");
+        for e in &self.entries {
+            out.push_str(&format!("-D {} {}\n", e.line.chain, e.line.spec));
+        }
+        out.push_str(&format!("-F {0}\n-X {0}\nCOMMIT\n", self.chain));
+        out
+    }
+
+    /// The UDP host ports these rules map, as keys without a hostIP
+    /// (conntrack cleanup goes by family, protocol and port).
+    pub fn udp_keys(&self) -> BTreeSet<MapKey> {
+        self.entries
+            .iter()
+            .filter(|e| e.protocol == Protocol::Udp)
+            .flat_map(|e| e.ports.iter())
+            .map(|port| MapKey {
+                family: self.family,
+                host_ip: None,
+                protocol: Protocol::Udp,
+                port: *port,
+            })
+            .collect()
+    }
+
     /// The keys this family's rules claim.
     pub fn keys(&self, plan: &PodPlan) -> BTreeSet<MapKey> {
         plan.keys()

@@ -365,17 +365,8 @@ pub(super) fn differences(listing: &Listing, pod: &NftPod<'_>) -> Vec<String> {
     let mut problems = Vec::new();
     let installed = listing.elements_of(&plan.comment);
     let wanted: BTreeSet<SetElement> = pod.elements.iter().cloned().collect();
-    for e in wanted.difference(&installed) {
-        let kind = if e.data == ElementData::None {
-            "set"
-        } else {
-            "map"
-        };
-        problems.push(format!("missing {kind} element {e}"));
-    }
-    for e in installed.difference(&wanted) {
-        problems.push(format!("unexpected element {e}"));
-    }
+    problems.extend(wanted.difference(&installed).map(missing));
+    problems.extend(installed.difference(&wanted).map(unexpected));
     if let Some(chain) = &plan.chain {
         if !listing.chains.contains(chain) {
             problems.push(format!("chain {chain} is missing"));
@@ -390,4 +381,74 @@ pub(super) fn differences(listing: &Listing, pod: &NftPod<'_>) -> Vec<String> {
         }
     }
     problems
+}
+
+fn missing(e: &SetElement) -> String {
+    let kind = if e.data == ElementData::None {
+        "set"
+    } else {
+        "map"
+    };
+    format!("missing {kind} element {e}")
+}
+
+fn unexpected(e: &SetElement) -> String {
+    format!("unexpected element {e}")
+}
+
+/// [`differences`] for an attachment without a pod chain, over nfnetlink
+/// (no `nft`, no listing): one GET per element the plan wants and per
+/// element `index` (its last ADD) lists besides, in one send. An element
+/// counts as installed when it carries the plan's comment; a map element
+/// whose value differs is missing (the wanted one) and unexpected (the one
+/// installed, as the kernel holds it), as in the listing's comparison.
+pub(super) fn element_differences(
+    nf: &mut Nfnl,
+    pod: &NftPod<'_>,
+    index: Option<&Index>,
+) -> Result<Vec<String>, NfnlError> {
+    let comment = pod.plan.comment.as_str();
+    let wanted: BTreeSet<SetElement> = pod.elements.iter().cloned().collect();
+    let same_key = |a: &SetElement, b: &SetElement| a.set == b.set && a.key == b.key;
+    let mut candidates: Vec<&SetElement> = wanted.iter().collect();
+    if let Some(index) = index {
+        candidates.extend(
+            index
+                .elements
+                .iter()
+                .filter(|e| !wanted.iter().any(|w| same_key(w, e))),
+        );
+    }
+    let found = nf.lookup(&candidates)?;
+    let (mut absent, mut extra) = (Vec::new(), Vec::new());
+    for (e, installed) in candidates.iter().zip(found) {
+        let Some(installed) = installed.filter(|i| i.comment.as_deref() == Some(comment)) else {
+            if wanted.contains(*e) {
+                absent.push(missing(e));
+            }
+            continue;
+        };
+        let have = match (&e.data, &installed.data) {
+            (ElementData::Fields(like), Some(bytes)) => super::raw::decode_fields(like, bytes)
+                .map(ElementData::Fields)
+                .unwrap_or_else(|| e.data.clone()),
+            _ => e.data.clone(),
+        };
+        let have = SetElement {
+            data: have,
+            ..(*e).clone()
+        };
+        let wrong = match (&e.data, &installed.data) {
+            (ElementData::Fields(v), Some(bytes)) => super::raw::encode_fields(v) != *bytes,
+            _ => false,
+        };
+        if !wanted.contains(*e) {
+            extra.push(unexpected(&have));
+        } else if wrong {
+            absent.push(missing(e));
+            extra.push(unexpected(&have));
+        }
+    }
+    absent.append(&mut extra);
+    Ok(absent)
 }

@@ -2,12 +2,15 @@
 //! ([`skeleton`]) is created once and whose per-pod state is set elements
 //! ([`elements`]) carrying the owner as comment, plus a chain only for pods
 //! with conditions ([`ruleset`]). Elements travel over nfnetlink
-//! ([`nfnl`], bytes the crate lacks in [`raw`]); the skeleton, pod chains,
-//! listings ([`installed`]) and fallbacks go through `nft` ([`nft`]);
-//! gaps of the `nftables` crate's schema are patched in [`schema_gaps`].
+//! ([`nfnl`], bytes the crate lacks in `raw.rs`); the skeleton, pod chains,
+//! listings ([`installed`]) and fallbacks go through `nft` (`nft.rs`);
+//! gaps of the `nftables` crate's schema are patched in `schema_gaps.rs`.
 //! [`Nftables`] is the [`crate::backend::Firewall`] the verbs call.
 //!
 //! Cost per verb on a prepared host (why it does not grow with pods):
+//! - Every verb opens one nfnetlink socket and closes it once, in the
+//!   background; the takeover probe of [`crate::upstream`] (two GETs per
+//!   family, no process on a clean node) runs on it too.
 //! - Every verb but CHECK first checks the layout's sentinels (one GET per
 //!   map and set in one send) and heals after a flush ([`heal`]); STATUS
 //!   proves nat and fib from the committed layout or a dry run ([`probe`]).
@@ -23,6 +26,9 @@
 //!   comment with `nft`). Deleting makes closing an nfnetlink socket wait
 //!   for an RCU grace period; that close happens in a forked child (see
 //!   [`cni::netlink::netfilter`]).
+//! - CHECK of an attachment without a pod chain: one GET per element the
+//!   plan wants and per element its index lists besides, in one send
+//!   (`element_differences` in `apply.rs`); no `nft`.
 //! - Attachments with conditions keep a pod chain and go through `nft`.
 //!
 //! Localhost: `127.0.0.1:hostPort` works for IPv4 (DNAT in `output`,
@@ -56,6 +62,7 @@ use self::ruleset::{delete_batch, list_table_batch, NftPod};
 use crate::backend::Firewall;
 use crate::plan::{MapKey, PodPlan};
 use crate::state::{self, NetnsLock};
+use crate::upstream;
 
 /// What one attachment's ADD installed (its index file).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,14 +137,31 @@ impl Firewall for Nftables {
         let _lock = NetnsLock::take()?;
         let previous = state::read_index::<Index>(&plan.owner)?;
         let mut nf = open_nfnl()?;
-        let result = heal::ensure_whole(&self.nft, &mut nf, true)
+        let result = upstream::refuse_conflicts(nf.socket(), &plan.owner, &plan.keys())
+            .and_then(|_| heal::ensure_whole(&self.nft, &mut nf, true))
             .and_then(|_| apply::add(&pod, &self.nft, &mut nf, previous));
         close_flushing_udp(nf, result)
     }
 
     fn check(&self, plan: &PodPlan) -> Result<(), CniError> {
-        let listing = list_table(&self.nft)?;
-        let problems = apply::differences(&listing, &NftPod::new(plan));
+        let pod = NftPod::new(plan);
+        let mut nf = open_nfnl()?;
+        let mine = match &plan.chain {
+            // Pod chains and their rules are read from a listing.
+            Some(_) => list_table(&self.nft).map(|l| apply::differences(&l, &pod)),
+            None => state::read_index::<Index>(&plan.owner).and_then(|index| {
+                apply::element_differences(&mut nf, &pod, index.as_ref())
+                    .map_err(|e| nfnl_err(format!("checking {}", plan.owner.tag()), e))
+            }),
+        };
+        let left = mine.and_then(|mut problems| {
+            let left =
+                upstream::leftovers(nf.socket(), &plan.owner.network, &plan.owner.container_id)?;
+            problems.extend(left);
+            Ok(problems)
+        });
+        nf.close_in_background();
+        let problems = left?;
         if problems.is_empty() {
             Ok(())
         } else {
@@ -159,7 +183,10 @@ impl Firewall for Nftables {
             Ok(_) => heal::ensure_whole(&self.nft, &mut nf, false).map(drop),
             Err(_) => Ok(()),
         };
-        close_flushing_udp(nf, touched).and(healed)
+        // Upstream's rules for the same container go too (DEL keeps going
+        // past a failure above; the first error is reported).
+        let theirs = upstream::del(nf.socket(), &owner.network, &owner.container_id);
+        close_flushing_udp(nf, touched).and(healed).and(theirs)
     }
 
     fn gc(&self, network: &str, valid: &[Attachment]) -> Result<(), CniError> {
@@ -168,8 +195,11 @@ impl Firewall for Nftables {
         forget_stale_indexes(network, valid)?;
         let mut nf = open_nfnl()?;
         let healed = heal::ensure_whole(&self.nft, &mut nf, false);
+        let ids = valid.iter().map(|a| a.container_id.clone()).collect();
+        let theirs = upstream::gc(nf.socket(), network, &ids);
         nf.close_in_background();
         healed?;
+        theirs?;
         let table = list_table(&self.nft)?;
         let (elements, chains, owners) = stale(&table, network, valid);
         if !elements.is_empty() || !chains.is_empty() {

@@ -3,8 +3,8 @@
 //! in one atomic batch) as `netlink-packet-netfilter` messages sent through
 //! cni's netfilter socket ([`cni::netlink::netfilter`], which also closes it
 //! in the background after the kernel's RCU grace period). The bytes the
-//! crate does not model are in [`super::raw`]. Tables, chains and rules
-//! stay with [`super::nft`].
+//! crate does not model are in `raw.rs`. Tables, chains and rules
+//! stay with `nft.rs` (the `nft` process).
 
 use cni::netlink::netfilter::{BatchError, Nfnl as Socket};
 use cni::netlink::NetlinkError;
@@ -116,15 +116,34 @@ fn add_message(elem: &SetElement, comment: &str) -> Result<(NfTablesMessage, u16
     ))
 }
 
-/// The owner comment in a NEWSETELEM answer, if any.
-fn comment_of(answer: &[NfTablesMessage]) -> Option<String> {
+/// One element as the kernel holds it (a GET's answer).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Installed {
+    /// Its owner comment.
+    pub comment: Option<String>,
+    /// A map element's value bytes (`decode_fields` in `raw.rs` reads
+    /// them back).
+    pub data: Option<Vec<u8>>,
+}
+
+/// The element in a NEWSETELEM answer, if any.
+fn installed_of(answer: &[NfTablesMessage]) -> Option<Installed> {
     answer.iter().find_map(|m| match m {
         NfTablesMessage::NewSetElement(msg) => msg.attributes.iter().find_map(|l| match l {
             SetElementList::Elements(list) => list.iter().find_map(|e| match e {
-                ListAttribute::Element(attrs) => attrs.iter().find_map(|a| match a {
-                    SetElementAttribute::UserData(u) => decode_comment(u),
-                    _ => None,
-                }),
+                ListAttribute::Element(attrs) => {
+                    let mut out = Installed::default();
+                    for a in attrs {
+                        match a {
+                            SetElementAttribute::UserData(u) => out.comment = decode_comment(u),
+                            SetElementAttribute::Data(DataAttribute::Value(v)) => {
+                                out.data = Some(v.clone());
+                            }
+                            _ => {}
+                        }
+                    }
+                    Some(out)
+                }
                 _ => None,
             }),
             _ => None,
@@ -166,9 +185,9 @@ impl Nfnl {
             .map_err(NfnlError::Kernel)
     }
 
-    /// The owner comments of these elements (`None`: absent or no comment),
-    /// fetched with one request per element in one send.
-    pub fn comments(&mut self, elems: &[&SetElement]) -> Result<Vec<Option<String>>, NfnlError> {
+    /// These elements as installed (`None`: absent), fetched with one
+    /// request per element in one send.
+    pub fn lookup(&mut self, elems: &[&SetElement]) -> Result<Vec<Option<Installed>>, NfnlError> {
         if elems.is_empty() {
             return Ok(Vec::new());
         }
@@ -182,7 +201,17 @@ impl Nfnl {
             .map_err(NfnlError::Socket)?;
         Ok(answers
             .iter()
-            .map(|a| a.as_deref().ok().and_then(comment_of))
+            .map(|a| a.as_deref().ok().and_then(installed_of))
+            .collect())
+    }
+
+    /// The owner comments of these elements (`None`: absent or no
+    /// comment), as [`Self::lookup`] fetches them.
+    pub fn comments(&mut self, elems: &[&SetElement]) -> Result<Vec<Option<String>>, NfnlError> {
+        Ok(self
+            .lookup(elems)?
+            .into_iter()
+            .map(|i| i.and_then(|i| i.comment))
             .collect())
     }
 

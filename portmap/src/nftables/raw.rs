@@ -7,6 +7,7 @@
 use std::net::IpAddr;
 
 use super::elements::Field;
+use crate::config::Protocol;
 
 /// `NFTNL_UDATA_SET_ELEM_COMMENT`: the udata type of an element comment.
 const NFTNL_UDATA_SET_ELEM_COMMENT: u8 = 0;
@@ -34,6 +35,43 @@ pub fn encode_fields(fields: &[Field]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Bytes read back as fields of the same kinds as `like` (the inverse of
+/// [`encode_fields`] for that shape); `None` when they do not fit it.
+pub fn decode_fields(like: &[Field], bytes: &[u8]) -> Option<Vec<Field>> {
+    let single = like.len() == 1;
+    let mut out = Vec::with_capacity(like.len());
+    let mut at = 0;
+    for f in like {
+        let (field, width) = match f {
+            Field::Addr(IpAddr::V4(_)) => {
+                let a: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+                (Field::Addr(IpAddr::from(a)), 4)
+            }
+            Field::Addr(IpAddr::V6(_)) => {
+                let a: [u8; 16] = bytes.get(at..at + 16)?.try_into().ok()?;
+                (Field::Addr(IpAddr::from(a)), 16)
+            }
+            Field::Proto(_) => {
+                let n = *bytes.get(at)?;
+                let p = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp]
+                    .into_iter()
+                    .find(|p| p.number() == n)?;
+                (Field::Proto(p), if single { 1 } else { 4 })
+            }
+            Field::Port(_) => {
+                let p: [u8; 2] = bytes.get(at..at + 2)?.try_into().ok()?;
+                (
+                    Field::Port(u16::from_be_bytes(p)),
+                    if single { 2 } else { 4 },
+                )
+            }
+        };
+        out.push(field);
+        at += width;
+    }
+    (at == bytes.len()).then_some(out)
 }
 
 /// A `hostip_*` map key read back: (host address, protocol number, port);
@@ -82,7 +120,6 @@ pub fn decode_comment(udata: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Protocol;
 
     #[test]
     fn fields_are_padded_like_nft_registers() {
@@ -102,6 +139,12 @@ mod tests {
             Some((ip, 17, 8080))
         );
         assert_eq!(decode_hostip_key(true, &encode_fields(&key)), None);
+        let v6: Field = Field::Addr("fd00::5".parse().unwrap());
+        for like in [key.to_vec(), vec![Field::Port(80)], vec![v6], vec![key[0]]] {
+            assert_eq!(decode_fields(&like, &encode_fields(&like)), Some(like));
+        }
+        assert_eq!(decode_fields(&[Field::Port(1)], &[0, 80, 0]), None);
+        assert_eq!(decode_fields(&[v6], &[10, 0, 0, 5]), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! with conditions), the `add`/`create` batch, the same-owner replacement,
 //! deletes and the table listing. The expression helpers every batch uses
 //! live here too; the one place the crate's schema falls short is
-//! [`super::schema_gaps`]. Pure.
+//! `schema_gaps.rs`. Pure.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;

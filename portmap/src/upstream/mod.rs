@@ -63,16 +63,24 @@ fn legacy_nat(v6: bool) -> bool {
         .unwrap_or(false)
 }
 
-pub(crate) fn probe() -> Present {
-    let mut present = Present::default();
-    for v6 in [false, true] {
-        if legacy_nat(v6) {
-            present.iptables.push(Flavour::Legacy { v6 });
-        }
+/// The legacy flavours whose `nat` table is loaded (file reads only).
+fn legacy_only() -> Present {
+    let iptables = [false, true]
+        .into_iter()
+        .filter(|v6| legacy_nat(*v6))
+        .map(|v6| Flavour::Legacy { v6 })
+        .collect();
+    Present {
+        iptables,
+        ..Present::default()
     }
-    let Ok(sock) = Nfnl::open() else {
-        return present;
-    };
+}
+
+/// What of upstream's layout is present, seen through `sock` (the caller's
+/// nfnetlink socket: the nftables backend probes on the socket of its own
+/// transaction, so an ADD opens one socket and closes it once).
+pub(crate) fn probe(sock: &Nfnl) -> Present {
+    let mut present = legacy_only();
     for v6 in [false, true] {
         let chain = NfTablesMessage::GetChain(ChainMessage {
             attributes: vec![
@@ -96,8 +104,18 @@ pub(crate) fn probe() -> Present {
             }
         }
     }
-    // Closing an nfnetlink socket right after a DEL deleted nf_tables
-    // objects waits for an RCU grace period (≈15 ms); hand it to a child.
+    present
+}
+
+/// [`probe`] on a socket of its own (callers that hold none: the iptables
+/// backend). Closing an nfnetlink socket right after a DEL deleted
+/// nf_tables objects waits for an RCU grace period (≈15 ms); a child
+/// closes it.
+pub(crate) fn probe_alone() -> Present {
+    let Ok(sock) = Nfnl::open() else {
+        return legacy_only();
+    };
+    let present = probe(&sock);
     sock.close_in_background();
     present
 }
@@ -117,10 +135,11 @@ fn restore(f: Flavour, input: &str) -> Result<(), CniError> {
 /// Removes what upstream installed for `containers` of `network` (DEL: one
 /// container; GC: the stale ones, chosen by `pick` from the owners found).
 fn remove_where(
+    sock: &Nfnl,
     network: &str,
     pick: &dyn Fn(&BTreeSet<UpstreamOwner>) -> BTreeSet<String>,
 ) -> Result<(), CniError> {
-    let present = probe();
+    let present = probe(sock);
     for f in present.iptables {
         let table = save(f)?;
         if !table.has_upstream() {
@@ -155,9 +174,9 @@ fn remove_where(
 
 /// DEL: removes upstream's rules for this attachment (network + container ID
 /// only, as upstream keys them; nothing is read from a cache).
-pub fn del(network: &str, container_id: &str) -> Result<(), CniError> {
+pub fn del(sock: &Nfnl, network: &str, container_id: &str) -> Result<(), CniError> {
     let id = container_id.to_string();
-    remove_where(network, &|_| BTreeSet::from([id.clone()]))
+    remove_where(sock, network, &|_| BTreeSet::from([id.clone()]))
 }
 
 /// GC: removes upstream's rules of `network` for containers not in `valid`,
@@ -168,8 +187,8 @@ pub fn del(network: &str, container_id: &str) -> Result<(), CniError> {
 /// that this network does not list would lose that sandbox's rules; the
 /// runtime lists every live sandbox of a network, and one network per node
 /// is the Kubernetes case.)
-pub fn gc(network: &str, valid: &BTreeSet<String>) -> Result<(), CniError> {
-    remove_where(network, &|owners| {
+pub fn gc(sock: &Nfnl, network: &str, valid: &BTreeSet<String>) -> Result<(), CniError> {
+    remove_where(sock, network, &|owners| {
         owners
             .iter()
             .filter(|o| o.network == network && !valid.contains(&o.container_id))
@@ -182,8 +201,12 @@ pub fn gc(network: &str, valid: &BTreeSet<String>) -> Result<(), CniError> {
 /// with a key an upstream rule maps for another container, naming it
 /// (network + container ID from the rule's comment; upstream's nftables
 /// comments carry the container ID only).
-pub fn refuse_conflicts(owner: &Owner, keys: &BTreeSet<MapKey>) -> Result<(), CniError> {
-    let present = probe();
+pub fn refuse_conflicts(
+    sock: &Nfnl,
+    owner: &Owner,
+    keys: &BTreeSet<MapKey>,
+) -> Result<(), CniError> {
+    let present = probe(sock);
     if present.iptables.is_empty() && !present.nft_v4 && !present.nft_v6 {
         return Ok(());
     }
@@ -239,8 +262,8 @@ pub fn refuse_conflicts(owner: &Owner, keys: &BTreeSet<MapKey>) -> Result<(), Cn
 
 /// CHECK: what upstream still has installed for this attachment, described
 /// (empty: nothing).
-pub fn leftovers(network: &str, container_id: &str) -> Result<Vec<String>, CniError> {
-    let present = probe();
+pub fn leftovers(sock: &Nfnl, network: &str, container_id: &str) -> Result<Vec<String>, CniError> {
+    let present = probe(sock);
     let ids = BTreeSet::from([container_id.to_string()]);
     let mut out = Vec::new();
     for f in present.iptables {
