@@ -35,9 +35,14 @@ pub const CRASH_LOG_ENV: &str = "CNI_CRASHPOINT_LOG";
 #[cfg(feature = "failpoints")]
 mod armed {
     use std::io::Write;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
     static REACHED: AtomicU32 = AtomicU32::new(0);
+    static IN_CHILD: AtomicBool = AtomicBool::new(false);
+
+    pub fn enter_child() {
+        IN_CHILD.store(true, Ordering::Relaxed);
+    }
 
     pub fn hit(name: &str) -> bool {
         std::env::var(super::FAIL_ENV).is_ok_and(|v| v == name)
@@ -69,6 +74,9 @@ mod armed {
     }
 
     pub fn crash_point(name: &str) {
+        if IN_CHILD.load(Ordering::Relaxed) {
+            return;
+        }
         let k = REACHED.fetch_add(1, Ordering::Relaxed) + 1;
         log(&format!("{k} {name}"));
         let Ok(want) = std::env::var(super::CRASH_ENV) else {
@@ -107,6 +115,19 @@ pub fn crash_point(name: &str) {
 pub fn child_crash_armed(name: &str) -> bool {
     armed::child_crash_armed(name)
 }
+
+/// In a detached child ([`crate::netlink::Socket::in_detached_child`]):
+/// its steps are not the plugin's, so they are neither counted, logged nor
+/// killed (the child is killed as a whole through [`child_crash_armed`]).
+#[cfg(feature = "failpoints")]
+pub fn enter_child() {
+    armed::enter_child()
+}
+
+/// Nothing: failpoints are not compiled in.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn enter_child() {}
 
 /// Always false: failpoints are not compiled in.
 #[cfg(not(feature = "failpoints"))]

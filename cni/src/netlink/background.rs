@@ -63,6 +63,7 @@ impl<F: NetlinkFamily> Socket<F> {
                 if die {
                     crate::failpoint::die_in_child();
                 }
+                crate::failpoint::enter_child();
                 // SAFETY: plain system calls on this process and its
                 // descriptors.
                 unsafe {
