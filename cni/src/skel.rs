@@ -540,44 +540,49 @@ fn parse_conf(
     }
     let conf = decode_conf(command, doc, log).map_err(decode_err)?;
     // As Go's skel: the name is checked before the version.
-    if conf.name.is_empty() {
-        return Err((
-            current,
-            CniError::invalid_config("missing network name")
-                .with_details("the configuration needs a non-empty \"name\""),
-        ));
+    check_name(&conf.name).map_err(|e| (current, e))?;
+    let version = negotiate_version(plugin, cmd, &conf.cni_version).map_err(|e| (current, e))?;
+    Ok((conf, version))
+}
+
+/// The network name: non-empty, Go's identifier characters.
+fn check_name(name: &str) -> Result<(), CniError> {
+    if name.is_empty() {
+        return Err(CniError::invalid_config("missing network name")
+            .with_details("the configuration needs a non-empty \"name\""));
     }
-    if !valid_identifier(&conf.name) {
-        return Err((
-            current,
+    if !valid_identifier(name) {
+        return Err(
             CniError::invalid_config("invalid characters found in network name").with_details(
-                format!(
-                    "name {:?} must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$",
-                    conf.name
-                ),
+                format!("name {name:?} must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"),
             ),
-        ));
+        );
     }
-    let asked = if conf.cni_version.is_empty() {
+    Ok(())
+}
+
+/// The config's `cniVersion` (absent: 0.1.0), when the plugin supports it.
+fn negotiate_version(
+    plugin: &dyn Plugin,
+    cmd: &CmdArgs,
+    cni_version: &str,
+) -> Result<CniVersion, CniError> {
+    let asked = if cni_version.is_empty() {
         "0.1.0"
     } else {
-        conf.cni_version.as_str()
+        cni_version
     };
     let supported = plugin.supported_versions(cmd);
-    let version = match asked.parse::<CniVersion>() {
-        Ok(v) if supported.contains(&v) => v,
-        _ => {
-            return Err((
-                current,
-                CniError::new(ErrorCode::IncompatibleVersion, "incompatible CNI versions")
-                    .with_details(format!(
-                        "config is {asked:?}, plugin supports {}",
-                        format_list(&supported)
-                    )),
-            ))
-        }
-    };
-    Ok((conf, version))
+    match asked.parse::<CniVersion>() {
+        Ok(v) if supported.contains(&v) => Ok(v),
+        _ => Err(
+            CniError::new(ErrorCode::IncompatibleVersion, "incompatible CNI versions")
+                .with_details(format!(
+                    "config is {asked:?}, plugin supports {}",
+                    format_list(&supported)
+                )),
+        ),
+    }
 }
 
 fn handle(
@@ -590,26 +595,8 @@ fn handle(
     log: &Log,
 ) -> Result<Output, CniError> {
     let stdin = stdin.to_vec();
+    version_allows(command, version)?;
     let reply = match command {
-        Command::Check if !version.allows_check() => {
-            return Err(CniError::new(
-                ErrorCode::IncompatibleVersion,
-                "config version does not allow CHECK",
-            )
-            .with_details(format!(
-                "CHECK needs cniVersion 0.4.0 or later, config is {version}"
-            )))
-        }
-        Command::Gc | Command::Status if !version.allows_gc_and_status() => {
-            return Err(CniError::new(
-                ErrorCode::IncompatibleVersion,
-                format!("config version does not allow {}", command.as_str()),
-            )
-            .with_details(format!(
-                "{} needs cniVersion 1.1.0 or later, config is {version}",
-                command.as_str()
-            )))
-        }
         Command::Gc => plugin.gc(&GcRequest {
             version,
             valid_attachments: conf.gc_attachments(),
@@ -626,41 +613,91 @@ fn handle(
             args: cmd.args,
         })?,
         Command::Add | Command::Check | Command::Del => {
-            if command != Command::Del {
-                refuse_non_namespace(&cmd)?;
-            }
-            if command != Command::Del || cmd.netns.as_deref().is_some_and(|p| p.exists()) {
-                guard_own_netns(&cmd)?;
-            }
-            let prev_result = match &conf.prev_result {
-                None => None,
-                Some(v) => match CniResult::from_value(v, version) {
-                    Ok((r, _)) => Some(r),
-                    Err(e) if command == Command::Del => {
-                        log.warn(format!("ignoring prevResult (DEL does not need it): {e}"));
-                        None
-                    }
-                    Err(e) => return Err(e.context("parsing prevResult")),
-                },
-            };
-            let req = Request {
-                command,
-                cmd,
-                version,
-                conf,
-                stdin,
-                prev_result,
-                log: log.clone(),
-            };
-            match command {
-                Command::Add => plugin.add(&req)?,
-                Command::Check => plugin.check(&req)?,
-                _ => plugin.del(&req)?,
-            }
+            attachment(plugin, command, cmd, conf, version, stdin, log)?
         }
         // VERSION is answered in `dispatch` before any config is parsed.
         Command::Version => Reply::Empty,
     };
+    output(reply, version)
+}
+
+/// CHECK needs 0.4.0, GC and STATUS 1.1.0.
+fn version_allows(command: Command, version: CniVersion) -> Result<(), CniError> {
+    match command {
+        Command::Check if !version.allows_check() => Err(CniError::new(
+            ErrorCode::IncompatibleVersion,
+            "config version does not allow CHECK",
+        )
+        .with_details(format!(
+            "CHECK needs cniVersion 0.4.0 or later, config is {version}"
+        ))),
+        Command::Gc | Command::Status if !version.allows_gc_and_status() => Err(CniError::new(
+            ErrorCode::IncompatibleVersion,
+            format!("config version does not allow {}", command.as_str()),
+        )
+        .with_details(format!(
+            "{} needs cniVersion 1.1.0 or later, config is {version}",
+            command.as_str()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// ADD, CHECK or DEL of one attachment: the netns guards, prevResult, the
+/// plugin's handler.
+fn attachment(
+    plugin: &dyn Plugin,
+    command: Command,
+    cmd: CmdArgs,
+    conf: NetConf,
+    version: CniVersion,
+    stdin: Vec<u8>,
+    log: &Log,
+) -> Result<Reply, CniError> {
+    if command != Command::Del {
+        refuse_non_namespace(&cmd)?;
+    }
+    if command != Command::Del || cmd.netns.as_deref().is_some_and(|p| p.exists()) {
+        guard_own_netns(&cmd)?;
+    }
+    let prev_result = prev_result(command, &conf, version, log)?;
+    let req = Request {
+        command,
+        cmd,
+        version,
+        conf,
+        stdin,
+        prev_result,
+        log: log.clone(),
+    };
+    match command {
+        Command::Add => plugin.add(&req),
+        Command::Check => plugin.check(&req),
+        _ => plugin.del(&req),
+    }
+}
+
+/// `prevResult` in the config's version; DEL drops one it cannot parse.
+fn prev_result(
+    command: Command,
+    conf: &NetConf,
+    version: CniVersion,
+    log: &Log,
+) -> Result<Option<CniResult>, CniError> {
+    let Some(v) = &conf.prev_result else {
+        return Ok(None);
+    };
+    match CniResult::from_value(v, version) {
+        Ok((r, _)) => Ok(Some(r)),
+        Err(e) if command == Command::Del => {
+            log.warn(format!("ignoring prevResult (DEL does not need it): {e}"));
+            Ok(None)
+        }
+        Err(e) => Err(e.context("parsing prevResult")),
+    }
+}
+
+fn output(reply: Reply, version: CniVersion) -> Result<Output, CniError> {
     match reply {
         Reply::Empty => Ok(Output::Nothing),
         Reply::Raw {

@@ -187,35 +187,63 @@ fn demo_world(plugins: &Path, main_dir: &Path, tools: &Tools) -> Result<(), Demo
         br#"{"cniVersion":"1.0.0","name":"demo-lo","plugins":[{"type":"loopback"}]}"#,
         None,
     )?;
+    let pods = demo_pods()?;
+    let result = attach_and_show(&runtime, &list, &lo_list, &pods, &world, tools);
+    tear_down(&runtime, &list, &lo_list, &pods);
+    show_leftovers(&world, tools)?;
+    drop(pods);
+    drop(world);
+    result
+}
+
+/// The web pod (hostPort and shaping capabilities) and the client pod.
+fn demo_pods() -> Result<Vec<DemoPod>, DemoError> {
     let mut pods = Vec::new();
     for (name, caps) in [("web", true), ("client", false)] {
         let pod = step(&format!("pod netns for {name}"), || Pod::new(name))?;
         let mut rt = RuntimeConf::new(&pod.container_id, pod.netns.path(), "eth0");
         if caps {
-            let mut c = Map::new();
-            c.insert(
-                "portMappings".into(),
-                json!([{"hostPort": HOST_PORT, "containerPort": 80, "protocol": "tcp"}]),
-            );
-            c.insert(
-                "bandwidth".into(),
-                json!({"ingressRate": RATE, "ingressBurst": BURST, "egressRate": RATE, "egressBurst": BURST}),
-            );
-            rt.capability_args = c;
+            rt.capability_args = web_capabilities();
         }
         let lo = RuntimeConf::new(&pod.container_id, pod.netns.path(), "lo");
         pods.push(DemoPod { pod, rt, lo });
     }
-    let result = attach_and_show(&runtime, &list, &lo_list, &pods, &world, tools);
+    Ok(pods)
+}
+
+/// hostPort 8080 → 80 and RATE each way.
+fn web_capabilities() -> Map<String, Value> {
+    let mut c = Map::new();
+    c.insert(
+        "portMappings".into(),
+        json!([{"hostPort": HOST_PORT, "containerPort": 80, "protocol": "tcp"}]),
+    );
+    c.insert(
+        "bandwidth".into(),
+        json!({"ingressRate": RATE, "ingressBurst": BURST, "egressRate": RATE, "egressBurst": BURST}),
+    );
+    c
+}
+
+fn tear_down(
+    runtime: &Runtime,
+    list: &NetworkConfigList,
+    lo_list: &NetworkConfigList,
+    pods: &[DemoPod],
+) {
     say("\n6. Tearing down");
-    for p in &pods {
+    for p in pods {
         let _ = step(&format!("DEL pod network of {}", p.pod.netns.name), || {
-            runtime.del_network_list(&list, &p.rt)
+            runtime.del_network_list(list, &p.rt)
         });
         let _ = step(&format!("DEL loopback of {}", p.pod.netns.name), || {
-            runtime.del_network_list(&lo_list, &p.lo)
+            runtime.del_network_list(lo_list, &p.lo)
         });
     }
+}
+
+/// IFBs, the hostPort, cached results and tuning backups after the DELs.
+fn show_leftovers(world: &HostWorld, tools: &Tools) -> Result<(), DemoError> {
     say("\n7. What is left in the throwaway host netns");
     let ifbs = world
         .host
@@ -227,12 +255,7 @@ fn demo_world(plugins: &Path, main_dir: &Path, tools: &Tools) -> Result<(), Demo
     let reach = tools.request(
         &world.host,
         false,
-        SocketAddr::new(
-            NODE_V4
-                .parse()
-                .map_err(|_| DemoError::Broken("bad node ip"))?,
-            HOST_PORT,
-        ),
+        SocketAddr::new(node_ip()?, HOST_PORT),
         Duration::from_millis(1500),
     );
     say(&format!(
@@ -247,9 +270,13 @@ fn demo_world(plugins: &Path, main_dir: &Path, tools: &Tools) -> Result<(), Demo
     say(&format!("  {} result cache file(s)", cached.len()));
     let backups = crate::topology::files_under(&world.dir.path().join("tuning"));
     say(&format!("  {} tuning backup file(s)", backups.len()));
-    drop(pods);
-    drop(world);
-    result
+    Ok(())
+}
+
+fn node_ip() -> Result<std::net::IpAddr, DemoError> {
+    NODE_V4
+        .parse()
+        .map_err(|_| DemoError::Broken("bad node ip"))
 }
 
 fn attach_and_show(
@@ -259,6 +286,23 @@ fn attach_and_show(
     pods: &[DemoPod],
     world: &HostWorld,
     tools: &Tools,
+) -> Result<(), DemoError> {
+    attach(runtime, list, lo_list, pods)?;
+    let web = &pods[0];
+    let client = &pods[1];
+    let _server = tools.serve(&web.pod.netns, &[80, 5201], &[], "hello from web", 60)?;
+    show_host_port(world, tools, web, client)?;
+    show_throughput(world, tools, web)?;
+    show_tuned(web);
+    Ok(())
+}
+
+/// Step 2: ADD loopback and the pod network of each pod, CHECK, show the result.
+fn attach(
+    runtime: &Runtime,
+    list: &NetworkConfigList,
+    lo_list: &NetworkConfigList,
+    pods: &[DemoPod],
 ) -> Result<(), DemoError> {
     say("\n2. Attaching the pods (ADD through the runtime, as containerd/CRI-O would)");
     for (i, p) in pods.iter().enumerate() {
@@ -290,13 +334,18 @@ fn attach_and_show(
             Err(e) => say(&format!("     CHECK failed: {e}")),
         }
     }
-    let web = &pods[0];
-    let client = &pods[1];
-    let _server = tools.serve(&web.pod.netns, &[80, 5201], &[], "hello from web", 60)?;
+    Ok(())
+}
+
+/// Step 3: the hostPort from the host, the other pod and the pod itself.
+fn show_host_port(
+    world: &HostWorld,
+    tools: &Tools,
+    web: &DemoPod,
+    client: &DemoPod,
+) -> Result<(), DemoError> {
     say("\n3. The hostPort answers (web pod serves tcp/80)");
-    let node: std::net::IpAddr = NODE_V4
-        .parse()
-        .map_err(|_| DemoError::Broken("bad node ip"))?;
+    let node = node_ip()?;
     for (who, ns, to) in [
         ("host", &world.host, SocketAddr::new(node, HOST_PORT)),
         (
@@ -323,6 +372,11 @@ fn attach_and_show(
         };
         say(&format!("  {mark} {who} → {to}: {got}"));
     }
+    Ok(())
+}
+
+/// Step 4: the shaped rate each way, counted by the kernel.
+fn show_throughput(world: &HostWorld, tools: &Tools, web: &DemoPod) -> Result<(), DemoError> {
     say(&format!(
         "\n4. Shaped throughput (configured {} Mbit/s each way; the bytes the shaper releases, counted by the kernel over {SECONDS} s per direction)",
         RATE / 1_000_000
@@ -351,6 +405,11 @@ fn attach_and_show(
         RATE,
     );
     show_rate("from the pod (egress)", egress);
+    Ok(())
+}
+
+/// Step 5: the MTU and sysctls tuning set, and loopback's lo.
+fn show_tuned(web: &DemoPod) {
     say("\n5. Tuned values inside the web pod");
     let link: Value = web.pod.netns.link("eth0").unwrap_or_default();
     say(&format!("  eth0 mtu {} (configured 1400)", link["mtu"]));
@@ -369,7 +428,6 @@ fn attach_and_show(
         .and_then(|l| l["flags"].as_array().cloned())
         .is_some_and(|f| f.iter().any(|x| x == "UP"));
     say(&format!("  lo is {}", if lo_up { "UP" } else { "DOWN" }));
-    Ok(())
 }
 
 fn show_rate(what: &str, r: Result<String, crate::scenarios::CheckError>) {

@@ -31,9 +31,14 @@ use std::path::PathBuf;
 use cni::args::{CniArgs, K8S_KEYS};
 use cni::sysctl::SysctlKey;
 use cni::CniError;
-use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::mac::Mac;
+
+mod raw;
+
+use raw::{decode_raw, SysctlEntries};
 
 /// Where backups live unless `dataDir` says otherwise.
 pub const DEFAULT_DATA_DIR: &str = "/run/cni/tuning";
@@ -76,150 +81,8 @@ impl LinkSettings {
     }
 }
 
-/// A 6-byte unicast Ethernet address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Mac(pub [u8; 6]);
-
-impl Mac {
-    /// Parses `aa:bb:cc:dd:ee:ff` or `aa-bb-cc-dd-ee-ff` (any case).
-    pub fn parse(s: &str) -> Result<Mac, String> {
-        let sep = if s.contains('-') { '-' } else { ':' };
-        let parts: Vec<&str> = s.split(sep).collect();
-        if parts.len() != 6 {
-            return Err(format!("{s:?} is not a MAC address (want 6 hex octets)"));
-        }
-        let mut out = [0u8; 6];
-        for (o, p) in out.iter_mut().zip(&parts) {
-            if p.len() != 2 {
-                return Err(format!("{s:?} is not a MAC address (octet {p:?})"));
-            }
-            *o = u8::from_str_radix(p, 16)
-                .map_err(|_| format!("{s:?} is not a MAC address (octet {p:?})"))?;
-        }
-        if out[0] & 1 == 1 {
-            return Err(format!(
-                "{s:?} is a multicast address; an interface needs a unicast MAC"
-            ));
-        }
-        if out == [0; 6] {
-            return Err(format!("{s:?} is the all-zero address"));
-        }
-        Ok(Mac(out))
-    }
-
-    /// Accepts the raw bytes of a link's address (any length; only 6-byte
-    /// addresses become a `Mac`).
-    pub fn from_bytes(b: &[u8]) -> Option<Mac> {
-        <[u8; 6]>::try_from(b).ok().map(Mac)
-    }
-}
-
-impl fmt::Display for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
-    }
-}
-
-/// The keys of one `sysctl` JSON object in order, duplicates rejected while
-/// parsing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SysctlEntries(pub Vec<(String, Value)>);
-
-impl<'de> Deserialize<'de> for SysctlEntries {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct EntriesVisitor;
-        impl<'de> Visitor<'de> for EntriesVisitor {
-            type Value = SysctlEntries;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object of sysctl keys to values")
-            }
-            fn visit_unit<E: serde::de::Error>(self) -> Result<SysctlEntries, E> {
-                Ok(SysctlEntries::default())
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SysctlEntries, A::Error> {
-                let mut out: Vec<(String, Value)> = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, Value>()? {
-                    if out.iter().any(|(seen, _)| seen == &k) {
-                        return Err(serde::de::Error::custom(format!(
-                            "duplicated sysctl keys are not allowed: {k:?} appears twice"
-                        )));
-                    }
-                    out.push((k, v));
-                }
-                Ok(SysctlEntries(out))
-            }
-        }
-        d.deserialize_any(EntriesVisitor)
-    }
-}
-
-/// The stdin fields tuning reads besides the [`RawSettings`]; everything
-/// else is ignored. Typed fields that can be wrong are kept as `Value` so
-/// errors can name the field.
-#[derive(Debug, Default, Deserialize)]
-struct RawConf {
-    #[serde(rename = "dataDir", default)]
-    data_dir: Option<Value>,
-    #[serde(rename = "runtimeConfig", default)]
-    runtime_config: Option<RawRuntimeConfig>,
-    #[serde(default)]
-    args: Option<RawArgs>,
-    #[serde(rename = "sysctlAllowlist", default)]
-    sysctl_allowlist: Option<Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct RawRuntimeConfig {
-    #[serde(default)]
-    mac: Option<Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct RawArgs {
-    #[serde(default)]
-    cni: Option<RawSettings>,
-}
-
-/// The settings that stand both at the top level and in `args.cni`. One
-/// struct, decoded twice from the top level (once as [`RawConf`], once as
-/// this): `#[serde(flatten)]` would hide its field names from gojson's Go
-/// matching (exact key, then case-insensitive); decoding the same document
-/// twice keeps it, and the two field sets share no name even
-/// case-insensitively, so every key still names the field it named in one
-/// struct.
-#[derive(Debug, Default, Deserialize)]
-struct RawSettings {
-    #[serde(default)]
-    sysctl: Option<SysctlEntries>,
-    #[serde(default)]
-    mac: Option<Value>,
-    #[serde(default)]
-    promisc: Option<Value>,
-    #[serde(default)]
-    mtu: Option<Value>,
-    #[serde(default)]
-    allmulti: Option<Value>,
-    #[serde(rename = "txQLen", default)]
-    tx_qlen: Option<Value>,
-}
-
 fn invalid(field: &str, why: impl fmt::Display) -> CniError {
     CniError::invalid_config(format!("tuning: invalid {field}: {why}"))
-}
-
-/// Stdin as the top-level settings and the rest, one parse, two decodes.
-fn decode_raw(stdin: &[u8]) -> Result<(RawSettings, RawConf), CniError> {
-    let invalid = |e: cni::gojson::Error| {
-        CniError::invalid_config(format!("tuning: invalid configuration: {e}"))
-    };
-    let doc = cni::gojson::Document::parse(stdin).map_err(invalid)?;
-    let settings = doc.clone().decode().map_err(invalid)?;
-    Ok((settings, doc.decode().map_err(invalid)?))
 }
 
 fn opt_bool(field: &str, v: Option<Value>) -> Result<Option<bool>, CniError> {

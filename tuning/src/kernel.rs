@@ -21,7 +21,8 @@ use cni::sysctl::{Sysctl, SysctlError, SysctlKey};
 use cni::CniError;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 
-use crate::config::{Config, Mac};
+use crate::config::Config;
+use crate::mac::Mac;
 use crate::plan::{LinkState, Observed, Step};
 
 /// A kernel operation failed.

@@ -14,6 +14,7 @@ pub mod allowlist;
 pub mod backup;
 pub mod config;
 pub mod kernel;
+pub mod mac;
 pub mod plan;
 
 use cni::args::Owner;

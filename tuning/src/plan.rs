@@ -15,7 +15,8 @@ use cni::sysctl::SysctlKey;
 use serde::Serialize;
 
 use crate::backup::{Backup, SavedSysctl};
-use crate::config::{Config, Mac};
+use crate::config::Config;
+use crate::mac::Mac;
 
 /// The link attributes tuning can change, as read from the kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,12 +53,6 @@ pub enum Step {
     Mtu(u32),
     Allmulti(bool),
     TxQLen(u32),
-}
-
-impl Serialize for Mac {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
 }
 
 /// `SysctlKey` has no serde impl; plans show it by its path.
@@ -103,6 +98,17 @@ pub struct Plan {
     pub backup: Backup,
 }
 
+/// Why an ADD cannot be planned (a bug or a race, not bad input).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The config sets link attributes but the link was not observed.
+    #[error("link {ifname} was not read")]
+    LinkNotRead { ifname: String },
+    /// The link has no 6-byte address to restore on DEL.
+    #[error("link {ifname} has no Ethernet address to back up before setting MAC {mac}")]
+    NoMacToBackUp { ifname: String, mac: Mac },
+}
+
 /// Sysctl values compare with whitespace runs collapsed, so
 /// `"1024 65000"` matches the kernel's `"1024\t65000"`.
 pub fn same_value(a: &str, b: &str) -> bool {
@@ -115,7 +121,7 @@ pub fn plan(
     owner: &Owner,
     netns: Option<&std::path::Path>,
     observed: &Observed,
-) -> Result<Plan, String> {
+) -> Result<Plan, PlanError> {
     let mut changes = Vec::new();
     let mut backup = Backup::new(owner, netns);
     for (s, current) in config.sysctls.iter().zip(&observed.sysctls) {
@@ -142,7 +148,9 @@ pub fn plan(
         return Ok(Plan { changes, backup });
     }
     let Some(link) = &observed.link else {
-        return Err(format!("link {} was not read", owner.ifname));
+        return Err(PlanError::LinkNotRead {
+            ifname: owner.ifname.clone(),
+        });
     };
     if let Some(mac) = want.mac {
         match link.mac {
@@ -155,10 +163,10 @@ pub fn plan(
                 backup.link.mac = Some(cur.to_string());
             }
             None => {
-                return Err(format!(
-                    "link {} has no Ethernet address to back up before setting MAC {mac}",
-                    owner.ifname
-                ))
+                return Err(PlanError::NoMacToBackUp {
+                    ifname: owner.ifname.clone(),
+                    mac,
+                })
             }
         }
     }

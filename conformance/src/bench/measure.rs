@@ -45,6 +45,19 @@ pub struct Sample {
     pub stderr: String,
 }
 
+impl Sample {
+    /// What the plugin said, on one line: its stdout, or its stderr when
+    /// stdout is blank.
+    pub fn output_line(&self) -> String {
+        let out = if self.stdout.trim().is_empty() {
+            &self.stderr
+        } else {
+            &self.stdout
+        };
+        out.trim().replace('\n', " ")
+    }
+}
+
 fn vm_hwm_kib(pid: libc::pid_t) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     text.lines()

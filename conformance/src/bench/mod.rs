@@ -8,6 +8,7 @@
 //! Markdown and `plot` draws its SVG figures. Everything runs inside
 //! throwaway netns (one world per plugin directory), never on the real host.
 
+pub mod error;
 pub mod measure;
 pub mod node;
 pub mod plot;
@@ -40,11 +41,23 @@ pub enum BenchError {
     #[error("locating this binary: {0}")]
     CurrentExe(std::io::Error),
     /// A side's world (host netns, dual-stack pod) could not be built.
-    #[error("building the world of {side}: {msg}")]
-    World { side: String, msg: String },
-    /// The report, the JSON or a plot could not be written.
-    #[error("{0}")]
-    Output(String),
+    #[error("building the world of {side}: {source}")]
+    World {
+        side: String,
+        source: error::StepError,
+    },
+    /// A figure could not be drawn.
+    #[error(transparent)]
+    Plot(#[from] plot::PlotError),
+    /// The document could not be encoded as JSON.
+    #[error("encoding the bench document: {0}")]
+    Encode(serde_json::Error),
+    /// The report or the JSON could not be written.
+    #[error("writing {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// What `cni-conformance bench` was asked.
@@ -194,9 +207,9 @@ pub fn run(opts: &BenchOptions) -> Result<Value, BenchError> {
             dir.display()
         ));
         let side = Side::new(label, dir, &opts.main_plugins);
-        bench.sides.push(side.map_err(|msg| BenchError::World {
+        bench.sides.push(side.map_err(|source| BenchError::World {
             side: label.to_string(),
-            msg,
+            source,
         })?);
     }
     let wanted = |phase: &str| bench.opts.phases.iter().any(|p| p == phase);
@@ -233,17 +246,20 @@ pub fn write_outputs(
     report_path: Option<&Path>,
     plots: &Path,
 ) -> Result<String, BenchError> {
-    let files = plot::draw_all(doc, plots).map_err(BenchError::Output)?;
+    let files = plot::draw_all(doc, plots)?;
     let md = report::render(doc, report_path.and_then(Path::parent), &files);
+    let write = |path: &Path, text: &str| {
+        std::fs::write(path, text).map_err(|source| BenchError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
     if let Some(p) = json_path {
-        let text =
-            serde_json::to_string_pretty(doc).map_err(|e| BenchError::Output(e.to_string()))?;
-        std::fs::write(p, text + "\n")
-            .map_err(|e| BenchError::Output(format!("writing {}: {e}", p.display())))?;
+        let text = serde_json::to_string_pretty(doc).map_err(BenchError::Encode)?;
+        write(p, &(text + "\n"))?;
     }
     if let Some(p) = report_path {
-        std::fs::write(p, &md)
-            .map_err(|e| BenchError::Output(format!("writing {}: {e}", p.display())))?;
+        write(p, &md)?;
     }
     Ok(md)
 }

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 
+use super::error::StepError;
 use super::measure::{median, p99};
 use super::series::round3;
 use super::side::{main_conflist, no_dad, Side};
@@ -55,7 +56,7 @@ fn capability_args(i: usize) -> Map<String, Value> {
 /// Runs `op` for every pod at once; `{wall_s, p50_ms, p99_ms, errors, first_error}`.
 fn all_at_once(
     pods: &[RuntimeConf],
-    op: impl Fn(&RuntimeConf) -> Result<(), String> + Sync,
+    op: impl Fn(&RuntimeConf) -> Result<(), StepError> + Sync,
 ) -> Value {
     let times = Mutex::new(Vec::new());
     let errors = Mutex::new(Vec::new());
@@ -84,20 +85,22 @@ fn all_at_once(
         "p50_ms": median(&times).map(round3),
         "p99_ms": p99(&times).map(round3),
         "errors": errors.len(),
-        "first_error": errors.first().map(|e| cni_runtime::truncate(e, 300)),
+        "first_error": errors.first().map(|e| cni_runtime::truncate(&e.to_string(), 300).to_string()),
     })
 }
 
-fn side_run(b: &Bench, side: &Side) -> Result<Value, String> {
+fn side_run(b: &Bench, side: &Side) -> Result<Value, StepError> {
     let n = b.opts.node_pods;
     let runtime = Runtime::new(vec![side.dir.clone(), b.opts.main_plugins.clone()])
         .with_cache_dir(side.world.dir.path().join("cache-node"))
         .with_exec_netns(side.world.host.path());
-    let bytes = serde_json::to_vec(&chain(side)).map_err(|e| e.to_string())?;
-    let list = parse_conflist(&bytes, None).map_err(|e| e.to_string())?;
+    let bytes = serde_json::to_vec(&chain(side))
+        .map_err(|e| StepError::json("encoding the node conflist", e))?;
+    let list =
+        parse_conflist(&bytes, None).map_err(|e| StepError::conflist("the node conflist", e))?;
     let mut pods = Vec::with_capacity(n);
     for _ in 0..n {
-        let pod = Pod::new("bnq").map_err(|e| format!("pod netns: {e}"))?;
+        let pod = Pod::new("bnq").map_err(|e| StepError::topology("creating a pod netns", e))?;
         no_dad(&pod.netns);
         pods.push(pod);
     }
@@ -115,13 +118,13 @@ fn side_run(b: &Bench, side: &Side) -> Result<Value, String> {
         runtime
             .add_network_list(&list, rt)
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| StepError::chain(format!("ADD of {}", rt.container_id), e))
     });
     b.progress(&format!("node: {n} pods DEL in parallel ({})", side.label));
     let del = all_at_once(&confs, |rt| {
         runtime
             .del_network_list(&list, rt)
-            .map_err(|e| e.to_string())
+            .map_err(|e| StepError::chain(format!("DEL of {}", rt.container_id), e))
     });
     drop(pods);
     Ok(json!({"add": add, "del": del}))
@@ -131,7 +134,7 @@ fn side_run(b: &Bench, side: &Side) -> Result<Value, String> {
 pub fn run(b: &Bench) -> Value {
     let mut out = json!({"pods": b.opts.node_pods});
     for side in &b.sides {
-        out[&side.label] = side_run(b, side).unwrap_or_else(|e| json!({"error": e}));
+        out[&side.label] = side_run(b, side).unwrap_or_else(|e| json!({"error": e.to_string()}));
     }
     out
 }

@@ -15,8 +15,29 @@ type Line = (String, RGBColor, Vec<(f64, f64)>);
 const OURS: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
 const REFERENCE: RGBColor = RGBColor(0xff, 0x7f, 0x0e);
 
-fn err(e: impl std::fmt::Display) -> String {
-    format!("drawing a plot: {e}")
+/// What the SVG backend reports.
+type DrawError = DrawingAreaErrorKind<std::io::Error>;
+
+/// Why a figure could not be drawn.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    /// The plots directory could not be created.
+    #[error("creating the plots directory {}: {source}", dir.display())]
+    CreateDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    /// plotters could not draw or write the figure.
+    #[error("drawing {}: {source}", path.display())]
+    Draw { path: PathBuf, source: DrawError },
+}
+
+/// The `map_err` of every drawing call of the figure at `path`.
+fn err(path: &Path) -> impl Fn(DrawError) -> PlotError + '_ {
+    move |source| PlotError::Draw {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Grouped bars (ours, reference) per label on a log scale of `unit`.
@@ -25,7 +46,7 @@ fn bars(
     title: &str,
     unit: &str,
     rows: &[(String, Option<f64>, Option<f64>)],
-) -> Result<(), String> {
+) -> Result<(), PlotError> {
     let vals = rows.iter().flat_map(|r| [r.1, r.2]).flatten();
     let (lo, hi) = vals.fold((f64::MAX, f64::MIN), |(l, h), v| (l.min(v), h.max(v)));
     let (lo, hi) = if lo > hi {
@@ -35,7 +56,7 @@ fn bars(
     };
     let width = (rows.len() as u32 * 60).max(600);
     let root = SVGBackend::new(path, (width, 480)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
+    root.fill(&WHITE).map_err(err(path))?;
     let n = rows.len() as f64;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
@@ -43,7 +64,7 @@ fn bars(
         .x_label_area_size(90)
         .y_label_area_size(60)
         .build_cartesian_2d(-0.5f64..n - 0.5, (lo..hi).log_scale())
-        .map_err(err)?;
+        .map_err(err(path))?;
     let label = |x: &f64| {
         rows.get(x.round().max(0.0) as usize)
             .map_or(String::new(), |r| r.0.clone())
@@ -60,7 +81,7 @@ fn bars(
         .y_desc(unit)
         .disable_x_mesh()
         .draw()
-        .map_err(err)?;
+        .map_err(err(path))?;
     for (k, (name, color)) in [("ours", OURS), ("reference", REFERENCE)]
         .into_iter()
         .enumerate()
@@ -72,7 +93,7 @@ fn bars(
         });
         chart
             .draw_series(rects)
-            .map_err(err)?
+            .map_err(err(path))?
             .label(name)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
     }
@@ -81,8 +102,8 @@ fn bars(
         .background_style(WHITE)
         .border_style(BLACK)
         .draw()
-        .map_err(err)?;
-    root.present().map_err(err)
+        .map_err(err(path))?;
+    root.present().map_err(err(path))
 }
 
 /// Lines of `(x, y)` points, log-scaled on both axes.
@@ -92,7 +113,7 @@ fn lines(
     axes: (&str, &str),
     series: &[Line],
     diagonal: bool,
-) -> Result<(), String> {
+) -> Result<(), PlotError> {
     let pts = series.iter().flat_map(|s| s.2.iter());
     let (xl, xh, yl, yh) = pts.fold((f64::MAX, f64::MIN, f64::MAX, f64::MIN), |a, p| {
         (a.0.min(p.0), a.1.max(p.0), a.2.min(p.1), a.3.max(p.1))
@@ -107,24 +128,24 @@ fn lines(
         (yl / 1.5, yh * 1.5)
     };
     let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
+    root.fill(&WHITE).map_err(err(path))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d((xl..xh).log_scale(), (yl..yh).log_scale())
-        .map_err(err)?;
+        .map_err(err(path))?;
     chart
         .configure_mesh()
         .x_desc(axes.0)
         .y_desc(axes.1)
         .draw()
-        .map_err(err)?;
+        .map_err(err(path))?;
     if diagonal {
         chart
             .draw_series(LineSeries::new([(xl, xl), (xh, xh)], BLACK.mix(0.3)))
-            .map_err(err)?
+            .map_err(err(path))?
             .label("configured")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 12, y)], BLACK.mix(0.3)));
     }
@@ -132,7 +153,7 @@ fn lines(
         let color = *color;
         chart
             .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)).point_size(3))
-            .map_err(err)?
+            .map_err(err(path))?
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 12, y)], color.stroke_width(2)));
     }
@@ -141,8 +162,8 @@ fn lines(
         .background_style(WHITE)
         .border_style(BLACK)
         .draw()
-        .map_err(err)?;
-    root.present().map_err(err)
+        .map_err(err(path))?;
+    root.present().map_err(err(path))
 }
 
 fn verb_bars(doc: &Value) -> Vec<(String, Option<f64>, Option<f64>)> {
@@ -229,13 +250,16 @@ fn rate_lines(doc: &Value) -> Vec<Line> {
 }
 
 /// Draws every figure into `dir`; returns (title, path) of each drawn.
-pub fn draw_all(doc: &Value, dir: &Path) -> Result<Figures, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+pub fn draw_all(doc: &Value, dir: &Path) -> Result<Figures, PlotError> {
+    std::fs::create_dir_all(dir).map_err(|source| PlotError::CreateDir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     let mut out = Vec::new();
     let mut add = |name: &str,
                    title: &str,
-                   f: &dyn Fn(&Path, &str) -> Result<(), String>|
-     -> Result<(), String> {
+                   f: &dyn Fn(&Path, &str) -> Result<(), PlotError>|
+     -> Result<(), PlotError> {
         let path = dir.join(name);
         f(&path, title)?;
         out.push((title.to_string(), path));

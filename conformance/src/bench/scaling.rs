@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use cni::CniVersion;
 use serde_json::{json, Value};
 
+use super::error::StepError;
 use super::measure::{alternation, Probe};
 use super::series::{ratio, round3, Series};
 use super::side::{convert, Side};
@@ -49,8 +50,8 @@ fn fill_conf(version: CniVersion, k: usize, side: &Side, udp: bool) -> Value {
 pub fn parallel_fill(
     from: usize,
     to: usize,
-    job: impl Fn(usize) -> Result<(), String> + Sync,
-) -> Result<(), String> {
+    job: impl Fn(usize) -> Result<(), StepError> + Sync,
+) -> Result<(), StepError> {
     let next = AtomicUsize::new(from);
     let errors = Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -62,44 +63,38 @@ pub fn parallel_fill(
                 }
                 if let Err(e) = job(k) {
                     if let Ok(mut v) = errors.lock() {
-                        v.push(format!("pod {k}: {e}"));
+                        v.push((k, e));
                     }
                 }
             });
         }
     });
     let errors = errors.into_inner().unwrap_or_default();
-    match errors.first() {
+    let failed = errors.len();
+    match errors.into_iter().next() {
         None => Ok(()),
-        Some(e) => Err(format!(
-            "{} of {} fillers failed, first: {e}",
-            errors.len(),
-            to - from
-        )),
-    }
-}
-
-/// Ok when the sample exited 0.
-pub fn ok(s: Result<super::measure::Sample, String>) -> Result<(), String> {
-    match s {
-        Ok(s) if s.exit_code == Some(0) => Ok(()),
-        Ok(s) => Err(format!("exit {:?}: {}", s.exit_code, s.stdout.trim())),
-        Err(e) => Err(e),
+        Some((pod, first)) => Err(StepError::Fillers {
+            failed,
+            of: to - from,
+            pod,
+            first: Box::new(first),
+        }),
     }
 }
 
 /// Successful TCP request/replies per second through hostPort 8080 of the
 /// main pod, from the host netns, over one second.
-fn connection_rate(b: &Bench, side: &Side, version: CniVersion) -> Result<f64, String> {
+fn connection_rate(b: &Bench, side: &Side, version: CniVersion) -> Result<f64, StepError> {
     let conf = side.plugin_conf("portmap", version, Some(&side.prev));
-    ok(side.invoke("portmap", "ADD", "bench-conn", "eth0", &conf, Probe::Time))?;
+    side.invoke_ok("portmap", "ADD", "bench-conn", "eth0", &conf)?;
     let server = b
         .tools
         .serve(&side.pod.netns, &[80], &[], "bench", 30)
-        .map_err(|e| format!("server in the pod: {e}"))?;
-    let node: std::net::IpAddr = crate::topology::NODE_V4
+        .map_err(|e| StepError::topology("server in the pod", e))?;
+    let addr = crate::topology::NODE_V4;
+    let node: std::net::IpAddr = addr
         .parse()
-        .map_err(|e| format!("node address {}: {e}", crate::topology::NODE_V4))?;
+        .map_err(|source| StepError::NodeAddress { addr, source })?;
     let to = SocketAddr::new(node, 8080);
     let counted = cni::netns::run_in(&side.world.host.path(), || {
         let (mut n, mut failed, start) = (0u32, 0u32, Instant::now());
@@ -113,9 +108,10 @@ fn connection_rate(b: &Bench, side: &Side, version: CniVersion) -> Result<f64, S
     });
     drop(server);
     let _ = side.invoke("portmap", "DEL", "bench-conn", "eth0", &conf, Probe::Time);
-    let (n, failed, secs) = counted.map_err(|e| format!("entering the host netns: {e}"))?;
+    let (n, failed, secs) =
+        counted.map_err(|e| StepError::netns(side.world.host.name.clone(), e))?;
     if n == 0 {
-        return Err(format!("no connection went through ({failed} failed)"));
+        return Err(StepError::NoConnection { to, failed });
     }
     Ok(f64::from(n) / secs)
 }
@@ -134,7 +130,7 @@ fn portmap_at(b: &Bench, n: usize, version: CniVersion) -> Vec<Value> {
     let rate = |k: usize| match b.sides.get(k).map(|s| connection_rate(b, s, version)) {
         None => Value::Null,
         Some(Ok(r)) => json!({"per_s": round3(r)}),
-        Some(Err(e)) => json!({"error": e}),
+        Some(Err(e)) => json!({"error": e.to_string()}),
     };
     rows.push(json!({"pods": n, "verb": "connect", "ours": rate(0), "reference": rate(1)}));
     rows
@@ -146,7 +142,7 @@ pub fn grow(
     b: &Bench,
     counts: &[usize],
     what: &str,
-    filler: impl Fn(&Side, usize) -> Result<(), String> + Sync,
+    filler: impl Fn(&Side, usize) -> Result<(), StepError> + Sync,
     at: impl Fn(usize) -> Vec<Value>,
 ) -> Vec<Value> {
     let mut counts = counts.to_vec();
@@ -189,14 +185,8 @@ pub fn run(b: &Bench) -> Value {
         let version = common_version(&b.sides, "portmap").unwrap_or(CniVersion::V1_0_0);
         let filler = |side: &Side, k: usize| {
             let conf = fill_conf(version, k, side, false);
-            ok(side.invoke(
-                "portmap",
-                "ADD",
-                &format!("fill-{k}"),
-                "eth0",
-                &conf,
-                Probe::Time,
-            ))
+            side.invoke_ok("portmap", "ADD", &format!("fill-{k}"), "eth0", &conf)
+                .map(drop)
         };
         portmap = grow(b, &b.opts.pods, "portmap with pods mapped:", filler, |n| {
             portmap_at(b, n, version)

@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use super::error::StepError;
 use super::measure::{median, p95, p99, Probe, Sample};
 
 /// Timings of one (plugin, verb) on one side.
@@ -16,25 +17,14 @@ pub struct Series {
 }
 
 impl Series {
-    pub fn push(&mut self, s: Result<Sample, String>) {
+    pub fn push(&mut self, s: Result<Sample, StepError>) {
         match s {
             Ok(s) if s.exit_code == Some(0) => match s.probe {
                 Probe::Time => self.wall_ms.push(s.wall.as_secs_f64() * 1e3),
                 Probe::PeakRss => self.rss_kib.extend(s.peak_rss_kib.map(|r| r as f64)),
             },
-            Ok(s) => {
-                let out = if s.stdout.trim().is_empty() {
-                    &s.stderr
-                } else {
-                    &s.stdout
-                };
-                self.fail(format!(
-                    "exit {:?}: {}",
-                    s.exit_code,
-                    out.trim().replace('\n', " ")
-                ));
-            }
-            Err(e) => self.fail(e),
+            Ok(s) => self.fail(format!("exit {:?}: {}", s.exit_code, s.output_line())),
+            Err(e) => self.fail(e.to_string()),
         }
     }
 

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use cni::CniVersion;
 use serde_json::{json, Value};
 
-use super::measure::{median, p95, Probe};
+use super::error::StepError;
+use super::measure::{median, p95};
 use super::series::round3;
 use super::side::{shaping_conf, Side};
 use super::{common_version, Bench};
@@ -35,7 +36,7 @@ struct ShapedDevices {
 }
 
 impl ShapedDevices {
-    fn of(result: &Value) -> Result<ShapedDevices, String> {
+    fn of(result: &Value) -> Result<ShapedDevices, StepError> {
         let ifaces = result["interfaces"].as_array().cloned().unwrap_or_default();
         let host = |prefix: &str| {
             ifaces
@@ -45,8 +46,10 @@ impl ShapedDevices {
                 .find(|n| n.starts_with(prefix))
                 .map(str::to_string)
         };
-        let veth =
-            host("veth").ok_or_else(|| format!("no host veth in the ADD result {result}"))?;
+        let veth = host("veth").ok_or_else(|| StepError::NoDevice {
+            device: "host veth",
+            result: result.to_string(),
+        })?;
         Ok(ShapedDevices {
             veth,
             ifb: host("bwp"),
@@ -60,36 +63,19 @@ fn shaped<T>(
     side: &Side,
     mut conf: Value,
     f: impl FnOnce(&ShapedDevices) -> T,
-) -> Result<T, String> {
+) -> Result<T, StepError> {
     let version =
         common_version(std::slice::from_ref(side), "bandwidth").unwrap_or(CniVersion::V1_0_0);
     conf["cniVersion"] = json!(version.as_str());
     conf["name"] = json!("bench");
     conf["prevResult"] = super::side::convert(&side.prev, version);
     side.reset_host_qdiscs();
-    let add = side.invoke(
-        "bandwidth",
-        "ADD",
-        "bench-shape",
-        "eth0",
-        &conf,
-        Probe::Time,
-    )?;
-    if add.exit_code != Some(0) {
-        return Err(format!("exit {:?}: {}", add.exit_code, add.stdout.trim()));
-    }
+    let add = side.invoke_ok("bandwidth", "ADD", "bench-shape", "eth0", &conf)?;
     let devices = serde_json::from_str::<Value>(&add.stdout)
-        .map_err(|e| format!("bandwidth ADD result: {e}"))
+        .map_err(|e| StepError::json("bandwidth ADD result", e))
         .and_then(|r| ShapedDevices::of(&r));
     let out = devices.map(|d| f(&d));
-    let _ = side.invoke(
-        "bandwidth",
-        "DEL",
-        "bench-shape",
-        "eth0",
-        &conf,
-        Probe::Time,
-    );
+    let _ = side.invoke_ok("bandwidth", "DEL", "bench-shape", "eth0", &conf);
     side.reset_host_qdiscs();
     out
 }
@@ -108,15 +94,18 @@ fn flow(
     ingress: bool,
     seconds: f64,
     warmup: Duration,
-) -> Result<Throughput, String> {
+) -> Result<Throughput, StepError> {
     let host = side.world.host.path();
-    let at = if ingress {
-        CountAt::Tbf(devices.veth.clone())
+    let dev = if ingress {
+        devices.veth.clone()
     } else {
-        let ifb = devices.ifb.clone().ok_or("the ADD result names no IFB")?;
-        CountAt::Tbf(ifb)
+        devices.ifb.clone().ok_or_else(|| StepError::NoDevice {
+            device: "IFB",
+            result: format!("(host veth {})", devices.veth),
+        })?
     };
-    let counter = Counter::open(&host, at).map_err(|e| e.to_string())?;
+    let counter = Counter::open(&host, CountAt::Tbf(dev.clone()))
+        .map_err(|e| StepError::counter(format!("the TBF on {dev}"), e))?;
     let r = if ingress {
         b.tools.throughput(
             &side.world.host,
@@ -137,7 +126,8 @@ fn flow(
             warmup,
         )
     };
-    r.map_err(|e| e.to_string())
+    let way = if ingress { "into" } else { "out of" };
+    r.map_err(|e| StepError::topology(format!("TCP flow {way} the pod via {dev}"), e))
 }
 
 fn rate_rows(b: &Bench, side: &Side) -> Vec<Value> {
@@ -152,9 +142,9 @@ fn rate_rows(b: &Bench, side: &Side) -> Vec<Value> {
                 (ingress, t)
             })
         });
-        let Ok(both) =
-            got.map_err(|e| rows.push(json!({"side": side.label, "mbit": mbit, "error": e})))
-        else {
+        let Ok(both) = got.map_err(|e| {
+            rows.push(json!({"side": side.label, "mbit": mbit, "error": e.to_string()}))
+        }) else {
             continue;
         };
         for (ingress, t) in both {
@@ -165,7 +155,7 @@ fn rate_rows(b: &Bench, side: &Side) -> Vec<Value> {
                     json!({"side": side.label, "mbit": mbit, "direction": dir,
                            "achieved_mbit": round3(achieved / 1e6), "ratio": round3(achieved / rate as f64)})
                 }
-                Err(e) => json!({"side": side.label, "mbit": mbit, "direction": dir, "error": e}),
+                Err(e) => json!({"side": side.label, "mbit": mbit, "direction": dir, "error": e.to_string()}),
             });
         }
     }
@@ -193,7 +183,9 @@ fn burst_rows(b: &Bench, side: &Side) -> Vec<Value> {
                 json!({"side": side.label, "max_burst_bits": max_burst, "first_second_bytes": first,
                        "ratio_to_rate": round3(first as f64 * 8.0 / rate as f64)})
             }
-            Err(e) => json!({"side": side.label, "max_burst_bits": max_burst, "error": e}),
+            Err(e) => {
+                json!({"side": side.label, "max_burst_bits": max_burst, "error": e.to_string()})
+            }
         });
     }
     rows
@@ -218,14 +210,19 @@ const LATENCY_RATE: u64 = 10_000_000;
 /// dropped (resent after 300 ms). The queueing delay is the TBF's own part,
 /// independent of load: the bytes queued ahead of a packet joining the
 /// tail, drained at the configured rate.
-fn probe_latencies(b: &Bench, side: &Side, devices: &ShapedDevices) -> Result<Latencies, String> {
+fn probe_latencies(
+    b: &Bench,
+    side: &Side,
+    devices: &ShapedDevices,
+) -> Result<Latencies, StepError> {
     let server = b
         .tools
         .serve(&side.pod.netns, &[], &[9053], "probe", 30)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| StepError::topology("UDP echo server in the pod", e))?;
     let to = pod_addr(side, 9053);
-    let backlog = Counter::open(&side.world.host.path(), CountAt::Tbf(devices.veth.clone()))
-        .map_err(|e| e.to_string())?;
+    let veth = &devices.veth;
+    let backlog = Counter::open(&side.world.host.path(), CountAt::Tbf(veth.clone()))
+        .map_err(|e| StepError::counter(format!("the TBF backlog on {veth}"), e))?;
     let sampled = std::thread::scope(|s| {
         let blast = s.spawn(|| {
             flow(
@@ -259,7 +256,7 @@ fn probe_latencies(b: &Bench, side: &Side, devices: &ShapedDevices) -> Result<La
         sampled
     });
     drop(server);
-    sampled.map_err(|e| e.to_string())
+    sampled.map_err(|e| StepError::netns(side.world.host.name.clone(), e))
 }
 
 fn latency_row(b: &Bench, side: &Side) -> Value {
@@ -275,7 +272,9 @@ fn latency_row(b: &Bench, side: &Side) -> Value {
                         "queue_samples": l.queue.len(),
                         "queue_p50_ms": median(&l.queue).map(round3), "queue_p95_ms": p95(&l.queue).map(round3)})
         }
-        Err(e) => json!({"side": side.label, "latency_ms_configured": LATENCY_MS, "error": e}),
+        Err(e) => {
+            json!({"side": side.label, "latency_ms_configured": LATENCY_MS, "error": e.to_string()})
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use cni::CniVersion;
 use serde_json::{json, Value};
 
+use super::error::StepError;
 use super::measure::{run_measured, Probe, Sample};
 use crate::topology::{HostWorld, Pod};
 use cni_runtime::parse_conflist;
@@ -58,21 +59,23 @@ pub struct Side {
 }
 
 impl Side {
-    pub fn new(label: &str, dir: &Path, main_dir: &Path) -> Result<Side, String> {
-        let world = HostWorld::new("bn").map_err(|e| format!("building the host netns: {e}"))?;
-        let pod = Pod::new("bnp").map_err(|e| format!("creating the pod netns: {e}"))?;
+    pub fn new(label: &str, dir: &Path, main_dir: &Path) -> Result<Side, StepError> {
+        let world =
+            HostWorld::new("bn").map_err(|e| StepError::topology("building the host netns", e))?;
+        let pod = Pod::new("bnp").map_err(|e| StepError::topology("creating the pod netns", e))?;
         no_dad(&world.host);
         no_dad(&pod.netns);
         let runtime = Runtime::new(vec![main_dir.to_path_buf()])
             .with_cache_dir(world.cache_dir())
             .with_exec_netns(world.host.path());
-        let bytes =
-            serde_json::to_vec(&main_conflist(&world, "bench", 77)).map_err(|e| e.to_string())?;
-        let list = parse_conflist(&bytes, None).map_err(|e| e.to_string())?;
+        let bytes = serde_json::to_vec(&main_conflist(&world, "bench", 77))
+            .map_err(|e| StepError::json("encoding the main conflist", e))?;
+        let list = parse_conflist(&bytes, None)
+            .map_err(|e| StepError::conflist("the main conflist", e))?;
         let rt = RuntimeConf::new(&pod.container_id, pod.netns.path(), &pod.ifname);
         let added = runtime
             .add_network_list(&list, &rt)
-            .map_err(|e| format!("main plugins ADD (bridge + host-local): {e}"))?;
+            .map_err(|e| StepError::chain("main plugins ADD (bridge + host-local)", e))?;
         // Room for the filler mappings' container IPs (portmap route lookups).
         world
             .host
@@ -86,7 +89,7 @@ impl Side {
             })
             .and_then(|_| world.host.ip(&["link", "set", "fill0", "up"]))
             .and_then(|_| world.host.ip(&["link", "set", "fill0p", "up"]))
-            .map_err(|e| format!("fill link: {e}"))?;
+            .map_err(|e| StepError::topology("fill link fill0", e))?;
         Ok(Side {
             label: label.into(),
             dir: dir.to_path_buf(),
@@ -146,7 +149,7 @@ impl Side {
         ifname: &str,
         stdin: &Value,
         probe: Probe,
-    ) -> Result<Sample, String> {
+    ) -> Result<Sample, StepError> {
         run_measured(
             &self.dir.join(plugin),
             Some(&self.world.host.path()),
@@ -155,7 +158,32 @@ impl Side {
             LIMIT,
             probe,
         )
-        .map_err(|e| e.to_string())
+        .map_err(|source| StepError::Invoke {
+            plugin: plugin.into(),
+            verb: command.into(),
+            source,
+        })
+    }
+
+    /// [`Side::invoke`], and an exit other than 0 is an error too.
+    pub fn invoke_ok(
+        &self,
+        plugin: &str,
+        command: &str,
+        container: &str,
+        ifname: &str,
+        stdin: &Value,
+    ) -> Result<Sample, StepError> {
+        let s = self.invoke(plugin, command, container, ifname, stdin, Probe::Time)?;
+        if s.exit_code == Some(0) {
+            return Ok(s);
+        }
+        Err(StepError::Exit {
+            plugin: plugin.into(),
+            verb: command.into(),
+            code: s.exit_code,
+            output: s.output_line(),
+        })
     }
 
     /// The stdin of `plugin` (prevResult injected when given).

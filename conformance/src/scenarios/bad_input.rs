@@ -151,59 +151,7 @@ pub(super) fn bad_input_scenario(ctx: &Ctx, r: &mut Recorder, _v: CniVersion, _m
             .ok()
             .and_then(|vs| vs.iter().max().copied())
             .unwrap_or(CniVersion::V1_0_0);
-        let v = version.as_str();
-        let prev = prev_result(version, &netns);
-        let env_full: Vec<(&str, &str)> = vec![
-            ("CNI_COMMAND", "ADD"),
-            ("CNI_CONTAINERID", "bad-input"),
-            ("CNI_NETNS", &netns),
-            ("CNI_IFNAME", "eth0"),
-            ("CNI_PATH", "/nonexistent"),
-        ];
-        let mut cases: Vec<BadCase> = vec![
-            (
-                "invalid-json".into(),
-                env_full.clone(),
-                br#"{"cniVersion": "#.to_vec(),
-                6,
-            ),
-            (
-                "unknown-version".into(),
-                env_full.clone(),
-                json!({"cniVersion": "9.9.9", "name": "badnet", "type": plugin})
-                    .to_string()
-                    .into_bytes(),
-                1,
-            ),
-            (
-                "missing-containerid".into(),
-                env_full
-                    .iter()
-                    .copied()
-                    .filter(|(k, _)| *k != "CNI_CONTAINERID")
-                    .collect(),
-                json!({"cniVersion": v, "name": "badnet", "type": plugin})
-                    .to_string()
-                    .into_bytes(),
-                4,
-            ),
-            (
-                "missing-name".into(),
-                env_full.clone(),
-                json!({"cniVersion": v, "type": plugin, "prevResult": prev})
-                    .to_string()
-                    .into_bytes(),
-                7,
-            ),
-        ];
-        if let Some((name, stdin)) = invalid_field(plugin, v, &prev) {
-            cases.push((
-                name.into(),
-                env_full.clone(),
-                stdin.to_string().into_bytes(),
-                7,
-            ));
-        }
+        let cases = bad_cases(plugin, version, &netns);
         for (name, env, stdin, want) in cases {
             r.check(&format!("{plugin}/{name}"), || {
                 let run = invoke(Some(&host), &path, &env, &stdin)?;
@@ -214,6 +162,65 @@ pub(super) fn bad_input_scenario(ctx: &Ctx, r: &mut Recorder, _v: CniVersion, _m
 }
 
 /// (check name, environment, stdin, expected error code).
+/// The bad inputs `plugin` must answer with a spec error, each with the code
+/// it must carry: `(case name, env, stdin, code)`.
+fn bad_cases<'a>(plugin: &str, version: CniVersion, netns: &'a str) -> Vec<BadCase<'a>> {
+    let v = version.as_str();
+    let prev = prev_result(version, netns);
+    let env_full: Vec<(&str, &str)> = vec![
+        ("CNI_COMMAND", "ADD"),
+        ("CNI_CONTAINERID", "bad-input"),
+        ("CNI_NETNS", netns),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_PATH", "/nonexistent"),
+    ];
+    let mut cases: Vec<BadCase> = vec![
+        (
+            "invalid-json".into(),
+            env_full.clone(),
+            br#"{"cniVersion": "#.to_vec(),
+            6,
+        ),
+        (
+            "unknown-version".into(),
+            env_full.clone(),
+            json!({"cniVersion": "9.9.9", "name": "badnet", "type": plugin})
+                .to_string()
+                .into_bytes(),
+            1,
+        ),
+        (
+            "missing-containerid".into(),
+            env_full
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != "CNI_CONTAINERID")
+                .collect(),
+            json!({"cniVersion": v, "name": "badnet", "type": plugin})
+                .to_string()
+                .into_bytes(),
+            4,
+        ),
+        (
+            "missing-name".into(),
+            env_full.clone(),
+            json!({"cniVersion": v, "type": plugin, "prevResult": prev})
+                .to_string()
+                .into_bytes(),
+            7,
+        ),
+    ];
+    if let Some((name, stdin)) = invalid_field(plugin, v, &prev) {
+        cases.push((
+            name.into(),
+            env_full.clone(),
+            stdin.to_string().into_bytes(),
+            7,
+        ));
+    }
+    cases
+}
+
 type BadCase<'a> = (String, Vec<(&'a str, &'a str)>, Vec<u8>, u32);
 
 /// The run failed with a spec error JSON of code `want` on stdout.

@@ -59,29 +59,11 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         Err(e) => return r.setup_failed(e),
     };
     r.check(&format!("add-del-{ROUNDS}-rounds"), || {
-        for round in 0..ROUNDS {
-            net.add(&mut p)
-                .map_err(|e| e.within(format!("round {round}")))?;
-            net.del(&p)
-                .map_err(|e| e.within(format!("round {round}")))?;
-        }
-        Ok(None)
+        add_del_rounds(&net, &mut p)
     });
     r.check("absent-after-final-del", || absent(&net));
     r.check("present-after-final-add", || {
-        net.add(&mut p)?;
-        expect_reply(
-            net.request(net.host(), false, sock(NODE_V4, PORT)),
-            "pod-0 tcp/80",
-        )?;
-        net.check(&p)?;
-        // The leak detector must see a live attachment, or its passes mean nothing.
-        match kernel_and_state_leftovers(&net) {
-            Err(_) => Ok(None),
-            Ok(_) => Err(CheckError::unexpected(
-                "the leftover check sees nothing of a live attachment",
-            )),
-        }
+        present_after_add(&net, &mut p)
     });
     r.check("del-twice", || {
         net.del(&p)?;
@@ -89,12 +71,8 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         absent(&net)
     });
     if version.allows_check() {
-        r.check("check-after-del-is-a-clear-error", || match net.check(&p) {
-            Ok(_) => Err(CheckError::unexpected("CHECK after DEL succeeded")),
-            Err(e) if crashed(&e.to_string()) => Err(CheckError::unexpected(format!(
-                "CHECK after DEL crashed: {e}"
-            ))),
-            Err(e) => Ok(Some(e.to_string())),
+        r.check("check-after-del-is-a-clear-error", || {
+            check_after_del(&net, &p)
         });
     }
     if version >= CniVersion::V1_1_0 {
@@ -102,6 +80,44 @@ pub(super) fn run(ctx: &Ctx, r: &mut Recorder, version: CniVersion, main: MainPl
         r.check("status-racing-add", || status_racing_add(&net, &mut p));
     }
     drop(server);
+}
+
+/// [`ROUNDS`] ADD then DEL of the same container ID.
+fn add_del_rounds(net: &Net, p: &mut Attached) -> Checked<Option<String>> {
+    for round in 0..ROUNDS {
+        net.add(p).map_err(|e| e.within(format!("round {round}")))?;
+        net.del(p).map_err(|e| e.within(format!("round {round}")))?;
+    }
+    Ok(None)
+}
+
+/// A final ADD: the hostPort answers, CHECK passes, and the leftover check
+/// sees the live attachment.
+fn present_after_add(net: &Net, p: &mut Attached) -> Checked<Option<String>> {
+    net.add(p)?;
+    expect_reply(
+        net.request(net.host(), false, sock(NODE_V4, PORT)),
+        "pod-0 tcp/80",
+    )?;
+    net.check(p)?;
+    // The leak detector must see a live attachment, or its passes mean nothing.
+    match kernel_and_state_leftovers(net) {
+        Err(_) => Ok(None),
+        Ok(_) => Err(CheckError::unexpected(
+            "the leftover check sees nothing of a live attachment",
+        )),
+    }
+}
+
+/// CHECK after DEL fails with a clear error (its text is the note).
+fn check_after_del(net: &Net, p: &Attached) -> Checked<Option<String>> {
+    match net.check(p) {
+        Ok(_) => Err(CheckError::unexpected("CHECK after DEL succeeded")),
+        Err(e) if crashed(&e.to_string()) => Err(CheckError::unexpected(format!(
+            "CHECK after DEL crashed: {e}"
+        ))),
+        Err(e) => Ok(Some(e.to_string())),
+    }
 }
 
 /// GC with no valid attachment while DEL of the same attachment runs.

@@ -6,14 +6,15 @@
 use cni::CniVersion;
 use serde_json::{json, Value};
 
-use super::super::measure::{alternation, Probe};
+use super::super::error::StepError;
+use super::super::measure::alternation;
 use super::super::series::Series;
 use super::super::side::{convert, shaping_conf, Side};
 use super::super::{common_version, probe_of, Bench, RSS_ROUNDS};
-use super::{add_del_rows, grow, ok};
+use super::{add_del_rows, grow};
 
 /// Creates filler pod `k`'s veth pair and shapes it.
-fn shape_filler(side: &Side, version: CniVersion, k: usize) -> Result<(), String> {
+fn shape_filler(side: &Side, version: CniVersion, k: usize) -> Result<(), StepError> {
     let (host, cont) = (format!("bf{k}h"), format!("bf{k}c"));
     side.world
         .host
@@ -29,7 +30,7 @@ fn shape_filler(side: &Side, version: CniVersion, k: usize) -> Result<(), String
             "netns",
             &side.pod.netns.name,
         ])
-        .map_err(|e| format!("veth for filler {k}: {e}"))?;
+        .map_err(|e| StepError::topology(format!("veth {host} for filler {k}"), e))?;
     let prev = json!({
         "cniVersion": "1.1.0",
         "interfaces": [
@@ -42,14 +43,8 @@ fn shape_filler(side: &Side, version: CniVersion, k: usize) -> Result<(), String
     conf["cniVersion"] = json!(version.as_str());
     conf["name"] = json!("bench");
     conf["prevResult"] = convert(&prev, version);
-    ok(side.invoke(
-        "bandwidth",
-        "ADD",
-        &format!("fill-bw-{k}"),
-        &cont,
-        &conf,
-        Probe::Time,
-    ))
+    side.invoke_ok("bandwidth", "ADD", &format!("fill-bw-{k}"), &cont, &conf)
+        .map(drop)
 }
 
 /// ADD and DEL of the main pod with `n - 1` others shaped.
