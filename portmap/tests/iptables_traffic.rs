@@ -386,6 +386,22 @@ fn udp_conntrack_is_flushed_and_gc_removes_only_stale_pods() {
             Ok("B".into()),
             "{kind:?}"
         );
+        let raws = raw_saved(&w, Kind::Nft) + &raw_saved(&w, Kind::Legacy);
+        assert_eq!(
+            raws.matches("-A PREROUTING -j CNI-HOSTPORT-LOCALNET")
+                .count(),
+            1,
+            "{kind:?}: {raws}"
+        );
+        // The localnet drop exists once (in the flavour B went to: with the
+        // legacy CNI-HOSTPORT-DNAT gone by the GC, the system's). GC of pmnet
+        // with nothing valid: B goes, and with the last attachment the
+        // shared chains and the raw table's localnet drop.
+        let gc = json!({"cniVersion": "1.1.0", "name": "pmnet", "type": "portmap", "backend": "iptables",
+            "cni.dev/valid-attachments": []});
+        w.portmap("GC", "", "", &gc).assert_ok();
+        let s = saved(&w) + &raw_saved(&w, Kind::Nft) + &raw_saved(&w, Kind::Legacy);
+        assert!(!s.contains("CNI-HOSTPORT"), "{kind:?}: {s}");
     }
 }
 
