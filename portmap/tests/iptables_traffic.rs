@@ -5,7 +5,8 @@
 //! pod, the host (node IP and 127.0.0.1) and the pod itself; CHECK by
 //! content, conflicts under the Kubernetes rule, `externalSetMarkChain`,
 //! iptables-syntax conditions, UDP conntrack, GC, and teardown in both
-//! directions with Debian's reference portmap.
+//! directions with Debian's reference portmap; the raw table's drop of
+//! 127.0.0.0/8 from outside (CVE-2020-8558).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -385,6 +386,22 @@ fn udp_conntrack_is_flushed_and_gc_removes_only_stale_pods() {
             Ok("B".into()),
             "{kind:?}"
         );
+        let raws = raw_saved(&w, Kind::Nft) + &raw_saved(&w, Kind::Legacy);
+        assert_eq!(
+            raws.matches("-A PREROUTING -j CNI-HOSTPORT-LOCALNET")
+                .count(),
+            1,
+            "{kind:?}: {raws}"
+        );
+        // The localnet drop exists once (in the flavour B went to: with the
+        // legacy CNI-HOSTPORT-DNAT gone by the GC, the system's). GC of pmnet
+        // with nothing valid: B goes, and with the last attachment the
+        // shared chains and the raw table's localnet drop.
+        let gc = json!({"cniVersion": "1.1.0", "name": "pmnet", "type": "portmap", "backend": "iptables",
+            "cni.dev/valid-attachments": []});
+        w.portmap("GC", "", "", &gc).assert_ok();
+        let s = saved(&w) + &raw_saved(&w, Kind::Nft) + &raw_saved(&w, Kind::Legacy);
+        assert!(!s.contains("CNI-HOSTPORT"), "{kind:?}: {s}");
     }
 }
 
@@ -576,4 +593,96 @@ fn parallel_first_adds_and_dels_keep_every_pod() {
     });
     let s = saved(&w);
     assert!(!s.contains("CNI-"), "{s}");
+}
+
+fn raw_saved(w: &World, kind: Kind) -> String {
+    host_exec(w, &[&kind.tool(false, "-save"), "-t", "raw"])
+}
+
+/// CVE-2020-8558: with the iptables backend, a packet from another netns to
+/// 127.0.0.1 through the node's uplink (the martian `route_localnet` lets
+/// through the DNAT) is dropped by the raw table's `CNI-HOSTPORT-LOCALNET`,
+/// while the host itself still reaches 127.0.0.1:<hostPort>; without the
+/// jump the same packet reaches the pod. The chain comes with the first
+/// attachment (once), goes with the last, and CHECK and ADD notice and
+/// restore a missing one.
+#[test]
+fn localhost_hostports_are_not_reachable_from_outside() {
+    if !cni::testing::privileged("localhost_hostports_are_not_reachable_from_outside") {
+        return;
+    }
+    let jump = "-A PREROUTING -j CNI-HOSTPORT-LOCALNET";
+    let drop = "-A CNI-HOSTPORT-LOCALNET -d 127.0.0.0/8 ! -i lo -j DROP";
+    for kind in KINDS {
+        let w = world(kind);
+        let a = w.pod("ctrA");
+        let b = w.pod("ctrB");
+        let _srv = serve(&a.ns, "A", 80, 81);
+        let ca = conf(
+            &a,
+            json!({}),
+            json!([
+                {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
+                {"hostPort": 8092, "containerPort": 81, "protocol": "udp", "hostIP": "127.0.0.1"}
+            ]),
+        );
+        let cb = conf(&b, json!({}), tcp_udp(9080, 9081));
+        w.portmap("ADD", &a.id, &netns(&a), &ca).assert_ok();
+        w.portmap("ADD", &b.id, &netns(&b), &cb).assert_ok();
+        let raw = raw_saved(&w, kind);
+        assert_eq!(raw.matches(jump).count(), 1, "{kind:?}: {raw}");
+        assert_eq!(raw.matches(drop).count(), 1, "{kind:?}: {raw}");
+        assert_eq!(
+            udp_get(&w.host.path(), addr("127.0.0.1", 8092), None),
+            Ok("A".into()),
+            "{kind:?}: host by 127.0.0.1:8092/udp"
+        );
+        ext_sends_to_loopback_via_node(&w);
+        let ext = w.ext.path();
+        let outside = |from: u16| udp_get(&ext, addr("127.0.0.1", 8092), Some(addr(EXT4, from)));
+        assert!(outside(40001).is_err(), "{kind:?}: answered from outside");
+        assert_eq!(
+            tcp_get(&ext, addr(NODE4, 8080)),
+            Ok("A".into()),
+            "{kind:?}: node IP"
+        );
+        w.portmap("CHECK", &a.id, &netns(&a), &ca).assert_ok();
+
+        // Control: without the jump the same packet reaches the pod.
+        host_exec(
+            &w,
+            &[
+                &kind.tool(false, ""),
+                "-t",
+                "raw",
+                "-D",
+                "PREROUTING",
+                "-j",
+                "CNI-HOSTPORT-LOCALNET",
+            ],
+        );
+        assert_eq!(outside(40002), Ok("A".into()), "{kind:?}: without the rule");
+        let out = w.portmap("CHECK", &a.id, &netns(&a), &ca);
+        assert!(
+            out.stdout.contains("CNI-HOSTPORT-LOCALNET"),
+            "{kind:?}: {}",
+            out.stdout
+        );
+        // A repeated ADD puts it back (once).
+        w.portmap("ADD", &a.id, &netns(&a), &ca).assert_ok();
+        let raw = raw_saved(&w, kind);
+        assert_eq!(raw.matches(jump).count(), 1, "{kind:?}: {raw}");
+
+        // Stays while one attachment is left (and drops again); goes with
+        // the last.
+        w.portmap("DEL", &b.id, &netns(&b), &cb).assert_ok();
+        assert!(outside(40004).is_err(), "{kind:?}: after B's DEL");
+        let bare = json!({"cniVersion": "1.0.0", "name": "pmnet", "type": "portmap", "backend": "iptables"});
+        w.portmap("DEL", &a.id, "", &bare).assert_ok();
+        let raw = raw_saved(&w, kind);
+        assert!(
+            !raw.contains("CNI-"),
+            "{kind:?}: last attachment gone: {raw}"
+        );
+    }
 }

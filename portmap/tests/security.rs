@@ -91,23 +91,7 @@ fn localhost_hostports_are_not_reachable_from_outside() {
     }
     // The remote client sends to 127.0.0.1 through the node's uplink, as a
     // neighbour on the node's L2 segment can (its own 127.0.0.0/8 gone).
-    for cmd in [
-        &["ip", "addr", "flush", "dev", "lo"][..],
-        &["sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"],
-        &["sysctl", "-qw", "net.ipv4.conf.up1.route_localnet=1"],
-        &[
-            "ip",
-            "route",
-            "add",
-            "127.0.0.1/32",
-            "via",
-            NODE4,
-            "dev",
-            "up1",
-        ],
-    ] {
-        w.ext.exec(cmd);
-    }
+    ext_sends_to_loopback_via_node(&w);
     // A probe of the test's own, before any NAT: the packets do arrive.
     for cmd in [
         &["nft", "add", "table", "ip", "cnt_probe"][..],

@@ -2,7 +2,9 @@
 //! backend — iptables-nft on Debian) installs pods' tcp+udp hostPorts,
 //! dual-stack, inside a throwaway host netns; our portmap's DEL (with the
 //! cache and without), GC and ADD then act on that state. Traffic and
-//! `ip[6]tables-save` in that netns show the outcome.
+//! `ip[6]tables-save` in that netns show the outcome. Also with the
+//! reference pointed at iptables-legacy through `PATH`, and with upstream's
+//! nftables layout written by hand.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -22,7 +24,25 @@ fn maps(tcp: u16, udp: u16) -> serde_json::Value {
 
 /// Runs Debian's portmap in the host netns.
 fn reference_add(w: &World, pod: &Pod, mappings: serde_json::Value) {
+    reference_add_with(w, pod, mappings, None);
+}
+
+/// [`reference_add`], with `path_first` first on the reference's `PATH`.
+fn reference_add_with(
+    w: &World,
+    pod: &Pod,
+    mappings: serde_json::Value,
+    path_first: Option<&Path>,
+) {
     let mut inv = Invocation::new("ADD");
+    if let Some(dir) = path_first {
+        let path = format!(
+            "{}:{}",
+            dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        inv.extra_env.insert("PATH".into(), path);
+    }
     inv.container_id = pod.id.clone();
     inv.netns = pod.ns.path().display().to_string();
     inv.host_netns = Some(w.host.name.clone());
@@ -43,6 +63,33 @@ fn reaches(w: &World, tcp: u16, udp: u16) -> [bool; 4] {
         tcp_get(&ext, addr(NODE6, tcp)).is_ok(),
         udp_get(&ext, addr(NODE6, udp), None).is_ok(),
     ]
+}
+
+/// Our DEL of `pod` with the cache (prevResult + runtimeConfig); its
+/// hostPorts no longer reach it.
+fn del_cached(w: &World, pod: &Pod, tcp: u16, udp: u16) {
+    let conf = portmap_conf("1.0.0", Some(&pod.prev), maps(tcp, udp));
+    w.portmap("DEL", &pod.id, &pod.ns.path().display().to_string(), &conf)
+        .assert_ok();
+    assert_eq!(
+        reaches(w, tcp, udp),
+        [false; 4],
+        "{}'s hostPorts are gone",
+        pod.id
+    );
+}
+
+/// Our DEL of `pod` without prevResult, runtimeConfig or netns; its
+/// hostPorts no longer reach it.
+fn del_bare(w: &World, pod: &Pod, tcp: u16, udp: u16) {
+    let bare = json!({"cniVersion": "1.0.0", "name": "pmnet", "type": "portmap"});
+    w.portmap("DEL", &pod.id, "", &bare).assert_ok();
+    assert_eq!(
+        reaches(w, tcp, udp),
+        [false; 4],
+        "{}'s hostPorts are gone",
+        pod.id
+    );
 }
 
 fn two_reference_pods(w: &World) -> (Pod, Pod) {
@@ -68,14 +115,7 @@ fn del_removes_reference_rules_with_and_without_cache() {
     assert!(saved(&w).contains(&chain_a));
 
     // With the cache: prevResult + runtimeConfig.
-    let conf = portmap_conf("1.0.0", Some(&a.prev), maps(8080, 8081));
-    w.portmap("DEL", &a.id, &a.ns.path().display().to_string(), &conf)
-        .assert_ok();
-    assert_eq!(
-        reaches(&w, 8080, 8081),
-        [false; 4],
-        "A's hostPorts are gone"
-    );
+    del_cached(&w, &a, 8080, 8081);
     assert_eq!(reaches(&w, 9080, 9081), [true; 4], "B still answers");
     let s = saved(&w);
     assert!(!s.contains(&chain_a) && !s.contains("ctrA"), "{s}");
@@ -85,20 +125,14 @@ fn del_removes_reference_rules_with_and_without_cache() {
     );
 
     // Without the cache: neither prevResult nor runtimeConfig.
-    let bare = json!({"cniVersion": "1.0.0", "name": "pmnet", "type": "portmap"});
-    w.portmap("DEL", &b.id, "", &bare).assert_ok();
-    assert_eq!(
-        reaches(&w, 9080, 9081),
-        [false; 4],
-        "B's hostPorts are gone"
-    );
+    del_bare(&w, &b, 9080, 9081);
     let s = saved(&w);
     assert!(
         !s.contains("CNI-"),
         "last pod gone ⇒ shared chains gone: {s}"
     );
     // A second DEL finds nothing and succeeds.
-    w.portmap("DEL", &b.id, "", &bare).assert_ok();
+    del_bare(&w, &b, 9080, 9081);
 }
 
 #[test]
@@ -247,4 +281,123 @@ fn gc_removes_upstream_nftables_rules_of_containers_not_valid() {
     );
     let nft = host_exec(&w, &["nft", "list", "table", "ip", "cni_hostport"]);
     assert!(!nft.contains("ctrA") && nft.contains("ctrB"), "{nft}");
+}
+
+/// A directory whose `ip[6]tables[-save|-restore]` are symlinks to the
+/// `-legacy` binaries: first on the reference's `PATH`, it makes Debian's
+/// portmap (which runs whatever `iptables` is first on `PATH`) use
+/// iptables-legacy. Removed on drop.
+struct LegacyPath(std::path::PathBuf);
+
+impl LegacyPath {
+    fn new(w: &World) -> LegacyPath {
+        let dir = std::env::temp_dir().join(format!("{}-legacy-bin", w.host.name));
+        std::fs::create_dir_all(&dir).unwrap();
+        for base in ["iptables", "ip6tables"] {
+            for suffix in ["", "-save", "-restore"] {
+                let target = format!("/usr/sbin/{base}-legacy{suffix}");
+                std::os::unix::fs::symlink(target, dir.join(format!("{base}{suffix}"))).unwrap();
+            }
+        }
+        LegacyPath(dir)
+    }
+}
+
+impl Drop for LegacyPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Both families' legacy `nat` tables of the host netns, as
+/// `ip[6]tables-legacy-save` prints them.
+fn legacy_saved(w: &World) -> String {
+    host_exec(w, &["iptables-legacy-save", "-t", "nat"])
+        + &host_exec(w, &["ip6tables-legacy-save", "-t", "nat"])
+}
+
+/// Neither family's legacy `nat` table names `id` or its `CNI-DN-` chain.
+fn assert_legacy_free_of(w: &World, id: &str) {
+    let s = legacy_saved(w);
+    let chain = portmap::upstream::iptables::dn_chain("pmnet", id);
+    assert!(
+        !s.contains(&chain) && !s.contains(id),
+        "{id} left in iptables-legacy: {s}"
+    );
+}
+
+#[test]
+fn del_and_gc_remove_reference_rules_installed_with_iptables_legacy() {
+    if !cni::testing::privileged("del_and_gc_remove_reference_rules_installed_with_iptables_legacy")
+    {
+        return;
+    }
+    let w = World::new();
+    let legacy = LegacyPath::new(&w);
+    let a = w.pod("ctrA");
+    let b = w.pod("ctrB");
+    let c = w.pod("ctrC");
+    reference_add_with(&w, &a, maps(8080, 8081), Some(&legacy.0));
+    reference_add_with(&w, &b, maps(9080, 9081), Some(&legacy.0));
+    reference_add_with(&w, &c, maps(7080, 7081), Some(&legacy.0));
+    let _s = [
+        serve(&a.ns, "A", 80, 81),
+        serve(&b.ns, "B", 80, 81),
+        serve(&c.ns, "C", 80, 81),
+    ];
+    // The reference really used iptables-legacy: its chains are in the
+    // legacy tables, none in iptables-nft's.
+    let v4 = host_exec(&w, &["iptables-legacy-save", "-t", "nat"]);
+    let v6 = host_exec(&w, &["ip6tables-legacy-save", "-t", "nat"]);
+    for id in ["ctrA", "ctrB", "ctrC"] {
+        let chain = portmap::upstream::iptables::dn_chain("pmnet", id);
+        for s in [&v4, &v6] {
+            assert!(s.contains(&chain) && s.contains(id), "{s}");
+        }
+    }
+    assert!(!saved(&w).contains("CNI-"), "nothing in iptables-nft");
+    assert_eq!(
+        reaches(&w, 8080, 8081),
+        [true; 4],
+        "reference ADD of A works"
+    );
+    assert_eq!(
+        reaches(&w, 9080, 9081),
+        [true; 4],
+        "reference ADD of B works"
+    );
+    assert_eq!(
+        reaches(&w, 7080, 7081),
+        [true; 4],
+        "reference ADD of C works"
+    );
+
+    // Our DEL (nftables backend, the normal PATH) with the cache.
+    del_cached(&w, &a, 8080, 8081);
+    assert_eq!(reaches(&w, 9080, 9081), [true; 4], "B still answers");
+    assert_legacy_free_of(&w, "ctrA");
+    assert!(legacy_saved(&w).contains("ctrB"));
+
+    // Without prevResult or runtimeConfig.
+    del_bare(&w, &b, 9080, 9081);
+    assert_eq!(reaches(&w, 7080, 7081), [true; 4], "C still answers");
+    assert_legacy_free_of(&w, "ctrB");
+    del_bare(&w, &b, 9080, 9081);
+
+    // GC of a network listing no attachment: C goes, and with the last pod
+    // upstream's shared chains.
+    let gc = json!({"cniVersion": "1.1.0", "name": "pmnet", "type": "portmap",
+        "cni.dev/valid-attachments": []});
+    w.portmap("GC", "", "", &gc).assert_ok();
+    assert_eq!(
+        reaches(&w, 7080, 7081),
+        [false; 4],
+        "C's hostPorts are gone"
+    );
+    assert_legacy_free_of(&w, "ctrC");
+    let s = legacy_saved(&w);
+    assert!(
+        !s.contains("CNI-"),
+        "last pod gone ⇒ shared chains gone: {s}"
+    );
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::IptablesError;
-use crate::upstream::iptables::{parse_save, NatTable};
+use crate::upstream::iptables::{parse_save, parse_table, NatTable};
 
 /// Seconds `iptables-restore` waits for the xtables lock.
 const XTABLES_WAIT: &str = "5";
@@ -83,6 +83,28 @@ pub fn save(flavour: Flavour) -> Result<NatTable, IptablesError> {
         &["-t", "nat"],
         None,
     )?))
+}
+
+/// The `raw` table of `flavour`, parsed (a legacy `raw` table not loaded
+/// is empty, and is not loaded by looking: `/proc/net/ip_tables_names`).
+pub fn save_raw(flavour: Flavour) -> Result<NatTable, IptablesError> {
+    if let Flavour::Legacy { v6 } = flavour {
+        let names = if v6 {
+            "/proc/net/ip6_tables_names"
+        } else {
+            "/proc/net/ip_tables_names"
+        };
+        let loaded = std::fs::read_to_string(names)
+            .map(|s| s.lines().any(|l| l.trim() == "raw"))
+            .unwrap_or(false);
+        if !loaded {
+            return Ok(NatTable::default());
+        }
+    }
+    Ok(parse_table(
+        &run(&flavour.tool("save"), &["-t", "raw"], None)?,
+        "raw",
+    ))
 }
 
 /// Applies `input` as one `--noflush` transaction.

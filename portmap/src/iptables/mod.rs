@@ -19,7 +19,10 @@
 //! index lists (`remove_indexed`), else it falls back to the save. ADD
 //! records the attachment's [`rules::PodRules`] in its index file
 //! ([`IptablesIndex`]); a table that lost our layout is rebuilt from
-//! those by the next ADD or STATUS (`heal`). Localhost and conntrack are
+//! those by the next ADD or STATUS (`heal`). IPv4 also keeps the `raw`
+//! table's drop of 127.0.0.0/8 from outside ([`rules::localnet_add`]):
+//! ADD completes it in its restore, the DEL or GC of the last attachment
+//! removes it ([`removal`]), CHECK reports it missing. Localhost and conntrack are
 //! the backend-neutral [`crate::localnet`] and [`crate::conntrack`].
 
 pub mod exec;
@@ -174,7 +177,7 @@ fn remove_where(
                     })
                     .collect();
                 udp.extend(udp_keys_of(&table, family, &owners));
-                match table.removal(network, &ids) {
+                match removal(*f, &table, network, &ids)? {
                     Some(input) => exec::restore(*f, &input),
                     None => Ok(()),
                 }
@@ -185,6 +188,24 @@ fn remove_where(
     side_by_side(vec![Family::V4, Family::V6], remove_family)
         .into_iter()
         .collect()
+}
+
+/// [`NatTable::removal`] of `ids` of `network` from `flavour`'s saved
+/// `table`, plus (IPv4, when the last attachment goes) the removal of the
+/// localnet drop from its `raw` table, as one restore input.
+pub(crate) fn removal(
+    flavour: Flavour,
+    table: &NatTable,
+    network: &str,
+    ids: &BTreeSet<String>,
+) -> Result<Option<String>, IptablesError> {
+    let Some(mut input) = table.removal(network, ids) else {
+        return Ok(None);
+    };
+    if !flavour.v6() && table.last_ones(network, ids) {
+        input.push_str(&rules::localnet_removal(&exec::save_raw(flavour)?));
+    }
+    Ok(Some(input))
 }
 
 /// DEL's fast path, without `iptables-save`: when `owner`'s index lists
@@ -273,9 +294,19 @@ fn flushed(table: &NatTable) -> bool {
         .any(|r| r.chain == "PREROUTING" && r.jump.as_deref() == Some(DNAT))
 }
 
+/// IPv4: the `*raw` section completing the localnet drop in `flavour`
+/// (one `iptables-save -t raw`); IPv6 (no `route_localnet`): none.
+fn localnet_of(flavour: Flavour) -> Result<String, IptablesError> {
+    if flavour.v6() {
+        return Ok(String::new());
+    }
+    Ok(rules::localnet_add(&exec::save_raw(flavour)?))
+}
+
 /// Rebuilds, in `flavour`, every indexed attachment of `family` (other
 /// than `except`) whose rules `table` lacks, one restore each (a rare
-/// path); returns the table as it is afterwards.
+/// path), and the localnet drop when one is indexed; returns the `nat`
+/// table as it is afterwards.
 fn heal(
     flavour: Flavour,
     mut table: NatTable,
@@ -290,6 +321,15 @@ fn heal(
             }
             exec::restore(flavour, &rules.add_input(&table))?;
             table = exec::save(flavour)?;
+        }
+    }
+    let indexed = indexes
+        .iter()
+        .any(|i| i.owner != except && i.iptables.iter().any(|r| r.family == family));
+    if indexed {
+        let raw = localnet_of(flavour)?;
+        if !raw.is_empty() {
+            exec::restore(flavour, &raw)?;
         }
     }
     Ok(table)
@@ -308,21 +348,22 @@ impl Iptables {
             .filter_map(|f| PodRules::new(plan, f))
             .collect();
         let saved = side_by_side(families.iter().collect(), |r| {
-            let (flavour, table) = chosen(&present, r.family)?;
+            let (flavour, mut table) = chosen(&present, r.family)?;
             if flushed(&table) {
-                return Ok((flavour, heal(flavour, table, r.family, &me)?));
+                table = heal(flavour, table, r.family, &me)?;
             }
-            Ok((flavour, table))
+            Ok((flavour, table, localnet_of(flavour)?))
         });
         let mut staged = Vec::new();
         for (rules, saved) in families.iter().zip(saved) {
-            let (flavour, table) = saved?;
+            let (flavour, table, raw) = saved?;
             let keys = rules.keys(plan);
             let conflicts = rules.conflicts(&table, &keys);
             if !conflicts.is_empty() {
                 return Err(IptablesError::Conflict(conflicts));
             }
-            staged.push((flavour, rules.add_input(&table), rules.family, keys));
+            let input = rules.add_input(&table) + &raw;
+            staged.push((flavour, input, rules.family, keys));
         }
         side_by_side(staged, |(flavour, input, family, keys)| {
             exec::restore(flavour, &input)?;
@@ -396,6 +437,15 @@ impl Firewall for Iptables {
                     .into_iter()
                     .map(|p| format!("{name}: {p}")),
             );
+            if !localnet_of(flavour)
+                .map_err(|e| e.into_cni(&what))?
+                .is_empty()
+            {
+                problems.push(format!(
+                    "{name}: the raw table's drop of 127.0.0.0/8 from outside ({}) is missing",
+                    rules::LOCALNET
+                ));
+            }
         }
         if problems.is_empty() {
             Ok(())

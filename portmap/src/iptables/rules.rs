@@ -18,7 +18,20 @@
 //! (declaring an existing chain flushes it), declares the pod's chain
 //! (creating or flushing it: a repeated ADD replaces), deletes the pod's old
 //! entry rules and appends shared rules only when absent. DEL and GC use
-//! [`NatTable::removal`], shared with the upstream takeover. Runs nothing.
+//! [`NatTable::removal`], shared with the upstream takeover.
+//!
+//! IPv4 also gets, in the `raw` table (the `nat` table refuses `DROP`), the
+//! drop of packets to 127.0.0.0/8 from any interface but `lo`
+//! (CVE-2020-8558: `route_localnet=1` would let them reach localhost
+//! hostPorts), created with the first attachment and removed with the
+//! last, in the same restore input as the `nat` rules:
+//!
+//! ```text
+//! raw PREROUTING (first): -j CNI-HOSTPORT-LOCALNET
+//! CNI-HOSTPORT-LOCALNET: -d 127.0.0.0/8 ! -i lo -j DROP
+//! ```
+//!
+//! Runs nothing.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -35,6 +48,10 @@ use crate::upstream::iptables::{
 const MASQ_COMMENT: &str = "CNI portfwd requiring masquerade";
 /// The comment of the mark rule in [`SETMARK`].
 const SETMARK_COMMENT: &str = "CNI portfwd masquerade mark";
+/// The `raw` chain dropping packets to 127.0.0.0/8 from outside.
+pub const LOCALNET: &str = "CNI-HOSTPORT-LOCALNET";
+/// [`LOCALNET`]'s one rule, as `iptables-save` prints it.
+const LOCALNET_DROP: &str = "-d 127.0.0.0/8 ! -i lo -j DROP";
 /// `multiport` takes at most 15 ports.
 const MULTIPORT_MAX: usize = 15;
 
@@ -440,4 +457,82 @@ pub fn udp_keys_of(
         .filter(|(k, o)| owners.contains(o) && k.protocol == Protocol::Udp)
         .map(|(k, _)| k)
         .collect()
+}
+
+/// The `*raw` section completing the localnet drop in `raw` (the saved
+/// `raw` table); empty when it is all there.
+pub fn localnet_add(raw: &NatTable) -> String {
+    let drop = line(LOCALNET, LOCALNET_DROP.to_string());
+    let jump = line("PREROUTING", format!("-j {LOCALNET}"));
+    let mut out = String::new();
+    if !raw.chains.iter().any(|c| c == LOCALNET) {
+        out.push_str(&format!(":{LOCALNET} - [0:0]\n"));
+    }
+    if !has(raw, &drop) {
+        out.push_str(&format!("{drop}\n"));
+    }
+    if !has(raw, &jump) {
+        out.push_str(&format!("-I PREROUTING 1 {}\n", jump.spec));
+    }
+    if out.is_empty() {
+        return out;
+    }
+    format!("*raw\n{out}COMMIT\n")
+}
+
+/// The `*raw` section removing the localnet drop from `raw`; empty when
+/// nothing of it is there.
+pub fn localnet_removal(raw: &NatTable) -> String {
+    let mut out = String::new();
+    for r in raw
+        .rules
+        .iter()
+        .filter(|r| r.jump.as_deref() == Some(LOCALNET) && r.chain != LOCALNET)
+    {
+        out.push_str(&format!("-D {} {}\n", r.chain, r.spec));
+    }
+    if raw.chains.iter().any(|c| c == LOCALNET) {
+        out.push_str(&format!("-F {LOCALNET}\n-X {LOCALNET}\n"));
+    }
+    if out.is_empty() {
+        return out;
+    }
+    format!("*raw\n{out}COMMIT\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::iptables::parse_table;
+
+    const RAW: &str = "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+:CNI-HOSTPORT-LOCALNET - [0:0]\n-A PREROUTING -j CNI-HOSTPORT-LOCALNET\n\
+-A CNI-HOSTPORT-LOCALNET -d 127.0.0.0/8 ! -i lo -j DROP\nCOMMIT\n";
+
+    #[test]
+    fn localnet_is_added_only_where_missing_and_removed_whole() {
+        let empty = NatTable::default();
+        assert_eq!(
+            localnet_add(&empty),
+            "*raw\n:CNI-HOSTPORT-LOCALNET - [0:0]\n\
+-A CNI-HOSTPORT-LOCALNET -d 127.0.0.0/8 ! -i lo -j DROP\n\
+-I PREROUTING 1 -j CNI-HOSTPORT-LOCALNET\nCOMMIT\n"
+        );
+        assert_eq!(localnet_removal(&empty), "");
+        let full = parse_table(RAW, "raw");
+        assert_eq!(localnet_add(&full), "");
+        assert_eq!(
+            localnet_removal(&full),
+            "*raw\n-D PREROUTING -j CNI-HOSTPORT-LOCALNET\n\
+-F CNI-HOSTPORT-LOCALNET\n-X CNI-HOSTPORT-LOCALNET\nCOMMIT\n"
+        );
+        let no_jump = parse_table(
+            &RAW.replace("-A PREROUTING -j CNI-HOSTPORT-LOCALNET\n", ""),
+            "raw",
+        );
+        assert_eq!(
+            localnet_add(&no_jump),
+            "*raw\n-I PREROUTING 1 -j CNI-HOSTPORT-LOCALNET\nCOMMIT\n"
+        );
+    }
 }

@@ -134,11 +134,17 @@ fn parse_rule(line: &str) -> Option<Rule> {
 
 /// Parses the `*nat` table of `iptables-save` output (other tables ignored).
 pub fn parse_save(text: &str) -> NatTable {
+    parse_table(text, "nat")
+}
+
+/// Parses table `name` of `iptables-save` output (other tables ignored).
+pub fn parse_table(text: &str, name: &str) -> NatTable {
+    let wanted = name;
     let mut table = NatTable::default();
     let mut in_nat = false;
     for line in text.lines() {
         if let Some(name) = line.strip_prefix('*') {
-            in_nat = name.trim() == "nat";
+            in_nat = name.trim() == wanted;
         } else if !in_nat {
         } else if let Some(decl) = line.strip_prefix(':') {
             if let Some(name) = decl.split_whitespace().next() {
@@ -226,6 +232,27 @@ impl NatTable {
         out
     }
 
+    /// Whether removing `containers` of `network` leaves no per-container
+    /// chain and no entry rule: [`NatTable::removal`] then also removes the
+    /// shared chains.
+    pub fn last_ones(&self, network: &str, containers: &BTreeSet<String>) -> bool {
+        let chains: BTreeSet<String> = containers.iter().map(|id| dn_chain(network, id)).collect();
+        let comments: BTreeSet<String> = containers
+            .iter()
+            .map(|id| entry_comment(network, id))
+            .collect();
+        let dn_left = self
+            .chains
+            .iter()
+            .any(|c| c.starts_with("CNI-DN-") && !chains.contains(c));
+        let entries_left = self.rules.iter().any(|r| {
+            r.chain == DNAT
+                && !r.jump.as_ref().is_some_and(|j| chains.contains(j))
+                && !r.comment.as_ref().is_some_and(|c| comments.contains(c))
+        });
+        !dn_left && !entries_left
+    }
+
     /// The `iptables-restore --noflush` input removing everything upstream
     /// installed for `containers` of `network` (`None`: nothing to remove).
     pub fn removal(&self, network: &str, containers: &BTreeSet<String>) -> Option<String> {
@@ -258,12 +285,7 @@ impl NatTable {
             out.push_str(&format!("-F {c}\n-X {c}\n"));
         }
         // Shared chains: only when no per-container chain or entry rule is left.
-        let dn_left = self
-            .chains
-            .iter()
-            .any(|c| c.starts_with("CNI-DN-") && !chains.contains(c));
-        let entries_left = self.rules.iter().any(|r| r.chain == DNAT && !doomed(r));
-        if !dn_left && !entries_left {
+        if self.last_ones(network, containers) {
             for shared in [DNAT, MASQ, SETMARK] {
                 if !self.chains.iter().any(|c| c == shared) {
                     continue;

@@ -6,7 +6,9 @@
 //! - iptables-nft: upstream's `nat` table is an nf_tables table of family
 //!   ip/ip6; one netlink GETCHAIN of `CNI-HOSTPORT-DNAT` in it says whether
 //!   anything is there (no process). Only then `ip[6]tables-nft-save -t nat`
-//!   and one `ip[6]tables-nft-restore -w 5 --noflush` transaction.
+//!   and one `ip[6]tables-nft-restore -w 5 --noflush` transaction (which,
+//!   when the last attachment goes, also removes the iptables backend's
+//!   IPv4 `raw` chain `CNI-HOSTPORT-LOCALNET`, if there).
 //! - iptables-legacy: `/proc/net/ip[6]_tables_names` lists `nat` only when
 //!   the legacy nat table is loaded (a file read); only then
 //!   `ip[6]tables-legacy-save`/`-restore` the same way.
@@ -146,7 +148,9 @@ fn remove_where(
             continue;
         }
         let ids = pick(&table.owners());
-        if let Some(input) = table.removal(network, &ids) {
+        let input = crate::iptables::removal(f, &table, network, &ids)
+            .map_err(|e| e.into_cni("removing upstream portmap's rules"))?;
+        if let Some(input) = input {
             restore(f, &input)?;
         }
     }

@@ -343,3 +343,26 @@ pub fn index_path(world: &World, id: &str) -> PathBuf {
         portmap::plan::owner_hash(&owner)
     ))
 }
+
+/// The remote client sends to 127.0.0.1 through the node's uplink, as a
+/// neighbour on the node's L2 segment can (its own 127.0.0.0/8 gone,
+/// `route_localnet` on, a route via the node).
+pub fn ext_sends_to_loopback_via_node(w: &World) {
+    for cmd in [
+        &["ip", "addr", "flush", "dev", "lo"][..],
+        &["sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"],
+        &["sysctl", "-qw", "net.ipv4.conf.up1.route_localnet=1"],
+        &[
+            "ip",
+            "route",
+            "add",
+            "127.0.0.1/32",
+            "via",
+            NODE4,
+            "dev",
+            "up1",
+        ],
+    ] {
+        w.ext.exec(cmd);
+    }
+}
