@@ -9,7 +9,7 @@ use std::path::Path;
 use cni::CniVersion;
 use serde_json::{json, Value};
 
-use super::{invoke, CheckError, Checked, Ctx, MainPlugin, Recorder, PLUGINS};
+use super::{invoke, version_document, CheckError, Checked, Ctx, MainPlugin, Recorder, PLUGINS};
 use crate::topology::{Netns, Pod};
 
 /// Versions every production runtime config uses today.
@@ -32,25 +32,7 @@ pub(super) fn version_scenario(ctx: &Ctx, r: &mut Recorder, _v: CniVersion, _m: 
 /// VERSION of the binary at `path`: valid JSON listing known versions,
 /// including every version runtimes send.
 fn version_answer(path: &Path) -> Checked<Option<String>> {
-    let run = invoke(
-        None,
-        path,
-        &[("CNI_COMMAND", "VERSION")],
-        br#"{"cniVersion":"1.1.0"}"#,
-    )?;
-    if run.code != Some(0) {
-        return Err(CheckError::unexpected(format!(
-            "VERSION exited {:?}: {}",
-            run.code,
-            run.stdout.trim()
-        )));
-    }
-    let v: Value = serde_json::from_str(run.stdout.trim()).map_err(|e| {
-        CheckError::unexpected(format!(
-            "VERSION output is not JSON ({e}): {:?}",
-            run.stdout
-        ))
-    })?;
+    let v = version_document(path)?;
     if !v["cniVersion"].is_string() {
         return Err(CheckError::unexpected(format!(
             "VERSION output has no cniVersion: {v}"

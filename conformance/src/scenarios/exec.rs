@@ -14,8 +14,8 @@ use serde_json::Value;
 use super::{CheckError, Checked};
 use crate::topology::Netns;
 
-/// Runs VERSION on a binary and parses `supportedVersions`.
-pub(crate) fn query_versions(path: &Path) -> Checked<Vec<CniVersion>> {
+/// Runs VERSION on a binary: its exit 0 and its JSON answer.
+pub(crate) fn version_document(path: &Path) -> Checked<Value> {
     let run = invoke(
         None,
         path,
@@ -30,9 +30,18 @@ pub(crate) fn query_versions(path: &Path) -> Checked<Vec<CniVersion>> {
             run.stdout.trim()
         )));
     }
-    let v: Value = serde_json::from_str(run.stdout.trim()).map_err(|e| {
-        CheckError::unexpected(format!("{} VERSION printed no JSON: {e}", path.display()))
-    })?;
+    serde_json::from_str(run.stdout.trim()).map_err(|e| {
+        CheckError::unexpected(format!(
+            "{} VERSION printed no JSON ({e}): {:?}",
+            path.display(),
+            run.stdout
+        ))
+    })
+}
+
+/// Runs VERSION on a binary and parses `supportedVersions`.
+pub(crate) fn query_versions(path: &Path) -> Checked<Vec<CniVersion>> {
+    let v = version_document(path)?;
     let list = v["supportedVersions"].as_array().ok_or_else(|| {
         CheckError::unexpected(format!(
             "{} VERSION has no supportedVersions",

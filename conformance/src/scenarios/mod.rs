@@ -30,7 +30,7 @@ use std::time::Instant;
 use cni::CniVersion;
 
 pub(crate) use error::{CheckError, Checked};
-pub(crate) use exec::{invoke, query_versions, PluginRun};
+pub(crate) use exec::{invoke, query_versions, version_document, PluginRun};
 pub(crate) use net::{
     bandwidth_caps, expect_no_reply_from, expect_reply, full_chain, host_owns_port, nothing_left,
     one_line, port_mappings, sock, Attached, Net,
