@@ -3,7 +3,9 @@
 //! tuning) via the runtime library, all ADDed in parallel, then all DELed in
 //! parallel (from the cached results, with prevResult). Each side gets the
 //! same main plugins; only the chained plugins differ. Pod netns are made
-//! before the clock starts and removed after.
+//! before the clock starts and removed after. The same N pods through the
+//! main plugins alone give the floor that no chained plugin can go under:
+//! what each side's chain adds is its wall time minus that floor.
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -19,9 +21,18 @@ use crate::topology::Pod;
 use cni_runtime::parse_conflist;
 use cni_runtime::{Runtime, RuntimeConf};
 
-fn chain(side: &Side) -> Value {
+/// Which conflist a node run uses.
+#[derive(Clone, Copy)]
+enum Chain {
+    /// Main plugins, then portmap, bandwidth and tuning.
+    Whole,
+    /// bridge + host-local alone: the floor.
+    MainOnly,
+}
+
+fn chain(side: &Side, which: Chain) -> Value {
     let mut list = main_conflist(&side.world, "benchnode", 78);
-    if let Some(plugins) = list["plugins"].as_array_mut() {
+    if let (Chain::Whole, Some(plugins)) = (which, list["plugins"].as_array_mut()) {
         plugins.push(json!({"type": "portmap", "capabilities": {"portMappings": true}}));
         plugins.push(json!({"type": "bandwidth", "capabilities": {"bandwidth": true}}));
         plugins.push(json!({
@@ -89,12 +100,16 @@ fn all_at_once(
     })
 }
 
-fn side_run(b: &Bench, side: &Side) -> Result<Value, StepError> {
+fn side_run(b: &Bench, side: &Side, which: Chain) -> Result<Value, StepError> {
     let n = b.opts.node_pods;
+    let label = match which {
+        Chain::Whole => side.label.clone(),
+        Chain::MainOnly => "main plugins only".to_string(),
+    };
     let runtime = Runtime::new(vec![side.dir.clone(), b.opts.main_plugins.clone()])
         .with_cache_dir(side.world.dir.path().join("cache-node"))
         .with_exec_netns(side.world.host.path());
-    let bytes = serde_json::to_vec(&chain(side))
+    let bytes = serde_json::to_vec(&chain(side, which))
         .map_err(|e| StepError::json("encoding the node conflist", e))?;
     let list =
         parse_conflist(&bytes, None).map_err(|e| StepError::conflist("the node conflist", e))?;
@@ -113,14 +128,14 @@ fn side_run(b: &Bench, side: &Side) -> Result<Value, StepError> {
             rt
         })
         .collect();
-    b.progress(&format!("node: {n} pods ADD in parallel ({})", side.label));
+    b.progress(&format!("node: {n} pods ADD in parallel ({label})"));
     let add = all_at_once(&confs, |rt| {
         runtime
             .add_network_list(&list, rt)
             .map(|_| ())
             .map_err(|e| StepError::chain(format!("ADD of {}", rt.container_id), e))
     });
-    b.progress(&format!("node: {n} pods DEL in parallel ({})", side.label));
+    b.progress(&format!("node: {n} pods DEL in parallel ({label})"));
     let del = all_at_once(&confs, |rt| {
         runtime
             .del_network_list(&list, rt)
@@ -130,11 +145,15 @@ fn side_run(b: &Bench, side: &Side) -> Result<Value, StepError> {
     Ok(json!({"add": add, "del": del}))
 }
 
-/// `{pods, ours: {add, del}, reference: {add, del}}`.
+/// `{pods, ours: {add, del}, reference: {add, del}, main_only: {add, del}}`.
 pub fn run(b: &Bench) -> Value {
     let mut out = json!({"pods": b.opts.node_pods});
+    let failed = |e: StepError| json!({"error": e.to_string()});
     for side in &b.sides {
-        out[&side.label] = side_run(b, side).unwrap_or_else(|e| json!({"error": e.to_string()}));
+        out[&side.label] = side_run(b, side, Chain::Whole).unwrap_or_else(failed);
+    }
+    if let Some(side) = b.sides.first() {
+        out["main_only"] = side_run(b, side, Chain::MainOnly).unwrap_or_else(failed);
     }
     out
 }

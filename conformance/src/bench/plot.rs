@@ -176,7 +176,7 @@ fn verb_bars(doc: &Value) -> Vec<(String, Option<f64>, Option<f64>)> {
         let label = format!(
             "{} {}",
             r["plugin"].as_str().unwrap_or(""),
-            r["verb"].as_str().unwrap_or("")
+            super::report::verb_label(r)
         );
         (
             label,

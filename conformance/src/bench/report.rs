@@ -32,9 +32,12 @@ fn cell(v: &Value) -> String {
         num(&v["p99_ms"])
     );
     if v["failures"].as_u64().unwrap_or(0) > 0 {
+        let took = v["failed_median_ms"]
+            .as_f64()
+            .map_or(String::new(), |ms| format!(" in {ms:.2} ms median"));
         let _ = write!(
             s,
-            " ({} failed: {})",
+            " ({} failed{took}: {})",
             v["failures"],
             v["first_error"].as_str().unwrap_or("").replace('|', "\\|")
         );
@@ -100,7 +103,7 @@ fn verbs(out: &mut String, doc: &Value) {
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} |",
             r["plugin"].as_str().unwrap_or(""),
-            r["verb"].as_str().unwrap_or(""),
+            verb_label(r),
             r["cni_version"].as_str().unwrap_or(""),
             cell(&r["ours"]),
             cell(&r["reference"]),
@@ -111,12 +114,25 @@ fn verbs(out: &mut String, doc: &Value) {
     }
 }
 
+/// A verb row's verb, with the part of the pod it ran on when not the whole.
+pub fn verb_label(r: &Value) -> String {
+    let verb = r["verb"].as_str().unwrap_or("");
+    match r["pod"].as_str() {
+        Some(pod) => format!("{verb} ({pod})"),
+        None => verb.to_string(),
+    }
+}
+
 fn node(out: &mut String, doc: &Value) {
     let n = &doc["node"];
     let _ = writeln!(out, "\n## Node: {} pods through the whole chain in parallel\n\nbridge + host-local, portmap (tcp+udp hostPort), bandwidth, tuning; via the runtime library (results cached, DEL with prevResult).\n", n["pods"]);
     let _ = writeln!(out, "| side | op | wall (s) | per-pod p50 (ms) | per-pod p99 (ms) | errors |\n|---|---|---:|---:|---:|---:|");
-    for side in ["ours", "reference"] {
-        let s = &n[side];
+    for (key, side) in [
+        ("ours", "ours"),
+        ("reference", "reference"),
+        ("main_only", "main plugins only"),
+    ] {
+        let s = &n[key];
         if let Some(e) = s["error"].as_str() {
             let _ = writeln!(out, "| {side} | error: {e} | | | | |");
         }
@@ -138,6 +154,28 @@ fn node(out: &mut String, doc: &Value) {
                 o["errors"]
             );
         }
+    }
+    chain_share(out, n);
+}
+
+/// What each side's chained plugins add over the main plugins alone
+/// (ADD + DEL wall, seconds): the part of the wall time that is theirs.
+fn chain_share(out: &mut String, n: &Value) {
+    let wall = |k: &str| Some(n[k]["add"]["wall_s"].as_f64()? + n[k]["del"]["wall_s"].as_f64()?);
+    let Some(floor) = wall("main_only") else {
+        return;
+    };
+    let share = |k: &str| wall(k).map(|w| (w - floor).max(0.0));
+    if let (Some(ours), Some(reference)) = (share("ours"), share("reference")) {
+        let ratio = if reference > 0.0 {
+            format!("{:.3}×", ours / reference)
+        } else {
+            "n/a".into()
+        };
+        let _ = writeln!(
+            out,
+            "\nThe main plugins alone take {floor:.2} s (ADD + DEL). Over that floor the chained plugins add {ours:.2} s on our side and {reference:.2} s on the reference's: {ratio}."
+        );
     }
 }
 

@@ -1,6 +1,7 @@
 //! The samples of one measured cell (a plugin verb on one side) and their
 //! JSON summary: median, p95, p99 of the untraced runs, peak RSS of the
-//! traced ones, failures with the first error.
+//! traced ones, failures with the first error and the median time a timed
+//! failure took (what a side spent before giving up).
 
 use serde_json::{json, Value};
 
@@ -14,6 +15,8 @@ pub struct Series {
     pub rss_kib: Vec<f64>,
     pub failures: usize,
     pub first_error: Option<String>,
+    /// Wall time of the timed runs that failed.
+    pub failed_ms: Vec<f64>,
 }
 
 impl Series {
@@ -23,7 +26,12 @@ impl Series {
                 Probe::Time => self.wall_ms.push(s.wall.as_secs_f64() * 1e3),
                 Probe::PeakRss => self.rss_kib.extend(s.peak_rss_kib.map(|r| r as f64)),
             },
-            Ok(s) => self.fail(format!("exit {:?}: {}", s.exit_code, s.output_line())),
+            Ok(s) => {
+                if s.probe == Probe::Time {
+                    self.failed_ms.push(s.wall.as_secs_f64() * 1e3);
+                }
+                self.fail(format!("exit {:?}: {}", s.exit_code, s.output_line()));
+            }
             Err(e) => self.fail(e.to_string()),
         }
     }
@@ -38,7 +46,12 @@ impl Series {
         median(&self.wall_ms)
     }
 
-    /// `{n, median_ms, p95_ms, p99_ms, peak_rss_kib, failures, first_error}`.
+    /// Median wall time of the timed runs that failed.
+    pub fn failed_median(&self) -> Option<f64> {
+        median(&self.failed_ms)
+    }
+
+    /// `{n, median_ms, p95_ms, p99_ms, peak_rss_kib, failures, first_error, failed_median_ms}`.
     pub fn to_json(&self) -> Value {
         let peak = self
             .rss_kib
@@ -53,6 +66,7 @@ impl Series {
             "peak_rss_kib": peak,
             "failures": self.failures,
             "first_error": self.first_error,
+            "failed_median_ms": self.failed_median().map(round3),
         })
     }
 }
