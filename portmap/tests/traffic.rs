@@ -472,69 +472,95 @@ fn del_without_index_lists_and_a_stale_index_deletes_nothing_foreign() {
 }
 
 /// UDP conntrack entries in the host netns whose original destination port
-/// is `port` (IPv4).
-fn udp_entries(w: &World, port: u16) -> usize {
-    use netlink_packet_netfilter::conntrack::ConntrackAttribute;
+/// is `port`: (IPv4, IPv6), from one dump of every family.
+fn udp_entries(w: &World, port: u16) -> (usize, usize) {
+    use netlink_packet_netfilter::conntrack::{ConntrackAttribute, IPTuple, Tuple};
     let sock = cni::netlink::netfilter::Nfnl::open_in(&w.host.path()).unwrap();
-    sock.conntrack_dump(netlink_packet_netfilter::NetfilterProtoFamily::IPv4)
+    let mut out = (0, 0);
+    for attrs in sock
+        .conntrack_dump(netlink_packet_netfilter::NetfilterProtoFamily::Unspec)
         .unwrap()
-        .iter()
-        .filter(|attrs| {
-            attrs.iter().any(|a| {
-                matches!(a, ConntrackAttribute::CtaTupleOrig(t)
-                    if portmap::conntrack::udp_dport(t) == Some(port))
-            })
-        })
-        .count()
+    {
+        for a in &attrs {
+            let ConntrackAttribute::CtaTupleOrig(t) = a else {
+                continue;
+            };
+            if portmap::conntrack::udp_dport(t) != Some(port) {
+                continue;
+            }
+            let v6 = t.iter().any(|x| {
+                matches!(x, Tuple::Ip(ips)
+                    if ips.iter().any(|i| matches!(i, IPTuple::SourceAddress(ip) if ip.is_ipv6())))
+            });
+            if v6 {
+                out.1 += 1;
+            } else {
+                out.0 += 1;
+            }
+        }
+    }
+    out
 }
 
-/// Waits until no UDP conntrack entry for `port` is left; fails after 1 s.
+/// Waits until no UDP conntrack entry for `port` is left in either family;
+/// fails after 1 s.
 fn assert_flushed_within_a_second(w: &World, port: u16, what: &str) {
     let start = std::time::Instant::now();
-    while udp_entries(w, port) > 0 {
+    loop {
+        let left = udp_entries(w, port);
+        if left == (0, 0) {
+            return;
+        }
         assert!(
             start.elapsed() < std::time::Duration::from_secs(1),
-            "{what}: a stale UDP conntrack entry for port {port} is still there after 1 s"
+            "{what}: stale UDP conntrack entries for port {port} (IPv4, IPv6) still there after 1 s: {left:?}"
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 
 /// The conntrack cleanup runs after the plugin replied (in a detached
-/// child) and still happens: real entries from real datagrams are gone
-/// within a second of DEL (the pod's DNAT binding) and of ADD (an entry a
-/// datagram made while nothing was mapped, which would send the new
-/// mapping's traffic from that source to the host for 30 s).
+/// child) and still happens, in both families of a dual-stack pod (one dump
+/// of the table for both): real entries from real datagrams are gone within
+/// a second of DEL (the pod's DNAT binding) and of ADD (an entry a datagram
+/// made while nothing was mapped, which would send the new mapping's traffic
+/// from that source to the host for 30 s).
 #[test]
 fn stale_udp_conntrack_goes_within_a_second_of_add_and_of_del() {
     if !cni::testing::privileged("stale_udp_conntrack_goes_within_a_second_of_add_and_of_del") {
         return;
     }
     let w = World::new();
-    let src = Some(addr(EXT4, 40002));
+    let (src4, src6) = (Some(addr(EXT4, 40002)), Some(addr(EXT6, 40002)));
     let a = w.pod("ctrA");
     let _srv = serve(&a.ns, "A", 80, 81);
     let conf = portmap_conf("1.0.0", Some(&a.prev), tcp_udp(8082, 9002));
     let netns = a.ns.path().display().to_string();
+    let answers = || {
+        (
+            udp_get(&w.ext.path(), addr(NODE4, 9002), src4),
+            udp_get(&w.ext.path(), addr(NODE6, 9002), src6),
+        )
+    };
     w.portmap("ADD", &a.id, &netns, &conf).assert_ok();
-    assert_eq!(
-        udp_get(&w.ext.path(), addr(NODE4, 9002), src),
-        Ok("A".into())
+    assert_eq!(answers(), (Ok("A".into()), Ok("A".into())));
+    let (v4, v6) = udp_entries(&w, 9002);
+    assert!(
+        v4 > 0 && v6 > 0,
+        "the pod's traffic made entries: {v4}, {v6}"
     );
-    assert!(udp_entries(&w, 9002) > 0, "the pod's traffic made an entry");
     w.portmap("DEL", &a.id, &netns, &conf).assert_ok();
     assert_flushed_within_a_second(&w, 9002, "DEL");
     // Nothing mapped: the host answers port unreachable, conntrack keeps
-    // the (unNATed) entry.
-    assert!(udp_get(&w.ext.path(), addr(NODE4, 9002), src).is_err());
+    // the (unNATed) entries.
+    let (r4, r6) = answers();
+    assert!(r4.is_err() && r6.is_err(), "{r4:?} {r6:?}");
+    let (v4, v6) = udp_entries(&w, 9002);
     assert!(
-        udp_entries(&w, 9002) > 0,
-        "the unmapped datagram made an entry"
+        v4 > 0 && v6 > 0,
+        "the unmapped datagrams made entries: {v4}, {v6}"
     );
     w.portmap("ADD", &a.id, &netns, &conf).assert_ok();
     assert_flushed_within_a_second(&w, 9002, "ADD");
-    assert_eq!(
-        udp_get(&w.ext.path(), addr(NODE4, 9002), src),
-        Ok("A".into())
-    );
+    assert_eq!(answers(), (Ok("A".into()), Ok("A".into())));
 }

@@ -187,7 +187,8 @@ impl Socket<Netfilter> {
             .collect())
     }
 
-    /// Every conntrack entry of `family` (`IPv4` or `IPv6`), as attributes.
+    /// Every conntrack entry of `family` (`IPv4`, `IPv6`, or `Unspec` for
+    /// every family in one walk of the kernel's table), as attributes.
     pub fn conntrack_dump(
         &self,
         family: NetfilterProtoFamily,

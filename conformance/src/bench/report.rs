@@ -183,7 +183,7 @@ fn scaling(out: &mut String, doc: &Value) {
     for (key, title) in [
         (
             "portmap",
-            "portmap: one more pod (tcp+udp) with N pods mapped; connections/s through a hostPort",
+            "portmap: one more pod (tcp+udp, twice the timed iterations) with N pods mapped; connections/s through a hostPort",
         ),
         ("bandwidth", "bandwidth: one more pod with N pods shaped"),
     ] {

@@ -1,5 +1,6 @@
 //! Phase 3: how the plugins grow. portmap ADD/DEL of one more pod (tcp+udp
-//! mappings) with N pods already mapped, and the TCP connection rate through
+//! mappings, `PORTMAP_ROUNDS_PER_ITERATION` times the run's iterations)
+//! with N pods already mapped, and the TCP connection rate through
 //! a hostPort at each N; bandwidth ADD/DEL with N pods already shaped (in
 //! `shaped`). Fillers are installed with 4 parallel ADDs and never DELed:
 //! the world's netns takes them with it.
@@ -116,12 +117,22 @@ fn connection_rate(b: &Bench, side: &Side, version: CniVersion) -> Result<f64, S
     Ok(f64::from(n) / secs)
 }
 
+/// Timed rounds of one more portmap pod per N, per timed iteration of the
+/// run: the growth figure divides two medians (1 and 1000 pods) of a
+/// distribution with a long tail (p95 about three times the median on 2
+/// cores: under `perf trace` a verb's nf_tables batch sometimes blocks
+/// 8-12 ms in the kernel while earlier verbs' background children run),
+/// and 20 samples per median moved it by more than a millisecond between
+/// runs.
+const PORTMAP_ROUNDS_PER_ITERATION: usize = 2;
+
 /// The portmap rows at `n` pods mapped: ADD, DEL and connection rate.
 fn portmap_at(b: &Bench, n: usize, version: CniVersion) -> Vec<Value> {
     let mut series: Vec<[Series; 2]> = vec![Default::default(); b.sides.len()];
-    for (round, k) in alternation(b.opts.iterations + RSS_ROUNDS, b.sides.len()) {
+    let timed = b.opts.iterations * PORTMAP_ROUNDS_PER_ITERATION;
+    for (round, k) in alternation(timed + RSS_ROUNDS, b.sides.len()) {
         let side = &b.sides[k];
-        let probe = probe_of(round, b.opts.iterations);
+        let probe = probe_of(round, timed);
         let conf = fill_conf(version, PROBE, side, true);
         series[k][0].push(side.invoke("portmap", "ADD", "probe", "eth0", &conf, probe));
         series[k][1].push(side.invoke("portmap", "DEL", "probe", "eth0", &conf, probe));
