@@ -118,6 +118,14 @@ pub enum TcError {
     /// DEL or GC failed for one or more objects (it kept going).
     #[error("{}", Joined(.0))]
     Teardown(Vec<TcError>),
+    /// STATUS: the kernel refused to create an object shaping needs.
+    #[error("bandwidth: the kernel cannot create {what} (probed in a throwaway netns): {source}")]
+    Unsupported {
+        /// The object, e.g. `a tbf root qdisc`.
+        what: &'static str,
+        /// The kernel's answer.
+        source: RtnlError,
+    },
     /// netlink or tc is not usable at all (STATUS).
     #[error(transparent)]
     NotUsable(Box<TcError>),

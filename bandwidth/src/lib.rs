@@ -178,9 +178,7 @@ impl cni::Plugin for Plugin {
     }
 
     fn status(&self, _req: &StatusRequest) -> Result<Reply, CniError> {
-        Host::open()
-            .and_then(|h| h.probe())
-            .map_err(|e| TcError::NotUsable(Box::new(e)))?;
+        shaping::prerequisites().map_err(|e| TcError::NotUsable(Box::new(e)))?;
         Ok(Reply::Empty)
     }
 }

@@ -6,8 +6,13 @@
 //! TBF arithmetic follows upstream (`ifb_creator.go` + vishvananda/netlink),
 //! including Go's truncation order, so CHECK and tc output agree bit for bit:
 //! `rate = bits/8`, `burst = bits/8`,
-//! `buffer = u32(f64(u32(burst * 1e6 / rate)) * tick_in_usec)`,
-//! `limit = u32(rate * latency_us / 1e6) + burst`.
+//! `buffer = u32(f64(u32(burst * 1e6 / rate)) * tick_in_usec)`. The queue
+//! limit is ours: upstream's `u32(rate * latency_us / 1e6) + burst` lets a
+//! saturated queue hold latency + burst/rate (26 ms at 10 Mbit/s with a
+//! 20 kB burst and 10 ms, and whole seconds with a runtime's 512 MiB
+//! burst), so it bounds the wait at the latency instead:
+//! `limit = max(u32(rate * latency_us / 1e6) + FULL_FRAME, min(burst, LARGEST_PACKET))`
+//! (see [`tbf_params`]).
 
 use std::fmt;
 
@@ -133,7 +138,8 @@ pub struct TbfParams {
     pub burst_bytes: u32,
     /// Time to send `burst_bytes` at `rate_bytes`, in scheduler ticks.
     pub buffer_ticks: u32,
-    /// Bytes that may queue: `latency` worth of rate plus the burst.
+    /// Bytes that may queue: `latency` worth of rate plus one full frame,
+    /// at least the largest packet the TBF takes whole.
     pub limit_bytes: u32,
     /// How long a packet may wait (`latencyMs`).
     pub latency_ms: u32,
@@ -143,10 +149,24 @@ pub struct TbfParams {
     pub clamped: bool,
 }
 
-/// Computes TBF parameters the way upstream does (see the module doc). Where
-/// Go would silently wrap a u32 (huge runtime bursts at low rates: the buffer
-/// of containerd's 4294967295-bit burst at 10 Mbit/s is 6.7e9 ticks), we
-/// clamp to u32::MAX instead and say so in `clamped`.
+/// One full-size frame at the common 1500-byte MTU (with its Ethernet
+/// header): what the queue holds beyond `latency` worth of rate.
+pub const FULL_FRAME: u32 = 1514;
+/// The longest packet a device without BIG TCP hands a qdisc: a 64 KiB GSO
+/// packet of 1448-byte segments, which tc charges 45 segments' headers of
+/// up to 128 bytes each.
+pub const LARGEST_PACKET: u32 = 65_536 + 45 * 128;
+
+/// Computes TBF parameters: rate and buffer the way upstream does (see the
+/// module doc), the limit so that a packet waits at most `latency_ms`
+/// (plus one frame's time) in a saturated queue. The queue holds `latency`
+/// worth of rate and one full frame, but never less than the largest packet
+/// the TBF takes whole: a TBF passes a packet up to its burst unsegmented,
+/// and a packet longer than the limit would be dropped even from an empty
+/// queue (a TCP connection's first flight, one GSO packet of ~15 kB, at a
+/// low rate). Where Go would silently wrap a u32 (huge runtime bursts at
+/// low rates: the buffer of containerd's 4294967295-bit burst at 10 Mbit/s
+/// is 6.7e9 ticks), we clamp to u32::MAX instead and say so in `clamped`.
 pub fn tbf_params(limit: RateLimit, latency_ms: u32, psched: Psched) -> TbfParams {
     let rate_bytes = limit.rate_bits / 8;
     let burst_bytes = u32::try_from(limit.burst_bits / 8).unwrap_or(u32::MAX);
@@ -155,7 +175,8 @@ pub fn tbf_params(limit: RateLimit, latency_ms: u32, psched: Psched) -> TbfParam
     let ticks = f64::from(burst_usec.min(max) as u32) * psched.tick_in_usec;
     let latency_us = 1e6 * (f64::from(latency_ms) / 1000.0);
     let queued = rate_bytes as f64 * latency_us / 1e6;
-    let limit_bytes = (queued.min(max) as u64) + u64::from(burst_bytes);
+    let whole = u64::from(burst_bytes.min(LARGEST_PACKET));
+    let limit_bytes = ((queued.min(max) as u64) + u64::from(FULL_FRAME)).max(whole);
     TbfParams {
         rate_bytes,
         burst_bytes,
@@ -602,17 +623,37 @@ mod tests {
 
     #[test]
     fn upstream_examples() {
+        // Rate and buffer as upstream; the limit is ours: latency worth of
+        // rate plus one full frame, at least the burst (the largest packet
+        // the TBF takes whole).
         let p = tbf_params(rl(8, 8), 25, TICK);
-        assert_eq!((p.rate_bytes, p.limit_bytes), (1, 1));
+        assert_eq!((p.rate_bytes, p.limit_bytes), (1, FULL_FRAME));
         let p = tbf_params(rl(16, 8), 25, TICK);
-        assert_eq!((p.rate_bytes, p.limit_bytes), (2, 1));
+        assert_eq!((p.rate_bytes, p.limit_bytes), (2, FULL_FRAME));
         let p = tbf_params(rl(8000, 80), 25, TICK);
-        assert_eq!((p.rate_bytes, p.limit_bytes), (1000, 35));
+        assert_eq!((p.rate_bytes, p.limit_bytes), (1000, 25 + FULL_FRAME));
         // Golden observation: 1 Mbit/s, 80 000 bits ⇒ tc "burst 10000b lat 25ms".
         let p = tbf_params(rl(1_000_000, 80_000), 25, TICK);
         assert_eq!(p.rate_bytes, 125_000);
         assert_eq!(p.buffer_ticks, 1_250_000); // 80 ms at 15.625 ticks/µs
-        assert_eq!(p.limit_bytes, 3125 + 10_000);
+        assert_eq!(p.limit_bytes, 10_000, "the burst: 3125 + one frame is less");
+    }
+
+    #[test]
+    fn the_limit_bounds_the_wait_at_the_latency() {
+        // 10 Mbit/s, a 20 kB burst, 10 ms: upstream's limit (32 500 bytes)
+        // holds 26 ms; ours 14 014 bytes, 11.2 ms.
+        let p = tbf_params(rl(10_000_000, 160_000), 10, TICK);
+        assert_eq!(p.limit_bytes, 20_000, "never below the burst");
+        let p = tbf_params(rl(10_000_000, 100_000), 10, TICK);
+        assert_eq!(p.limit_bytes, 12_500 + FULL_FRAME);
+        // containerd's burst: upstream's limit is 512 MiB (7 minutes at
+        // 10 Mbit/s); ours the largest packet, 57 ms.
+        let p = tbf_params(rl(10_000_000, u64::from(u32::MAX)), 25, TICK);
+        assert_eq!(p.limit_bytes, LARGEST_PACKET);
+        // High rates: the latency decides.
+        let p = tbf_params(rl(1_000_000_000, u64::from(u32::MAX)), 25, TICK);
+        assert_eq!(p.limit_bytes, 3_125_000 + FULL_FRAME);
     }
 
     #[test]
@@ -630,9 +671,10 @@ mod tests {
         let p = tbf_params(rl(10_000_000, u64::from(u32::MAX)), 25, TICK);
         assert!(p.clamped);
         assert_eq!(p.buffer_ticks, u32::MAX);
-        // CRI-O: just under 4 GB; Go wraps the limit to a few KB.
+        // CRI-O: just under 4 GB; Go wraps the limit to a few KB, ours is
+        // the largest packet.
         let p = tbf_params(rl(15_000_000, u64::from(u32::MAX) * 8 - 1), 25, TICK);
-        assert_eq!(p.limit_bytes, u32::MAX);
+        assert_eq!(p.limit_bytes, LARGEST_PACKET);
         assert!(p.clamped);
         assert!(!tbf_params(rl(10_000_000, 100_000), 25, TICK).clamped);
     }
@@ -642,8 +684,8 @@ mod tests {
         let a = tbf_params(rl(10_000_000, 80_000), 25, TICK);
         let b = tbf_params(rl(10_000_000, 80_000), 5, TICK);
         assert_eq!(a.buffer_ticks, b.buffer_ticks);
-        assert_eq!(a.limit_bytes, 31_250 + 10_000);
-        assert_eq!(b.limit_bytes, 6_250 + 10_000);
+        assert_eq!(a.limit_bytes, 31_250 + FULL_FRAME);
+        assert_eq!(b.limit_bytes, 10_000, "at least the burst");
     }
 
     #[test]

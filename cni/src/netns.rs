@@ -43,6 +43,9 @@ pub enum NetnsError {
         /// The errno.
         source: nix::Error,
     },
+    #[error("creating a netns (unshare): {0}")]
+    /// unshare(2) of the network namespace failed.
+    Unshare(nix::Error),
     #[error("returning to the original netns: {0}")]
     /// The thread could not return to the netns it started in.
     Restore(nix::Error),
@@ -130,6 +133,21 @@ impl NetnsGuard {
             path: path.to_path_buf(),
             source,
         })?;
+        Ok(NetnsGuard {
+            original: Some(original),
+        })
+    }
+
+    /// Moves the current thread into a new, empty netns of its own
+    /// (`unshare(CLONE_NEWNET)`: no file names it). Once the thread has
+    /// left and no socket made in it is open, nothing holds it and the
+    /// kernel dismantles it, asynchronously.
+    pub fn enter_new() -> Result<NetnsGuard, NetnsError> {
+        let original = File::open(THREAD_NETNS).map_err(|source| NetnsError::Io {
+            path: THREAD_NETNS.into(),
+            source,
+        })?;
+        nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(NetnsError::Unshare)?;
         Ok(NetnsGuard {
             original: Some(original),
         })

@@ -1,5 +1,5 @@
 //! Privileged: the netns guard moves only the current thread and brings it
-//! back; a netlink socket opened for a netns (`cni::rtnl`) sees that netns'
+//! back, into a named netns or a new one of its own; a netlink socket opened for a netns (`cni::rtnl`) sees that netns'
 //! links while the thread stays where it was; sysctls resolve in the thread's netns.
 //! Every test builds its own throwaway netns.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -50,6 +50,34 @@ fn guard_enters_a_netns_and_restores_the_thread() {
     // run_in hands back the closure's value.
     let seen = netns::run_in(&ns.path(), || inode(THREAD_NETNS)).unwrap();
     assert_eq!(seen, target);
+    assert_eq!(inode(THREAD_NETNS), before);
+}
+
+#[test]
+fn enter_new_gives_the_thread_an_empty_netns_of_its_own_and_restores_it() {
+    if !privileged("enter_new_gives_the_thread_an_empty_netns_of_its_own_and_restores_it") {
+        return;
+    }
+    let before = inode(THREAD_NETNS);
+    let guard = NetnsGuard::enter_new().unwrap();
+    let inside = inode(THREAD_NETNS);
+    assert_ne!(inside, before);
+    // Fresh: only loopback (and, on some kernels, fallback tunnels).
+    let names: Vec<String> = Rtnl::open()
+        .unwrap()
+        .links()
+        .unwrap()
+        .iter()
+        .filter_map(|l| link_name(l).map(str::to_string))
+        .collect();
+    assert!(names.contains(&"lo".to_string()), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("veth")), "{names:?}");
+    guard.leave().unwrap();
+    assert_eq!(inode(THREAD_NETNS), before);
+    // Dropping the guard restores the thread too.
+    let again = NetnsGuard::enter_new().unwrap();
+    assert_ne!(inode(THREAD_NETNS), before);
+    drop(again);
     assert_eq!(inode(THREAD_NETNS), before);
 }
 

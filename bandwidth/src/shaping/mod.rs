@@ -8,7 +8,8 @@
 //! - `apply`: ADD, the fast exclusive way and the careful way;
 //! - `undo`: the journal of what an ADD created, and undoing it;
 //! - `verify`: CHECK;
-//! - `remove`: DEL and GC.
+//! - `remove`: DEL and GC;
+//! - `probe`: STATUS (every kind of object ADD needs, in a throwaway netns).
 //!
 //! This file holds what they share: the socket, the veth and IFB
 //! descriptions, and what makes a link or qdisc ours. tc messages are
@@ -17,6 +18,7 @@
 //! environment. Failures are [`TcError`].
 
 mod apply;
+mod probe;
 mod remove;
 mod undo;
 mod verify;
@@ -35,6 +37,8 @@ use crate::plan::ShapingPlan;
 use crate::plan::{IfbAlias, ROOT_HANDLE};
 use crate::tc;
 use crate::tc_raw::{self, tc_handle};
+
+pub use probe::prerequisites;
 
 /// The host end of the pod's veth.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +124,8 @@ impl Host {
         Ok(Host { nl })
     }
 
-    /// A cheap request proving tc/netlink is usable (STATUS).
+    /// A cheap request proving netlink is usable (STATUS where no netns
+    /// can be made for [`prerequisites`]).
     pub fn probe(&self) -> Result<(), TcError> {
         self.nl
             .link_by_name("lo")

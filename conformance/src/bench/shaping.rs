@@ -4,10 +4,12 @@
 //! (ingress) with containerd's 4294967295-bit burst, without and with
 //! `maxBurst`; and the latency a packet sees through the saturated ingress
 //! TBF against `latencyMs` (the reference ignores that key and uses its
-//! hard-coded 25 ms): the TBF's queueing delay (its backlog over the rate,
-//! read from the kernel) and, for context, a UDP probe's round trip.
+//! hard-coded 25 ms), saturated by a UDP flood at twice the rate: the TBF's
+//! queueing delay (its backlog over the rate, read from the kernel) and,
+//! for context, a UDP probe's round trip.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cni::CniVersion;
@@ -18,7 +20,8 @@ use super::measure::{median, p95};
 use super::series::round3;
 use super::side::{shaping_conf, Side};
 use super::{common_version, Bench};
-use crate::throughput::{CountAt, Counter, Throughput};
+use crate::throughput::{udp_flood, CountAt, Counter, Throughput};
+use crate::topology::TopologyError;
 
 /// containerd's burst when the pod sets none (bits).
 pub const CONTAINERD_BURST: u64 = 4_294_967_295;
@@ -201,15 +204,32 @@ struct Latencies {
 
 /// The rate the latency row shapes at (bit/s).
 const LATENCY_RATE: u64 = 10_000_000;
+/// The UDP flood that saturates it: twice the rate, so the TBF's queue is
+/// full and its limit alone decides the wait. (A TCP sender backs off
+/// before that: it held the queue at 21.8 ms on both sides, below both
+/// limits.)
+const FLOOD_RATE: u64 = 2 * LATENCY_RATE;
+/// The pod's port the flood goes to: a bound socket that never reads (the
+/// datagrams are dropped in its full receive buffer, no ICMP comes back).
+const FLOOD_PORT: u16 = 9054;
+/// How long the flood runs before the first probe: the queue fills in
+/// (limit / (flood − rate)), a few tens of ms.
+const FLOOD_WARMUP: Duration = Duration::from_millis(500);
+const PROBES: usize = 20;
 
-/// Probes while `flow` saturates the ingress TBF.
+fn io_step(what: impl Into<String>, source: std::io::Error) -> StepError {
+    let what = what.into();
+    StepError::topology(what.clone(), TopologyError::Io { what, source })
+}
+
+/// Probes while a UDP flood from the host netns saturates the ingress TBF.
 ///
 /// The round trip also holds what is not the TBF: the scheduling of the
-/// probe, of the echo server and of the blaster on a loaded machine, the
-/// reply's path through the egress shaper, and a probe the full TBF
-/// dropped (resent after 300 ms). The queueing delay is the TBF's own part,
-/// independent of load: the bytes queued ahead of a packet joining the
-/// tail, drained at the configured rate.
+/// probe and of the echo server on a loaded machine, the reply's path
+/// through the egress shaper, and a probe the full TBF dropped (resent
+/// after 300 ms). The queueing delay is the TBF's own part, independent of
+/// load: the bytes queued ahead of a packet joining the tail, drained at
+/// the configured rate.
 fn probe_latencies(
     b: &Bench,
     side: &Side,
@@ -220,27 +240,28 @@ fn probe_latencies(
         .serve(&side.pod.netns, &[], &[9053], "probe", 30)
         .map_err(|e| StepError::topology("UDP echo server in the pod", e))?;
     let to = pod_addr(side, 9053);
+    let flood_to = pod_addr(side, FLOOD_PORT);
     let veth = &devices.veth;
     let backlog = Counter::open(&side.world.host.path(), CountAt::Tbf(veth.clone()))
         .map_err(|e| StepError::counter(format!("the TBF backlog on {veth}"), e))?;
+    let bind = |ns: &std::path::Path, at: SocketAddr| {
+        cni::netns::run_in(ns, || UdpSocket::bind(at))
+            .map_err(|e| StepError::netns(ns.display().to_string(), e))?
+            .map_err(|e| io_step(format!("binding udp {at}"), e))
+    };
+    let sink = bind(&side.pod.netns.path(), flood_to)?;
+    let source = bind(&side.world.host.path(), SocketAddr::from(([0, 0, 0, 0], 0)))?;
+    let stop = AtomicBool::new(false);
+    let limit = FLOOD_WARMUP + Duration::from_secs(10) + PROBES as u32 * Duration::from_secs(1);
     let sampled = std::thread::scope(|s| {
-        let blast = s.spawn(|| {
-            flow(
-                b,
-                side,
-                devices,
-                true,
-                b.opts.shaping_seconds + 1.5,
-                FIRST_SECOND,
-            )
-        });
-        std::thread::sleep(FIRST_SECOND + Duration::from_millis(500));
+        let flood = s.spawn(|| udp_flood(&source, flood_to, FLOOD_RATE, limit, &stop));
+        std::thread::sleep(FLOOD_WARMUP);
         let sampled = cni::netns::run_in(&side.world.host.path(), || {
             let mut l = Latencies {
                 rtts: Vec::new(),
                 queue: Vec::new(),
             };
-            for _ in 0..20 {
+            for _ in 0..PROBES {
                 if let Ok(bytes) = backlog.backlog() {
                     l.queue.push(bytes as f64 * 8.0 / LATENCY_RATE as f64 * 1e3);
                 }
@@ -252,10 +273,23 @@ fn probe_latencies(
             }
             l
         });
-        let _ = blast.join();
-        sampled
+        stop.store(true, Ordering::Relaxed);
+        let flooded = flood.join();
+        (sampled, flooded)
     });
-    drop(server);
+    drop((server, sink));
+    let (sampled, flooded) = sampled;
+    let flood_error = match flooded {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("its thread panicked".to_string()),
+    };
+    if let Some(e) = flood_error {
+        return Err(io_step(
+            "the UDP flood into the pod",
+            std::io::Error::other(e),
+        ));
+    }
     sampled.map_err(|e| StepError::netns(side.world.host.name.clone(), e))
 }
 

@@ -44,7 +44,7 @@ use cni::rtnl::RtnlError;
 
 use counter::CounterSample;
 pub use counter::{shaper_counters, tbf_devices, CountAt, Counter};
-pub use traffic::{blast, sink, sink_listener};
+pub use traffic::{blast, sink, sink_listener, udp_flood, FLOOD_DATAGRAM};
 
 /// Socket buffer asked for on both ends (the kernel doubles it for overhead).
 pub const BUFFER: usize = 4 << 20;

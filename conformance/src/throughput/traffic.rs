@@ -1,9 +1,10 @@
 //! The traffic half of a measurement: a TCP sink and blaster that only move
 //! bytes (no timing, no judgement), with [`super::BUFFER`]-sized socket
-//! buffers forced so a starved process does not idle the shaper.
+//! buffers forced so a starved process does not idle the shaper; and a
+//! paced UDP flood that keeps a shaper's queue full ([`udp_flood`]).
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -128,5 +129,39 @@ pub fn blast(to: SocketAddr, limit: Duration, stop: &AtomicBool) -> Result<u64, 
         }
     }
     let _ = conn.shutdown(Shutdown::Both);
+    Ok(sent)
+}
+
+/// Datagrams of this many bytes (payload) make up a [`udp_flood`]; small
+/// enough for any pod MTU the suite uses.
+pub const FLOOD_DATAGRAM: usize = 1200;
+
+/// Sends [`FLOOD_DATAGRAM`]-byte datagrams on `socket` to `to` at `bps`
+/// (payload bits per second), paced every 2 ms, until `limit` or `stop`;
+/// returns the payload bytes sent. Unlike TCP, nothing backs off: a rate
+/// above the shaper's keeps its queue full (the excess is dropped there).
+pub fn udp_flood(
+    socket: &UdpSocket,
+    to: SocketAddr,
+    bps: u64,
+    limit: Duration,
+    stop: &AtomicBool,
+) -> Result<u64, MeasureError> {
+    let datagram = [0x5au8; FLOOD_DATAGRAM];
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while start.elapsed() < limit && !stop.load(Ordering::Relaxed) {
+        let due = (start.elapsed().as_secs_f64() * bps as f64 / 8.0) as u64;
+        while sent < due {
+            match socket.send_to(&datagram, to) {
+                Ok(n) => sent += n as u64,
+                // A full queue on the way: the datagram is dropped, as
+                // the flood means it to be.
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => sent += datagram.len() as u64,
+                Err(e) => return Err(MeasureError::io(format!("sending to {to}"), e)),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
     Ok(sent)
 }
