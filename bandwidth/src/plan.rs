@@ -483,6 +483,10 @@ pub fn retired_ifb_name(owner: &Owner) -> String {
 /// The prefix of a retired IFB's name.
 pub const RETIRED_PREFIX: &str = "bwz";
 
+/// The link group DEL moves a retired IFB to ("bwz" in ASCII, then 1), so
+/// the retired IFBs of DELs running side by side are deleted as one batch.
+pub const RETIRED_GROUP: u32 = 0x6277_7a01;
+
 fn owner_hex(owner: &Owner) -> String {
     let digest = Sha512::digest(owner.tag().as_bytes());
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()

@@ -941,3 +941,93 @@ fn gc_and_the_next_del_collect_the_retired_ifb_a_killed_del_left() {
     w.run(pod, "DEL", &conf).assert_ok();
     assert_clean(&w, veth);
 }
+
+/// The link group DEL moves a retired IFB to (bandwidth's `RETIRED_GROUP`).
+const RETIRED_GROUP: &str = "1651997185";
+
+/// `ip -j link`'s group of `dev` (a number where no name is defined).
+fn group_of(w: &World, dev: &str) -> String {
+    w.link(dev).map_or(String::new(), |l| {
+        l["group"].to_string().trim_matches('"').to_string()
+    })
+}
+
+/// Waits (bounded by [`TEARDOWN`]) until `gone` holds no IFB of the host netns.
+fn wait_until_gone(w: &World, gone: &[String]) {
+    let start = std::time::Instant::now();
+    while w.ifbs_now().iter().any(|i| gone.contains(i)) {
+        assert!(
+            start.elapsed() < TEARDOWN,
+            "ifbs left a second after DEL: {:?}",
+            w.ifbs_now()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// A retired IFB joins the retired link group, and one DEL's background
+/// child deletes every retired IFB of that group in one batch: here the
+/// retired IFB a killed child left (pod 0) goes with pod 1's DEL, whose
+/// owner is not pod 0's. A link someone else put in that group is never
+/// deleted: the child then deletes its own IFB alone.
+#[test]
+fn del_deletes_the_retired_ifbs_as_one_group_and_never_a_foreign_member() {
+    if !cni::testing::privileged(
+        "del_deletes_the_retired_ifbs_as_one_group_and_never_a_foreign_member",
+    ) {
+        return;
+    }
+    let w = World::new(3);
+    let ifbs: Vec<String> = (0..3)
+        .map(|i| {
+            let pod = w.pod(i);
+            ifb_of(
+                &w.run(pod, "ADD", &w.conf(pod, "1.1.0", both()))
+                    .assert_ok()
+                    .json(),
+            )
+        })
+        .collect();
+    // Pod 0's DEL, its background child killed at once: the IFB stays,
+    // retired, in the retired group.
+    let pod = w.pod(0);
+    let mut inv = w.inv(pod, "DEL");
+    inv.extra_env.insert(
+        cni::failpoint::CRASH_ENV.into(),
+        "background close child".into(),
+    );
+    inv.run(&plugin(), &w.conf(pod, "1.1.0", both()))
+        .assert_ok();
+    let leftover = retired(&ifbs[0]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(w.ifbs_now().contains(&leftover), "{:?}", w.ifbs_now());
+    assert_eq!(group_of(&w, &leftover), RETIRED_GROUP);
+    // Pod 1's DEL takes pod 0's leftover with its own IFB.
+    let pod = w.pod(1);
+    w.run(pod, "DEL", &w.conf(pod, "1.1.0", both())).assert_ok();
+    wait_until_gone(&w, &[leftover.clone(), ifbs[1].clone(), retired(&ifbs[1])]);
+    // A foreign link in the group: pod 2's DEL deletes its own IFB only.
+    let foreign = format!("{}fg", w.host.name.chars().take(8).collect::<String>());
+    w.host.exec(&[
+        "ip",
+        "link",
+        "add",
+        &foreign,
+        "group",
+        RETIRED_GROUP,
+        "type",
+        "ifb",
+    ]);
+    let pod = w.pod(2);
+    w.run(pod, "DEL", &w.conf(pod, "1.1.0", both())).assert_ok();
+    wait_until_gone(&w, &[ifbs[2].clone(), retired(&ifbs[2])]);
+    assert_eq!(
+        w.ifbs_now(),
+        vec![foreign.clone()],
+        "the foreign member stays"
+    );
+    w.host.exec(&["ip", "link", "del", &foreign]);
+    for i in 0..3 {
+        assert_clean(&w, &w.pod(i).host_veth);
+    }
+}

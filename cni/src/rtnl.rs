@@ -3,7 +3,7 @@
 //! every protocol); this module only re-exports them.
 
 pub use crate::netlink::route::{
-    link_alias, link_kind, link_kind_name, link_mac, link_mtu, link_name, link_peer, link_qdisc,
-    LinkAdd, LinkSet, Rtnl,
+    link_alias, link_group, link_kind, link_kind_name, link_mac, link_mtu, link_name, link_peer,
+    link_qdisc, LinkAdd, LinkSet, Rtnl,
 };
 pub use crate::netlink::{NetlinkError as RtnlError, EEXIST, ENODEV, ENOENT};

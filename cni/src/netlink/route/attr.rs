@@ -1,5 +1,5 @@
 //! Readers for the common attributes of a link message the kernel sent
-//! (name, alias, MTU, MAC, kind, peer, root qdisc). Pure: no socket, no
+//! (name, alias, MTU, MAC, kind, peer, root qdisc, link group). Pure: no socket, no
 //! defaults chosen for the caller (a missing attribute is `None`).
 
 use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
@@ -20,6 +20,14 @@ pub fn link_name(msg: &LinkMessage) -> Option<&str> {
 pub fn link_alias(msg: &LinkMessage) -> Option<&str> {
     attr(msg, |a| match a {
         LinkAttribute::IfAlias(s) => Some(s.as_str()),
+        _ => None,
+    })
+}
+
+/// The link group (`IFLA_GROUP`; 0 is the default group), if present.
+pub fn link_group(msg: &LinkMessage) -> Option<u32> {
+    attr(msg, |a| match a {
+        LinkAttribute::Group(g) => Some(*g),
         _ => None,
     })
 }

@@ -84,6 +84,18 @@ impl Socket<Route> {
         self.request(RouteNetlinkMessage::DelLink(msg), NLM_F_ACK)
             .map(drop)
     }
+
+    /// Deletes every link of link group `group` (nonzero) in one request
+    /// (`ip link delete group N`): the kernel unregisters them as one
+    /// batch, one wait for RCU for all instead of one each. ENODEV when the
+    /// group has no link, EOPNOTSUPP (and nothing deleted) when one of them
+    /// cannot be deleted by netlink.
+    pub fn link_del_group(&self, group: u32) -> Result<(), NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::Group(group));
+        self.request(RouteNetlinkMessage::DelLink(msg), NLM_F_ACK)
+            .map(drop)
+    }
 }
 
 /// RTM_NEWLINK, exclusive (EEXIST when the name is taken), built by
@@ -180,6 +192,11 @@ impl LinkSet<'_> {
     /// Renames the link (IFLA_IFNAME; no unregistration, the ifindex stays).
     pub fn rename(self, name: &str) -> Self {
         self.with(LinkAttribute::IfName(name.to_string()))
+    }
+
+    /// Moves the link to link group `group` (IFLA_GROUP; 0 is the default).
+    pub fn group(self, group: u32) -> Self {
+        self.with(LinkAttribute::Group(group))
     }
 
     /// Sets the MTU.

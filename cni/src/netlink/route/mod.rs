@@ -22,7 +22,8 @@ use super::{NetlinkError, Socket};
 const UNROUTABLE: [i32; 3] = [libc::ENETUNREACH, libc::EHOSTUNREACH, libc::EINVAL];
 
 pub use attr::{
-    link_alias, link_kind, link_kind_name, link_mac, link_mtu, link_name, link_peer, link_qdisc,
+    link_alias, link_group, link_kind, link_kind_name, link_mac, link_mtu, link_name, link_peer,
+    link_qdisc,
 };
 pub use link::{LinkAdd, LinkSet};
 
