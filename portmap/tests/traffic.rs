@@ -471,35 +471,6 @@ fn del_without_index_lists_and_a_stale_index_deletes_nothing_foreign() {
         .assert_ok();
 }
 
-/// UDP conntrack entries in the host netns whose original destination port
-/// is `port` (IPv4).
-fn udp_entries(w: &World, port: u16) -> usize {
-    use netlink_packet_netfilter::conntrack::ConntrackAttribute;
-    let sock = cni::netlink::netfilter::Nfnl::open_in(&w.host.path()).unwrap();
-    sock.conntrack_dump(netlink_packet_netfilter::NetfilterProtoFamily::IPv4)
-        .unwrap()
-        .iter()
-        .filter(|attrs| {
-            attrs.iter().any(|a| {
-                matches!(a, ConntrackAttribute::CtaTupleOrig(t)
-                    if portmap::conntrack::udp_dport(t) == Some(port))
-            })
-        })
-        .count()
-}
-
-/// Waits until no UDP conntrack entry for `port` is left; fails after 1 s.
-fn assert_flushed_within_a_second(w: &World, port: u16, what: &str) {
-    let start = std::time::Instant::now();
-    while udp_entries(w, port) > 0 {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(1),
-            "{what}: a stale UDP conntrack entry for port {port} is still there after 1 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
 /// The conntrack cleanup runs after the plugin replied (in a detached
 /// child) and still happens: real entries from real datagrams are gone
 /// within a second of DEL (the pod's DNAT binding) and of ADD (an entry a
