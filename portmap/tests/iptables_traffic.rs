@@ -444,6 +444,14 @@ fn stale_udp_conntrack_goes_within_a_second_of_add_and_of_del() {
         );
         w.portmap("DEL", &a.id, &netns(&a), &c).assert_ok();
         assert_flushed_within_a_second(&w, 9003, &format!("{kind:?} DEL"));
+        // DEL next to B (on iptables-nft: over nfnetlink, no process)
+        // removed A's entry rules and chain, and nothing of B's.
+        let left = saved(&w);
+        let a_chain = portmap::upstream::iptables::dn_chain("pmnet", &a.id);
+        assert!(
+            !left.contains("ctrA") && !left.contains(&a_chain) && left.contains("ctrB"),
+            "{kind:?}: {left}"
+        );
         assert!(
             udp_get(&w.ext.path(), addr(NODE4, 9003), src).is_err(),
             "{kind:?}: nothing is mapped"

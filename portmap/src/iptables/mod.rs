@@ -14,9 +14,11 @@
 //! Per verb: ADD saves the family's `nat` table once (conflicts, which
 //! shared chains exist), then restores once; DEL and GC save and restore
 //! once per flavour that holds something; the two families run side by
-//! side. DEL of an indexed attachment next to another indexed one of the
-//! same family skips the save: one restore per family deletes what its
-//! index lists (`remove_indexed`), else it falls back to the save. ADD
+//! side. DEL of an indexed attachment whose shared chains another one
+//! keeps skips the save (`remove_indexed`): on iptables-nft one nf_tables
+//! transaction over the verb's socket, no process ([`nfnl`]); on
+//! iptables-legacy one restore per family deleting what its index lists;
+//! else it falls back to the save. ADD
 //! records the attachment's [`rules::PodRules`] in its index file
 //! ([`IptablesIndex`]); a table that lost our layout is rebuilt from
 //! those by the next ADD or STATUS (`heal`). IPv4 also keeps the `raw`
@@ -30,6 +32,7 @@
 //! backend-neutral [`crate::localnet`] and [`crate::conntrack`].
 
 pub mod exec;
+pub mod nfnl;
 pub mod rules;
 pub mod session;
 
@@ -212,41 +215,68 @@ pub(crate) fn removal(
     Ok(Some(input))
 }
 
-/// DEL's fast path, without `iptables-save`: when `owner`'s index lists
-/// its rules, each family's flavour is unambiguous (one in `present`) and
-/// another indexed attachment of that family keeps the shared chains, one
-/// restore per family deletes exactly what ADD wrote (side by side).
-/// Returns whether all of it went (`false`: nothing, or only part, removed;
-/// DEL then takes the save path, which finds whatever is left) and the UDP
-/// keys of what went, for the verb's conntrack flush.
-fn remove_indexed(owner: &Owner, present: &[Flavour]) -> (bool, BTreeSet<MapKey>) {
-    let me = owner.tag();
-    let Ok(indexes) = state::read_indexes::<IptablesIndex>() else {
-        return (false, BTreeSet::new());
+/// DEL's fast path, without `iptables-save`, for an attachment whose
+/// index lists its rules, when each family's flavour is unambiguous (one
+/// in `present`) and another attachment keeps the shared chains:
+/// iptables-nft over the verb's socket ([`nfnl::remove_shared`], no
+/// process), iptables-legacy with one restore per family (side by side)
+/// deleting exactly what ADD wrote, when another indexed attachment of
+/// that family exists. Returns whether all of it went (`false`: nothing,
+/// or only part, removed; DEL then takes the save path, which finds
+/// whatever is left) and the UDP keys of what went, for the verb's
+/// conntrack flush.
+fn remove_indexed(owner: &Owner, session: &Session) -> (bool, BTreeSet<MapKey>) {
+    let mut udp = BTreeSet::new();
+    let Ok(Some(mine)) = state::read_index::<IptablesIndex>(owner) else {
+        return (false, udp);
     };
-    let Some(mine) = indexes.iter().find(|i| i.owner == me) else {
-        return (false, BTreeSet::new());
-    };
-    let mut staged = Vec::new();
+    let mut legacy = Vec::new();
     for rules in &mine.iptables {
         let v6 = v6(rules.family);
-        let flavours: Vec<&Flavour> = present.iter().filter(|f| f.v6() == v6).collect();
-        let shared_kept = indexes
+        let flavours: Vec<Flavour> = session
+            .present
             .iter()
-            .filter(|i| i.owner != me)
-            .any(|i| i.iptables.iter().any(|r| r.family == rules.family));
+            .filter(|f| f.v6() == v6)
+            .copied()
+            .collect();
         match flavours.as_slice() {
-            [f] if shared_kept => staged.push((**f, rules)),
-            _ => return (false, BTreeSet::new()),
+            [Flavour::Nft { .. }] => {
+                let removed = session
+                    .sock()
+                    .is_some_and(|sock| nfnl::remove_shared(sock, v6, &rules.chain));
+                if !removed {
+                    return (false, udp);
+                }
+                udp.extend(rules.udp_keys());
+            }
+            [f @ Flavour::Legacy { .. }] => legacy.push((*f, rules)),
+            _ => return (false, udp),
         }
     }
-    let removed = side_by_side(staged, |(f, rules)| {
+    if legacy.is_empty() {
+        return (true, udp);
+    }
+    let me = owner.tag();
+    let Ok(indexes) = state::read_indexes::<IptablesIndex>() else {
+        return (false, udp);
+    };
+    let shared_kept = |family: Family| {
+        indexes
+            .iter()
+            .filter(|i| i.owner != me)
+            .any(|i| i.iptables.iter().any(|r| r.family == family))
+    };
+    if !legacy.iter().all(|(_, rules)| shared_kept(rules.family)) {
+        return (false, udp);
+    }
+    let removed = side_by_side(legacy, |(f, rules)| {
         exec::restore(f, &rules.removal_input())
             .is_ok()
             .then(|| rules.udp_keys())
     });
     let all = removed.iter().all(Option::is_some);
-    (all, removed.into_iter().flatten().flatten().collect())
+    udp.extend(removed.into_iter().flatten().flatten());
+    (all, udp)
 }
 
 /// What an ADD of this backend records in its index file: enough to
@@ -450,7 +480,7 @@ impl Firewall for Iptables {
     fn del(&self, owner: &Owner, extra_udp: &BTreeSet<MapKey>) -> Result<(), CniError> {
         let _lock = NetnsLock::take()?;
         let session = Session::open();
-        let (all, mut udp) = remove_indexed(owner, &session.present);
+        let (all, mut udp) = remove_indexed(owner, &session);
         udp.extend(extra_udp.iter().copied());
         let removed = if all {
             Ok(())

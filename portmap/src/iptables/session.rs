@@ -48,6 +48,11 @@ impl Session {
         }
     }
 
+    /// The socket (None: nfnetlink could not be opened).
+    pub fn sock(&self) -> Option<&Nfnl> {
+        self.sock.as_ref()
+    }
+
     /// Whether iptables-nft's IPv4 `raw` table holds [`LOCALNET`] with its
     /// one rule and the `PREROUTING` jump to it: the chain's use count (its
     /// rules plus the jumps to it) is 2. Anything else (missing, flushed,
