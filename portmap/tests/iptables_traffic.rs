@@ -4,7 +4,8 @@
 //! behind a throwaway host netns, real TCP/UDP from a remote netns, another
 //! pod, the host (node IP and 127.0.0.1) and the pod itself; CHECK by
 //! content, conflicts under the Kubernetes rule, `externalSetMarkChain`,
-//! iptables-syntax conditions, UDP conntrack, GC, and teardown in both
+//! iptables-syntax conditions, UDP conntrack (gone within a second of ADD
+//! and of DEL), GC, and teardown in both
 //! directions with Debian's reference portmap; the raw table's drop of
 //! 127.0.0.0/8 from outside (CVE-2020-8558).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -402,6 +403,75 @@ fn udp_conntrack_is_flushed_and_gc_removes_only_stale_pods() {
         w.portmap("GC", "", "", &gc).assert_ok();
         let s = saved(&w) + &raw_saved(&w, Kind::Nft) + &raw_saved(&w, Kind::Legacy);
         assert!(!s.contains("CNI-HOSTPORT"), "{kind:?}: {s}");
+    }
+}
+
+/// As with nftables: the conntrack cleanup runs after the plugin replied
+/// (in a detached child, once the family threads are done) and still
+/// happens, per flavour: the pod's UDP entry is gone within a second of
+/// DEL, and an entry a datagram made while its port was not mapped is
+/// gone within a second of ADD.
+#[test]
+fn stale_udp_conntrack_goes_within_a_second_of_add_and_of_del() {
+    if !cni::testing::privileged("stale_udp_conntrack_goes_within_a_second_of_add_and_of_del") {
+        return;
+    }
+    for kind in KINDS {
+        let w = world(kind);
+        let src = Some(addr(EXT4, 40003));
+        // Another attachment keeps the layout (DEL takes its common path,
+        // and the NAT rules that make the kernel track connections stay).
+        let b = w.pod("ctrB");
+        w.portmap(
+            "ADD",
+            &b.id,
+            &netns(&b),
+            &conf(&b, json!({}), tcp_udp(8084, 9004)),
+        )
+        .assert_ok();
+        let a = w.pod("ctrA");
+        let _srv = serve(&a.ns, "A", 80, 81);
+        let c = conf(&a, json!({}), tcp_udp(8083, 9003));
+        w.portmap("ADD", &a.id, &netns(&a), &c).assert_ok();
+        assert_eq!(
+            udp_get(&w.ext.path(), addr(NODE4, 9003), src),
+            Ok("A".into()),
+            "{kind:?}"
+        );
+        assert!(
+            udp_entries(&w, 9003) != (0, 0),
+            "{kind:?}: the pod's traffic made an entry"
+        );
+        w.portmap("DEL", &a.id, &netns(&a), &c).assert_ok();
+        assert_flushed_within_a_second(&w, 9003, &format!("{kind:?} DEL"));
+        // DEL next to B (on iptables-nft: over nfnetlink, no process)
+        // removed A's entry rules and chain, and nothing of B's.
+        let left = saved(&w);
+        let a_chain = portmap::upstream::iptables::dn_chain("pmnet", &a.id);
+        assert!(
+            !left.contains("ctrA") && !left.contains(&a_chain) && left.contains("ctrB"),
+            "{kind:?}: {left}"
+        );
+        assert!(
+            udp_get(&w.ext.path(), addr(NODE4, 9003), src).is_err(),
+            "{kind:?}: nothing is mapped"
+        );
+        assert!(
+            udp_entries(&w, 9003) != (0, 0),
+            "{kind:?}: the datagram to the unmapped port made an entry"
+        );
+        w.portmap("ADD", &a.id, &netns(&a), &c).assert_ok();
+        assert_flushed_within_a_second(&w, 9003, &format!("{kind:?} ADD"));
+        assert_eq!(
+            udp_get(&w.ext.path(), addr(NODE4, 9003), src),
+            Ok("A".into()),
+            "{kind:?}"
+        );
+        let holder = saved_of(&w, kind);
+        assert!(
+            holder.contains("ctrA") && holder.contains("ctrB"),
+            "{kind:?} holds the rules: {holder}"
+        );
     }
 }
 

@@ -90,6 +90,9 @@ pub struct BenchOptions {
     pub phases: Vec<String>,
     /// The plugins the verbs phase measures (empty: all).
     pub only: Vec<String>,
+    /// The portmap backend our side is configured with (`"backend"` in its
+    /// conf; None: the plugin's default). The reference has one backend.
+    pub portmap_backend: Option<String>,
 }
 
 /// Every phase, in the order they run.
@@ -112,6 +115,7 @@ impl BenchOptions {
             command: String::new(),
             phases: PHASES.iter().map(|p| p.to_string()).collect(),
             only: Vec::new(),
+            portmap_backend: None,
         }
     }
 }
@@ -206,11 +210,15 @@ pub fn run(opts: &BenchOptions) -> Result<Value, BenchError> {
             "building the world of {label} ({})",
             dir.display()
         ));
-        let side = Side::new(label, dir, &opts.main_plugins);
-        bench.sides.push(side.map_err(|source| BenchError::World {
-            side: label.to_string(),
-            source,
-        })?);
+        let mut side =
+            Side::new(label, dir, &opts.main_plugins).map_err(|source| BenchError::World {
+                side: label.to_string(),
+                source,
+            })?;
+        if *label == "ours" {
+            side.portmap_backend = opts.portmap_backend.clone();
+        }
+        bench.sides.push(side);
     }
     let wanted = |phase: &str| bench.opts.phases.iter().any(|p| p == phase);
     let phase = |name: &str, run: fn(&Bench) -> Value| {
@@ -230,6 +238,7 @@ pub fn run(opts: &BenchOptions) -> Result<Value, BenchError> {
         "machine": {"start": machine_start, "end": machine()},
         "sides": dirs.iter().map(|(l, d)| json!({"label": l, "dir": d.to_string_lossy()})).collect::<Vec<_>>(),
         "main_plugins": opts.main_plugins.to_string_lossy(),
+        "portmap_backend": opts.portmap_backend,
         "iterations": bench.opts.iterations,
         "verbs": verbs,
         "node": node,

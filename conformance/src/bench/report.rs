@@ -45,6 +45,16 @@ fn cell(v: &Value) -> String {
     s
 }
 
+/// `plugin` as the report names it: portmap with the backend our side was
+/// forced to (`--portmap-backend`), so those figures never pass for the
+/// default backend's.
+pub fn plugin_label(doc: &Value, plugin: &str) -> String {
+    match doc["portmap_backend"].as_str() {
+        Some(b) if plugin == "portmap" => format!("portmap ({b} backend)"),
+        _ => plugin.to_string(),
+    }
+}
+
 fn rss(v: &Value) -> String {
     v["peak_rss_kib"]
         .as_f64()
@@ -84,6 +94,9 @@ fn header(out: &mut String, doc: &Value) {
         "- main plugins (both sides): `{}` bridge + host-local, a dual-stack pod",
         doc["main_plugins"].as_str().unwrap_or("")
     );
+    if let Some(b) = doc["portmap_backend"].as_str() {
+        let _ = writeln!(out, "- our portmap forced to `\"backend\": \"{b}\"` in the verbs and scaling phases (the reference's portmap has one backend, iptables)");
+    }
     let _ = writeln!(out, "- {} timed iterations per cell, ours and the reference alternating invocation by invocation (ABBA); wall time of the whole run {} s", doc["iterations"], num(&doc["wall_s"]));
 }
 
@@ -102,7 +115,7 @@ fn verbs(out: &mut String, doc: &Value) {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            r["plugin"].as_str().unwrap_or(""),
+            plugin_label(doc, r["plugin"].as_str().unwrap_or("")),
             verb_label(r),
             r["cni_version"].as_str().unwrap_or(""),
             cell(&r["ours"]),
@@ -180,11 +193,12 @@ fn chain_share(out: &mut String, n: &Value) {
 }
 
 fn scaling(out: &mut String, doc: &Value) {
+    let portmap = format!(
+        "{}: one more pod (tcp+udp, twice the timed iterations) with N pods mapped; connections/s through a hostPort",
+        plugin_label(doc, "portmap")
+    );
     for (key, title) in [
-        (
-            "portmap",
-            "portmap: one more pod (tcp+udp, twice the timed iterations) with N pods mapped; connections/s through a hostPort",
-        ),
+        ("portmap", portmap.as_str()),
         ("bandwidth", "bandwidth: one more pod with N pods shaped"),
     ] {
         let _ = writeln!(out, "\n## Scaling, {title}\n\n| N | verb | ours | reference | ratio |\n|---:|---|---|---|---:|");
@@ -290,4 +304,58 @@ pub fn render(doc: &Value, report_dir: Option<&Path>, figures: &[(String, PathBu
     shaping(&mut out, doc);
     targets::render(&mut out, doc);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A document of a run with `--portmap-backend iptables`: its portmap
+    /// figures are labelled with the backend everywhere, and judged by
+    /// issue #13's bounds.
+    #[test]
+    fn a_forced_portmap_backend_labels_its_figures_and_bounds() {
+        let ms = |m: f64| json!({"median_ms": m, "p95_ms": m, "p99_ms": m, "failures": 0});
+        let doc = json!({
+            "portmap_backend": "iptables",
+            "verbs": [
+                {"plugin": "portmap", "verb": "ADD", "cni_version": "1.0.0",
+                 "ours": ms(20.0), "reference": ms(100.0), "ratio": 0.2},
+                {"plugin": "tuning", "verb": "ADD", "cni_version": "1.0.0",
+                 "ours": ms(1.0), "reference": ms(3.0), "ratio": 0.33},
+            ],
+            "scaling": {"portmap": [
+                {"pods": 1, "verb": "DEL", "ours": ms(20.0), "reference": ms(100.0), "ratio": 0.2},
+                {"pods": 1000, "verb": "DEL", "ours": ms(40.0), "reference": ms(120.0), "ratio": 0.33},
+            ]},
+        });
+        let md = render(&doc, None, &[]);
+        assert!(md.contains("| portmap (iptables backend) | ADD |"), "{md}");
+        assert!(md.contains("| tuning | ADD |"), "{md}");
+        assert!(
+            md.contains("## Scaling, portmap (iptables backend): one more pod"),
+            "{md}"
+        );
+        assert!(md.contains("forced to `\"backend\": \"iptables\"`"), "{md}");
+        assert!(
+            md.contains("| portmap (iptables backend) ADD ≤ 0.25× the reference | 0.200× | met |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| portmap (iptables backend) DEL with 1000 pods mapped ≤ 0.25× the reference | 0.330× | **missed** |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| portmap (iptables backend) DEL growth (1 → 1000 pods) ≤ 1.5× | 2.000× | **missed** |"),
+            "{md}"
+        );
+        let default = render(&json!({"verbs": doc["verbs"]}), None, &[]);
+        assert!(default.contains("| portmap | ADD |"), "{default}");
+        assert!(
+            default.contains("| portmap ADD ≤ 0.05× the reference | 0.200× | **missed** |"),
+            "{default}"
+        );
+    }
 }

@@ -37,14 +37,14 @@ fn fill_conf(version: CniVersion, k: usize, side: &Side, udp: bool) -> Value {
     if udp {
         maps.push(json!({"hostPort": port, "containerPort": 53, "protocol": "udp"}));
     }
-    json!({
+    side.with_portmap_backend(json!({
         "cniVersion": version.as_str(),
         "name": "bench",
         "type": "portmap",
         "capabilities": {"portMappings": true},
         "runtimeConfig": {"portMappings": maps},
         "prevResult": convert(&prev, version),
-    })
+    }))
 }
 
 /// Runs `job(k)` for `k` in `from..to` on 4 threads; the first error wins.

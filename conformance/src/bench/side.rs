@@ -56,6 +56,8 @@ pub struct Side {
     pub pod: Pod,
     /// The main plugins' result for `pod`.
     pub prev: Value,
+    /// The `"backend"` every portmap conf of this side names (None: none).
+    pub portmap_backend: Option<String>,
 }
 
 impl Side {
@@ -96,6 +98,7 @@ impl Side {
             world,
             pod,
             prev: added.raw,
+            portmap_backend: None,
         })
     }
 
@@ -186,17 +189,25 @@ impl Side {
         })
     }
 
+    /// `conf` (a portmap stdin) with this side's `"backend"`, if any.
+    pub fn with_portmap_backend(&self, mut conf: Value) -> Value {
+        if let Some(b) = &self.portmap_backend {
+            conf["backend"] = json!(b);
+        }
+        conf
+    }
+
     /// The stdin of `plugin` (prevResult injected when given).
     pub fn plugin_conf(&self, plugin: &str, version: CniVersion, prev: Option<&Value>) -> Value {
         let mut conf = match plugin {
-            "portmap" => json!({
+            "portmap" => self.with_portmap_backend(json!({
                 "type": "portmap",
                 "capabilities": {"portMappings": true},
                 "runtimeConfig": {"portMappings": [
                     {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
                     {"hostPort": 8053, "containerPort": 53, "protocol": "udp"}
                 ]},
-            }),
+            })),
             "bandwidth" => shaping_conf(10_000_000, 160_000, None),
             "tuning" => json!({
                 "type": "tuning",

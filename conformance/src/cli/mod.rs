@@ -195,6 +195,10 @@ struct BenchArgs {
     /// Plugins the verbs phase measures, comma-separated (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Our portmap's backend (`"backend"` in its conf) in the verbs and
+    /// scaling phases; the reference has one (iptables).
+    #[arg(long, value_parser = ["nftables", "iptables"])]
+    portmap_backend: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -330,6 +334,7 @@ fn run_bench(args: BenchArgs) -> Result<Option<String>, CliError> {
     opts.progress = !args.quiet;
     opts.phases = args.phases;
     opts.only = args.only;
+    opts.portmap_backend = args.portmap_backend;
     opts.command = std::env::args().collect::<Vec<_>>().join(" ");
     let doc = crate::bench::run(&opts)?;
     let md = crate::bench::write_outputs(

@@ -14,36 +14,43 @@
 //! Per verb: ADD saves the family's `nat` table once (conflicts, which
 //! shared chains exist), then restores once; DEL and GC save and restore
 //! once per flavour that holds something; the two families run side by
-//! side. DEL of an indexed attachment next to another indexed one of the
-//! same family skips the save: one restore per family deletes what its
-//! index lists (`remove_indexed`), else it falls back to the save. ADD
+//! side. DEL of an indexed attachment whose shared chains another one
+//! keeps skips the save (`remove_indexed`): on iptables-nft one nf_tables
+//! transaction over the verb's socket, no process ([`nfnl`]); on
+//! iptables-legacy one restore per family deleting what its index lists;
+//! else it falls back to the save. ADD
 //! records the attachment's [`rules::PodRules`] in its index file
 //! ([`IptablesIndex`]); a table that lost our layout is rebuilt from
 //! those by the next ADD or STATUS (`heal`). IPv4 also keeps the `raw`
 //! table's drop of 127.0.0.0/8 from outside ([`rules::localnet_add`]):
 //! ADD completes it in its restore, the DEL or GC of the last attachment
-//! removes it ([`removal`]), CHECK reports it missing. Localhost and conntrack are
-//! the backend-neutral [`crate::localnet`] and [`crate::conntrack`].
+//! removes it ([`removal`]), CHECK reports it missing. Every verb opens one
+//! nfnetlink socket ([`session`]: the flavour probe, whether ADD need read
+//! the `raw` table) and closes it once the family threads are done, in a
+//! detached child that first flushes the stale UDP conntrack entries of
+//! the ports the verb touched. Localhost and conntrack are the
+//! backend-neutral [`crate::localnet`] and [`crate::conntrack`].
 
 pub mod exec;
+pub mod nfnl;
 pub mod rules;
+pub mod session;
 
 use std::collections::BTreeSet;
 
 use cni::args::Owner;
-use cni::netlink::netfilter::Nfnl;
 use cni::types::Attachment;
 use cni::{CniError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
 use self::exec::Flavour;
 use self::rules::{udp_keys_of, PodRules};
+use self::session::Session;
 use crate::backend::Firewall;
-use crate::config::Protocol;
+use crate::localnet;
 use crate::plan::{Family, MapKey, Masq, PodPlan};
 use crate::state::{self, NetnsLock};
 use crate::upstream::iptables::{NatTable, UpstreamOwner, DNAT};
-use crate::{conntrack, localnet, upstream};
 
 /// Everything that can go wrong in this backend.
 #[derive(Debug, thiserror::Error)]
@@ -145,21 +152,18 @@ fn side_by_side<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> V
 }
 
 /// Removes the attachments of `network` that `pick` chooses (container
-/// IDs, from each table's owners) from every flavour present, then flushes
-/// the UDP conntrack entries of what they mapped and of `extra_udp`; one
-/// thread per family.
+/// IDs, from each table's owners) from every flavour in `present`, one
+/// thread per family; returns the UDP keys whose stale conntrack entries
+/// the verb's end flushes (what they mapped and `extra_udp`, also when a
+/// family failed) and the outcome.
 fn remove_where(
+    present: &[Flavour],
     network: &str,
     pick: &(dyn Fn(&BTreeSet<UpstreamOwner>) -> BTreeSet<String> + Sync),
     extra_udp: &BTreeSet<MapKey>,
-) -> Result<(), IptablesError> {
-    let present = upstream::probe_alone().iptables;
-    let remove_family = |family: Family| -> Result<(), IptablesError> {
-        let mut udp: BTreeSet<MapKey> = extra_udp
-            .iter()
-            .filter(|k| k.family == family)
-            .copied()
-            .collect();
+) -> (BTreeSet<MapKey>, Result<(), IptablesError>) {
+    let remove_family = |family: Family| {
+        let mut udp = BTreeSet::new();
         let result = present
             .iter()
             .filter(|f| f.v6() == v6(family))
@@ -182,12 +186,15 @@ fn remove_where(
                     None => Ok(()),
                 }
             });
-        flush_udp(family, &udp);
-        result
+        (udp, result)
     };
-    side_by_side(vec![Family::V4, Family::V6], remove_family)
-        .into_iter()
-        .collect()
+    let mut udp = extra_udp.clone();
+    let mut result = Ok(());
+    for (keys, r) in side_by_side(vec![Family::V4, Family::V6], remove_family) {
+        udp.extend(keys);
+        result = result.and(r);
+    }
+    (udp, result)
 }
 
 /// [`NatTable::removal`] of `ids` of `network` from `flavour`'s saved
@@ -208,70 +215,68 @@ pub(crate) fn removal(
     Ok(Some(input))
 }
 
-/// DEL's fast path, without `iptables-save`: when `owner`'s index lists
-/// its rules, each family's flavour is unambiguous (one present) and
-/// another indexed attachment of that family keeps the shared chains, one
-/// restore per family deletes exactly what ADD wrote (side by side), then
-/// the UDP conntrack of its ports and `extra_udp` is flushed. `false`
-/// (nothing, or only part, removed) sends DEL to the save path, which
-/// finds whatever is left.
-fn remove_indexed(owner: &Owner, extra_udp: &BTreeSet<MapKey>) -> bool {
-    let me = owner.tag();
-    let Ok(indexes) = state::read_indexes::<IptablesIndex>() else {
-        return false;
+/// DEL's fast path, without `iptables-save`, for an attachment whose
+/// index lists its rules, when each family's flavour is unambiguous (one
+/// in `present`) and another attachment keeps the shared chains:
+/// iptables-nft over the verb's socket ([`nfnl::remove_shared`], no
+/// process), iptables-legacy with one restore per family (side by side)
+/// deleting exactly what ADD wrote, when another indexed attachment of
+/// that family exists. Returns whether all of it went (`false`: nothing,
+/// or only part, removed; DEL then takes the save path, which finds
+/// whatever is left) and the UDP keys of what went, for the verb's
+/// conntrack flush.
+fn remove_indexed(owner: &Owner, session: &Session) -> (bool, BTreeSet<MapKey>) {
+    let mut udp = BTreeSet::new();
+    let Ok(Some(mine)) = state::read_index::<IptablesIndex>(owner) else {
+        return (false, udp);
     };
-    let Some(mine) = indexes.iter().find(|i| i.owner == me) else {
-        return false;
-    };
-    let present = upstream::probe_alone().iptables;
-    let mut staged = Vec::new();
+    let mut legacy = Vec::new();
     for rules in &mine.iptables {
         let v6 = v6(rules.family);
-        let flavours: Vec<&Flavour> = present.iter().filter(|f| f.v6() == v6).collect();
-        let shared_kept = indexes
+        let flavours: Vec<Flavour> = session
+            .present
+            .iter()
+            .filter(|f| f.v6() == v6)
+            .copied()
+            .collect();
+        match flavours.as_slice() {
+            [Flavour::Nft { .. }] => {
+                let removed = session
+                    .sock()
+                    .is_some_and(|sock| nfnl::remove_shared(sock, v6, &rules.chain));
+                if !removed {
+                    return (false, udp);
+                }
+                udp.extend(rules.udp_keys());
+            }
+            [f @ Flavour::Legacy { .. }] => legacy.push((*f, rules)),
+            _ => return (false, udp),
+        }
+    }
+    if legacy.is_empty() {
+        return (true, udp);
+    }
+    let me = owner.tag();
+    let Ok(indexes) = state::read_indexes::<IptablesIndex>() else {
+        return (false, udp);
+    };
+    let shared_kept = |family: Family| {
+        indexes
             .iter()
             .filter(|i| i.owner != me)
-            .any(|i| i.iptables.iter().any(|r| r.family == rules.family));
-        match flavours.as_slice() {
-            [f] if shared_kept => staged.push((**f, rules)),
-            _ => return false,
-        }
+            .any(|i| i.iptables.iter().any(|r| r.family == family))
+    };
+    if !legacy.iter().all(|(_, rules)| shared_kept(rules.family)) {
+        return (false, udp);
     }
-    let removed = side_by_side(staged, |(f, rules)| {
-        let done = exec::restore(f, &rules.removal_input()).is_ok();
-        if done {
-            let mut udp = rules.udp_keys();
-            udp.extend(extra_udp.iter().filter(|k| k.family == rules.family));
-            flush_udp(rules.family, &udp);
-        }
-        done
+    let removed = side_by_side(legacy, |(f, rules)| {
+        exec::restore(f, &rules.removal_input())
+            .is_ok()
+            .then(|| rules.udp_keys())
     });
-    removed.into_iter().all(|done| done)
-}
-
-/// Removes stale UDP conntrack entries of `family` for `keys` (failures
-/// are logged, as upstream does).
-fn flush_udp(family: Family, keys: &BTreeSet<MapKey>) {
-    let ports: BTreeSet<u16> = keys
-        .iter()
-        .filter(|k| k.family == family && k.protocol == Protocol::Udp)
-        .map(|k| k.port)
-        .collect();
-    if ports.is_empty() {
-        return;
-    }
-    let ports: Vec<u16> = ports.into_iter().collect();
-    match Nfnl::open() {
-        Ok(sock) => {
-            if let Err(e) = conntrack::delete_udp_by_dport(&sock, family, &ports) {
-                eprintln!(
-                    "portmap: deleting stale UDP conntrack entries for ports {ports:?}: conntrack netlink: {e}"
-                );
-            }
-            sock.close_in_background();
-        }
-        Err(e) => eprintln!("portmap: opening a conntrack netlink socket: {e}"),
-    }
+    let all = removed.iter().all(Option::is_some);
+    udp.extend(removed.into_iter().flatten().flatten());
+    (all, udp)
 }
 
 /// What an ADD of this backend records in its index file: enough to
@@ -338,21 +343,27 @@ fn heal(
 impl Iptables {
     /// Saves each family's table (side by side; healing a flushed one from
     /// the index files), refuses conflicts, then per family (side by side)
-    /// restores its input and flushes its UDP conntrack entries. Returns
-    /// what it installed.
-    fn install(plan: &PodPlan) -> Result<Vec<PodRules>, IptablesError> {
-        let present = upstream::probe_alone().iptables;
+    /// restores its input. Returns what it installed. The IPv4 `raw` table
+    /// is read only when iptables-nft's localnet drop is not known to be in
+    /// place ([`Session::localnet_in_place`]) or the flavour is legacy.
+    fn install(plan: &PodPlan, session: &Session) -> Result<Vec<PodRules>, IptablesError> {
+        let present = &session.present;
+        let localnet_in_place = plan.container_ipv4().is_some() && session.localnet_in_place();
         let me = plan.owner.tag();
         let families: Vec<PodRules> = [Family::V4, Family::V6]
             .into_iter()
             .filter_map(|f| PodRules::new(plan, f))
             .collect();
         let saved = side_by_side(families.iter().collect(), |r| {
-            let (flavour, mut table) = chosen(&present, r.family)?;
+            let (flavour, mut table) = chosen(present, r.family)?;
             if flushed(&table) {
                 table = heal(flavour, table, r.family, &me)?;
             }
-            Ok((flavour, table, localnet_of(flavour)?))
+            let raw = match flavour {
+                Flavour::Nft { v6: false } if localnet_in_place => String::new(),
+                _ => localnet_of(flavour)?,
+            };
+            Ok((flavour, table, raw))
         });
         let mut staged = Vec::new();
         for (rules, saved) in families.iter().zip(saved) {
@@ -363,36 +374,27 @@ impl Iptables {
                 return Err(IptablesError::Conflict(conflicts));
             }
             let input = rules.add_input(&table) + &raw;
-            staged.push((flavour, input, rules.family, keys));
+            staged.push((flavour, input));
         }
-        side_by_side(staged, |(flavour, input, family, keys)| {
-            exec::restore(flavour, &input)?;
-            flush_udp(family, &keys);
-            Ok(())
-        })
-        .into_iter()
-        .collect::<Result<(), IptablesError>>()?;
+        side_by_side(staged, |(flavour, input)| exec::restore(flavour, &input))
+            .into_iter()
+            .collect::<Result<(), IptablesError>>()?;
         Ok(families)
     }
 }
 
-impl Firewall for Iptables {
-    fn add(&self, plan: &PodPlan) -> Result<(), CniError> {
-        if plan.is_empty() {
-            return Ok(());
-        }
+impl Iptables {
+    /// ADD under the lock: installs, records the index, enables
+    /// `route_localnet`; any failure but a conflict undoes what was done.
+    fn add_in(plan: &PodPlan, session: &Session) -> Result<(), CniError> {
         let what = format!("adding hostPort DNAT for {}", plan.owner.tag());
-        let _lock = NetnsLock::take()?;
         let owner = &plan.owner;
         let undo = || {
-            let _ = remove_where(
-                &owner.network,
-                &|_| BTreeSet::from([owner.container_id.clone()]),
-                &BTreeSet::new(),
-            );
+            let mine = |_: &BTreeSet<UpstreamOwner>| BTreeSet::from([owner.container_id.clone()]);
+            let _ = remove_where(&session.present, &owner.network, &mine, &BTreeSet::new());
             let _ = state::remove_index(owner);
         };
-        let installed = match Self::install(plan) {
+        let installed = match Self::install(plan, session) {
             Ok(rules) => rules,
             Err(e) => {
                 if !matches!(e, IptablesError::Conflict(_)) {
@@ -419,10 +421,31 @@ impl Firewall for Iptables {
         }
         Ok(())
     }
+}
+
+impl Firewall for Iptables {
+    fn add(&self, plan: &PodPlan) -> Result<(), CniError> {
+        if plan.is_empty() {
+            return Ok(());
+        }
+        let _lock = NetnsLock::take()?;
+        let session = Session::open();
+        let result = Self::add_in(plan, &session);
+        // The new mapping's stale UDP entries go after the reply (none
+        // when ADD failed: nothing was installed).
+        let touched = match &result {
+            Ok(()) => plan.keys(),
+            Err(_) => BTreeSet::new(),
+        };
+        session.finish(&touched);
+        result
+    }
 
     fn check(&self, plan: &PodPlan) -> Result<(), CniError> {
         let what = format!("check of {}", plan.owner.tag());
-        let present = upstream::probe_alone().iptables;
+        let session = Session::open();
+        let present = session.present.clone();
+        session.finish(&BTreeSet::new());
         let mut problems = Vec::new();
         for family in [Family::V4, Family::V6] {
             let Some(rules) = PodRules::new(plan, family) else {
@@ -456,15 +479,20 @@ impl Firewall for Iptables {
 
     fn del(&self, owner: &Owner, extra_udp: &BTreeSet<MapKey>) -> Result<(), CniError> {
         let _lock = NetnsLock::take()?;
-        if remove_indexed(owner, extra_udp) {
-            return state::remove_index(owner);
-        }
-        remove_where(
-            &owner.network,
-            &|_| BTreeSet::from([owner.container_id.clone()]),
-            extra_udp,
-        )
-        .map_err(|e| e.into_cni(&format!("removing hostPort DNAT of {}", owner.tag())))?;
+        let session = Session::open();
+        let (all, mut udp) = remove_indexed(owner, &session);
+        udp.extend(extra_udp.iter().copied());
+        let removed = if all {
+            Ok(())
+        } else {
+            let mine = |_: &BTreeSet<UpstreamOwner>| BTreeSet::from([owner.container_id.clone()]);
+            let (keys, r) = remove_where(&session.present, &owner.network, &mine, &udp);
+            udp = keys;
+            r.map_err(|e| e.into_cni(&format!("removing hostPort DNAT of {}", owner.tag())))
+        };
+        // The stale UDP entries go after the reply, whatever failed.
+        session.finish(&udp);
+        removed?;
         state::remove_index(owner)
     }
 
@@ -479,7 +507,10 @@ impl Firewall for Iptables {
                 .map(|o| o.container_id.clone())
                 .collect()
         };
-        remove_where(network, &stale, &BTreeSet::new()).map_err(|e| {
+        let session = Session::open();
+        let (udp, removed) = remove_where(&session.present, network, &stale, &BTreeSet::new());
+        session.finish(&udp);
+        removed.map_err(|e| {
             e.into_cni(&format!(
                 "garbage-collecting hostPort DNAT of network {network}"
             ))
@@ -500,7 +531,9 @@ impl Firewall for Iptables {
         let what = "rebuilding hostPort DNAT after a flush";
         let _lock = NetnsLock::take()?;
         if !state::read_indexes::<IptablesIndex>()?.is_empty() {
-            let present = upstream::probe_alone().iptables;
+            let session = Session::open();
+            let present = session.present.clone();
+            session.finish(&BTreeSet::new());
             for family in [Family::V4, Family::V6] {
                 let (flavour, table) = chosen(&present, family).map_err(|e| e.into_cni(what))?;
                 if flushed(&table) {

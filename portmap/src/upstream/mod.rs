@@ -65,8 +65,9 @@ fn legacy_nat(v6: bool) -> bool {
         .unwrap_or(false)
 }
 
-/// The legacy flavours whose `nat` table is loaded (file reads only).
-fn legacy_only() -> Present {
+/// The legacy flavours whose `nat` table is loaded (file reads only: what
+/// can be known without nfnetlink).
+pub(crate) fn probe_legacy() -> Present {
     let iptables = [false, true]
         .into_iter()
         .filter(|v6| legacy_nat(*v6))
@@ -82,7 +83,7 @@ fn legacy_only() -> Present {
 /// nfnetlink socket: the nftables backend probes on the socket of its own
 /// transaction, so an ADD opens one socket and closes it once).
 pub(crate) fn probe(sock: &Nfnl) -> Present {
-    let mut present = legacy_only();
+    let mut present = probe_legacy();
     for v6 in [false, true] {
         let chain = NfTablesMessage::GetChain(ChainMessage {
             attributes: vec![
@@ -106,19 +107,6 @@ pub(crate) fn probe(sock: &Nfnl) -> Present {
             }
         }
     }
-    present
-}
-
-/// [`probe`] on a socket of its own (callers that hold none: the iptables
-/// backend). Closing an nfnetlink socket right after a DEL deleted
-/// nf_tables objects waits for an RCU grace period (≈15 ms); a child
-/// closes it.
-pub(crate) fn probe_alone() -> Present {
-    let Ok(sock) = Nfnl::open() else {
-        return legacy_only();
-    };
-    let present = probe(&sock);
-    sock.close_in_background();
     present
 }
 

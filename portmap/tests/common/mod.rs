@@ -366,3 +366,51 @@ pub fn ext_sends_to_loopback_via_node(w: &World) {
         w.ext.exec(cmd);
     }
 }
+
+/// UDP conntrack entries in the host netns whose original destination port
+/// is `port`: (IPv4, IPv6), from one dump of every family.
+pub fn udp_entries(w: &World, port: u16) -> (usize, usize) {
+    use netlink_packet_netfilter::conntrack::{ConntrackAttribute, IPTuple, Tuple};
+    let sock = cni::netlink::netfilter::Nfnl::open_in(&w.host.path()).unwrap();
+    let mut out = (0, 0);
+    for attrs in sock
+        .conntrack_dump(netlink_packet_netfilter::NetfilterProtoFamily::Unspec)
+        .unwrap()
+    {
+        for a in &attrs {
+            let ConntrackAttribute::CtaTupleOrig(t) = a else {
+                continue;
+            };
+            if portmap::conntrack::udp_dport(t) != Some(port) {
+                continue;
+            }
+            let v6 = t.iter().any(|x| {
+                matches!(x, Tuple::Ip(ips)
+                    if ips.iter().any(|i| matches!(i, IPTuple::SourceAddress(ip) if ip.is_ipv6())))
+            });
+            if v6 {
+                out.1 += 1;
+            } else {
+                out.0 += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Waits until no UDP conntrack entry for `port` is left in either family;
+/// fails after 1 s.
+pub fn assert_flushed_within_a_second(w: &World, port: u16, what: &str) {
+    let start = std::time::Instant::now();
+    loop {
+        let left = udp_entries(w, port);
+        if left == (0, 0) {
+            return;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(1),
+            "{what}: stale UDP conntrack entries for port {port} (IPv4, IPv6) still there after 1 s: {left:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use super::plugin_label;
+
 /// One judged target: what, the measured figure, met (None: not measured).
 pub struct Judged {
     pub target: String,
@@ -50,11 +52,15 @@ fn verb_targets(doc: &Value, out: &mut Vec<Judged>) {
             && r["ratio"].is_null()
             && verb_rows(doc)
                 .any(|o| o["plugin"] == plugin && o["verb"] == verb && o["pod"].is_string());
+        let iptables = doc["portmap_backend"] == "iptables";
         let bound = match (plugin, verb) {
+            // Issue #13's bound for the iptables backend (ADD and DEL).
+            ("portmap", "ADD" | "DEL") if iptables => 0.25,
             ("portmap", "ADD" | "CHECK" | "DEL") => 0.05,
             ("bandwidth", "DEL") => 0.5,
             _ => 0.4,
         };
+        let plugin = plugin_label(doc, plugin);
         if !r["reference"].is_null() && !remeasured {
             out.push(judged(
                 format!("{plugin} {verb}{pod} ≤ {bound}× the reference"),
@@ -130,9 +136,17 @@ fn scaling_targets(doc: &Value, out: &mut Vec<Judged>) {
     let empty = Vec::new();
     let pm = doc["scaling"]["portmap"].as_array().unwrap_or(&empty);
     let bw = doc["scaling"]["bandwidth"].as_array().unwrap_or(&empty);
+    // Issue #13's growth bound for the iptables backend.
+    let pm_bound = if doc["portmap_backend"] == "iptables" {
+        1.5
+    } else {
+        1.15
+    };
+    let pm_add = format!("{} ADD growth", plugin_label(doc, "portmap"));
+    let pm_del = format!("{} DEL growth", plugin_label(doc, "portmap"));
     for (rows, verb, key, bound, what) in [
-        (pm, "ADD", "median_ms", 1.15, "portmap ADD growth"),
-        (pm, "DEL", "median_ms", 1.15, "portmap DEL growth"),
+        (pm, "ADD", "median_ms", pm_bound, pm_add.as_str()),
+        (pm, "DEL", "median_ms", pm_bound, pm_del.as_str()),
         (bw, "ADD", "median_ms", 1.25, "bandwidth ADD growth"),
     ] {
         let g = growth(rows, verb, key);
@@ -143,6 +157,25 @@ fn scaling_targets(doc: &Value, out: &mut Vec<Judged>) {
             "×",
             |x| x <= bound,
         ));
+    }
+    if doc["portmap_backend"] == "iptables" {
+        // Issue #13: ADD and DEL ≤ 0.25× the reference at every N measured.
+        for r in pm
+            .iter()
+            .filter(|r| r["verb"] == "ADD" || r["verb"] == "DEL")
+        {
+            out.push(judged(
+                format!(
+                    "{} {} with {} pods mapped ≤ 0.25× the reference",
+                    plugin_label(doc, "portmap"),
+                    r["verb"].as_str().unwrap_or(""),
+                    r["pods"]
+                ),
+                r["ratio"].as_f64(),
+                "×",
+                |x| x <= 0.25,
+            ));
+        }
     }
     let g = growth(pm, "connect", "per_s");
     let span = g.map_or(String::new(), |(_, a, b)| format!(" ({b} vs {a} mappings)"));
