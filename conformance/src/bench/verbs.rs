@@ -18,6 +18,9 @@ use crate::scenarios::{query_versions, PLUGINS};
 
 pub const VERBS: [&str; 5] = ["ADD", "CHECK", "STATUS", "GC", "DEL"];
 
+/// CHECK's place in [`VERBS`].
+const CHECK: usize = 1;
+
 /// Whether `side`'s `plugin` speaks 1.1.0 (STATUS and GC).
 fn has_v110(side: &Side, plugin: &str) -> bool {
     query_versions(&side.dir.join(plugin)).is_ok_and(|v| v.contains(&CniVersion::V1_1_0))
@@ -90,7 +93,10 @@ fn round(
     series: &mut [[Series; 5]],
 ) {
     let mut added: Vec<Option<Value>> = vec![None; b.sides.len()];
-    let halves: Vec<Value> = b.sides.iter().map(|s| ipv4_half(&s.prev)).collect();
+    let halves: Vec<Value> = match pod {
+        Pod::DualStack => Vec::new(),
+        Pod::Ipv4Half => b.sides.iter().map(|s| ipv4_half(&s.prev)).collect(),
+    };
     for (v, verb) in VERBS.iter().enumerate() {
         if matches!(pod, Pod::Ipv4Half) && matches!(*verb, "STATUS" | "GC") {
             continue;
@@ -165,13 +171,12 @@ pub fn run(b: &Bench) -> Value {
                 "ours": cell(0), "reference": reference, "ratio": r,
             }));
         }
-        let check = VERBS.iter().position(|v| *v == "CHECK").unwrap_or(1);
-        if series.iter().any(|s| s[check].median().is_none()) {
+        if series.iter().any(|s| s[CHECK].median().is_none()) {
             b.progress(&format!(
                 "verbs: {plugin} CHECK again on the IPv4 half of the pod (a side failed every dual-stack CHECK)"
             ));
             let half = measure(b, (plugin, core, Pod::Ipv4Half));
-            rows.push(ipv4_check_row(plugin, core, &half, check));
+            rows.push(ipv4_check_row(plugin, core, &half));
         }
     }
     Value::Array(rows)
@@ -181,9 +186,9 @@ pub fn run(b: &Bench) -> Value {
 /// too (it checks ip6tables whenever ip6tables exists); a reference that
 /// never succeeds is given the median time it took to fail, a lower bound of
 /// a CHECK that works, so the ratio is an upper bound of ours (`basis` says so).
-fn ipv4_check_row(plugin: &str, core: CniVersion, half: &[[Series; 5]], check: usize) -> Value {
-    let ours = &half[0][check];
-    let reference = half.get(1).map(|s| &s[check]);
+fn ipv4_check_row(plugin: &str, core: CniVersion, half: &[[Series; 5]]) -> Value {
+    let ours = &half[0][CHECK];
+    let reference = half.get(1).map(|s| &s[CHECK]);
     let (basis, reference_ms) = match reference.map(|r| (r.median(), r.failed_median())) {
         Some((Some(ms), _)) => ("success", Some(ms)),
         Some((None, Some(ms))) => ("reference time to fail", Some(ms)),
@@ -212,4 +217,25 @@ fn measure(b: &Bench, cell: (&str, CniVersion, Pod)) -> Vec<[Series; 5]> {
         );
     }
     series
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_is_where_verbs_has_it() {
+        assert_eq!(VERBS[CHECK], "CHECK");
+    }
+
+    #[test]
+    fn the_ipv4_half_keeps_only_ipv4_addresses_and_routes() {
+        let prev = json!({
+            "ips": [{"address": "10.77.0.2/16"}, {"address": "fd77::2/64"}],
+            "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}],
+        });
+        let half = ipv4_half(&prev);
+        assert_eq!(half["ips"], json!([{"address": "10.77.0.2/16"}]));
+        assert_eq!(half["routes"], json!([{"dst": "0.0.0.0/0"}]));
+    }
 }
