@@ -22,6 +22,10 @@
 //!   a runtime does at its timeout (background children included).
 //! - [`CRASH_LOG_ENV`] = file: each point reached is appended as
 //!   `<k> <name>` (children are not counted: see [`child_crash_armed`]).
+//! - [`CHILD_HOLD_ENV`] = file: a detached child waits for that file to
+//!   exist (at most 10 s) before its work and removes it after, so a test
+//!   can act between a verb's reply and its background work, and then know
+//!   that work is over ([`held_child`]).
 
 /// Names the step that must fail (see [`hit`]).
 pub const FAIL_ENV: &str = "CNI_FAILPOINT";
@@ -31,6 +35,8 @@ pub const CRASH_ENV: &str = "CNI_CRASHPOINT";
 pub const CRASH_GROUP_ENV: &str = "CNI_CRASHPOINT_GROUP";
 /// A file every reached crash point is appended to.
 pub const CRASH_LOG_ENV: &str = "CNI_CRASHPOINT_LOG";
+/// A file a detached child waits for before its work and removes after it.
+pub const CHILD_HOLD_ENV: &str = "CNI_FAILPOINT_CHILD_HOLD";
 
 #[cfg(feature = "failpoints")]
 mod armed {
@@ -87,6 +93,19 @@ mod armed {
         }
     }
 
+    pub fn held_child(work: impl FnOnce()) {
+        let Some(path) = std::env::var_os(super::CHILD_HOLD_ENV) else {
+            return work();
+        };
+        let path = std::path::PathBuf::from(path);
+        let start = std::time::Instant::now();
+        while !path.exists() && start.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        work();
+        let _ = std::fs::remove_file(&path);
+    }
+
     pub fn child_crash_armed(name: &str) -> bool {
         let armed = std::env::var(super::CRASH_ENV).is_ok_and(|v| v == name);
         if armed {
@@ -124,10 +143,23 @@ pub fn enter_child() {
     armed::enter_child()
 }
 
+/// In a detached child: runs `work`, held by [`CHILD_HOLD_ENV`] when set.
+#[cfg(feature = "failpoints")]
+pub fn held_child(work: impl FnOnce()) {
+    armed::held_child(work)
+}
+
 /// Nothing: failpoints are not compiled in.
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn enter_child() {}
+
+/// Runs `work`: failpoints are not compiled in.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn held_child(work: impl FnOnce()) {
+    work()
+}
 
 /// Always false: failpoints are not compiled in.
 #[cfg(not(feature = "failpoints"))]

@@ -1,13 +1,15 @@
 //! Stale UDP conntrack removal, whatever the backend: dumps the current
 //! netns's conntrack table (once, for every family the keys need) and
 //! deletes every UDP entry whose original destination port is one of the
-//! attachment's hostPorts, so a new
-//! pod (or a host process) receives traffic that a cached NAT binding would
-//! otherwise blackhole. Speaks ctnetlink through cni's netfilter socket
+//! attachment's hostPorts, so a new pod (or a host process) receives
+//! traffic that a cached NAT binding would otherwise blackhole. After ADD,
+//! entries already NATed to the new attachment itself stay: the flush runs
+//! after the reply, when the pod's first datagrams may have gone through. Speaks ctnetlink through cni's netfilter socket
 //! ([`cni::netlink::netfilter`]; the caller's socket, so one socket per
 //! invocation is closed in the background); knows nothing about nft.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 
 use cni::netlink::netfilter::Nfnl;
 use cni::netlink::{NetlinkError, ENOENT};
@@ -50,25 +52,43 @@ fn tuple_family(tuple: &[Tuple]) -> Option<Family> {
     })
 }
 
-/// Deletes every UDP entry of `family` whose original destination port is in
-/// `ports`; returns how many went. Entries that vanish meanwhile are fine.
-pub fn delete_udp_by_dport(
-    sock: &Nfnl,
-    family: Family,
-    ports: &[u16],
-) -> Result<usize, NetlinkError> {
-    match family {
-        Family::V4 => delete_udp(sock, ports, &[]),
-        Family::V6 => delete_udp(sock, &[], ports),
+/// The source address and port of a tuple: for a reply tuple, where the
+/// connection's replies come from (the DNAT target once NATed).
+fn tuple_source(tuple: &[Tuple]) -> Option<SocketAddr> {
+    let mut ip = None;
+    let mut port = None;
+    for t in tuple {
+        match t {
+            Tuple::Ip(ips) => {
+                ip = ips.iter().find_map(|a| match a {
+                    IPTuple::SourceAddress(ip) => Some(*ip),
+                    _ => None,
+                });
+            }
+            Tuple::Proto(p) => {
+                port = p.iter().find_map(|a| match a {
+                    ProtoTuple::SourcePort(p) => Some(*p),
+                    _ => None,
+                });
+            }
+            _ => {}
+        }
     }
+    Some(SocketAddr::new(ip?, port?))
 }
 
 /// Deletes every UDP entry whose original destination port is in its
-/// family's list (`v4`, `v6`). One dump whatever the families: the kernel
+/// family's list (`v4`, `v6`), except those whose replies come from one of
+/// `keep`. One dump whatever the families: the kernel
 /// walks its whole, global hash table for each dump (about 20 ms of CPU with
 /// 262144 buckets here, whatever the family asked for), so a dual-stack pod
 /// asks for every family at once (`AF_UNSPEC`) instead of walking it twice.
-fn delete_udp(sock: &Nfnl, v4: &[u16], v6: &[u16]) -> Result<usize, NetlinkError> {
+fn delete_udp(
+    sock: &Nfnl,
+    v4: &[u16],
+    v6: &[u16],
+    keep: &BTreeSet<SocketAddr>,
+) -> Result<usize, NetlinkError> {
     let dump = match (v4.is_empty(), v6.is_empty()) {
         (true, true) => return Ok(0),
         (false, true) => NetfilterProtoFamily::IPv4,
@@ -77,12 +97,23 @@ fn delete_udp(sock: &Nfnl, v4: &[u16], v6: &[u16]) -> Result<usize, NetlinkError
     };
     let (mut stale_v4, mut stale_v6) = (Vec::new(), Vec::new());
     for attrs in sock.conntrack_dump(dump)? {
-        let Some(orig) = attrs.into_iter().find_map(|a| match a {
-            ConntrackAttribute::CtaTupleOrig(t) => Some(t),
-            _ => None,
-        }) else {
+        let (mut orig, mut reply) = (None, None);
+        for a in attrs {
+            match a {
+                ConntrackAttribute::CtaTupleOrig(t) => orig = Some(t),
+                ConntrackAttribute::CtaTupleReply(t) => reply = Some(t),
+                _ => {}
+            }
+        }
+        let Some(orig) = orig else {
             continue;
         };
+        if reply
+            .and_then(|r| tuple_source(&r))
+            .is_some_and(|from| keep.contains(&from))
+        {
+            continue;
+        }
         let (ports, stale) = match tuple_family(&orig) {
             Some(Family::V4) => (v4, &mut stale_v4),
             Some(Family::V6) => (v6, &mut stale_v6),
@@ -129,10 +160,14 @@ pub fn has_udp(keys: &BTreeSet<MapKey>) -> bool {
 
 /// Removes stale UDP conntrack entries for these keys (one dump of the
 /// table for both families); failures are logged, as upstream does (a
-/// missing entry is not a failure).
-pub fn flush_udp(sock: &Nfnl, keys: &BTreeSet<MapKey>) {
+/// missing entry is not a failure). An entry already NATed to one of `keep`
+/// stays: after ADD, `keep` holds the attachment's own targets, whose
+/// entries the new rules made (the flush runs after the reply, when the
+/// pod's first datagrams may already have been forwarded); after DEL and GC
+/// it is empty.
+pub fn flush_udp(sock: &Nfnl, keys: &BTreeSet<MapKey>, keep: &BTreeSet<SocketAddr>) {
     let (v4, v6) = (udp_ports(keys, Family::V4), udp_ports(keys, Family::V6));
-    if let Err(e) = delete_udp(sock, &v4, &v6) {
+    if let Err(e) = delete_udp(sock, &v4, &v6, keep) {
         eprintln!(
             "portmap: deleting stale UDP conntrack entries for ports {v4:?} (IPv4) and {v6:?} (IPv6): conntrack netlink: {e}"
         );

@@ -7,7 +7,7 @@
 //! [`crate::nftables`]). Never runs anything.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use cni::args::Owner;
 use sha2::{Digest, Sha256};
@@ -272,6 +272,16 @@ impl PodPlan {
     /// first mapping wins).
     pub fn keys(&self) -> BTreeSet<MapKey> {
         self.dnats.iter().map(Dnat::key).collect()
+    }
+
+    /// Where this attachment's UDP forwardings send traffic (container
+    /// address and port): conntrack entries already NATed there are its own.
+    pub fn udp_targets(&self) -> BTreeSet<SocketAddr> {
+        self.effective_dnats()
+            .iter()
+            .filter(|d| d.protocol == Protocol::Udp)
+            .map(|d| SocketAddr::new(d.container_ip, d.container_port))
+            .collect()
     }
 
     /// True when nothing is mapped (no mapping applies to any address).

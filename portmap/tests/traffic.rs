@@ -476,7 +476,9 @@ fn del_without_index_lists_and_a_stale_index_deletes_nothing_foreign() {
 /// of the table for both): real entries from real datagrams are gone within
 /// a second of DEL (the pod's DNAT binding) and of ADD (an entry a datagram
 /// made while nothing was mapped, which would send the new mapping's traffic
-/// from that source to the host for 30 s).
+/// from that source to the host for 30 s). ADD's cleanup spares what its
+/// own mapping already forwarded: the child is held until the pod's first
+/// datagrams went through, and their entries are still there after it.
 #[test]
 fn stale_udp_conntrack_goes_within_a_second_of_add_and_of_del() {
     if !cni::testing::privileged("stale_udp_conntrack_goes_within_a_second_of_add_and_of_del") {
@@ -494,12 +496,16 @@ fn stale_udp_conntrack_goes_within_a_second_of_add_and_of_del() {
             udp_get(&w.ext.path(), addr(NODE6, 9002), src6),
         )
     };
-    w.portmap("ADD", &a.id, &netns, &conf).assert_ok();
-    assert_eq!(answers(), (Ok("A".into()), Ok("A".into())));
-    let (v4, v6) = udp_entries(&w, 9002);
+    let (made, after) = add_holding_the_flush(&w, &a.id, &netns, &conf, 9002, || {
+        assert_eq!(answers(), (Ok("A".into()), Ok("A".into())));
+    });
     assert!(
-        v4 > 0 && v6 > 0,
-        "the pod's traffic made entries: {v4}, {v6}"
+        made.0 > 0 && made.1 > 0,
+        "the pod's traffic made entries: {made:?}"
+    );
+    assert_eq!(
+        after, made,
+        "ADD's flush keeps the entries its own mapping made"
     );
     w.portmap("DEL", &a.id, &netns, &conf).assert_ok();
     assert_flushed_within_a_second(&w, 9002, "DEL");

@@ -83,7 +83,9 @@ impl<F: NetlinkFamily> Socket<F> {
                 }
                 wait_for_exit(parent);
                 // A panic must not unwind into the caller's copy of the stack.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(self)));
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    crate::failpoint::held_child(|| work(self))
+                }));
                 // SAFETY: ends the child without running the caller's code.
                 unsafe { libc::_exit(0) }
             }

@@ -432,12 +432,13 @@ impl Firewall for Iptables {
         let session = Session::open();
         let result = Self::add_in(plan, &session);
         // The new mapping's stale UDP entries go after the reply (none
-        // when ADD failed: nothing was installed).
+        // when ADD failed: nothing was installed), but not those its own
+        // rules already made.
         let touched = match &result {
             Ok(()) => plan.keys(),
             Err(_) => BTreeSet::new(),
         };
-        session.finish(&touched);
+        session.finish(&touched, &plan.udp_targets());
         result
     }
 
@@ -445,7 +446,7 @@ impl Firewall for Iptables {
         let what = format!("check of {}", plan.owner.tag());
         let session = Session::open();
         let present = session.present.clone();
-        session.finish(&BTreeSet::new());
+        session.finish(&BTreeSet::new(), &BTreeSet::new());
         let mut problems = Vec::new();
         for family in [Family::V4, Family::V6] {
             let Some(rules) = PodRules::new(plan, family) else {
@@ -491,7 +492,7 @@ impl Firewall for Iptables {
             r.map_err(|e| e.into_cni(&format!("removing hostPort DNAT of {}", owner.tag())))
         };
         // The stale UDP entries go after the reply, whatever failed.
-        session.finish(&udp);
+        session.finish(&udp, &BTreeSet::new());
         removed?;
         state::remove_index(owner)
     }
@@ -509,7 +510,7 @@ impl Firewall for Iptables {
         };
         let session = Session::open();
         let (udp, removed) = remove_where(&session.present, network, &stale, &BTreeSet::new());
-        session.finish(&udp);
+        session.finish(&udp, &BTreeSet::new());
         removed.map_err(|e| {
             e.into_cni(&format!(
                 "garbage-collecting hostPort DNAT of network {network}"
@@ -533,7 +534,7 @@ impl Firewall for Iptables {
         if !state::read_indexes::<IptablesIndex>()?.is_empty() {
             let session = Session::open();
             let present = session.present.clone();
-            session.finish(&BTreeSet::new());
+            session.finish(&BTreeSet::new(), &BTreeSet::new());
             for family in [Family::V4, Family::V6] {
                 let (flavour, table) = chosen(&present, family).map_err(|e| e.into_cni(what))?;
                 if flushed(&table) {

@@ -12,6 +12,7 @@
 //! the family threads joined. Runs no process.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 
 use cni::netlink::netfilter::Nfnl;
 use netlink_packet_netfilter::nftables::{ChainAttribute, ChainMessage, NfTablesMessage};
@@ -88,18 +89,18 @@ impl Session {
 
     /// Ends the verb: the socket is closed by a detached child, which first
     /// deletes the stale UDP conntrack entries of `udp` (both families;
-    /// failures are logged, as upstream does). Without a socket, the flush
-    /// runs here on a new one.
-    pub fn finish(self, udp: &BTreeSet<MapKey>) {
+    /// failures are logged, as upstream does), but for those already NATed
+    /// to one of `keep`. Without a socket, the flush runs here on a new one.
+    pub fn finish(self, udp: &BTreeSet<MapKey>, keep: &BTreeSet<SocketAddr>) {
         let wanted = conntrack::has_udp(udp);
         match self.sock {
             Some(sock) if wanted => {
-                sock.close_in_background_after(|s| conntrack::flush_udp(s, udp));
+                sock.close_in_background_after(|s| conntrack::flush_udp(s, udp, keep));
             }
             Some(sock) => sock.close_in_background(),
             None if wanted => match Nfnl::open() {
                 Ok(sock) => {
-                    conntrack::flush_udp(&sock, udp);
+                    conntrack::flush_udp(&sock, udp, keep);
                     sock.close_in_background();
                 }
                 Err(e) => eprintln!("portmap: opening a conntrack netlink socket: {e}"),

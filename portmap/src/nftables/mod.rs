@@ -47,6 +47,7 @@ mod schema_gaps;
 pub mod skeleton;
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 
 use cni::args::Owner;
 use cni::types::Attachment;
@@ -107,15 +108,17 @@ fn open_nfnl() -> Result<Nfnl, CniError> {
 }
 
 /// Closes `nf` in the background, where the stale UDP conntrack of the
-/// keys a verb touched (none when it failed) is flushed first: the runtime
-/// does not wait for the dump of the conntrack table.
+/// keys a verb touched (none when it failed) is flushed first, but for
+/// entries already NATed to one of `keep`: the runtime does not wait for
+/// the dump of the conntrack table.
 fn close_flushing_udp(
     nf: Nfnl,
     touched: Result<BTreeSet<MapKey>, CniError>,
+    keep: &BTreeSet<SocketAddr>,
 ) -> Result<(), CniError> {
     match &touched {
         Ok(keys) if crate::conntrack::has_udp(keys) => {
-            nf.close_in_background_after(|sock| crate::conntrack::flush_udp(sock, keys));
+            nf.close_in_background_after(|sock| crate::conntrack::flush_udp(sock, keys, keep));
         }
         _ => nf.close_in_background(),
     }
@@ -140,7 +143,7 @@ impl Firewall for Nftables {
         let result = upstream::refuse_conflicts(nf.socket(), &plan.owner, &plan.keys())
             .and_then(|_| heal::ensure_whole(&self.nft, &mut nf, true))
             .and_then(|_| apply::add(&pod, &self.nft, &mut nf, previous));
-        close_flushing_udp(nf, result)
+        close_flushing_udp(nf, result, &plan.udp_targets())
     }
 
     fn check(&self, plan: &PodPlan) -> Result<(), CniError> {
@@ -186,7 +189,9 @@ impl Firewall for Nftables {
         // Upstream's rules for the same container go too (DEL keeps going
         // past a failure above; the first error is reported).
         let theirs = upstream::del(nf.socket(), &owner.network, &owner.container_id);
-        close_flushing_udp(nf, touched).and(healed).and(theirs)
+        close_flushing_udp(nf, touched, &BTreeSet::new())
+            .and(healed)
+            .and(theirs)
     }
 
     fn gc(&self, network: &str, valid: &[Attachment]) -> Result<(), CniError> {
@@ -216,7 +221,11 @@ impl Firewall for Nftables {
             state::remove_index(o)?;
         }
         if !elements.is_empty() {
-            close_flushing_udp(open_nfnl()?, Ok(apply::dnat_keys(&elements)))?;
+            close_flushing_udp(
+                open_nfnl()?,
+                Ok(apply::dnat_keys(&elements)),
+                &BTreeSet::new(),
+            )?;
         }
         Ok(())
     }

@@ -168,10 +168,25 @@ impl World {
         netns: &str,
         conf: &serde_json::Value,
     ) -> PluginRun {
+        self.portmap_env(command, id, netns, conf, &[])
+    }
+
+    /// [`World::portmap`] with more environment variables.
+    pub fn portmap_env(
+        &self,
+        command: &str,
+        id: &str,
+        netns: &str,
+        conf: &serde_json::Value,
+        env: &[(&str, &str)],
+    ) -> PluginRun {
         let mut inv = Invocation::new(command);
         inv.container_id = id.into();
         inv.netns = netns.into();
         inv.host_netns = Some(self.host.name.clone());
+        for (k, v) in env {
+            inv.extra_env.insert((*k).into(), (*v).into());
+        }
         inv.run(&portmap_bin(), &conf.to_string())
     }
 
@@ -396,6 +411,37 @@ pub fn udp_entries(w: &World, port: u16) -> (usize, usize) {
         }
     }
     out
+}
+
+/// Runs ADD with its background child held (see
+/// [`cni::failpoint::CHILD_HOLD_ENV`]), runs `traffic` meanwhile, then
+/// releases the child and waits until its work (the conntrack flush) is
+/// over. Returns the UDP entries for `port` (IPv4, IPv6) before and after
+/// the flush.
+pub fn add_holding_the_flush(
+    w: &World,
+    id: &str,
+    netns: &str,
+    conf: &serde_json::Value,
+    port: u16,
+    traffic: impl FnOnce(),
+) -> ((usize, usize), (usize, usize)) {
+    let hold = std::env::temp_dir().join(format!("pm-ct-hold-{}-{port}", std::process::id()));
+    let _ = std::fs::remove_file(&hold);
+    let held = [(cni::failpoint::CHILD_HOLD_ENV, hold.to_str().unwrap())];
+    w.portmap_env("ADD", id, netns, conf, &held).assert_ok();
+    traffic();
+    let before = udp_entries(w, port);
+    std::fs::write(&hold, "").unwrap();
+    let start = std::time::Instant::now();
+    while hold.exists() {
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = std::fs::remove_file(&hold);
+            panic!("ADD's background child never ran");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    (before, udp_entries(w, port))
 }
 
 /// Waits until no UDP conntrack entry for `port` is left in either family;
