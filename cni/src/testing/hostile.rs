@@ -475,6 +475,27 @@ pub struct World {
     prev: String,
 }
 
+/// Set in every plugin run of a [`World`] (the host netns's name), so the
+/// world can tell its plugin's detached children from other processes.
+pub const WORLD_ENV: &str = "CNI_TEST_WORLD";
+
+/// How long [`World::snapshot`] waits for the plugin's background children.
+pub const BACKGROUND_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether a process runs `binary` with `mark` (`KEY=value`) in its
+/// environment.
+fn plugin_running(binary: &Path, mark: &[u8]) -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    procs.flatten().any(|p| {
+        let dir = p.path();
+        std::fs::read_link(dir.join("exe")).is_ok_and(|exe| exe == binary)
+            && std::fs::read(dir.join("environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == mark))
+    })
+}
+
 impl World {
     /// Host netns + pod netns with veth `host_veth` ↔ `eth0` (10.251.0.1/24 ↔
     /// 10.251.0.2/24, fixed MACs, no IPv6 DAD so nothing changes by itself),
@@ -602,6 +623,7 @@ impl World {
             ("CNI_IFNAME", "eth0".to_string()),
             ("CNI_PATH", "/usr/lib/cni".to_string()),
             ("PATH", std::env::var("PATH").unwrap_or_default()),
+            (WORLD_ENV, self.host.name.clone()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -655,8 +677,25 @@ impl World {
         )
     }
 
-    /// Everything a plugin could have changed, as text.
+    /// Waits (at most [`BACKGROUND_WAIT`]) until no process of this
+    /// world's plugin is left: verbs finish in detached children after
+    /// replying (bandwidth deletes its retired IFB, portmap flushes UDP
+    /// conntrack and closes its socket, both at nice 10), so on a loaded
+    /// machine a snapshot right after the reply could see that work undone.
+    /// The children inherit [`WORLD_ENV`], which names the world.
+    fn wait_for_background(&self) {
+        let binary = std::fs::canonicalize(&self.binary).unwrap_or_else(|_| self.binary.clone());
+        let mark = format!("{WORLD_ENV}={}", self.host.name).into_bytes();
+        let start = Instant::now();
+        while start.elapsed() < BACKGROUND_WAIT && plugin_running(&binary, &mark) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Everything a plugin could have changed, as text (once the plugin's
+    /// background children are done).
     pub fn snapshot(&self) -> String {
+        self.wait_for_background();
         let mut s = String::new();
         for (label, ns) in [("host", &self.host), ("pod", &self.pod)] {
             for cmd in [
