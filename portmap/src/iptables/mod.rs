@@ -533,9 +533,26 @@ impl Firewall for Iptables {
         let _lock = NetnsLock::take()?;
         if !state::read_indexes::<IptablesIndex>()?.is_empty() {
             let session = Session::open();
+            // Where iptables-nft holds the layout and its PREROUTING still
+            // enters it, the table chosen below would be that one and not
+            // flushed: one GETRULE dump instead of an iptables-nft-save.
+            let intact: Vec<Family> = [Family::V4, Family::V6]
+                .into_iter()
+                .filter(|f| {
+                    let v6 = v6(*f);
+                    session.present.contains(&Flavour::Nft { v6 })
+                        && session
+                            .sock()
+                            .and_then(|s| nfnl::prerouting_enters_dnat(s, v6))
+                            == Some(true)
+                })
+                .collect();
             let present = session.present.clone();
             session.finish(&BTreeSet::new(), &BTreeSet::new());
             for family in [Family::V4, Family::V6] {
+                if intact.contains(&family) {
+                    continue;
+                }
                 let (flavour, table) = chosen(&present, family).map_err(|e| e.into_cni(what))?;
                 if flushed(&table) {
                     heal(flavour, table, family, "").map_err(|e| e.into_cni(what))?;

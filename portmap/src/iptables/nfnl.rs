@@ -94,6 +94,27 @@ fn entries_of(sock: &Nfnl, v6: bool, chain: &str) -> Option<(Vec<u64>, bool)> {
     Some((mine, others))
 }
 
+/// Whether iptables-nft's `nat` `PREROUTING` of the family jumps to
+/// `CNI-HOSTPORT-DNAT` (one GETRULE dump of that chain): STATUS's test
+/// for a flushed layout without an `iptables-nft-save`. None: the dump
+/// failed (no such table or chain, or no nf_tables).
+pub fn prerouting_enters_dnat(sock: &Nfnl, v6: bool) -> Option<bool> {
+    let dump = NetfilterMessage::new(
+        NetfilterHeader::new(family(v6), 0, 0),
+        NfTablesMessage::GetRule(RuleMessage {
+            attributes: vec![
+                RuleAttribute::Table(NAT.into()),
+                RuleAttribute::Chain("PREROUTING".into()),
+            ],
+        }),
+    );
+    let replies = sock.request(dump, NLM_F_DUMP).ok()?;
+    Some(replies.iter().any(|m| {
+        matches!(&m.inner,
+            NetfilterMessageInner::NfTables(NfTablesMessage::NewRule(r)) if jump_target(r) == Some(DNAT))
+    }))
+}
+
 /// Removes the attachment whose pod chain is `chain` from iptables-nft's
 /// `nat` table of the family, when another entry rule stays (see the
 /// module doc); whether it did.
