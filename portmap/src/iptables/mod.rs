@@ -548,7 +548,7 @@ impl Firewall for Iptables {
                 })
                 .collect();
             let present = session.present.clone();
-            session.finish(&BTreeSet::new(), &BTreeSet::new());
+            session.close();
             for family in [Family::V4, Family::V6] {
                 if intact.contains(&family) {
                     continue;

@@ -87,6 +87,15 @@ impl Session {
             })
     }
 
+    /// Ends a verb that deleted nothing (STATUS): a plain close, no fork.
+    /// It waits for an RCU grace period only when something in the netns
+    /// deleted nf_tables objects within the last few milliseconds (see
+    /// [`cni::netlink::netfilter`]), rare for STATUS, which containerd
+    /// calls every 5 s; the fork it saves is 0.4 ms of every call.
+    pub fn close(self) {
+        drop(self.sock);
+    }
+
     /// Ends the verb: the socket is closed by a detached child, which first
     /// deletes the stale UDP conntrack entries of `udp` (both families;
     /// failures are logged, as upstream does), but for those already NATed
