@@ -4,7 +4,8 @@
 //! attachment's hostPorts, so a new pod (or a host process) receives
 //! traffic that a cached NAT binding would otherwise blackhole. After ADD,
 //! entries already NATed to the new attachment itself stay: the flush runs
-//! after the reply, when the pod's first datagrams may have gone through. Speaks ctnetlink through cni's netfilter socket
+//! after the reply, when the pod's first datagrams may have gone through.
+//! Speaks ctnetlink through cni's netfilter socket
 //! ([`cni::netlink::netfilter`]; the caller's socket, so one socket per
 //! invocation is closed in the background); knows nothing about nft.
 
@@ -79,10 +80,10 @@ fn tuple_source(tuple: &[Tuple]) -> Option<SocketAddr> {
 
 /// Deletes every UDP entry whose original destination port is in its
 /// family's list (`v4`, `v6`), except those whose replies come from one of
-/// `keep`. One dump whatever the families: the kernel
-/// walks its whole, global hash table for each dump (about 20 ms of CPU with
-/// 262144 buckets here, whatever the family asked for), so a dual-stack pod
-/// asks for every family at once (`AF_UNSPEC`) instead of walking it twice.
+/// `keep`. One dump whatever the families: the kernel walks its whole,
+/// global hash table for each dump (about 20 ms of CPU with 262144 buckets
+/// here, whatever the family asked for), so a dual-stack pod asks for every
+/// family at once (`AF_UNSPEC`) instead of walking it twice.
 fn delete_udp(
     sock: &Nfnl,
     v4: &[u16],
