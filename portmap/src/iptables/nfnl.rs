@@ -69,26 +69,39 @@ fn handle(rule: &RuleMessage) -> Option<u64> {
     })
 }
 
-/// The handles of `CNI-HOSTPORT-DNAT`'s rules jumping to `chain`, and
-/// whether other rules remain there.
-fn entries_of(sock: &Nfnl, v6: bool, chain: &str) -> Option<(Vec<u64>, bool)> {
+/// The rules of `chain` in iptables-nft's `nat` table of the family (one
+/// GETRULE dump); None when the dump failed (no such table or chain, or no
+/// nf_tables).
+fn rules_of(sock: &Nfnl, v6: bool, chain: &str) -> Option<Vec<RuleMessage>> {
     let dump = NetfilterMessage::new(
         NetfilterHeader::new(family(v6), 0, 0),
         NfTablesMessage::GetRule(RuleMessage {
             attributes: vec![
                 RuleAttribute::Table(NAT.into()),
-                RuleAttribute::Chain(DNAT.into()),
+                RuleAttribute::Chain(chain.into()),
             ],
         }),
     );
     let replies = sock.request(dump, NLM_F_DUMP).ok()?;
+    Some(
+        replies
+            .into_iter()
+            .filter_map(|m| match m.inner {
+                NetfilterMessageInner::NfTables(NfTablesMessage::NewRule(r)) => Some(r),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+/// The handles of `CNI-HOSTPORT-DNAT`'s rules jumping to `chain`, and
+/// whether other rules remain there.
+fn entries_of(sock: &Nfnl, v6: bool, chain: &str) -> Option<(Vec<u64>, bool)> {
     let (mut mine, mut others) = (Vec::new(), false);
-    for m in &replies {
-        if let NetfilterMessageInner::NfTables(NfTablesMessage::NewRule(r)) = &m.inner {
-            match (jump_target(r), handle(r)) {
-                (Some(c), Some(h)) if c == chain => mine.push(h),
-                _ => others = true,
-            }
+    for r in &rules_of(sock, v6, DNAT)? {
+        match (jump_target(r), handle(r)) {
+            (Some(c), Some(h)) if c == chain => mine.push(h),
+            _ => others = true,
         }
     }
     Some((mine, others))
@@ -99,20 +112,8 @@ fn entries_of(sock: &Nfnl, v6: bool, chain: &str) -> Option<(Vec<u64>, bool)> {
 /// for a flushed layout without an `iptables-nft-save`. None: the dump
 /// failed (no such table or chain, or no nf_tables).
 pub fn prerouting_enters_dnat(sock: &Nfnl, v6: bool) -> Option<bool> {
-    let dump = NetfilterMessage::new(
-        NetfilterHeader::new(family(v6), 0, 0),
-        NfTablesMessage::GetRule(RuleMessage {
-            attributes: vec![
-                RuleAttribute::Table(NAT.into()),
-                RuleAttribute::Chain("PREROUTING".into()),
-            ],
-        }),
-    );
-    let replies = sock.request(dump, NLM_F_DUMP).ok()?;
-    Some(replies.iter().any(|m| {
-        matches!(&m.inner,
-            NetfilterMessageInner::NfTables(NfTablesMessage::NewRule(r)) if jump_target(r) == Some(DNAT))
-    }))
+    let rules = rules_of(sock, v6, "PREROUTING")?;
+    Some(rules.iter().any(|r| jump_target(r) == Some(DNAT)))
 }
 
 /// Removes the attachment whose pod chain is `chain` from iptables-nft's
