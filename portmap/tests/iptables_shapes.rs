@@ -11,8 +11,10 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use cni::args::Owner;
+use cni::netlink::netfilter::Nfnl;
 use cni::testing::{privileged, TestNetns};
 use portmap::config::{self, ContainerIps, Protocol};
+use portmap::iptables::fresh;
 use portmap::iptables::rules::PodRules;
 use portmap::plan::{self, Family, MapKey, PodPlan};
 use portmap::upstream::iptables::{parse_save, NatTable};
@@ -316,3 +318,92 @@ fn every_shape_restores_into_real_iptables_and_reads_back_word_for_word() {
         }
     }
 }
+
+/// ADD's fast path on iptables-nft reads, over netlink, exactly what the
+/// saved table would have told the input: for a second attachment next to
+/// every shape, the restore input built from [`fresh::table_for`] equals
+/// the one built from `iptables-nft-save`; a repeated ADD, a shared port,
+/// and a flushed `PREROUTING` each send ADD back to the save.
+#[test]
+fn the_netlink_read_of_adds_fast_path_matches_the_saved_table() {
+    if !privileged("the_netlink_read_of_adds_fast_path_matches_the_saved_table") {
+        return;
+    }
+    let mut fast = 0;
+    for (name, p) in shapes() {
+        let ns = TestNetns::new("pmfast");
+        for f in ["iptables-nft", "ip6tables-nft"] {
+            ns.exec(&[f, "-t", "nat", "-N", "KUBE-MARK-MASQ"]);
+        }
+        let sock = Nfnl::open_in(&ns.path()).unwrap();
+        let mark = 1u32 << p.config.mark_masq_bit;
+        let extra = match name {
+            "snat_off" => r#","snat":false"#,
+            "masq_all" => r#","masqAll":true,"markMasqBit":5"#,
+            "external_chain" => r#","externalSetMarkChain":"KUBE-MARK-MASQ""#,
+            _ => "",
+        };
+        let other = plan_as(
+            "pmnet",
+            "ctr2",
+            extra,
+            r#"[{"hostPort":9090,"containerPort":90,"protocol":"udp"}]"#,
+            ips(true, true),
+        );
+        for family in [Family::V4, Family::V6] {
+            let Some(rules) = PodRules::new(&p, family) else {
+                continue;
+            };
+            let f = if family == Family::V4 { "ip" } else { "ip6" };
+            let (save, restore) = (
+                format!("{f}tables-nft-save"),
+                format!("{f}tables-nft-restore"),
+            );
+            // The first attachment: no shared chains yet, the save decides.
+            assert_eq!(
+                fresh::table_for(&sock, &rules, &rules.keys(&p), mark),
+                None,
+                "{name} {family:?}: first pod"
+            );
+            restore_in(&ns, &restore, &rules.add_input(&save_in(&ns, &save)));
+            assert_eq!(
+                fresh::table_for(&sock, &rules, &rules.keys(&p), mark),
+                None,
+                "{name} {family:?}: repeated ADD"
+            );
+            let second = PodRules::new(&other, family).unwrap();
+            let read = fresh::table_for(&sock, &second, &second.keys(&other), mark)
+                .unwrap_or_else(|| panic!("{name} {family:?}: the fast path refused"));
+            let saved = save_in(&ns, &save);
+            assert_eq!(
+                second.add_input(&read),
+                second.add_input(&saved),
+                "{name} {family:?}"
+            );
+            assert!(second.conflicts(&saved, &second.keys(&other)).is_empty());
+            fast += 1;
+            // A port the first pod maps: the save (and its hostIP rules)
+            // decides whether it conflicts.
+            let clash = plan_as("pmnet", "ctr3", extra, TCP_SAME, ips(true, true));
+            if let Some(third) = PodRules::new(&clash, family) {
+                if rules.keys(&p).iter().any(|k| k.port == 8080) {
+                    assert_eq!(
+                        fresh::table_for(&sock, &third, &third.keys(&clash), mark),
+                        None,
+                        "{name} {family:?}: shared port"
+                    );
+                }
+            }
+            // A flushed PREROUTING: the save path heals.
+            ns.exec(&[&format!("{f}tables-nft"), "-t", "nat", "-F", "PREROUTING"]);
+            assert_eq!(
+                fresh::table_for(&sock, &second, &second.keys(&other), mark),
+                None,
+                "{name} {family:?}: flushed"
+            );
+        }
+    }
+    assert_eq!(fast, 13, "every shape's families");
+}
+
+const TCP_SAME: &str = r#"[{"hostPort":8080,"containerPort":81,"protocol":"tcp"}]"#;

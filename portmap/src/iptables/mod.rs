@@ -12,7 +12,10 @@
 //! legacy, anything else ⇒ nft). DEL and GC look in every flavour present.
 //!
 //! Per verb: ADD saves the family's `nat` table once (conflicts, which
-//! shared chains exist), then restores once; DEL and GC save and restore
+//! shared chains exist), then restores once; on iptables-nft, an
+//! attachment's first ADD into an intact layout reads what it needs over
+//! the verb's socket instead ([`fresh`]), so its cost does not grow with
+//! the pods mapped; DEL and GC save and restore
 //! once per flavour that holds something; the two families run side by
 //! side. DEL of an indexed attachment whose shared chains another one
 //! keeps skips the save (`remove_indexed`): on iptables-nft one nf_tables
@@ -32,6 +35,7 @@
 //! backend-neutral [`crate::localnet`] and [`crate::conntrack`].
 
 pub mod exec;
+pub mod fresh;
 pub mod nfnl;
 pub mod rules;
 pub mod session;
@@ -341,9 +345,10 @@ fn heal(
 }
 
 impl Iptables {
-    /// Saves each family's table (side by side; healing a flushed one from
-    /// the index files), refuses conflicts, then per family (side by side)
-    /// restores its input. Returns what it installed. The IPv4 `raw` table
+    /// Reads each family's table (over netlink where [`fresh`] applies,
+    /// else saved, side by side, a flushed one healed from the index
+    /// files), refuses conflicts, then per family (side by side) restores
+    /// its input. Returns what it installed. The IPv4 `raw` table
     /// is read only when iptables-nft's localnet drop is not known to be in
     /// place ([`Session::localnet_in_place`]) or the flavour is legacy.
     fn install(plan: &PodPlan, session: &Session) -> Result<Vec<PodRules>, IptablesError> {
@@ -354,11 +359,30 @@ impl Iptables {
             .into_iter()
             .filter_map(|f| PodRules::new(plan, f))
             .collect();
-        let saved = side_by_side(families.iter().collect(), |r| {
-            let (flavour, mut table) = chosen(present, r.family)?;
-            if flushed(&table) {
-                table = heal(flavour, table, r.family, &me)?;
-            }
+        // The socket is the verb's thread's: the fast reads go first.
+        let mark = 1u32 << plan.config.mark_masq_bit;
+        let read: Vec<Option<NatTable>> = families
+            .iter()
+            .map(|r| {
+                let sock = session.sock()?;
+                present
+                    .contains(&Flavour::Nft { v6: v6(r.family) })
+                    .then(|| fresh::table_for(sock, r, &r.keys(plan), mark))
+                    .flatten()
+            })
+            .collect();
+        let saved = side_by_side(families.iter().zip(read).collect(), |(r, read)| {
+            let nft = Flavour::Nft { v6: v6(r.family) };
+            let (flavour, table) = match read {
+                Some(table) => (nft, table),
+                None => {
+                    let (flavour, mut table) = chosen(present, r.family)?;
+                    if flushed(&table) {
+                        table = heal(flavour, table, r.family, &me)?;
+                    }
+                    (flavour, table)
+                }
+            };
             let raw = match flavour {
                 Flavour::Nft { v6: false } if localnet_in_place => String::new(),
                 _ => localnet_of(flavour)?,

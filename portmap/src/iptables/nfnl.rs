@@ -28,7 +28,7 @@ use crate::upstream::iptables::DNAT;
 /// iptables' `nat` table (an nf_tables table of family ip / ip6).
 const NAT: &str = "nat";
 
-fn family(v6: bool) -> NetfilterProtoFamily {
+pub(crate) fn family(v6: bool) -> NetfilterProtoFamily {
     if v6 {
         NetfilterProtoFamily::IPv6
     } else {
@@ -72,7 +72,7 @@ fn handle(rule: &RuleMessage) -> Option<u64> {
 /// The rules of `chain` in iptables-nft's `nat` table of the family (one
 /// GETRULE dump); None when the dump failed (no such table or chain, or no
 /// nf_tables).
-fn rules_of(sock: &Nfnl, v6: bool, chain: &str) -> Option<Vec<RuleMessage>> {
+pub(crate) fn rules_of(sock: &Nfnl, v6: bool, chain: &str) -> Option<Vec<RuleMessage>> {
     let dump = NetfilterMessage::new(
         NetfilterHeader::new(family(v6), 0, 0),
         NfTablesMessage::GetRule(RuleMessage {

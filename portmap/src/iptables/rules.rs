@@ -45,9 +45,9 @@ use crate::upstream::iptables::{
 };
 
 /// The comment of the `POSTROUTING` jump to [`MASQ`].
-const MASQ_COMMENT: &str = "CNI portfwd requiring masquerade";
+pub(crate) const MASQ_COMMENT: &str = "CNI portfwd requiring masquerade";
 /// The comment of the mark rule in [`SETMARK`].
-const SETMARK_COMMENT: &str = "CNI portfwd masquerade mark";
+pub(crate) const SETMARK_COMMENT: &str = "CNI portfwd masquerade mark";
 /// The `raw` chain dropping packets to 127.0.0.0/8 from outside.
 pub const LOCALNET: &str = "CNI-HOSTPORT-LOCALNET";
 /// [`LOCALNET`]'s one rule, as `iptables-save` prints it.
@@ -292,6 +292,16 @@ impl PodRules {
             rules,
             entries,
         })
+    }
+
+    /// The shared chains this attachment needs.
+    pub fn shared_chains(&self) -> &[String] {
+        &self.shared_chains
+    }
+
+    /// The shared rules this attachment needs.
+    pub fn shared_lines(&self) -> impl Iterator<Item = &Line> {
+        self.shared.iter().map(|s| &s.line)
     }
 
     fn is_mine(&self, r: &Rule) -> bool {
