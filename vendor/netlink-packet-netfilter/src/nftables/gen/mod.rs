@@ -1,0 +1,6 @@
+// SPDX-License-Identifier: MIT
+
+mod attribute;
+mod message;
+
+pub use self::{attribute::GenAttribute, message::GenMessage};

@@ -1,0 +1,5 @@
+// SPDX-License-Identifier: MIT
+
+mod message;
+
+pub use self::message::ControlMessage;
