@@ -7,7 +7,7 @@
 //! iptables-syntax conditions, UDP conntrack (gone within a second of ADD
 //! and of DEL), GC, and teardown in both
 //! directions with Debian's reference portmap; the raw table's drop of
-//! 127.0.0.0/8 from outside (CVE-2020-8558).
+//! 127.0.0.0/8 from outside (CVE-2020-8558); the undo of a failed first ADD.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -818,4 +818,25 @@ fn localhost_hostports_are_not_reachable_from_outside() {
             "{kind:?}: last attachment gone: {raw}"
         );
     }
+}
+
+/// An ADD that fails after its restore (here: `route_localnet` cannot
+/// find the pod's route) removes what it wrote, also on a host netns
+/// whose `nat` table did not exist when the verb began.
+#[test]
+fn a_failed_first_add_leaves_no_rule_behind() {
+    if !cni::testing::privileged("a_failed_first_add_leaves_no_rule_behind") {
+        return;
+    }
+    let w = World::new();
+    let pod = w.pod("ctr-unrouted");
+    let mut c = conf(&pod, json!({}), tcp_udp(8100, 8101));
+    let ips = c["prevResult"]["ips"].as_array_mut().unwrap();
+    ips.retain(|ip| ip["address"].as_str().unwrap().contains('.'));
+    ips[0]["address"] = "10.251.0.2/24".into();
+    let add = w.portmap("ADD", &pod.id, &netns(&pod), &c);
+    assert_ne!(add.code, 0, "an unrouted pod IP must fail ADD: {add:?}");
+    assert!(add.stdout.contains("route_localnet"), "{add:?}");
+    let s = saved(&w);
+    assert!(!s.contains("CNI-"), "{s}");
 }

@@ -415,7 +415,10 @@ impl Iptables {
         let owner = &plan.owner;
         let undo = || {
             let mine = |_: &BTreeSet<UpstreamOwner>| BTreeSet::from([owner.container_id.clone()]);
-            let _ = remove_where(&session.present, &owner.network, &mine, &BTreeSet::new());
+            // Probed again: on a host with no `nat` table yet, the session's
+            // flavours are none, and the one just written must be undone.
+            let present = Session::open().present;
+            let _ = remove_where(&present, &owner.network, &mine, &BTreeSet::new());
             let _ = state::remove_index(owner);
         };
         let installed = match Self::install(plan, session) {
