@@ -245,6 +245,15 @@ fn restore_in(ns: &TestNetns, tool: &str, input: &str) {
     );
 }
 
+/// The `-save` and `-restore` tools of `family` for `kind` (nft or legacy).
+fn tools(family: Family, kind: &str) -> (String, String) {
+    let f = if family == Family::V4 { "ip" } else { "ip6" };
+    (
+        format!("{f}tables-{kind}-save"),
+        format!("{f}tables-{kind}-restore"),
+    )
+}
+
 fn save_in(ns: &TestNetns, tool: &str) -> NatTable {
     parse_save(&ns.exec(&[tool, "-t", "nat"]))
 }
@@ -271,11 +280,7 @@ fn every_shape_restores_into_real_iptables_and_reads_back_word_for_word() {
                 let Some(rules) = PodRules::new(&p, family) else {
                     continue;
                 };
-                let f = if family == Family::V4 { "ip" } else { "ip6" };
-                let (save, restore) = (
-                    format!("{f}tables-{kind}-save"),
-                    format!("{f}tables-{kind}-restore"),
-                );
+                let (save, restore) = tools(family, kind);
                 restore_in(&ns, &restore, &rules.add_input(&save_in(&ns, &save)));
                 let table = save_in(&ns, &save);
                 assert_eq!(
@@ -354,11 +359,7 @@ fn the_netlink_read_of_adds_fast_path_matches_the_saved_table() {
             let Some(rules) = PodRules::new(&p, family) else {
                 continue;
             };
-            let f = if family == Family::V4 { "ip" } else { "ip6" };
-            let (save, restore) = (
-                format!("{f}tables-nft-save"),
-                format!("{f}tables-nft-restore"),
-            );
+            let (save, restore) = tools(family, "nft");
             // The first attachment: no shared chains yet, the save decides.
             assert_eq!(
                 fresh::table_for(&sock, &rules, &rules.keys(&p), mark),
@@ -395,7 +396,8 @@ fn the_netlink_read_of_adds_fast_path_matches_the_saved_table() {
                 }
             }
             // A flushed PREROUTING: the save path heals.
-            ns.exec(&[&format!("{f}tables-nft"), "-t", "nat", "-F", "PREROUTING"]);
+            let iptables = save.trim_end_matches("-save");
+            ns.exec(&[iptables, "-t", "nat", "-F", "PREROUTING"]);
             assert_eq!(
                 fresh::table_for(&sock, &second, &second.keys(&other), mark),
                 None,

@@ -36,11 +36,10 @@ use cni::netlink::netfilter::Nfnl;
 use netlink_packet_core::{DefaultNla, Nla};
 use netlink_packet_netfilter::nftables::{
     Bitwise, ChainAttribute, ChainMessage, Cmp, DataAttribute, ExpressionAttribute, Expressions,
-    Immediate, ListAttribute, Meta, MetaKey, NfTablesMessage, Operator, RuleAttribute, RuleMessage,
-    Verdict, VerdictAttribute,
+    ListAttribute, Meta, MetaKey, NfTablesMessage, Operator, RuleAttribute, RuleMessage,
 };
 
-use super::nfnl::{family, rules_of};
+use super::nfnl::{family, jump_of, rules_of};
 use super::rules::{Line, PodRules, MASQ_COMMENT, SETMARK_COMMENT};
 use crate::config::Protocol;
 use crate::plan::MapKey;
@@ -64,8 +63,9 @@ pub enum Shape {
     Bitwise { mask: Vec<u8>, xor: Vec<u8> },
     /// `cmp eq data`.
     CmpEq(Vec<u8>),
-    /// Anything else (named by its Debug form, never equal to the above).
-    Other(String),
+    /// Anything else (never equal to the above; not formatted: a dump of
+    /// foreign rules stays cheap).
+    Other,
 }
 
 /// `XT_ADDRTYPE_LOCAL` (1 << RTN_LOCAL).
@@ -115,7 +115,7 @@ fn xt(target: bool, attrs: &[DefaultNla]) -> Shape {
 }
 
 fn shape(e: &Expressions) -> Option<Shape> {
-    let other = || Some(Shape::Other(format!("{e:?}")));
+    let other = || Some(Shape::Other);
     match e {
         Expressions::Other {
             expression_type,
@@ -126,20 +126,7 @@ fn shape(e: &Expressions) -> Option<Shape> {
             "target" => Some(xt(true, attributes)),
             _ => other(),
         },
-        Expressions::Immediate(imm) => {
-            let jump = imm.iter().find_map(|i| match i {
-                Immediate::Data(DataAttribute::Verdict(v))
-                    if v.contains(&VerdictAttribute::Code(Verdict::Jump)) =>
-                {
-                    v.iter().find_map(|va| match va {
-                        VerdictAttribute::Chain(c) => Some(c.clone()),
-                        _ => None,
-                    })
-                }
-                _ => None,
-            });
-            jump.map(Shape::Jump).or_else(other)
-        }
+        Expressions::Immediate(imm) => jump_of(imm).map(|c| Shape::Jump(c.into())).or_else(other),
         Expressions::Meta(m) => {
             let key = m.iter().find_map(|x| match x {
                 Meta::Key(k) => Some(*k),

@@ -36,24 +36,27 @@ pub(crate) fn family(v6: bool) -> NetfilterProtoFamily {
     }
 }
 
+/// The chain an `immediate` expression jumps to, if it is a jump.
+pub(crate) fn jump_of(imm: &[Immediate]) -> Option<&str> {
+    imm.iter().find_map(|i| match i {
+        Immediate::Data(DataAttribute::Verdict(v))
+            if v.contains(&VerdictAttribute::Code(Verdict::Jump)) =>
+        {
+            v.iter().find_map(|va| match va {
+                VerdictAttribute::Chain(c) => Some(c.as_str()),
+                _ => None,
+            })
+        }
+        _ => None,
+    })
+}
+
 /// The chain a rule jumps to (its immediate verdict), if any.
 fn jump_target(rule: &RuleMessage) -> Option<&str> {
     rule.attributes.iter().find_map(|a| match a {
         RuleAttribute::Expressions(list) => list.iter().find_map(|e| match e {
             ListAttribute::Element(attrs) => attrs.iter().find_map(|x| match x {
-                ExpressionAttribute::Data(Expressions::Immediate(imm)) => {
-                    imm.iter().find_map(|i| match i {
-                        Immediate::Data(DataAttribute::Verdict(v))
-                            if v.contains(&VerdictAttribute::Code(Verdict::Jump)) =>
-                        {
-                            v.iter().find_map(|va| match va {
-                                VerdictAttribute::Chain(c) => Some(c.as_str()),
-                                _ => None,
-                            })
-                        }
-                        _ => None,
-                    })
-                }
+                ExpressionAttribute::Data(Expressions::Immediate(imm)) => jump_of(imm),
                 _ => None,
             }),
             _ => None,
