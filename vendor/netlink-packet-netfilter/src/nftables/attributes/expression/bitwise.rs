@@ -107,12 +107,12 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for Bitwise {
                     .context("invalid NFTA_BITWISE_LEN value")?,
             ),
             NFTA_BITWISE_MASK => Self::Mask(
-                DataAttribute::parse(&NlaBuffer::new(payload)).context(
+                DataAttribute::parse(&NlaBuffer::new(payload)).with_context(||
                     format!("invalid NFTA_BITWISE_MASK {:?}", payload),
                 )?,
             ),
             NFTA_BITWISE_XOR => Self::Xor(
-                DataAttribute::parse(&NlaBuffer::new(payload)).context(
+                DataAttribute::parse(&NlaBuffer::new(payload)).with_context(||
                     format!("invalid NFTA_BITWISE_XOR {:?}", payload),
                 )?,
             ),
@@ -121,7 +121,7 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for Bitwise {
                     .context("invalid NFTA_BITWISE_OP value")?,
             ),
             NFTA_BITWISE_DATA => Self::Data(
-                DataAttribute::parse(&NlaBuffer::new(payload)).context(
+                DataAttribute::parse(&NlaBuffer::new(payload)).with_context(||
                     format!("invalid NFTA_BITWISE_DATA {:?}", payload),
                 )?,
             ),

@@ -67,7 +67,7 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for Immediate {
                     .into(),
             ),
             NFTA_IMMEDIATE_DATA => Self::Data(
-                DataAttribute::parse(&NlaBuffer::new(payload)).context(
+                DataAttribute::parse(&NlaBuffer::new(payload)).with_context(||
                     format!("invalid NFTA_IMMEDIATE_DATA {:?}", payload),
                 )?,
             ),
