@@ -14,10 +14,10 @@ use cni::args::Owner;
 use cni::netlink::netfilter::Nfnl;
 use cni::testing::{privileged, TestNetns};
 use portmap::config::{self, ContainerIps, Protocol};
-use portmap::iptables::fresh;
-use portmap::iptables::rules::PodRules;
+use portmap::iptables::rules::{localnet_add, PodRules};
+use portmap::iptables::{fresh, nfnl};
 use portmap::plan::{self, Family, MapKey, PodPlan};
-use portmap::upstream::iptables::{parse_save, NatTable};
+use portmap::upstream::iptables::{parse_save, parse_table, NatTable, DNAT};
 
 const UPSTREAM_V4: &str = include_str!("fixtures/upstream-two-pods.v4.save");
 
@@ -342,19 +342,8 @@ fn the_netlink_read_of_adds_fast_path_matches_the_saved_table() {
         }
         let sock = Nfnl::open_in(&ns.path()).unwrap();
         let mark = 1u32 << p.config.mark_masq_bit;
-        let extra = match name {
-            "snat_off" => r#","snat":false"#,
-            "masq_all" => r#","masqAll":true,"markMasqBit":5"#,
-            "external_chain" => r#","externalSetMarkChain":"KUBE-MARK-MASQ""#,
-            _ => "",
-        };
-        let other = plan_as(
-            "pmnet",
-            "ctr2",
-            extra,
-            r#"[{"hostPort":9090,"containerPort":90,"protocol":"udp"}]"#,
-            ips(true, true),
-        );
+        let extra = extra_of(name);
+        let other = second_of(extra);
         for family in [Family::V4, Family::V6] {
             let Some(rules) = PodRules::new(&p, family) else {
                 continue;
@@ -408,4 +397,110 @@ fn the_netlink_read_of_adds_fast_path_matches_the_saved_table() {
     assert_eq!(fast, 13, "every shape's families");
 }
 
+/// The config options of the shape `name` (see [`shapes`]).
+fn extra_of(name: &str) -> &'static str {
+    match name {
+        "snat_off" => r#","snat":false"#,
+        "masq_all" => r#","masqAll":true,"markMasqBit":5"#,
+        "external_chain" => r#","externalSetMarkChain":"KUBE-MARK-MASQ""#,
+        _ => "",
+    }
+}
+
+/// A second attachment with the same options and its own port.
+fn second_of(extra: &str) -> PodPlan {
+    plan_as(
+        "pmnet",
+        "ctr2",
+        extra,
+        r#"[{"hostPort":9090,"containerPort":90,"protocol":"udp"}]"#,
+        ips(true, true),
+    )
+}
+
 const TCP_SAME: &str = r#"[{"hostPort":8080,"containerPort":81,"protocol":"tcp"}]"#;
+
+/// DEL's netlink path on iptables-nft ([`nfnl::remove`]) against real
+/// tables, for every shape: with two attachments the first one's rules
+/// go and the shared layout stays; the last one takes the shared chains,
+/// their jumps and (IPv4) the raw table's localnet drop with it, leaving
+/// the tables as they were before the first ADD. A foreign rule still
+/// jumping to a shared chain makes it refuse and change nothing (the save
+/// path then decides).
+#[test]
+fn the_netlink_del_of_the_last_attachment_leaves_the_tables_as_they_were() {
+    if !privileged("the_netlink_del_of_the_last_attachment_leaves_the_tables_as_they_were") {
+        return;
+    }
+    let mut last = 0;
+    for (name, p) in shapes() {
+        let ns = TestNetns::new("pmdel");
+        for f in ["iptables-nft", "ip6tables-nft"] {
+            ns.exec(&[f, "-t", "nat", "-N", "KUBE-MARK-MASQ"]);
+        }
+        let sock = Nfnl::open_in(&ns.path()).unwrap();
+        let extra = extra_of(name);
+        let other = second_of(extra);
+        for family in [Family::V4, Family::V6] {
+            let Some(rules) = PodRules::new(&p, family) else {
+                continue;
+            };
+            let v6 = family == Family::V6;
+            let (save, restore) = tools(family, "nft");
+            let everything = || ns.exec(&[save.as_str()]);
+            // The raw table ADD creates stays (as on the save path): made
+            // here first, the comparison is of what is in the tables.
+            let iptables = save.trim_end_matches("-save");
+            for op in ["-A", "-D"] {
+                ns.exec(&[iptables, "-t", "raw", op, "PREROUTING", "-j", "ACCEPT"]);
+            }
+            let before = everything();
+            let raw = || parse_table(&ns.exec(&[save.as_str(), "-t", "raw"]), "raw");
+            let localnet = if v6 {
+                String::new()
+            } else {
+                localnet_add(&raw())
+            };
+            restore_in(
+                &ns,
+                &restore,
+                &(rules.add_input(&save_in(&ns, &save)) + &localnet),
+            );
+            let second = PodRules::new(&other, family).unwrap();
+            restore_in(&ns, &restore, &second.add_input(&save_in(&ns, &save)));
+
+            // Two attachments: the first goes, the shared layout stays.
+            assert!(nfnl::remove(&sock, v6, &rules.chain), "{name} {family:?}");
+            let table = save_in(&ns, &save);
+            assert!(second.differences(&table).is_empty(), "{name} {family:?}");
+            assert!(!table.chains.contains(&rules.chain), "{name} {family:?}");
+
+            // A foreign jump into a shared chain: refused, nothing changed.
+            ns.exec(&[iptables, "-t", "nat", "-N", "PMFOREIGN"]);
+            ns.exec(&[iptables, "-t", "nat", "-A", "PMFOREIGN", "-j", DNAT]);
+            let held = everything();
+            assert!(!nfnl::remove(&sock, v6, &second.chain), "{name} {family:?}");
+            assert_eq!(everything(), held, "{name} {family:?}: refused");
+            ns.exec(&[iptables, "-t", "nat", "-F", "PMFOREIGN"]);
+            ns.exec(&[iptables, "-t", "nat", "-X", "PMFOREIGN"]);
+
+            // The last attachment: the tables are as before the first ADD.
+            assert!(nfnl::remove(&sock, v6, &second.chain), "{name} {family:?}");
+            assert_eq!(
+                strip_dates(&everything()),
+                strip_dates(&before),
+                "{name} {family:?}: last"
+            );
+            last += 1;
+        }
+    }
+    assert_eq!(last, 13, "every shape's families");
+}
+
+/// A save without its `# Generated`/`# Completed` lines.
+fn strip_dates(save: &str) -> String {
+    save.lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

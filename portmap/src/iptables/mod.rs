@@ -17,11 +17,12 @@
 //! the verb's socket instead ([`fresh`]), so its cost does not grow with
 //! the pods mapped; DEL and GC save and restore
 //! once per flavour that holds something; the two families run side by
-//! side. DEL of an indexed attachment whose shared chains another one
-//! keeps skips the save (`remove_indexed`): on iptables-nft one nf_tables
-//! transaction over the verb's socket, no process ([`nfnl`]); on
-//! iptables-legacy one restore per family deleting what its index lists;
-//! else it falls back to the save. ADD
+//! side. DEL of an indexed attachment skips the save (`remove_indexed`):
+//! on iptables-nft one nf_tables transaction over the verb's socket, no
+//! process, also for the last attachment ([`nfnl`]); on iptables-legacy,
+//! when another attachment keeps the shared chains, one restore per
+//! family deleting what its index lists; else it falls back to the save.
+//! ADD
 //! records the attachment's [`rules::PodRules`] in its index file
 //! ([`IptablesIndex`]); a table that lost our layout is rebuilt from
 //! those by the next ADD or STATUS (`heal`). IPv4 also keeps the `raw`
@@ -221,9 +222,10 @@ pub(crate) fn removal(
 
 /// DEL's fast path, without `iptables-save`, for an attachment whose
 /// index lists its rules, when each family's flavour is unambiguous (one
-/// in `present`) and another attachment keeps the shared chains:
-/// iptables-nft over the verb's socket ([`nfnl::remove_shared`], no
-/// process), iptables-legacy with one restore per family (side by side)
+/// in `present`): iptables-nft over the verb's socket ([`nfnl::remove`],
+/// no process; the last attachment takes the shared chains and the
+/// localnet drop with it), iptables-legacy, when another attachment keeps
+/// the shared chains, with one restore per family (side by side)
 /// deleting exactly what ADD wrote, when another indexed attachment of
 /// that family exists. Returns whether all of it went (`false`: nothing,
 /// or only part, removed; DEL then takes the save path, which finds
@@ -247,7 +249,7 @@ fn remove_indexed(owner: &Owner, session: &Session) -> (bool, BTreeSet<MapKey>) 
             [Flavour::Nft { .. }] => {
                 let removed = session
                     .sock()
-                    .is_some_and(|sock| nfnl::remove_shared(sock, v6, &rules.chain));
+                    .is_some_and(|sock| nfnl::remove(sock, v6, &rules.chain));
                 if !removed {
                     return (false, udp);
                 }

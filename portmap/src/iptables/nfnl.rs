@@ -1,17 +1,19 @@
-//! iptables-nft's `nat` table over the verb's nfnetlink socket, for DEL's
-//! common case: removing one attachment whose shared chains another
-//! attachment keeps. One GETRULE dump of `CNI-HOSTPORT-DNAT` finds the
-//! entry rules jumping to the pod chain (by handle; a saved table is
-//! matched the same way, by jump target, in `NatTable::removal`) and
-//! whether any other entry rule remains; one nf_tables transaction deletes
-//! those rules, flushes the pod chain and deletes it. No
+//! iptables-nft's `nat` table over the verb's nfnetlink socket, for DEL of
+//! an indexed attachment ([`remove`]). One GETRULE dump of
+//! `CNI-HOSTPORT-DNAT` finds the entry rules jumping to the pod chain (by
+//! handle; a saved table is matched the same way, by jump target, in
+//! `NatTable::removal`) and whether any other entry rule remains; one
+//! nf_tables transaction deletes those rules, flushes the pod chain and
+//! deletes it, and, for the last attachment, everything else upstream's
+//! layout added (read with a few more small dumps). No
 //! `iptables-nft-restore`: no process to start, and no exit that waits for
-//! the RCU grace period the deletions began (≈12 ms) — the verb's socket
+//! the RCU grace period the deletions began (≈15–20 ms) — the verb's socket
 //! is closed by a detached child ([`super::session`]).
 //!
-//! Anything unexpected (no rule jumps to the chain, no other entry rule,
-//! a refused transaction) answers `false` and changes nothing: the caller
-//! then takes the `iptables-save` path, which reports real errors.
+//! Anything unexpected (no rule jumps to the chain, another `CNI-DN-`
+//! chain without an entry rule, a refused transaction) answers `false`
+//! and changes nothing: the caller then takes the `iptables-save` path,
+//! which reports real errors.
 
 use cni::netlink::netfilter::Nfnl;
 use netlink_packet_core::NLM_F_DUMP;
@@ -23,10 +25,13 @@ use netlink_packet_netfilter::{
     NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
 };
 
-use crate::upstream::iptables::DNAT;
+use super::rules::LOCALNET;
+use crate::upstream::iptables::{DNAT, MASQ, SETMARK};
 
 /// iptables' `nat` table (an nf_tables table of family ip / ip6).
 const NAT: &str = "nat";
+/// iptables' `raw` table (IPv4: the localnet drop).
+const RAW: &str = "raw";
 
 pub(crate) fn family(v6: bool) -> NetfilterProtoFamily {
     if v6 {
@@ -76,11 +81,16 @@ fn handle(rule: &RuleMessage) -> Option<u64> {
 /// GETRULE dump); None when the dump failed (no such table or chain, or no
 /// nf_tables).
 pub(crate) fn rules_of(sock: &Nfnl, v6: bool, chain: &str) -> Option<Vec<RuleMessage>> {
+    rules_in(sock, v6, NAT, chain)
+}
+
+/// The rules of `table`'s `chain` (one GETRULE dump).
+fn rules_in(sock: &Nfnl, v6: bool, table: &str, chain: &str) -> Option<Vec<RuleMessage>> {
     let dump = NetfilterMessage::new(
         NetfilterHeader::new(family(v6), 0, 0),
         NfTablesMessage::GetRule(RuleMessage {
             attributes: vec![
-                RuleAttribute::Table(NAT.into()),
+                RuleAttribute::Table(table.into()),
                 RuleAttribute::Chain(chain.into()),
             ],
         }),
@@ -119,43 +129,158 @@ pub fn prerouting_enters_dnat(sock: &Nfnl, v6: bool) -> Option<bool> {
     Some(rules.iter().any(|r| jump_target(r) == Some(DNAT)))
 }
 
+/// `DELRULE` of the rule `handle` of `table`'s `chain`.
+fn delete_rule(table: &str, chain: &str, handle: u64) -> (NfTablesMessage, u16) {
+    let rule = RuleMessage {
+        attributes: vec![
+            RuleAttribute::Table(table.into()),
+            RuleAttribute::Chain(chain.into()),
+            RuleAttribute::Handle(handle),
+        ],
+    };
+    (NfTablesMessage::DeleteRule(rule), 0)
+}
+
+/// A `DELRULE` naming only the chain: flushes it.
+fn flush(table: &str, chain: &str) -> (NfTablesMessage, u16) {
+    let rule = RuleMessage {
+        attributes: vec![
+            RuleAttribute::Table(table.into()),
+            RuleAttribute::Chain(chain.into()),
+        ],
+    };
+    (NfTablesMessage::DeleteRule(rule), 0)
+}
+
+fn delete_chain(table: &str, chain: &str) -> (NfTablesMessage, u16) {
+    let delete = ChainMessage {
+        attributes: vec![
+            ChainAttribute::Table(table.into()),
+            ChainAttribute::Name(chain.into()),
+        ],
+    };
+    (NfTablesMessage::DeleteChain(delete), 0)
+}
+
+/// The names of the chains of iptables-nft's `table` of the family (one
+/// GETCHAIN dump of the family); None when the dump failed.
+fn chains_of(sock: &Nfnl, v6: bool, table: &str) -> Option<Vec<String>> {
+    let dump = NetfilterMessage::new(
+        NetfilterHeader::new(family(v6), 0, 0),
+        NfTablesMessage::GetChain(ChainMessage { attributes: vec![] }),
+    );
+    let replies = sock.request(dump, NLM_F_DUMP).ok()?;
+    Some(
+        replies
+            .into_iter()
+            .filter_map(|m| match m.inner {
+                NetfilterMessageInner::NfTables(NfTablesMessage::NewChain(c)) => {
+                    let (mut t, mut name) = (None, None);
+                    for a in c.attributes {
+                        match a {
+                            ChainAttribute::Table(x) => t = Some(x),
+                            ChainAttribute::Name(x) => name = Some(x),
+                            _ => {}
+                        }
+                    }
+                    (t.as_deref() == Some(table)).then_some(name).flatten()
+                }
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+/// The handles of the rules of `table`'s `chain` jumping to `target`.
+fn jumps_in(sock: &Nfnl, v6: bool, table: &str, chain: &str, target: &str) -> Option<Vec<u64>> {
+    Some(
+        rules_in(sock, v6, table, chain)?
+            .iter()
+            .filter(|r| jump_target(r) == Some(target))
+            .filter_map(handle)
+            .collect(),
+    )
+}
+
 /// Removes the attachment whose pod chain is `chain` from iptables-nft's
-/// `nat` table of the family, when another entry rule stays (see the
-/// module doc); whether it did.
-pub fn remove_shared(sock: &Nfnl, v6: bool, chain: &str) -> bool {
+/// `nat` table of the family, in one nf_tables transaction; whether it did.
+/// When another entry rule stays in `CNI-HOSTPORT-DNAT`: its entry rules
+/// and its chain. When none does and no other `CNI-DN-` chain exists (the
+/// last attachment): also what `NatTable::removal` removes then, the
+/// `PREROUTING`/`OUTPUT` jumps to `CNI-HOSTPORT-DNAT`, the `POSTROUTING`
+/// jump to `CNI-HOSTPORT-MASQ`, the three shared chains and, for IPv4, the
+/// `raw` table's localnet drop ([`LOCALNET`]). A rule elsewhere still
+/// jumping to a shared chain makes the kernel refuse the chain's deletion,
+/// and so the whole transaction: `false`, nothing changed.
+pub fn remove(sock: &Nfnl, v6: bool, chain: &str) -> bool {
     let Some((mine, others)) = entries_of(sock, v6, chain) else {
         return false;
     };
-    if mine.is_empty() || !others {
+    if mine.is_empty() {
         return false;
     }
     let mut ops: Vec<(NfTablesMessage, u16)> = mine
         .into_iter()
-        .map(|h| {
-            let rule = RuleMessage {
-                attributes: vec![
-                    RuleAttribute::Table(NAT.into()),
-                    RuleAttribute::Chain(DNAT.into()),
-                    RuleAttribute::Handle(h),
-                ],
-            };
-            (NfTablesMessage::DeleteRule(rule), 0)
-        })
+        .map(|h| delete_rule(NAT, DNAT, h))
         .collect();
-    // A DELRULE naming only the chain flushes it.
-    let flush = RuleMessage {
-        attributes: vec![
-            RuleAttribute::Table(NAT.into()),
-            RuleAttribute::Chain(chain.into()),
-        ],
-    };
-    ops.push((NfTablesMessage::DeleteRule(flush), 0));
-    let delete = ChainMessage {
-        attributes: vec![
-            ChainAttribute::Table(NAT.into()),
-            ChainAttribute::Name(chain.into()),
-        ],
-    };
-    ops.push((NfTablesMessage::DeleteChain(delete), 0));
-    sock.nftables_batch(family(v6), ops).is_ok()
+    ops.push(flush(NAT, chain));
+    ops.push(delete_chain(NAT, chain));
+    if others {
+        return sock.nftables_batch(family(v6), ops).is_ok();
+    }
+    match last_ones(sock, v6, chain) {
+        Some(mut teardown) => {
+            ops.append(&mut teardown);
+            sock.nftables_batch(family(v6), ops).is_ok()
+        }
+        None => false,
+    }
+}
+
+/// What the last attachment's DEL removes besides its own rules (see
+/// [`remove`]), read over `sock`; None when another `CNI-DN-` chain exists
+/// or a read failed.
+fn last_ones(sock: &Nfnl, v6: bool, chain: &str) -> Option<Vec<(NfTablesMessage, u16)>> {
+    let chains = chains_of(sock, v6, NAT)?;
+    if chains
+        .iter()
+        .any(|c| c.starts_with("CNI-DN-") && c != chain)
+    {
+        return None;
+    }
+    let mut ops = Vec::new();
+    for (top, shared) in [
+        ("PREROUTING", DNAT),
+        ("OUTPUT", DNAT),
+        ("POSTROUTING", MASQ),
+    ] {
+        if chains.iter().any(|c| c == top) {
+            for h in jumps_in(sock, v6, NAT, top, shared)? {
+                ops.push(delete_rule(NAT, top, h));
+            }
+        }
+    }
+    for shared in [MASQ, SETMARK] {
+        if chains.iter().any(|c| c == shared) {
+            ops.push(flush(NAT, shared));
+        }
+    }
+    for shared in [DNAT, MASQ, SETMARK] {
+        if chains.iter().any(|c| c == shared) {
+            ops.push(delete_chain(NAT, shared));
+        }
+    }
+    if !v6 {
+        let raw = chains_of(sock, v6, RAW)?;
+        if raw.iter().any(|c| c == LOCALNET) {
+            for top in raw.iter().filter(|c| *c != LOCALNET) {
+                for h in jumps_in(sock, v6, RAW, top, LOCALNET)? {
+                    ops.push(delete_rule(RAW, top, h));
+                }
+            }
+            ops.push(flush(RAW, LOCALNET));
+            ops.push(delete_chain(RAW, LOCALNET));
+        }
+    }
+    Some(ops)
 }
