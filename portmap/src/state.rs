@@ -131,15 +131,47 @@ pub fn read_indexes<T: DeserializeOwned>() -> Result<Vec<T>, CniError> {
 
 /// Writes the index atomically (temporary file + rename).
 pub fn write_index<T: Serialize>(owner: &Owner, index: &T) -> Result<(), CniError> {
-    let path = index_path(owner)?;
+    let text = serde_json::to_vec(index)
+        .map_err(|e| CniError::internal(format!("portmap: encoding the index: {e}")))?;
+    write_atomically(&index_path(owner)?, &text)
+}
+
+/// The path of the backend's private file `name` (not an index: its name
+/// does not end in `.json`) in the current netns's state directory.
+fn private_path(name: &str) -> Result<PathBuf, CniError> {
+    Ok(PathBuf::from(format!(
+        "{STATE_DIR}/netns-{}/{name}",
+        netns_ino()?
+    )))
+}
+
+/// The content of the private file `name`, if it can be read.
+pub fn read_private(name: &str) -> Option<Vec<u8>> {
+    std::fs::read(private_path(name).ok()?).ok()
+}
+
+/// Writes the private file `name` atomically (under the netns lock).
+pub fn write_private(name: &str, bytes: &[u8]) -> Result<(), CniError> {
+    write_atomically(&private_path(name)?, bytes)
+}
+
+/// Removes the private file `name` (a missing one is fine; a failure only
+/// leaves a file that readers check anyway).
+pub fn remove_private(name: &str) {
+    if let Ok(path) = private_path(name) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, creating
+/// the directory if needed.
+fn write_atomically(path: &Path, text: &[u8]) -> Result<(), CniError> {
     let err = |what: &str, e: std::io::Error| {
         CniError::io(format!("portmap: {what} {}: {e}", path.display()))
     };
     if let Some(dir) = path.parent() {
         private_dir(dir).map_err(|e| err("creating the directory of", e))?;
     }
-    let text = serde_json::to_vec(index)
-        .map_err(|e| CniError::internal(format!("portmap: encoding the index: {e}")))?;
     let tmp = path.with_extension("tmp");
     cni::failpoint::crash_point("portmap index write");
     let mut f = OpenOptions::new()
@@ -149,9 +181,9 @@ pub fn write_index<T: Serialize>(owner: &Owner, index: &T) -> Result<(), CniErro
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| err("creating", e))?;
-    f.write_all(&text).map_err(|e| err("writing", e))?;
+    f.write_all(text).map_err(|e| err("writing", e))?;
     cni::failpoint::crash_point("portmap index rename");
-    std::fs::rename(&tmp, &path).map_err(|e| err("renaming into", e))
+    std::fs::rename(&tmp, path).map_err(|e| err("renaming into", e))
 }
 
 /// Removes the index of `owner`, and the temporary file of a writer killed

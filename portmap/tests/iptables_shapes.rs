@@ -14,6 +14,7 @@ use cni::args::Owner;
 use cni::netlink::netfilter::Nfnl;
 use cni::testing::{privileged, TestNetns};
 use portmap::config::{self, ContainerIps, Protocol};
+use portmap::iptables::dnat_cache::Tracker;
 use portmap::iptables::rules::{localnet_add, PodRules};
 use portmap::iptables::{fresh, nfnl};
 use portmap::plan::{self, Family, MapKey, PodPlan};
@@ -351,18 +352,18 @@ fn the_netlink_read_of_adds_fast_path_matches_the_saved_table() {
             let (save, restore) = tools(family, "nft");
             // The first attachment: no shared chains yet, the save decides.
             assert_eq!(
-                fresh::table_for(&sock, &rules, &rules.keys(&p), mark),
+                read_fast(&sock, &rules, &p, mark),
                 None,
                 "{name} {family:?}: first pod"
             );
             restore_in(&ns, &restore, &rules.add_input(&save_in(&ns, &save)));
             assert_eq!(
-                fresh::table_for(&sock, &rules, &rules.keys(&p), mark),
+                read_fast(&sock, &rules, &p, mark),
                 None,
                 "{name} {family:?}: repeated ADD"
             );
             let second = PodRules::new(&other, family).unwrap();
-            let read = fresh::table_for(&sock, &second, &second.keys(&other), mark)
+            let read = read_fast(&sock, &second, &other, mark)
                 .unwrap_or_else(|| panic!("{name} {family:?}: the fast path refused"));
             let saved = save_in(&ns, &save);
             assert_eq!(
@@ -378,7 +379,7 @@ fn the_netlink_read_of_adds_fast_path_matches_the_saved_table() {
             if let Some(third) = PodRules::new(&clash, family) {
                 if rules.keys(&p).iter().any(|k| k.port == 8080) {
                     assert_eq!(
-                        fresh::table_for(&sock, &third, &third.keys(&clash), mark),
+                        read_fast(&sock, &third, &clash, mark),
                         None,
                         "{name} {family:?}: shared port"
                     );
@@ -388,13 +389,24 @@ fn the_netlink_read_of_adds_fast_path_matches_the_saved_table() {
             let iptables = save.trim_end_matches("-save");
             ns.exec(&[iptables, "-t", "nat", "-F", "PREROUTING"]);
             assert_eq!(
-                fresh::table_for(&sock, &second, &second.keys(&other), mark),
+                read_fast(&sock, &second, &other, mark),
                 None,
                 "{name} {family:?}: flushed"
             );
         }
     }
     assert_eq!(fast, 13, "every shape's families");
+}
+
+/// ADD's netlink read ([`fresh::table_for`]) with a dump of the chain.
+fn read_fast(sock: &Nfnl, rules: &PodRules, plan: &PodPlan, mark: u32) -> Option<NatTable> {
+    fresh::table_for(
+        sock,
+        &mut Tracker::default(),
+        rules,
+        &rules.keys(plan),
+        mark,
+    )
 }
 
 /// The config options of the shape `name` (see [`shapes`]).
@@ -470,7 +482,10 @@ fn the_netlink_del_of_the_last_attachment_leaves_the_tables_as_they_were() {
             restore_in(&ns, &restore, &second.add_input(&save_in(&ns, &save)));
 
             // Two attachments: the first goes, the shared layout stays.
-            assert!(nfnl::remove(&sock, v6, &rules.chain), "{name} {family:?}");
+            assert!(
+                nfnl::remove(&sock, &mut Tracker::default(), v6, &rules.chain),
+                "{name} {family:?}"
+            );
             let table = save_in(&ns, &save);
             assert!(second.differences(&table).is_empty(), "{name} {family:?}");
             assert!(!table.chains.contains(&rules.chain), "{name} {family:?}");
@@ -479,13 +494,19 @@ fn the_netlink_del_of_the_last_attachment_leaves_the_tables_as_they_were() {
             ns.exec(&[iptables, "-t", "nat", "-N", "PMFOREIGN"]);
             ns.exec(&[iptables, "-t", "nat", "-A", "PMFOREIGN", "-j", DNAT]);
             let held = everything();
-            assert!(!nfnl::remove(&sock, v6, &second.chain), "{name} {family:?}");
+            assert!(
+                !nfnl::remove(&sock, &mut Tracker::default(), v6, &second.chain),
+                "{name} {family:?}"
+            );
             assert_eq!(everything(), held, "{name} {family:?}: refused");
             ns.exec(&[iptables, "-t", "nat", "-F", "PMFOREIGN"]);
             ns.exec(&[iptables, "-t", "nat", "-X", "PMFOREIGN"]);
 
             // The last attachment: the tables are as before the first ADD.
-            assert!(nfnl::remove(&sock, v6, &second.chain), "{name} {family:?}");
+            assert!(
+                nfnl::remove(&sock, &mut Tracker::default(), v6, &second.chain),
+                "{name} {family:?}"
+            );
             assert_eq!(
                 strip_dates(&everything()),
                 strip_dates(&before),

@@ -840,3 +840,102 @@ fn a_failed_first_add_leaves_no_rule_behind() {
     let s = saved(&w);
     assert!(!s.contains("CNI-"), "{s}");
 }
+
+/// `CNI-HOSTPORT-DNAT` as iptables-nft's verbs will read it next: the
+/// cache file's rules when its generation is current (None: stale or
+/// absent), and a dump.
+fn cached_and_dumped(
+    w: &World,
+    v6: bool,
+) -> (
+    Option<Vec<portmap::iptables::dnat_cache::DnatRule>>,
+    Option<Vec<portmap::iptables::dnat_cache::DnatRule>>,
+) {
+    use portmap::iptables::dnat_cache::{current, Tracker};
+    cni::netns::run_in(&w.host.path(), || {
+        let sock = cni::netlink::netfilter::Nfnl::open().unwrap();
+        let dumped = Tracker::default().rules(&sock, v6).map(<[_]>::to_vec);
+        (current(&sock, v6), dumped)
+    })
+    .unwrap()
+}
+
+/// The DNAT cache (`dnat_cache`) after real verbs, ours and others': once
+/// a verb has read the chain, the file is exactly the kernel's chain in
+/// both families, until anyone else commits (then it is stale, and the
+/// next verb reads the chain again). Ports refused or mapped still follow
+/// the kernel: a conflict is refused with the file in use.
+#[test]
+fn the_dnat_cache_is_the_kernels_chain_after_every_verb() {
+    if !cni::testing::privileged("the_dnat_cache_is_the_kernels_chain_after_every_verb") {
+        return;
+    }
+    let w = world(Kind::Nft);
+    let pods: Vec<Pod> = ["ctrA", "ctrB", "ctrC", "ctrD", "ctrE"]
+        .iter()
+        .map(|id| w.pod(id))
+        .collect();
+    let ours = |verb: &str, p: &Pod, tcp: u16| {
+        w.portmap(
+            verb,
+            &p.id,
+            &netns(p),
+            &conf(p, json!({}), tcp_udp(tcp, tcp + 1)),
+        )
+        .assert_ok();
+    };
+    let same = |what: &str| {
+        for v6 in [false, true] {
+            let (cached, dumped) = cached_and_dumped(&w, v6);
+            assert!(cached.is_some(), "{what} v6={v6}: no current cache");
+            assert_eq!(cached, dumped, "{what} v6={v6}");
+        }
+    };
+    let stale = |what: &str| {
+        for v6 in [false, true] {
+            assert_eq!(cached_and_dumped(&w, v6).0, None, "{what} v6={v6}");
+        }
+    };
+    // The first ADD creates the layout (nothing to track yet); the second
+    // reads the chain and starts the file; the third reads the file.
+    ours("ADD", &pods[0], 8080);
+    ours("ADD", &pods[1], 8090);
+    same("second ADD");
+    ours("ADD", &pods[2], 8100);
+    same("third ADD");
+    assert_eq!(cached_and_dumped(&w, false).0.map(|r| r.len()), Some(6));
+    // A conflict, refused from the file.
+    let e = &pods[4];
+    let out = w.portmap(
+        "ADD",
+        &e.id,
+        &netns(e),
+        &conf(e, json!({}), tcp_udp(8090, 7000)),
+    );
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    // Someone else's rule in the chain: stale, then read again.
+    let foreign = ["-p", "tcp", "--dport", "9999", "-j", "RETURN"];
+    for v6 in [false, true] {
+        let mut args = vec![Kind::Nft.tool(v6, "")];
+        args.extend(["-t", "nat", "-A", "CNI-HOSTPORT-DNAT"].map(String::from));
+        args.extend(foreign.map(String::from));
+        host_exec(&w, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    stale("a foreign rule");
+    ours("ADD", &pods[3], 8110);
+    same("ADD next to a foreign rule");
+    ours("DEL", &pods[1], 8090);
+    same("DEL");
+    // The reference plugin's ADD and DEL: stale; our next verb reads again.
+    reference(&w, "ADD", e, tcp_udp(8200, 8201));
+    stale("reference ADD");
+    ours("DEL", &pods[2], 8100);
+    same("DEL after the reference's ADD");
+    ours("DEL", &pods[3], 8110);
+    same("DEL with the file");
+    reference(&w, "DEL", e, tcp_udp(8200, 8201));
+    ours("DEL", &pods[0], 8080);
+    // Only the foreign rules are left: the layout stays, the file matches.
+    same("the last of ours");
+    assert_eq!(cached_and_dumped(&w, false).0.map(|r| r.len()), Some(1));
+}

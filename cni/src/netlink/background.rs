@@ -6,7 +6,8 @@
 //!
 //! The child is detached from everything the runtime watches: its own
 //! session (`setsid`: a runtime that kills the plugin's process group at
-//! its timeout does not kill the work), no descriptor but the socket (the
+//! its timeout does not kill the work), no descriptor but the socket (and
+//! those the caller names) (the
 //! runtime's stdout and stderr pipes reach EOF when the plugin exits, so it
 //! never waits for the child), and it never returns into the caller's code:
 //! it leaves with `_exit`. The caller must be single-threaded (every plugin
@@ -20,7 +21,7 @@
 //! loaded cores: without the wait, portmap ADD's last `close` and exit took
 //! 10–25 ms while its conntrack child ran.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use super::{NetlinkFamily, Socket};
 
@@ -56,7 +57,18 @@ impl<F: NetlinkFamily> Socket<F> {
     /// the caller has exited, and returns at once; the caller keeps its copy. Runs `work` here when
     /// fork fails, so the work is done either way.
     pub fn in_detached_child(&self, work: impl FnOnce(&Self)) {
-        let fd = self.as_raw_fd();
+        self.in_detached_child_keeping(&[], work);
+    }
+
+    /// Like [`Self::in_detached_child`], and the child also keeps the
+    /// descriptors `keep` open until it exits (other sockets whose last
+    /// close must not be the caller's, see [`super::netfilter`]); the caller
+    /// may close its copies at once.
+    pub fn in_detached_child_keeping(&self, keep: &[RawFd], work: impl FnOnce(&Self)) {
+        let mut kept: Vec<RawFd> = keep.to_vec();
+        kept.push(self.as_raw_fd());
+        kept.sort_unstable();
+        kept.dedup();
         // SAFETY: getpid cannot fail.
         let parent = unsafe { libc::getpid() };
         // Test builds: the child may be told to die at once (issue #15 §3).
@@ -75,10 +87,14 @@ impl<F: NetlinkFamily> Socket<F> {
                 // descriptors.
                 unsafe {
                     libc::setsid();
-                    if fd > 0 {
-                        libc::syscall(libc::SYS_close_range, 0, fd - 1, 0);
+                    let mut from: RawFd = 0;
+                    for fd in &kept {
+                        if *fd > from {
+                            libc::syscall(libc::SYS_close_range, from, fd - 1, 0);
+                        }
+                        from = fd + 1;
                     }
-                    libc::syscall(libc::SYS_close_range, fd + 1, libc::c_uint::MAX, 0);
+                    libc::syscall(libc::SYS_close_range, from, libc::c_uint::MAX, 0);
                     libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE);
                 }
                 wait_for_exit(parent);

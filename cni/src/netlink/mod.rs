@@ -209,6 +209,52 @@ impl<F: NetlinkFamily> Socket<F> {
         self.transact(msgs, Wait::Queued)
     }
 
+    /// Joins the netlink multicast `group`: the kernel then also queues
+    /// the group's notifications on this socket, read with [`Self::drain`].
+    /// Keep requests on another socket: a notification carries the
+    /// sequence number of someone else's request, which could pass for the
+    /// answer to one of this socket's.
+    /// Binds the socket first (the kernel delivers no notification to an
+    /// unbound one).
+    pub fn join(&mut self, group: u32) -> Result<(), NetlinkError> {
+        self.sock.bind_auto().map_err(NetlinkError::Io)?;
+        self.sock.add_membership(group).map_err(NetlinkError::Io)
+    }
+
+    /// Every message queued on the socket, in the order the kernel queued
+    /// them, without blocking: the notifications of a joined group. An
+    /// overrun (the kernel dropped notifications: ENOBUFS) is an error.
+    pub fn drain(&self) -> Result<Vec<F::Message>, NetlinkError> {
+        let mut buf = self.buf.borrow_mut();
+        let mut out = Vec::new();
+        loop {
+            buf.clear();
+            buf.reserve(RECV_BUF);
+            let n = match self
+                .sock
+                .recv(&mut *buf, libc::MSG_TRUNC | libc::MSG_DONTWAIT)
+            {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(out),
+                Err(e) => return Err(NetlinkError::Io(e)),
+            };
+            if n > buf.len() {
+                return Err(NetlinkError::Decode(format!(
+                    "a datagram of {n} bytes exceeds the {} byte buffer",
+                    buf.len()
+                )));
+            }
+            for one in split(&buf[..n])? {
+                let msg = NetlinkMessage::<F::Message>::deserialize(one)
+                    .map_err(|e| NetlinkError::Decode(e.to_string()))?;
+                if let NetlinkPayload::InnerMessage(inner) = msg.payload {
+                    out.push(inner);
+                }
+            }
+        }
+    }
+
     /// The one send/receive loop.
     fn transact(
         &self,
@@ -262,6 +308,26 @@ impl<F: NetlinkFamily> Socket<F> {
     }
 }
 
+/// The netlink messages of one received datagram, each whole (its header
+/// and payload; the 4-byte alignment padding left out).
+fn split(data: &[u8]) -> Result<Vec<&[u8]>, NetlinkError> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + HEADER_LEN <= data.len() {
+        let chunk = &data[at..];
+        let len = u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) as usize;
+        if len < HEADER_LEN || len > chunk.len() {
+            return Err(NetlinkError::Decode(format!(
+                "netlink message of {len} bytes in {} received",
+                chunk.len()
+            )));
+        }
+        at += (len + 3) & !3;
+        out.push(&chunk[..len]);
+    }
+    Ok(out)
+}
+
 /// Decodes one received datagram (one or more netlink messages) into the
 /// answers of the requests numbered from `first`; messages of other
 /// sequence numbers are skipped. Returns true when a [`Wait::Complete`]
@@ -273,19 +339,9 @@ fn parse_datagram<M: NetlinkDeserializable>(
     answers: &mut [Answer<M>],
     wait: Wait,
 ) -> Result<bool, NetlinkError> {
-    let mut at = 0;
     let mut complete = false;
-    while at + HEADER_LEN <= data.len() {
-        let chunk = &data[at..];
-        let len = u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) as usize;
-        if len < HEADER_LEN || len > chunk.len() {
-            return Err(NetlinkError::Decode(format!(
-                "netlink message of {len} bytes in {} received",
-                chunk.len()
-            )));
-        }
-        at += (len + 3) & !3;
-        let reply = NetlinkMessage::<M>::deserialize(&chunk[..len])
+    for one in split(data)? {
+        let reply = NetlinkMessage::<M>::deserialize(one)
             .map_err(|e| NetlinkError::Decode(e.to_string()))?;
         let index = reply.header.sequence_number.wrapping_sub(first) as usize;
         let Some(answer) = answers.get_mut(index) else {

@@ -22,11 +22,13 @@
 
 use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP};
 use netlink_packet_netfilter::conntrack::{ConntrackAttribute, ConntrackMessage};
-use netlink_packet_netfilter::nftables::NfTablesMessage;
+use netlink_packet_netfilter::nftables::{GenAttribute, GenMessage, NfTablesMessage};
 use netlink_packet_netfilter::none::ControlMessage;
 use netlink_packet_netfilter::{
     NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
 };
+
+use std::os::fd::RawFd;
 
 use super::{NetlinkError, Socket};
 
@@ -36,6 +38,9 @@ pub struct Netfilter;
 
 /// A NETLINK_NETFILTER socket.
 pub type Nfnl = Socket<Netfilter>;
+
+/// `NFNLGRP_NFTABLES`: the multicast group of nf_tables' notifications.
+pub const NFNLGRP_NFTABLES: u32 = 7;
 
 /// `NFNL_SUBSYS_NFTABLES`: the subsystem a batch is addressed to.
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -234,6 +239,40 @@ impl Socket<Netfilter> {
         Ok(out)
     }
 
+    /// A socket of the calling thread's netns that receives nf_tables'
+    /// notifications ([`NFNLGRP_NFTABLES`], read with [`Socket::drain`]):
+    /// from the moment this returns, each committed transaction, whoever
+    /// made it, queues a message per object it added or deleted (rules with
+    /// their table, chain, handle and expressions), then `NFT_MSG_NEWGEN`
+    /// with the generation it started.
+    pub fn nftables_events() -> Result<Self, NetlinkError> {
+        let mut sock = Self::open()?;
+        sock.join(NFNLGRP_NFTABLES)?;
+        Ok(sock)
+    }
+
+    /// The netns's current nf_tables generation (`NFT_MSG_GETGEN`): a
+    /// counter every committed transaction, in any family, moves on.
+    pub fn nftables_generation(&self) -> Result<u32, NetlinkError> {
+        let get = message(
+            NetfilterProtoFamily::Unspec,
+            0,
+            NfTablesMessage::GetGen(GenMessage { attributes: vec![] }),
+        );
+        self.request(get, 0)?
+            .into_iter()
+            .find_map(|m| match m.inner {
+                NetfilterMessageInner::NfTables(NfTablesMessage::NewGen(g)) => {
+                    g.attributes.into_iter().find_map(|a| match a {
+                        GenAttribute::Id(id) => Some(id),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            })
+            .ok_or_else(|| NetlinkError::Decode("NFT_MSG_NEWGEN without an id".into()))
+    }
+
     /// Closes the socket without waiting for the kernel's RCU grace period
     /// (see the module doc): a detached child keeps the last reference, waits
     /// a grace period without holding any lock, and exits. Falls back to a
@@ -247,7 +286,16 @@ impl Socket<Netfilter> {
     /// cleanup) still happens, right away, while the caller goes on to
     /// reply ([`Socket::in_detached_child`]).
     pub fn close_in_background_after(self, work: impl FnOnce(&Self)) {
-        self.in_detached_child(|sock| {
+        self.close_in_background_keeping(&[], work);
+    }
+
+    /// Like [`Self::close_in_background_after`], and the child also holds
+    /// the descriptors `keep` (another nfnetlink socket of the verb, such
+    /// as an [`Self::nftables_events`] one) until it exits: the caller's
+    /// close of those, after this returns, is not the last one, so it does
+    /// not wait for the grace period either.
+    pub fn close_in_background_keeping(self, keep: &[RawFd], work: impl FnOnce(&Self)) {
+        self.in_detached_child_keeping(keep, |sock| {
             work(sock);
             // SAFETY: plain system calls; no memory is shared.
             unsafe {

@@ -26,6 +26,9 @@
 //! CNI-HOSTPORT-DNAT: meta load l4proto · cmp eq P · match comment rev 0 · match multiport rev 1 · … · immediate jump CNI-DN-<hash>
 //! ```
 //!
+//! `CNI-HOSTPORT-DNAT` itself, which grows with the pods, comes from
+//! [`super::dnat_cache`] (its file while true, else one dump).
+//!
 //! Reads only; the pure half ([`shapes`], [`Entry::of`], [`present`]) is
 //! unit-tested, the netlink half by the privileged tests, which compare
 //! the input it leads to with the saved path's.
@@ -39,6 +42,7 @@ use netlink_packet_netfilter::nftables::{
     ListAttribute, Meta, MetaKey, NfTablesMessage, Operator, RuleAttribute, RuleMessage,
 };
 
+use super::dnat_cache::Tracker;
 use super::nfnl::{family, jump_of, rules_of};
 use super::rules::{Line, PodRules, MASQ_COMMENT, SETMARK_COMMENT};
 use crate::config::Protocol;
@@ -282,11 +286,15 @@ pub fn is_shared(line: &Line, got: &[Shape], mark: u32, v6: bool) -> bool {
 }
 
 /// What an entry rule of `CNI-HOSTPORT-DNAT` maps.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
+    #[serde(rename = "p")]
     pub protocol: u8,
+    #[serde(rename = "d")]
     pub ports: Vec<u16>,
+    #[serde(rename = "c")]
     pub comment: String,
+    #[serde(rename = "n")]
     pub chain: String,
 }
 
@@ -372,9 +380,11 @@ fn chain_absent(sock: &Nfnl, v6: bool, chain: &str) -> bool {
 /// The `nat` table as far as ADD's input for `rules` reads it (the shared
 /// chains, the shared rules present), when the fast path applies (see the
 /// module doc); `keys` are the family's keys of the new mapping, `mark`
-/// the masquerade mark.
+/// the masquerade mark. `CNI-HOSTPORT-DNAT`'s entry rules come from
+/// `dnat` (the cache file while it is true, else one dump).
 pub fn table_for(
     sock: &Nfnl,
+    dnat: &mut Tracker,
     rules: &PodRules,
     keys: &BTreeSet<MapKey>,
     mark: u32,
@@ -390,7 +400,7 @@ pub fn table_for(
         .copied()
         .chain(rules.shared_chains().iter().map(String::as_str))
     {
-        if dumped.iter().any(|(c, _)| *c == chain) {
+        if chain == DNAT || dumped.iter().any(|(c, _)| *c == chain) {
             continue;
         }
         dumped.push((chain, rules_of(sock, v6, chain)?));
@@ -426,8 +436,8 @@ pub fn table_for(
         .iter()
         .map(|k| (Protocol::number(k.protocol), k.port))
         .collect();
-    for r in of(DNAT)? {
-        let e = Entry::of(&shapes(r))?;
+    for r in dnat.rules(sock, v6)? {
+        let e = r.entry.as_ref()?;
         if e.comment == mine || e.chain == rules.chain {
             return None;
         }

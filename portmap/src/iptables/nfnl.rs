@@ -25,6 +25,7 @@ use netlink_packet_netfilter::{
     NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
 };
 
+use super::dnat_cache::Tracker;
 use super::rules::LOCALNET;
 use crate::upstream::iptables::{DNAT, MASQ, SETMARK};
 
@@ -57,7 +58,7 @@ pub(crate) fn jump_of(imm: &[Immediate]) -> Option<&str> {
 }
 
 /// The chain a rule jumps to (its immediate verdict), if any.
-fn jump_target(rule: &RuleMessage) -> Option<&str> {
+pub(crate) fn jump_target(rule: &RuleMessage) -> Option<&str> {
     rule.attributes.iter().find_map(|a| match a {
         RuleAttribute::Expressions(list) => list.iter().find_map(|e| match e {
             ListAttribute::Element(attrs) => attrs.iter().find_map(|x| match x {
@@ -70,7 +71,7 @@ fn jump_target(rule: &RuleMessage) -> Option<&str> {
     })
 }
 
-fn handle(rule: &RuleMessage) -> Option<u64> {
+pub(crate) fn handle(rule: &RuleMessage) -> Option<u64> {
     rule.attributes.iter().find_map(|a| match a {
         RuleAttribute::Handle(h) => Some(*h),
         _ => None,
@@ -108,12 +109,13 @@ fn rules_in(sock: &Nfnl, v6: bool, table: &str, chain: &str) -> Option<Vec<RuleM
 }
 
 /// The handles of `CNI-HOSTPORT-DNAT`'s rules jumping to `chain`, and
-/// whether other rules remain there.
-fn entries_of(sock: &Nfnl, v6: bool, chain: &str) -> Option<(Vec<u64>, bool)> {
+/// whether other rules remain there (from `dnat`: the cache file while it
+/// is true, else one dump).
+fn entries_of(sock: &Nfnl, dnat: &mut Tracker, v6: bool, chain: &str) -> Option<(Vec<u64>, bool)> {
     let (mut mine, mut others) = (Vec::new(), false);
-    for r in &rules_of(sock, v6, DNAT)? {
-        match (jump_target(r), handle(r)) {
-            (Some(c), Some(h)) if c == chain => mine.push(h),
+    for r in dnat.rules(sock, v6)? {
+        match r.jump() {
+            Some(c) if c == chain => mine.push(r.handle),
             _ => others = true,
         }
     }
@@ -212,8 +214,8 @@ fn jumps_in(sock: &Nfnl, v6: bool, table: &str, chain: &str, target: &str) -> Op
 /// `raw` table's localnet drop ([`LOCALNET`]). A rule elsewhere still
 /// jumping to a shared chain makes the kernel refuse the chain's deletion,
 /// and so the whole transaction: `false`, nothing changed.
-pub fn remove(sock: &Nfnl, v6: bool, chain: &str) -> bool {
-    let Some((mine, others)) = entries_of(sock, v6, chain) else {
+pub fn remove(sock: &Nfnl, dnat: &mut Tracker, v6: bool, chain: &str) -> bool {
+    let Some((mine, others)) = entries_of(sock, dnat, v6, chain) else {
         return false;
     };
     if mine.is_empty() {
