@@ -131,6 +131,15 @@ fn link_exists(name: &str) -> bool {
     ip(&["link", "show", "dev", name]).is_ok()
 }
 
+/// Deletes the link; one already gone (another DEL or GC of the same
+/// attachment got there first) is success.
+fn del_link(name: &str) -> Result<(), CniError> {
+    match ip(&["link", "del", "dev", name]) {
+        Err(_) if !link_exists(name) => Ok(()),
+        other => other.map(drop),
+    }
+}
+
 fn link_mac(netns: Option<&Path>, name: &str) -> Result<Option<String>, CniError> {
     let args = ["-j", "link", "show", "dev", name];
     let text = match netns {
@@ -256,9 +265,7 @@ impl Plugin for TestVeth {
 
     fn del(&self, req: &Request) -> Result<Reply, CniError> {
         let host = host_veth_name(&req.conf.name, &req.cmd.container_id, &req.cmd.ifname);
-        if link_exists(&host) {
-            ip(&["link", "del", "dev", &host])?;
-        }
+        del_link(&host)?;
         Ok(Reply::Empty)
     }
 
@@ -279,7 +286,7 @@ impl Plugin for TestVeth {
                 .iter()
                 .any(|v| rest == format!("{}/{}", v.container_id, v.ifname));
             if !valid {
-                ip(&["link", "del", "dev", name])?;
+                del_link(name)?;
             }
         }
         Ok(Reply::Empty)

@@ -144,6 +144,10 @@ struct RunArgs {
     /// Print each result as it completes (stderr).
     #[arg(long)]
     progress: bool,
+    /// Our portmap's backend, forced into every scenario's portmap conf
+    /// that does not name one.
+    #[arg(long, value_parser = ["nftables", "iptables"])]
+    portmap_backend: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -306,6 +310,7 @@ fn run_suite(args: RunArgs) -> Result<Option<String>, CliError> {
     opts.only = args.only;
     opts.format = args.format;
     opts.progress = args.progress;
+    opts.portmap_backend = args.portmap_backend;
     let report = crate::scenarios::run_suite(&opts);
     let out = report.render(opts.format);
     if out.ends_with('\n') {

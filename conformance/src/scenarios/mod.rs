@@ -56,6 +56,9 @@ pub struct SuiteOptions {
     pub fixture_dir: Option<PathBuf>,
     /// Print each result line to stderr as it completes.
     pub progress: bool,
+    /// Our portmap's `"backend"`, forced into every portmap conf that does
+    /// not name one (None: each scenario's own, nftables by default).
+    pub portmap_backend: Option<String>,
 }
 
 impl SuiteOptions {
@@ -68,6 +71,7 @@ impl SuiteOptions {
             tool_exe: None,
             fixture_dir: None,
             progress: false,
+            portmap_backend: None,
         }
     }
 }

@@ -135,8 +135,18 @@ impl<'c> Net<'c> {
         self.list_of(index, plugins)
     }
 
-    /// A conflist of exactly `plugins`.
-    pub fn list_of(&self, index: usize, plugins: Vec<Value>) -> Checked<NetworkConfigList> {
+    /// A conflist of exactly `plugins` (portmap's with the suite's forced
+    /// backend, [`super::SuiteOptions::portmap_backend`], where they name
+    /// none).
+    pub fn list_of(&self, index: usize, mut plugins: Vec<Value>) -> Checked<NetworkConfigList> {
+        if let Some(backend) = &self.ctx.opts.portmap_backend {
+            for p in plugins.iter_mut().filter(|p| p["type"] == "portmap") {
+                if let Some(conf) = p.as_object_mut() {
+                    conf.entry("backend")
+                        .or_insert_with(|| backend.as_str().into());
+                }
+            }
+        }
         let body = json!({
             "cniVersion": self.version.as_str(),
             "name": self.name,
