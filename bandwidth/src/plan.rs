@@ -11,8 +11,9 @@
 //! saturated queue hold latency + burst/rate (26 ms at 10 Mbit/s with a
 //! 20 kB burst and 10 ms, and whole seconds with a runtime's 512 MiB
 //! burst), so it bounds the wait at the latency instead:
-//! `limit = max(u32(rate * latency_us / 1e6) + FULL_FRAME, min(burst, LARGEST_PACKET))`
-//! (see [`tbf_params`]).
+//! `limit = max(u32(rate * latency_us / 1e6) + FULL_FRAME, min(burst, FIRST_FLIGHT))`,
+//! with a peak bucket of that size so that the kernel segments longer GSO
+//! packets instead of dropping them (see [`tbf_params`]).
 
 use std::fmt;
 
@@ -139,12 +140,19 @@ pub struct TbfParams {
     /// Time to send `burst_bytes` at `rate_bytes`, in scheduler ticks.
     pub buffer_ticks: u32,
     /// Bytes that may queue: `latency` worth of rate plus one full frame,
-    /// at least the largest packet the TBF takes whole.
+    /// at least a first flight ([`FIRST_FLIGHT`], or the burst when smaller).
     pub limit_bytes: u32,
     /// How long a packet may wait (`latencyMs`).
     pub latency_ms: u32,
     /// The rate needs `TCA_TBF_RATE64` (≥ 2^32 bytes/s).
     pub rate64: bool,
+    /// The peak bucket's rate in bytes/s ([`PEAK_FACTOR`] times the rate,
+    /// at least [`PEAK_FLOOR`]; `TCA_TBF_PRATE64` carries it when ≥ 2^32).
+    pub peak_bytes: u64,
+    /// The peak bucket's size (`TCA_TBF_PBURST`): the limit. A TBF takes a
+    /// packet whole only up to min(burst, peak bucket) and segments a longer
+    /// GSO packet, so no packet it queues is longer than its queue.
+    pub pburst_bytes: u32,
     /// The buffer or limit did not fit in 32 bits and was clamped.
     pub clamped: bool,
 }
@@ -152,21 +160,30 @@ pub struct TbfParams {
 /// One full-size frame at the common 1500-byte MTU (with its Ethernet
 /// header): what the queue holds beyond `latency` worth of rate.
 pub const FULL_FRAME: u32 = 1514;
-/// The longest packet a device without BIG TCP hands a qdisc: a 64 KiB GSO
-/// packet of 1448-byte segments, which tc charges 45 segments' headers of
-/// up to 128 bytes each.
-pub const LARGEST_PACKET: u32 = 65_536 + 45 * 128;
+/// The least queue (unless the burst is smaller): a TCP connection's first
+/// flight, its initial window of ten full frames (RFC 6928), which leaves
+/// as one GSO packet; also more than a 9216-byte jumbo frame, which the TBF
+/// would drop, not segment, were it longer than the queue.
+pub const FIRST_FLIGHT: u32 = 10 * FULL_FRAME;
+/// The peak bucket refills this many times faster than the rate: it only
+/// caps the length of a packet taken whole, and throttles no flow.
+pub const PEAK_FACTOR: u64 = 4;
+/// The least peak rate: 100 Gbit/s.
+pub const PEAK_FLOOR: u64 = 12_500_000_000;
 
 /// Computes TBF parameters: rate and buffer the way upstream does (see the
 /// module doc), the limit so that a packet waits at most `latency_ms`
-/// (plus one frame's time) in a saturated queue. The queue holds `latency`
-/// worth of rate and one full frame, but never less than the largest packet
-/// the TBF takes whole: a TBF passes a packet up to its burst unsegmented,
-/// and a packet longer than the limit would be dropped even from an empty
-/// queue (a TCP connection's first flight, one GSO packet of ~15 kB, at a
-/// low rate). Where Go would silently wrap a u32 (huge runtime bursts at
-/// low rates: the buffer of containerd's 4294967295-bit burst at 10 Mbit/s
-/// is 6.7e9 ticks), we clamp to u32::MAX instead and say so in `clamped`.
+/// (plus one frame's time) in a saturated queue: `latency` worth of rate
+/// and one full frame, but at least a TCP connection's first flight
+/// ([`FIRST_FLIGHT`], or the burst when smaller), so that a new connection
+/// at a low rate does not lose part of it to an idle queue. A TBF passes a
+/// packet up to its burst unsegmented, and the queue drops a packet longer
+/// than its limit even when empty; a peak bucket as large as the limit,
+/// refilled far faster than the rate, makes the kernel segment a longer
+/// GSO packet instead (`max_size = min(burst, pburst)` in `tbf_change`). Where Go would
+/// silently wrap a u32 (huge runtime bursts at low rates: the buffer of
+/// containerd's 4294967295-bit burst at 10 Mbit/s is 6.7e9 ticks), we clamp
+/// to u32::MAX instead and say so in `clamped`.
 pub fn tbf_params(limit: RateLimit, latency_ms: u32, psched: Psched) -> TbfParams {
     let rate_bytes = limit.rate_bits / 8;
     let burst_bytes = u32::try_from(limit.burst_bits / 8).unwrap_or(u32::MAX);
@@ -175,15 +192,18 @@ pub fn tbf_params(limit: RateLimit, latency_ms: u32, psched: Psched) -> TbfParam
     let ticks = f64::from(burst_usec.min(max) as u32) * psched.tick_in_usec;
     let latency_us = 1e6 * (f64::from(latency_ms) / 1000.0);
     let queued = rate_bytes as f64 * latency_us / 1e6;
-    let whole = u64::from(burst_bytes.min(LARGEST_PACKET));
+    let whole = u64::from(burst_bytes.min(FIRST_FLIGHT));
     let limit_bytes = ((queued.min(max) as u64) + u64::from(FULL_FRAME)).max(whole);
+    let limit_bytes32 = u32::try_from(limit_bytes).unwrap_or(u32::MAX);
     TbfParams {
         rate_bytes,
         burst_bytes,
         buffer_ticks: ticks.min(max) as u32,
-        limit_bytes: u32::try_from(limit_bytes).unwrap_or(u32::MAX),
+        limit_bytes: limit_bytes32,
         latency_ms,
         rate64: rate_bytes > u64::from(u32::MAX),
+        peak_bytes: rate_bytes.saturating_mul(PEAK_FACTOR).max(PEAK_FLOOR),
+        pburst_bytes: limit_bytes32,
         clamped: burst_usec >= max || ticks > max || limit_bytes > u64::from(u32::MAX),
     }
 }
@@ -641,20 +661,28 @@ mod tests {
         assert_eq!(p.rate_bytes, 125_000);
         assert_eq!(p.buffer_ticks, 1_250_000); // 80 ms at 15.625 ticks/µs
         assert_eq!(p.limit_bytes, 10_000, "the burst: 3125 + one frame is less");
+        assert_eq!(p.pburst_bytes, p.limit_bytes);
+        assert_eq!(p.peak_bytes, PEAK_FLOOR);
     }
 
     #[test]
     fn the_limit_bounds_the_wait_at_the_latency() {
         // 10 Mbit/s, a 20 kB burst, 10 ms: upstream's limit (32 500 bytes)
-        // holds 26 ms; ours 14 014 bytes, 11.2 ms.
+        // holds 26 ms; ours a first flight, 15 140 bytes, 12.1 ms (GSO
+        // packets longer than that are segmented: the peak bucket is the
+        // limit). It used to be the burst, 16 ms.
         let p = tbf_params(rl(10_000_000, 160_000), 10, TICK);
-        assert_eq!(p.limit_bytes, 20_000, "never below the burst");
+        assert_eq!(p.limit_bytes, FIRST_FLIGHT, "12 500 + one frame is less");
+        assert_eq!(p.pburst_bytes, p.limit_bytes);
         let p = tbf_params(rl(10_000_000, 100_000), 10, TICK);
         assert_eq!(p.limit_bytes, 12_500 + FULL_FRAME);
         // containerd's burst: upstream's limit is 512 MiB (7 minutes at
-        // 10 Mbit/s); ours the largest packet, 57 ms.
+        // 10 Mbit/s); ours the latency's, 26 ms.
         let p = tbf_params(rl(10_000_000, u64::from(u32::MAX)), 25, TICK);
-        assert_eq!(p.limit_bytes, LARGEST_PACKET);
+        assert_eq!(p.limit_bytes, 31_250 + FULL_FRAME);
+        // Low rates: a first flight at least.
+        let p = tbf_params(rl(1_000_000, u64::from(u32::MAX)), 10, TICK);
+        assert_eq!(p.limit_bytes, FIRST_FLIGHT);
         // High rates: the latency decides.
         let p = tbf_params(rl(1_000_000_000, u64::from(u32::MAX)), 25, TICK);
         assert_eq!(p.limit_bytes, 3_125_000 + FULL_FRAME);
@@ -664,6 +692,7 @@ mod tests {
     fn rate64_above_u32_bytes() {
         let p = tbf_params(rl(8 * (1u64 << 32), 8_000_000), 25, TICK);
         assert!(p.rate64);
+        assert_eq!(p.peak_bytes, PEAK_FACTOR << 32, "above the floor");
         assert_eq!(p.rate_bytes, 1u64 << 32);
         let p = tbf_params(rl(8 * (u64::from(u32::MAX)), 8_000_000), 25, TICK);
         assert!(!p.rate64);
@@ -676,9 +705,9 @@ mod tests {
         assert!(p.clamped);
         assert_eq!(p.buffer_ticks, u32::MAX);
         // CRI-O: just under 4 GB; Go wraps the limit to a few KB, ours is
-        // the largest packet.
+        // the latency's.
         let p = tbf_params(rl(15_000_000, u64::from(u32::MAX) * 8 - 1), 25, TICK);
-        assert_eq!(p.limit_bytes, LARGEST_PACKET);
+        assert_eq!(p.limit_bytes, 46_875 + FULL_FRAME);
         assert!(p.clamped);
         assert!(!tbf_params(rl(10_000_000, 100_000), 25, TICK).clamped);
     }

@@ -20,6 +20,8 @@ use crate::plan::{TbfParams, TcId};
 const TCA_OPTIONS: u16 = 2;
 const TCA_TBF_PARMS: u16 = 1;
 const TCA_TBF_RATE64: u16 = 4;
+const TCA_TBF_PRATE64: u16 = 5;
+const TCA_TBF_PBURST: u16 = 7;
 const TCA_HTB_PARMS: u16 = 1;
 const TCA_HTB_INIT: u16 = 2;
 const TCA_HTB_RATE64: u16 = 6;
@@ -53,11 +55,12 @@ fn ratespec(rate_bytes: u64) -> [u8; 12] {
     b
 }
 
-/// `struct tc_tbf_qopt` (36 bytes): rate, peakrate (0), limit, buffer, mtu (0).
+/// `struct tc_tbf_qopt` (36 bytes): rate, peakrate, limit, buffer, mtu (0:
+/// the peak bucket's size travels as `TCA_TBF_PBURST`).
 pub fn tbf_qopt(p: &TbfParams) -> Vec<u8> {
     let mut v = Vec::with_capacity(36);
     v.extend_from_slice(&ratespec(p.rate_bytes));
-    v.extend_from_slice(&[0u8; 12]);
+    v.extend_from_slice(&ratespec(p.peak_bytes));
     v.extend_from_slice(&p.limit_bytes.to_ne_bytes());
     v.extend_from_slice(&p.buffer_ticks.to_ne_bytes());
     v.extend_from_slice(&0u32.to_ne_bytes());
@@ -82,6 +85,16 @@ pub fn tbf_message(ifindex: u32, handle: TcId, parent: TcId, p: &TbfParams) -> T
             p.rate_bytes.to_ne_bytes().to_vec(),
         )));
     }
+    if p.peak_bytes > u64::from(u32::MAX) {
+        opts.push(TcOption::Other(DefaultNla::new(
+            TCA_TBF_PRATE64,
+            p.peak_bytes.to_ne_bytes().to_vec(),
+        )));
+    }
+    opts.push(TcOption::Other(DefaultNla::new(
+        TCA_TBF_PBURST,
+        p.pburst_bytes.to_ne_bytes().to_vec(),
+    )));
     msg.attributes.push(TcAttribute::Options(opts));
     msg
 }
@@ -160,6 +173,8 @@ pub struct TbfReading {
     pub limit_bytes: u32,
     /// Bucket size in scheduler ticks.
     pub buffer_ticks: u32,
+    /// Peak rate in bytes/s (0: no peak bucket).
+    pub peak_bytes: u64,
 }
 
 /// The kind (`tbf`, `htb`, `ingress`, …) of a dumped qdisc or filter.
@@ -203,16 +218,17 @@ pub fn read_tbf(msg: &TcMessage) -> Option<TbfReading> {
     }
     let opts = opaque_options(msg);
     let parms = opts.iter().find(|(k, _)| *k == TCA_TBF_PARMS)?.1.as_slice();
-    let mut rate_bytes = u64::from(u32_at(parms, 8)?);
-    if let Some((_, v)) = opts.iter().find(|(k, _)| *k == TCA_TBF_RATE64) {
-        if let Ok(b) = <[u8; 8]>::try_from(v.as_slice()) {
-            rate_bytes = u64::from_ne_bytes(b);
-        }
-    }
+    let wide = |attr: u16, narrow: u32| {
+        opts.iter()
+            .find(|(k, _)| *k == attr)
+            .and_then(|(_, v)| <[u8; 8]>::try_from(v.as_slice()).ok())
+            .map_or(u64::from(narrow), u64::from_ne_bytes)
+    };
     Some(TbfReading {
-        rate_bytes,
+        rate_bytes: wide(TCA_TBF_RATE64, u32_at(parms, 8)?),
         limit_bytes: u32_at(parms, 24)?,
         buffer_ticks: u32_at(parms, 28)?,
+        peak_bytes: wide(TCA_TBF_PRATE64, u32_at(parms, 20)?),
     })
 }
 
@@ -345,6 +361,8 @@ mod tests {
             limit_bytes: 13_125,
             latency_ms: 25,
             rate64: rate_bytes > u64::from(u32::MAX),
+            peak_bytes: (rate_bytes * 4).max(12_500_000_000),
+            pburst_bytes: 13_125,
             clamped: false,
         }
     }
@@ -364,6 +382,12 @@ mod tests {
         assert_eq!(u32_at(&b, 8), Some(125_000));
         assert_eq!(u32_at(&b, 24), Some(13_125));
         assert_eq!(u32_at(&b, 28), Some(1_250_000));
+        assert_eq!(b[13], 1, "the peak's linklayer ethernet");
+        assert_eq!(
+            u32_at(&b, 20),
+            Some(u32::MAX),
+            "the peak, capped (PRATE64 has it)"
+        );
     }
 
     #[test]
@@ -377,7 +401,8 @@ mod tests {
                 Some(TbfReading {
                     rate_bytes: rate,
                     limit_bytes: 13_125,
-                    buffer_ticks: 1_250_000
+                    buffer_ticks: 1_250_000,
+                    peak_bytes: (rate * 4).max(12_500_000_000),
                 })
             );
         }

@@ -137,7 +137,7 @@ fn verify_split(
     }
 }
 
-/// The TBF's rate, limit and buffer are the plan's.
+/// The TBF's rate, limit, buffer and peak rate are the plan's.
 fn verify_tbf(s: &Shaper, tbf: &TcMessage, what: &str, dir: &str) -> Result<(), TcError> {
     let got = tc_raw::read_tbf(tbf).ok_or_else(|| {
         mismatch(format!(
@@ -160,6 +160,7 @@ fn verify_tbf(s: &Shaper, tbf: &TcMessage, what: &str, dir: &str) -> Result<(), 
             u64::from(s.tbf.buffer_ticks),
             "ticks",
         ),
+        ("peak rate", got.peak_bytes, s.tbf.peak_bytes, "bytes/s"),
     ];
     for (field, have, want, unit) in checks {
         if have != want {
