@@ -939,3 +939,62 @@ fn the_dnat_cache_is_the_kernels_chain_after_every_verb() {
     same("the last of ours");
     assert_eq!(cached_and_dumped(&w, false).0.map(|r| r.len()), Some(1));
 }
+
+/// DEL deletes by handle, and a handle may come from the cache file: each
+/// is checked against the kernel first. A file (with a current
+/// generation) that names a foreign rule's handle among a pod's entry
+/// rules makes DEL take the save path, which removes the pod and leaves
+/// the foreign rule alone.
+#[test]
+fn a_cached_handle_is_checked_before_del_deletes_by_it() {
+    if !cni::testing::privileged("a_cached_handle_is_checked_before_del_deletes_by_it") {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let w = world(Kind::Nft);
+    let (a, b) = (w.pod("ctrA"), w.pod("ctrB"));
+    let ca = conf(&a, json!({}), tcp_udp(8080, 8081));
+    let cb = conf(&b, json!({}), tcp_udp(8090, 8091));
+    w.portmap("ADD", &a.id, &netns(&a), &ca).assert_ok();
+    w.portmap("ADD", &b.id, &netns(&b), &cb).assert_ok();
+    let foreign = "-p tcp -m tcp --dport 9999 -j RETURN";
+    let mut args = vec!["iptables-nft", "-t", "nat", "-A", "CNI-HOSTPORT-DNAT"];
+    args.extend(foreign.split(' '));
+    host_exec(&w, &args);
+    let (_, dumped) = cached_and_dumped(&w, false);
+    let foreign_handle = dumped
+        .unwrap()
+        .iter()
+        .find(|r| r.entry.is_none() && r.jump().is_none())
+        .map(|r| r.handle)
+        .unwrap();
+    // The file, made current, with one more entry rule of B's: the
+    // foreign rule's handle (B's real ones stay, so the transaction would
+    // succeed and take the foreign rule with it).
+    let ino = std::fs::metadata(w.host.path()).unwrap().ino();
+    let path = format!("/run/cni-portmap/netns-{ino}/iptables-dnat.cache");
+    let mut file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let sock = cni::netlink::netfilter::Nfnl::open_in(&w.host.path()).unwrap();
+    file["genid"] = sock.nftables_generation().unwrap().into();
+    let chain_b = portmap::upstream::iptables::dn_chain("pmnet", "ctrB");
+    let rules = file["v4"].as_array_mut().unwrap();
+    let mut extra = rules
+        .iter()
+        .find(|r| r["e"]["n"] == json!(chain_b))
+        .cloned()
+        .unwrap();
+    extra["h"] = foreign_handle.into();
+    rules.push(extra);
+    std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
+    assert!(
+        cached_and_dumped(&w, false).0.is_some(),
+        "the file is current"
+    );
+
+    w.portmap("DEL", &b.id, &netns(&b), &cb).assert_ok();
+    let s = saved(&w);
+    assert!(s.contains(foreign), "the foreign rule stays: {s}");
+    assert!(!s.contains(&chain_b), "B is gone: {s}");
+    w.portmap("DEL", &a.id, &netns(&a), &ca).assert_ok();
+}

@@ -10,10 +10,13 @@
 //! the RCU grace period the deletions began (≈15–20 ms) — the verb's socket
 //! is closed by a detached child ([`super::session`]).
 //!
-//! Anything unexpected (no rule jumps to the chain, another `CNI-DN-`
-//! chain without an entry rule, a refused transaction) answers `false`
-//! and changes nothing: the caller then takes the `iptables-save` path,
-//! which reports real errors.
+//! The entry rules' handles may come from [`super::dnat_cache`]; each is
+//! checked with a GETRULE of that handle before the transaction.
+//!
+//! Anything unexpected (no rule jumps to the chain, a handle that does not,
+//! another `CNI-DN-` chain without an entry rule, a refused transaction)
+//! answers `false` and changes nothing: the caller then takes the
+//! `iptables-save` path, which reports real errors.
 
 use cni::netlink::netfilter::Nfnl;
 use netlink_packet_core::NLM_F_DUMP;
@@ -131,6 +134,26 @@ pub fn prerouting_enters_dnat(sock: &Nfnl, v6: bool) -> Option<bool> {
     Some(rules.iter().any(|r| jump_target(r) == Some(DNAT)))
 }
 
+/// Whether the rule `handle` of `CNI-HOSTPORT-DNAT` jumps to `chain` (one
+/// GETRULE of that handle): handles may come from the cache file, and DEL
+/// deletes by handle, so each is checked against the kernel first.
+fn jumps_to(sock: &Nfnl, v6: bool, handle: u64, chain: &str) -> bool {
+    let get = NfTablesMessage::GetRule(RuleMessage {
+        attributes: vec![
+            RuleAttribute::Table(NAT.into()),
+            RuleAttribute::Chain(DNAT.into()),
+            RuleAttribute::Handle(handle),
+        ],
+    });
+    match sock.nftables_get(family(v6), vec![get]).as_deref() {
+        Ok([Ok(answer)]) => answer.iter().any(|m| match m {
+            NfTablesMessage::NewRule(r) => jump_target(r) == Some(chain),
+            _ => false,
+        }),
+        _ => false,
+    }
+}
+
 /// `DELRULE` of the rule `handle` of `table`'s `chain`.
 fn delete_rule(table: &str, chain: &str, handle: u64) -> (NfTablesMessage, u16) {
     let rule = RuleMessage {
@@ -218,7 +241,7 @@ pub fn remove(sock: &Nfnl, dnat: &mut Tracker, v6: bool, chain: &str) -> bool {
     let Some((mine, others)) = entries_of(sock, dnat, v6, chain) else {
         return false;
     };
-    if mine.is_empty() {
+    if mine.is_empty() || !mine.iter().all(|h| jumps_to(sock, v6, *h, chain)) {
         return false;
     }
     let mut ops: Vec<(NfTablesMessage, u16)> = mine
