@@ -6,12 +6,12 @@
 //!
 //! The child is detached from everything the runtime watches: its own
 //! session (`setsid`: a runtime that kills the plugin's process group at
-//! its timeout does not kill the work), no descriptor but the socket (and
-//! those the caller names) (the
-//! runtime's stdout and stderr pipes reach EOF when the plugin exits, so it
-//! never waits for the child), and it never returns into the caller's code:
-//! it leaves with `_exit`. The caller must be single-threaded (every plugin
-//! is), so that the work may allocate in the child.
+//! its timeout does not kill the work), no descriptor but the socket and
+//! those the caller names (the runtime's stdout and stderr pipes reach EOF
+//! when the plugin exits, so it never waits for the child), and it never
+//! returns into the caller's code: it leaves with `_exit`. The caller must
+//! be single-threaded (every plugin is), so that the work may allocate in
+//! the child.
 //!
 //! The child starts its work once the plugin has exited (a pidfd of the
 //! parent becomes readable; at most [`PARENT_WAIT_MS`] later), at a lower

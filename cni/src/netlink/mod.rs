@@ -209,13 +209,12 @@ impl<F: NetlinkFamily> Socket<F> {
         self.transact(msgs, Wait::Queued)
     }
 
-    /// Joins the netlink multicast `group`: the kernel then also queues
-    /// the group's notifications on this socket, read with [`Self::drain`].
+    /// Binds the socket (the kernel delivers no notification to an unbound
+    /// one) and joins the netlink multicast `group`: the kernel then also
+    /// queues the group's notifications on it, read with [`Self::drain`].
     /// Keep requests on another socket: a notification carries the
     /// sequence number of someone else's request, which could pass for the
     /// answer to one of this socket's.
-    /// Binds the socket first (the kernel delivers no notification to an
-    /// unbound one).
     pub fn join(&mut self, group: u32) -> Result<(), NetlinkError> {
         self.sock.bind_auto().map_err(NetlinkError::Io)?;
         self.sock.add_membership(group).map_err(NetlinkError::Io)
