@@ -1,17 +1,17 @@
 //! iptables-nft's `nat` table over the verb's nfnetlink socket, for DEL of
-//! an indexed attachment ([`remove`]). One GETRULE dump of
-//! `CNI-HOSTPORT-DNAT` finds the entry rules jumping to the pod chain (by
-//! handle; a saved table is matched the same way, by jump target, in
-//! `NatTable::removal`) and whether any other entry rule remains; one
-//! nf_tables transaction deletes those rules, flushes the pod chain and
-//! deletes it, and, for the last attachment, everything else upstream's
-//! layout added (read with a few more small dumps). No
+//! an indexed attachment ([`remove`]). `CNI-HOSTPORT-DNAT`'s rules (from
+//! [`super::dnat_cache`], else one GETRULE dump) give the entry rules
+//! jumping to the pod chain (by handle; a saved table is matched the same
+//! way, by jump target, in `NatTable::removal`) and whether any other entry
+//! rule remains; one nf_tables transaction deletes those rules, flushes the
+//! pod chain and deletes it, and, for the last attachment, everything else
+//! upstream's layout added (read with a few more small dumps). No
 //! `iptables-nft-restore`: no process to start, and no exit that waits for
 //! the RCU grace period the deletions began (≈15–20 ms) — the verb's socket
 //! is closed by a detached child ([`super::session`]).
 //!
-//! The entry rules' handles may come from [`super::dnat_cache`]; each is
-//! checked with a GETRULE of that handle before the transaction.
+//! Each handle is checked with a GETRULE of that handle before the
+//! transaction: it may come from the cache file.
 //!
 //! Anything unexpected (no rule jumps to the chain, a handle that does not,
 //! another `CNI-DN-` chain without an entry rule, a refused transaction)
