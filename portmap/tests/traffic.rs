@@ -358,10 +358,19 @@ fn status_reports_whether_nftables_is_usable() {
     let w = World::new();
     let conf = json!({"cniVersion": "1.1.0", "name": "pmnet", "type": "portmap"});
     w.portmap("STATUS", "", "", &conf).assert_ok();
-    // No nft on PATH: nothing can run, so the real host is not touched.
+    // No nft on PATH: nothing can run. Spawned from the world's host netns
+    // all the same (`ip netns exec` is not on that PATH either): the
+    // iptables backend's STATUS takes the netns lock, which creates that
+    // netns's state directory under /run/cni-portmap.
     let mut inv = cni::testing::Invocation::new("STATUS");
     inv.extra_env.insert("PATH".into(), "/nonexistent".into());
-    let out = inv.run(&portmap_bin(), &conf.to_string());
+    let in_world = |conf: &serde_json::Value| {
+        cni::netns::run_in(&w.host.path(), || {
+            inv.run(&portmap_bin(), &conf.to_string())
+        })
+        .unwrap()
+    };
+    let out = in_world(&conf);
     assert_eq!(out.json()["code"], 50, "{}", out.stdout);
     assert!(out.json()["msg"]
         .as_str()
@@ -371,7 +380,7 @@ fn status_reports_whether_nftables_is_usable() {
     let ipt =
         json!({"cniVersion": "1.1.0", "name": "pmnet", "type": "portmap", "backend": "iptables"});
     w.portmap("STATUS", "", "", &ipt).assert_ok();
-    let out = inv.run(&portmap_bin(), &ipt.to_string());
+    let out = in_world(&ipt);
     assert_eq!(out.json()["code"], 50, "{}", out.stdout);
     assert!(out.json()["msg"]
         .as_str()
