@@ -148,11 +148,10 @@ pub struct TbfParams {
     pub rate64: bool,
     /// The peak bucket's rate in bytes/s ([`PEAK_FACTOR`] times the rate,
     /// at least [`PEAK_FLOOR`]; `TCA_TBF_PRATE64` carries it when ≥ 2^32).
-    pub peak_bytes: u64,
-    /// The peak bucket's size (`TCA_TBF_PBURST`): the limit. A TBF takes a
+    /// The bucket's size (`TCA_TBF_PBURST`) is the limit: a TBF takes a
     /// packet whole only up to min(burst, peak bucket) and segments a longer
     /// GSO packet, so no packet it queues is longer than its queue.
-    pub pburst_bytes: u32,
+    pub peak_bytes: u64,
     /// The buffer or limit did not fit in 32 bits and was clamped.
     pub clamped: bool,
 }
@@ -194,16 +193,14 @@ pub fn tbf_params(limit: RateLimit, latency_ms: u32, psched: Psched) -> TbfParam
     let queued = rate_bytes as f64 * latency_us / 1e6;
     let whole = u64::from(burst_bytes.min(FIRST_FLIGHT));
     let limit_bytes = ((queued.min(max) as u64) + u64::from(FULL_FRAME)).max(whole);
-    let limit_bytes32 = u32::try_from(limit_bytes).unwrap_or(u32::MAX);
     TbfParams {
         rate_bytes,
         burst_bytes,
         buffer_ticks: ticks.min(max) as u32,
-        limit_bytes: limit_bytes32,
+        limit_bytes: u32::try_from(limit_bytes).unwrap_or(u32::MAX),
         latency_ms,
         rate64: rate_bytes > u64::from(u32::MAX),
         peak_bytes: rate_bytes.saturating_mul(PEAK_FACTOR).max(PEAK_FLOOR),
-        pburst_bytes: limit_bytes32,
         clamped: burst_usec >= max || ticks > max || limit_bytes > u64::from(u32::MAX),
     }
 }
@@ -661,7 +658,6 @@ mod tests {
         assert_eq!(p.rate_bytes, 125_000);
         assert_eq!(p.buffer_ticks, 1_250_000); // 80 ms at 15.625 ticks/µs
         assert_eq!(p.limit_bytes, 10_000, "the burst: 3125 + one frame is less");
-        assert_eq!(p.pburst_bytes, p.limit_bytes);
         assert_eq!(p.peak_bytes, PEAK_FLOOR);
     }
 
@@ -673,7 +669,6 @@ mod tests {
         // limit). It used to be the burst, 16 ms.
         let p = tbf_params(rl(10_000_000, 160_000), 10, TICK);
         assert_eq!(p.limit_bytes, FIRST_FLIGHT, "12 500 + one frame is less");
-        assert_eq!(p.pburst_bytes, p.limit_bytes);
         let p = tbf_params(rl(10_000_000, 100_000), 10, TICK);
         assert_eq!(p.limit_bytes, 12_500 + FULL_FRAME);
         // containerd's burst: upstream's limit is 512 MiB (7 minutes at

@@ -91,9 +91,10 @@ pub fn tbf_message(ifindex: u32, handle: TcId, parent: TcId, p: &TbfParams) -> T
             p.peak_bytes.to_ne_bytes().to_vec(),
         )));
     }
+    // The peak bucket is as large as the queue (see `TbfParams::peak_bytes`).
     opts.push(TcOption::Other(DefaultNla::new(
         TCA_TBF_PBURST,
-        p.pburst_bytes.to_ne_bytes().to_vec(),
+        p.limit_bytes.to_ne_bytes().to_vec(),
     )));
     msg.attributes.push(TcAttribute::Options(opts));
     msg
@@ -362,7 +363,6 @@ mod tests {
             latency_ms: 25,
             rate64: rate_bytes > u64::from(u32::MAX),
             peak_bytes: (rate_bytes * 4).max(12_500_000_000),
-            pburst_bytes: 13_125,
             clamped: false,
         }
     }
@@ -396,6 +396,11 @@ mod tests {
             let msg = tbf_message(7, TcId::new(1, 0), TcId::ROOT, &params(rate));
             let back = round_trip(&msg);
             assert_eq!(back.header.handle, TcHandle { major: 1, minor: 0 });
+            let pburst = opaque_options(&back)
+                .into_iter()
+                .find(|(k, _)| *k == TCA_TBF_PBURST)
+                .map(|(_, v)| v);
+            assert_eq!(pburst, Some(13_125u32.to_ne_bytes().to_vec()), "the limit");
             assert_eq!(
                 read_tbf(&back),
                 Some(TbfReading {
