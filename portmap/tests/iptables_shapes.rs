@@ -337,11 +337,7 @@ fn the_netlink_read_of_adds_fast_path_matches_the_saved_table() {
     }
     let mut fast = 0;
     for (name, p) in shapes() {
-        let ns = TestNetns::new("pmfast");
-        for f in ["iptables-nft", "ip6tables-nft"] {
-            ns.exec(&[f, "-t", "nat", "-N", "KUBE-MARK-MASQ"]);
-        }
-        let sock = Nfnl::open_in(&ns.path()).unwrap();
+        let (ns, sock) = kube_netns("pmfast");
         let mark = 1u32 << p.config.mark_masq_bit;
         let extra = extra_of(name);
         let other = second_of(extra);
@@ -409,6 +405,18 @@ fn read_fast(sock: &Nfnl, rules: &PodRules, plan: &PodPlan, mark: u32) -> Option
     )
 }
 
+/// A scratch netns whose iptables-nft `nat` tables (both families) hold
+/// kube-proxy's `KUBE-MARK-MASQ` (the `externalSetMarkChain` shape jumps
+/// to it), and a netlink socket in it.
+fn kube_netns(prefix: &str) -> (TestNetns, Nfnl) {
+    let ns = TestNetns::new(prefix);
+    for f in ["iptables-nft", "ip6tables-nft"] {
+        ns.exec(&[f, "-t", "nat", "-N", "KUBE-MARK-MASQ"]);
+    }
+    let sock = Nfnl::open_in(&ns.path()).unwrap();
+    (ns, sock)
+}
+
 /// The config options of the shape `name` (see [`shapes`]).
 fn extra_of(name: &str) -> &'static str {
     match name {
@@ -446,11 +454,7 @@ fn the_netlink_del_of_the_last_attachment_leaves_the_tables_as_they_were() {
     }
     let mut last = 0;
     for (name, p) in shapes() {
-        let ns = TestNetns::new("pmdel");
-        for f in ["iptables-nft", "ip6tables-nft"] {
-            ns.exec(&[f, "-t", "nat", "-N", "KUBE-MARK-MASQ"]);
-        }
-        let sock = Nfnl::open_in(&ns.path()).unwrap();
+        let (ns, sock) = kube_netns("pmdel");
         let extra = extra_of(name);
         let other = second_of(extra);
         for family in [Family::V4, Family::V6] {

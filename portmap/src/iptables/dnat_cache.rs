@@ -92,6 +92,8 @@ struct View {
     /// may have overtaken: used by this verb, not kept past it).
     at: Option<u32>,
     rules: Vec<DnatRule>,
+    /// Read from the file (else dumped by this verb).
+    from_file: bool,
 }
 
 /// One verb's view of the chain, per family.
@@ -197,6 +199,7 @@ impl Tracker {
             let view = |rules| View {
                 at: Some(start),
                 rules,
+                from_file: true,
             };
             t.v4 = saved.v4.map(view);
             t.v6 = saved.v6.map(view);
@@ -225,9 +228,21 @@ impl Tracker {
             let whole = rules.len() == dumped.len();
             let same = before.is_some() && sock.nftables_generation().ok() == before;
             let at = before.filter(|_| whole && same);
-            *self.slot(v6) = Some(View { at, rules });
+            *self.slot(v6) = Some(View {
+                at,
+                rules,
+                from_file: false,
+            });
         }
         self.slot(v6).as_ref().map(|v| v.rules.as_slice())
+    }
+
+    /// Whether the family's view came from the file (not from a dump of
+    /// this verb): what DEL checks against the kernel before deleting by
+    /// its handles.
+    pub fn from_file(&self, v6: bool) -> bool {
+        let slot = if v6 { &self.v6 } else { &self.v4 };
+        slot.as_ref().is_some_and(|v| v.from_file)
     }
 
     /// Applies the notifications `msgs` (in the order the kernel queued
@@ -288,6 +303,13 @@ impl Tracker {
             (Ok(end), Ok(msgs)) => self.apply(msgs, end).then_some(end),
             _ => None,
         };
+        let dumped = [&self.v4, &self.v6]
+            .iter()
+            .any(|v| v.as_ref().is_some_and(|v| !v.from_file));
+        if kept == self.start && !dumped {
+            // Nothing committed and nothing new read: the file says it all.
+            return;
+        }
         let known = |slot: Option<View>| slot.filter(|v| v.at.is_some()).map(|v| v.rules);
         let (v4, v6) = (known(self.v4), known(self.v6));
         match kept {
@@ -368,6 +390,7 @@ mod tests {
         Some(View {
             at: Some(at),
             rules,
+            from_file: true,
         })
     }
 

@@ -10,8 +10,8 @@
 //! the RCU grace period the deletions began (≈15–20 ms) — the verb's socket
 //! is closed by a detached child ([`super::session`]).
 //!
-//! Each handle is checked with a GETRULE of that handle before the
-//! transaction: it may come from the cache file.
+//! A handle read from the cache file is checked with a GETRULE of that
+//! handle before the transaction (one from this verb's dump is not).
 //!
 //! Anything unexpected (no rule jumps to the chain, a handle that does not,
 //! another `CNI-DN-` chain without an entry rule, a refused transaction)
@@ -135,8 +135,8 @@ pub fn prerouting_enters_dnat(sock: &Nfnl, v6: bool) -> Option<bool> {
 }
 
 /// Whether the rule `handle` of `CNI-HOSTPORT-DNAT` jumps to `chain` (one
-/// GETRULE of that handle): handles may come from the cache file, and DEL
-/// deletes by handle, so each is checked against the kernel first.
+/// GETRULE of that handle): DEL deletes by handle, so one read from the
+/// cache file is checked against the kernel first.
 fn jumps_to(sock: &Nfnl, v6: bool, handle: u64, chain: &str) -> bool {
     let get = NfTablesMessage::GetRule(RuleMessage {
         attributes: vec![
@@ -241,7 +241,11 @@ pub fn remove(sock: &Nfnl, dnat: &mut Tracker, v6: bool, chain: &str) -> bool {
     let Some((mine, others)) = entries_of(sock, dnat, v6, chain) else {
         return false;
     };
-    if mine.is_empty() || !mine.iter().all(|h| jumps_to(sock, v6, *h, chain)) {
+    if mine.is_empty() {
+        return false;
+    }
+    // A fresh dump's handles are the kernel's own; the file's are checked.
+    if dnat.from_file(v6) && !mine.iter().all(|h| jumps_to(sock, v6, *h, chain)) {
         return false;
     }
     let mut ops: Vec<(NfTablesMessage, u16)> = mine
