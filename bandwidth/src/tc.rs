@@ -1,13 +1,13 @@
 //! The tc verbs bandwidth uses, one request each over `cni::rtnl`: create a
 //! qdisc, class or filter (exclusively: EEXIST when it is already there),
 //! dump the qdiscs or the filters of one device, delete a qdisc by parent
-//! and filters by priority. Messages come from `tc_raw`; the verbs judge no
+//! (or by parent, handle and kind) and filters by priority. Messages come from `tc_raw`; the verbs judge no
 //! answer (callers read the errno). The generic route verbs (links, the
 //! qdisc dump) are cni's (`cni::netlink::route`); these are the tc ones.
 
 use cni::rtnl::{Rtnl, RtnlError};
 use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
-use netlink_packet_route::tc::{TcHandle, TcMessage};
+use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 
 use crate::tc_raw::filter_info;
@@ -36,6 +36,26 @@ pub fn add_class(nl: &Rtnl, msg: TcMessage) -> Result<(), RtnlError> {
 pub fn del_qdisc(nl: &Rtnl, ifindex: u32, parent: TcHandle) -> Result<(), RtnlError> {
     let mut msg = TcMessage::with_index(ifindex as i32);
     msg.header.parent = parent;
+    nl.request(RouteNetlinkMessage::DelQueueDiscipline(msg), NLM_F_ACK)
+        .map(drop)
+}
+
+/// Deletes the qdisc at `parent` of `ifindex` only when it has `handle`
+/// and is a `kind`: the kernel answers EINVAL (and deletes nothing) when
+/// the qdisc there is another, and ENOENT when only the kernel's default is
+/// there. One request, no read before it: the kernel judges the qdisc it
+/// deletes, so nothing can change between a look and the delete.
+pub fn del_qdisc_if(
+    nl: &Rtnl,
+    ifindex: u32,
+    parent: TcHandle,
+    handle: TcHandle,
+    kind: &str,
+) -> Result<(), RtnlError> {
+    let mut msg = TcMessage::with_index(ifindex as i32);
+    msg.header.parent = parent;
+    msg.header.handle = handle;
+    msg.attributes.push(TcAttribute::Kind(kind.to_string()));
     nl.request(RouteNetlinkMessage::DelQueueDiscipline(msg), NLM_F_ACK)
         .map(drop)
 }

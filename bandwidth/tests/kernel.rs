@@ -283,6 +283,25 @@ fn foreign_root_qdisc_is_an_error_not_overwritten() {
     // The failed ADD undid its work and left theirs alone.
     assert!(w.ifbs().is_empty());
     assert_eq!(w.qdisc(veth, "pfifo").unwrap()["options"]["limit"], 77);
+    // DEL leaves a foreign root alone, and so it does one with our handle
+    // (1:) that is not a tbf or an htb: the kernel refuses the delete that
+    // names our handle and kind.
+    w.run(pod, "DEL", &w.conf(pod, "1.0.0", both())).assert_ok();
+    assert_eq!(w.qdisc(veth, "pfifo").unwrap()["options"]["limit"], 77);
+    w.host.exec(&["tc", "qdisc", "del", "dev", veth, "root"]);
+    w.host.exec(&[
+        "tc", "qdisc", "add", "dev", veth, "root", "handle", "1:", "pfifo", "limit", "78",
+    ]);
+    w.run(pod, "DEL", &w.conf(pod, "1.0.0", both())).assert_ok();
+    let theirs = w.qdisc(veth, "pfifo").expect("their 1: pfifo stays");
+    assert_eq!(
+        (
+            theirs["handle"].as_str(),
+            theirs["options"]["limit"].as_u64()
+        ),
+        (Some("1:"), Some(78))
+    );
+    w.host.exec(&["tc", "qdisc", "del", "dev", veth, "root"]);
 }
 
 #[test]

@@ -6,4 +6,4 @@ pub use crate::netlink::route::{
     link_alias, link_group, link_kind, link_kind_name, link_mac, link_mtu, link_name, link_peer,
     link_qdisc, LinkAdd, LinkSet, Rtnl,
 };
-pub use crate::netlink::{NetlinkError as RtnlError, EEXIST, ENODEV, ENOENT};
+pub use crate::netlink::{NetlinkError as RtnlError, EEXIST, EINVAL, ENODEV, ENOENT};

@@ -100,12 +100,16 @@ fn unlabelled_ifb(link: &LinkMessage, name: &str) -> bool {
         && link_alias(link).is_none_or(|a| a.is_empty())
 }
 
+/// The kinds of root qdisc bandwidth creates on a veth, with handle `1:`:
+/// a tbf, or the htb of a subnet split.
+const ROOT_KINDS: [&str; 2] = ["tbf", "htb"];
+
 /// A root qdisc bandwidth creates (`1:` tbf or htb); ADD replaces it and
 /// DEL removes it.
 fn is_our_root(q: &TcMessage) -> bool {
     q.header.parent == TcHandle::ROOT
         && q.header.handle == tc_handle(ROOT_HANDLE)
-        && matches!(tc_raw::kind(q), Some("tbf") | Some("htb"))
+        && tc_raw::kind(q).is_some_and(|k| ROOT_KINDS.contains(&k))
 }
 
 /// Records `r`'s failure in `errors` unless the object was already gone.

@@ -39,6 +39,9 @@ pub const ENODEV: i32 = libc::ENODEV;
 pub const ENOENT: i32 = libc::ENOENT;
 /// Something created exclusively exists already.
 pub const EEXIST: i32 = libc::EEXIST;
+/// Invalid argument: also what tc answers for a qdisc that is not the one a
+/// request names (handle or kind).
+pub const EINVAL: i32 = libc::EINVAL;
 
 /// A netlink protocol: which socket to open and which messages it carries.
 pub trait NetlinkFamily {
