@@ -105,7 +105,7 @@ impl BenchOptions {
             vs: None,
             main_plugins: PathBuf::from("/usr/lib/cni"),
             pods: vec![1, 100, 1000],
-            shaped_pods: vec![1, 200],
+            shaped_pods: vec![1, 1000],
             node_pods: 50,
             rates_mbit: vec![10, 50, 200],
             shaping_seconds: 3.0,

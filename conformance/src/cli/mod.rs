@@ -163,8 +163,8 @@ struct BenchArgs {
     /// Numbers of pods mapped to measure portmap at, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
     pods: Vec<usize>,
-    /// Numbers of shaped pods to measure bandwidth at (1000 IFBs take minutes).
-    #[arg(long, value_delimiter = ',', default_value = "1,200")]
+    /// Numbers of shaped pods to measure bandwidth at, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,1000")]
     shaped_pods: Vec<usize>,
     /// Pods ADDed and DELed in parallel through the whole chain.
     #[arg(long, default_value_t = 50)]

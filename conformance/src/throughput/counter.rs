@@ -1,14 +1,17 @@
 //! The kernel byte counters a rate is read from ([`Counter`] at a
 //! [`CountAt`]): the TBF qdisc's own counter or a link's, over a netlink
 //! socket opened in its netns, each sample timestamped on both sides of its
-//! request. Which devices carry a TBF is found here too.
+//! request. Which devices carry a TBF is found here too. A TBF is found in
+//! one dump of the netns's qdiscs when the counter opens, then read where it
+//! is attached with one request per sample: the dump walks every device's
+//! qdiscs (3000 beside 1000 shaped pods, longer than a sample may take).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cni::rtnl::{link_kind, link_name, Rtnl};
 use netlink_packet_route::link::{InfoKind, LinkAttribute};
-use netlink_packet_route::tc::{TcAttribute, TcMessage, TcStats2};
+use netlink_packet_route::tc::{TcAttribute, TcHandle, TcMessage, TcStats2};
 
 use super::{summarize, MeasureError, Throughput, PARTS, SAMPLE_BRACKET};
 
@@ -39,6 +42,8 @@ pub struct Counter {
     rtnl: Rtnl,
     ifindex: u32,
     at: CountAt,
+    /// Where the TBF is attached (its parent), for [`CountAt::Tbf`].
+    tbf_parent: TcHandle,
 }
 
 impl std::fmt::Debug for Counter {
@@ -136,10 +141,25 @@ impl Counter {
             .ok_or_else(|| {
                 MeasureError::Incomplete(format!("no link {dev} in {}", netns.display()))
             })?;
+        let ifindex = link.header.index;
+        let tbf_parent = match &at {
+            CountAt::Tbf(_) => all_qdiscs(&rtnl)?
+                .iter()
+                .find(|q| i64::from(q.header.index) == i64::from(ifindex) && is_tbf(q))
+                .map(|q| q.header.parent)
+                .ok_or_else(|| {
+                    MeasureError::Incomplete(format!(
+                        "no tbf qdisc on {dev} in {}",
+                        netns.display()
+                    ))
+                })?,
+            _ => TcHandle::ROOT,
+        };
         let counter = Counter {
             rtnl,
-            ifindex: link.header.index,
+            ifindex,
             at,
+            tbf_parent,
         };
         counter.read()?;
         Ok(counter)
@@ -151,10 +171,8 @@ impl Counter {
         if !matches!(self.at, CountAt::Tbf(_)) {
             return Ok(0);
         }
-        all_qdiscs(&self.rtnl)?
-            .iter()
-            .filter(|q| i64::from(q.header.index) == i64::from(self.ifindex) && is_tbf(q))
-            .find_map(|q| {
+        self.tbf()?
+            .and_then(|q| {
                 q.attributes.iter().find_map(|a| match a {
                     TcAttribute::Stats2(s) => s.iter().find_map(|s| match s {
                         TcStats2::Queue(q) => Some(u64::from(q.backlog)),
@@ -167,14 +185,24 @@ impl Counter {
             .ok_or_else(|| MeasureError::Incomplete(format!("no backlog for {}", self.at)))
     }
 
+    /// The TBF where it was found at open, with its statistics now (`None`
+    /// when something else is attached there now).
+    fn tbf(&self) -> Result<Option<TcMessage>, MeasureError> {
+        let q = self
+            .rtnl
+            .qdisc_at(self.ifindex, self.tbf_parent)
+            .map_err(|e| MeasureError::netlink(format!("reading {}", self.at), e))?;
+        Ok(q.filter(is_tbf))
+    }
+
     /// The counter's value now.
     pub fn read(&self) -> Result<u64, MeasureError> {
         let missing = || MeasureError::Incomplete(format!("no byte counter for {}", self.at));
         match &self.at {
-            CountAt::Tbf(_) => all_qdiscs(&self.rtnl)?
-                .iter()
-                .filter(|q| i64::from(q.header.index) == i64::from(self.ifindex) && is_tbf(q))
-                .find_map(qdisc_bytes)
+            CountAt::Tbf(_) => self
+                .tbf()?
+                .as_ref()
+                .and_then(qdisc_bytes)
                 .ok_or_else(missing),
             CountAt::LinkTx(d) | CountAt::LinkRx(d) => {
                 let tx = matches!(self.at, CountAt::LinkTx(_));

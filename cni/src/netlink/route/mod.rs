@@ -1,8 +1,8 @@
 //! NETLINK_ROUTE verbs over [`super::Socket`]: the link verbs every plugin
 //! needs (`link.rs`: look up, dump, create, change, delete), readers for a
 //! link message's common attributes (`attr.rs`), and the plain dumps and
-//! lookups here (addresses of one link, every qdisc, the route to one
-//! destination). tc messages are built by their users (bandwidth) and sent
+//! lookups here (addresses of one link, every qdisc, the qdisc at one
+//! attachment point of one link, the route to one destination). tc messages are built by their users (bandwidth) and sent
 //! with [`Socket::request`]; nothing here knows about plugins.
 
 mod attr;
@@ -10,13 +10,13 @@ mod link;
 
 use std::net::IpAddr;
 
-use netlink_packet_core::NLM_F_DUMP;
+use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_ECHO};
 use netlink_packet_route::address::AddressMessage;
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
-use netlink_packet_route::tc::TcMessage;
+use netlink_packet_route::tc::{TcHandle, TcMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use super::{NetlinkError, Socket};
+use super::{NetlinkError, Socket, ENOENT};
 
 /// What a route lookup answers for a destination no route reaches.
 const UNROUTABLE: [i32; 3] = [libc::ENETUNREACH, libc::EHOSTUNREACH, libc::EINVAL];
@@ -64,6 +64,36 @@ impl Socket<Route> {
                 _ => None,
             })
             .collect())
+    }
+
+    /// The qdisc attached at `parent` of the link with ifindex `index`, with
+    /// its statistics: one RTM_GETQDISC of one device, where the dump walks
+    /// every qdisc of every device of the netns. `parent` is
+    /// [`TcHandle::ROOT`], [`TcHandle::INGRESS`] or a class (the leaf qdisc
+    /// of that class). `Ok(None)` when only a kernel placeholder is there
+    /// (noop) or nothing; ENODEV when the link is gone.
+    ///
+    /// The kernel answers such a GET as a notification: it replies only
+    /// with NLM_F_ECHO, and also sends the message to the netns's
+    /// RTNLGRP_TC listeners. Fine for a test harness; plugins do not use it.
+    pub fn qdisc_at(
+        &self,
+        index: u32,
+        parent: TcHandle,
+    ) -> Result<Option<TcMessage>, NetlinkError> {
+        let mut msg = TcMessage::with_index(index as i32);
+        msg.header.parent = parent;
+        let get = RouteNetlinkMessage::GetQueueDiscipline(msg);
+        match self.request(get, NLM_F_ECHO | NLM_F_ACK) {
+            Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewQueueDiscipline(q) if q.header.index == index as i32 => {
+                    Some(q)
+                }
+                _ => None,
+            })),
+            Err(e) if e.errno() == Some(ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The output interface of the route the kernel would use to reach `ip`
@@ -115,6 +145,7 @@ impl Socket<Route> {
 mod tests {
     use super::*;
     use netlink_packet_route::link::{InfoKind, LinkFlags};
+    use netlink_packet_route::tc::TcAttribute;
     use std::path::Path;
 
     #[test]
@@ -214,6 +245,36 @@ mod tests {
             qdiscs.iter().any(|q| q.header.index == rt1_index as i32),
             "{qdiscs:?}"
         );
+        // One attachment point of one link: rt1's root is the pfifo (with
+        // its counters); rt0, down, has only the kernel's noop placeholder;
+        // no ingress qdisc on rt1 until one is added; a link that is gone is
+        // ENODEV.
+        let root = rtnl.qdisc_at(rt1_index, TcHandle::ROOT).unwrap().unwrap();
+        assert_eq!(root.header.parent, TcHandle::ROOT, "{root:?}");
+        assert_ne!(root.header.handle.major, 0, "{root:?}");
+        assert!(
+            root.attributes
+                .iter()
+                .any(|a| matches!(a, TcAttribute::Stats2(_))),
+            "{root:?}"
+        );
+        let rt0_root = rtnl.qdisc_at(rt0.header.index, TcHandle::ROOT).unwrap();
+        assert!(rt0_root.is_none(), "{rt0_root:?}");
+        assert!(rtnl
+            .qdisc_at(rt1_index, TcHandle::INGRESS)
+            .unwrap()
+            .is_none());
+        ns.exec(&["tc", "qdisc", "add", "dev", "rt1", "ingress"]);
+        let ingress = rtnl
+            .qdisc_at(rt1_index, TcHandle::INGRESS)
+            .unwrap()
+            .unwrap();
+        assert_eq!(ingress.header.handle.major, 0xffff, "{ingress:?}");
+        ns.exec(&["tc", "qdisc", "del", "dev", "rt1", "ingress"]);
+        let after = rtnl.qdisc_at(rt1_index, TcHandle::INGRESS).unwrap();
+        assert!(after.is_none(), "{after:?}");
+        let e = rtnl.qdisc_at(99_999, TcHandle::ROOT).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::ENODEV), "{e}");
         // The route to an address on rt0's subnet leaves through rt0.
         ns.exec(&["ip", "link", "set", "rt0", "up"]);
         ns.exec(&["ip", "link", "set", "rt1", "up"]);

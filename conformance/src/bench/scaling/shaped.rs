@@ -1,7 +1,6 @@
 //! bandwidth ADD/DEL of the main pod with N other pods already shaped (each
-//! filler a veth pair of its own with its TBF and IFB). 1000 IFBs take a
-//! while to create, so the default stops at 200 (`--shaped-pods 1,1000` for
-//! the figure).
+//! filler a veth pair of its own with its TBF and IFB; 1 and 1000 by
+//! default, about 10 s on 2 cores for 1000 on both sides).
 
 use cni::CniVersion;
 use serde_json::{json, Value};
