@@ -1,8 +1,8 @@
 //! The tc verbs bandwidth uses, one request each over `cni::rtnl`: create a
 //! qdisc, class or filter (exclusively: EEXIST when it is already there),
 //! dump the qdiscs or the filters of one device, delete a qdisc by parent
-//! (or by parent, handle and kind) and filters by priority. Messages come from `tc_raw`; the verbs judge no
-//! answer (callers read the errno). The generic route verbs (links, the
+//! (or by parent, handle and kind) and filters by priority. Messages come
+//! from `tc_raw`; the verbs judge no answer (callers read the errno). The generic route verbs (links, the
 //! qdisc dump) are cni's (`cni::netlink::route`); these are the tc ones.
 
 use cni::rtnl::{Rtnl, RtnlError};
@@ -41,10 +41,10 @@ pub fn del_qdisc(nl: &Rtnl, ifindex: u32, parent: TcHandle) -> Result<(), RtnlEr
 }
 
 /// Deletes the qdisc at `parent` of `ifindex` only when it has `handle`
-/// and is a `kind`: the kernel answers EINVAL (and deletes nothing) when
-/// the qdisc there is another, and ENOENT when only the kernel's default is
-/// there. One request, no read before it: the kernel judges the qdisc it
-/// deletes, so nothing can change between a look and the delete.
+/// and is a `kind`: the kernel answers EINVAL and deletes nothing when the
+/// qdisc there has another handle or kind (its own default included). One
+/// request, no read before it: the kernel judges the qdisc it deletes, so
+/// nothing can change between a look and the delete.
 pub fn del_qdisc_if(
     nl: &Rtnl,
     ifindex: u32,

@@ -2,8 +2,9 @@
 //! needs (`link.rs`: look up, dump, create, change, delete), readers for a
 //! link message's common attributes (`attr.rs`), and the plain dumps and
 //! lookups here (addresses of one link, every qdisc, the qdisc at one
-//! attachment point of one link, the route to one destination). tc messages are built by their users (bandwidth) and sent
-//! with [`Socket::request`]; nothing here knows about plugins.
+//! attachment point of one link, the route to one destination). tc messages
+//! are built by their users (bandwidth) and sent with [`Socket::request`];
+//! nothing here knows about plugins.
 
 mod attr;
 mod link;
