@@ -563,6 +563,12 @@ fn subnet_split_objects_and_check() {
     assert_ne!(w.run(pod, "CHECK", &conf).code, 0);
     w.run(pod, "DEL", &plain).assert_ok();
     assert_clean(&w, veth);
+    // DEL of a split: its htb root is ours too (the delete naming a tbf is
+    // refused, the one naming an htb is not).
+    w.run(pod, "ADD", &conf).assert_ok();
+    assert!(w.qdisc(veth, "htb").is_some());
+    w.run(pod, "DEL", &conf).assert_ok();
+    assert_clean(&w, veth);
 }
 
 /// The veth's qdiscs and ingress filters as `tc -j` prints them.
