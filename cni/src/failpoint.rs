@@ -106,6 +106,11 @@ mod armed {
         let _ = std::fs::remove_file(&path);
     }
 
+    pub fn children_steered() -> bool {
+        std::env::var_os(super::CRASH_ENV).is_some()
+            || std::env::var_os(super::CHILD_HOLD_ENV).is_some()
+    }
+
     pub fn child_crash_armed(name: &str) -> bool {
         let armed = std::env::var(super::CRASH_ENV).is_ok_and(|v| v == name);
         if armed {
@@ -133,6 +138,15 @@ pub fn crash_point(name: &str) {
 #[cfg(feature = "failpoints")]
 pub fn child_crash_armed(name: &str) -> bool {
     armed::child_crash_armed(name)
+}
+
+/// True when a test steers detached children (a crash point or a hold is
+/// set): the socket closes then go through the forked child, whose hooks
+/// these are, and not through the memory-sharing one (`closing.rs`), which
+/// runs no code of ours that could look.
+#[cfg(feature = "failpoints")]
+pub fn children_steered() -> bool {
+    armed::children_steered()
 }
 
 /// In a detached child ([`crate::netlink::Socket::in_detached_child`]):
@@ -172,6 +186,13 @@ pub fn hit(_name: &str) -> bool {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn crash_point(_name: &str) {}
+
+/// Always false: failpoints are not compiled in.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn children_steered() -> bool {
+    false
+}
 
 /// Always false: failpoints are not compiled in.
 #[cfg(not(feature = "failpoints"))]

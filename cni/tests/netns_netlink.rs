@@ -172,3 +172,119 @@ fn sysctls_resolve_in_the_threads_netns() {
     let seen = ns.exec(&["cat", "/proc/sys/net/ipv4/conf/lo/forwarding"]);
     assert_eq!(seen.trim(), "1");
 }
+
+/// The descriptors of process `pid`, as their link targets.
+fn fds_of(pid: u32) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .map(|t| t.display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Fields of `/proc/<pid>/stat` after the command name (field 3 is [0]).
+fn stat_of(pid: u32) -> Vec<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    rest.split_whitespace().map(str::to_string).collect()
+}
+
+#[test]
+fn a_background_close_leaves_the_socket_to_a_child_holding_nothing_else() {
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use cni::netlink::netfilter::Nfnl;
+    use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE};
+    use netlink_packet_netfilter::nftables::{NfTablesMessage, TableAttribute, TableMessage};
+    use netlink_packet_netfilter::NetfilterProtoFamily;
+
+    if !privileged("a_background_close_leaves_the_socket_to_a_child_holding_nothing_else") {
+        return;
+    }
+    let ns = TestNetns::new("nc");
+    // Commits in the netns all along keep the child waiting for a quiet
+    // grace period (at most 8 of them), long enough to look at it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (started, committing) = std::sync::mpsc::channel();
+    let committer = {
+        let (path, stop) = (ns.path(), stop.clone());
+        std::thread::spawn(move || {
+            let nf = Nfnl::open_in(&path).unwrap();
+            let table = || TableMessage {
+                attributes: vec![TableAttribute::Name("cnt_closing".into())],
+            };
+            let mut commits = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                for op in [
+                    NfTablesMessage::NewTable(table()),
+                    NfTablesMessage::DeleteTable(table()),
+                ] {
+                    nf.nftables_batch(
+                        NetfilterProtoFamily::Inet,
+                        vec![(op, NLM_F_CREATE | NLM_F_ACK)],
+                    )
+                    .unwrap();
+                    commits += 1;
+                }
+                let _ = started.send(());
+            }
+            commits
+        })
+    };
+    committing.recv().unwrap();
+    // The socket held also is the lower descriptor: the child probes the
+    // one closed, whatever the order of the descriptors it keeps.
+    let kept = Nfnl::open_in(&ns.path()).unwrap();
+    let nf = Nfnl::open_in(&ns.path()).unwrap();
+    // Bound to the kernel (a request was sent), as every verb's socket is.
+    nf.nftables_generation().unwrap();
+    let link = |fd: i32| {
+        std::fs::read_link(format!("/proc/self/fd/{fd}"))
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    let (sock, other) = (link(nf.as_raw_fd()), link(kept.as_raw_fd()));
+    let (fd, me) = (nf.as_raw_fd(), std::process::id());
+    nf.close_in_background_holding(&[kept.as_raw_fd()]);
+    drop(kept);
+    // Ours are closed (the number may be reused by then: not by this socket).
+    assert_ne!(
+        std::fs::read_link(format!("/proc/self/fd/{fd}"))
+            .map(|t| t.display().to_string())
+            .ok(),
+        Some(sock.clone())
+    );
+    let child = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| stat_of(*pid).get(1) == Some(&me.to_string()) && fds_of(*pid).contains(&sock))
+        .expect("a child of this process holds the socket");
+    // It holds the two sockets and nothing else (no stdout, no pipe, no
+    // lock of the caller's), in a session of its own, at nice 10.
+    let mut want = vec![sock.clone(), other];
+    want.sort();
+    // (It closes the rest first thing: wait for that.)
+    let since = std::time::Instant::now();
+    while fds_of(child) != want && since.elapsed() < std::time::Duration::from_secs(2) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(fds_of(child), want);
+    let stat = stat_of(child);
+    assert_eq!(stat[3], child.to_string(), "session id: {stat:?}");
+    assert_eq!(stat[16], "10", "nice: {stat:?}");
+    stop.store(true, Ordering::Relaxed);
+    assert!(committer.join().unwrap() > 0);
+    // Once the netns is quiet it exits, with status 0.
+    let pid = nix::unistd::Pid::from_raw(child as i32);
+    let status = nix::sys::wait::waitpid(pid, None).unwrap();
+    assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 0));
+}

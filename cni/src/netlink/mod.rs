@@ -14,6 +14,7 @@
 //! this layer knows nothing about plugins, owners or plans.
 
 mod background;
+mod closing;
 pub mod netfilter;
 pub mod route;
 
@@ -257,6 +258,22 @@ impl<F: NetlinkFamily> Socket<F> {
         }
     }
 
+    /// `msg` with `flags` (and `NLM_F_REQUEST`) as the bytes [`Self::request`]
+    /// would send, under this socket's next sequence number: for a sender
+    /// that must not allocate or parse (see `closing.rs`).
+    fn encode(&self, msg: F::Message, flags: u16) -> Vec<u8> {
+        let seq = self.seq.get().wrapping_add(1);
+        self.seq.set(seq);
+        let mut header = NetlinkHeader::default();
+        header.flags = flags | NLM_F_REQUEST;
+        header.sequence_number = seq;
+        let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+        nl.finalize();
+        let mut out = vec![0; nl.buffer_len()];
+        nl.serialize(&mut out);
+        out
+    }
+
     /// The one send/receive loop.
     fn transact(
         &self,
@@ -268,16 +285,7 @@ impl<F: NetlinkFamily> Socket<F> {
         buf.clear();
         let count = msgs.len();
         for (msg, flags) in msgs {
-            let seq = self.seq.get().wrapping_add(1);
-            self.seq.set(seq);
-            let mut header = NetlinkHeader::default();
-            header.flags = flags | NLM_F_REQUEST;
-            header.sequence_number = seq;
-            let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
-            nl.finalize();
-            let at = buf.len();
-            buf.resize(at + nl.buffer_len(), 0);
-            nl.serialize(&mut buf[at..]);
+            buf.extend(self.encode(msg, flags));
         }
         crate::failpoint::crash_point("netlink send");
         self.sock.send(&buf[..], 0).map_err(NetlinkError::Io)?;

@@ -14,9 +14,10 @@
 //! we read it as nf_tables' socket-release handler flushing the kernel's
 //! pending transaction-freeing work under the mutex.)
 //! [`Nfnl::close_in_background`] hands the last reference of the socket to
-//! a forked, detached child (which may first do work the runtime need not
-//! wait for: [`Nfnl::close_in_background_after`], see `background.rs`). The
-//! child waits (`membarrier`, no lock held) until a whole grace period
+//! a detached child that shares the plugin's memory (`closing.rs`), or to a
+//! forked one that may first do work the runtime need not wait for
+//! ([`Nfnl::close_in_background_after`], see `background.rs`). The child
+//! waits (`membarrier`, no lock held) until a whole grace period
 //! passes with no commit in the netns, then exits: by then no transaction
 //! of the netns is left to free, so neither the plugin nor the next
 //! transaction waits (at most [`QUIET_ROUNDS`] grace periods).
@@ -36,7 +37,9 @@ use netlink_packet_netfilter::{
     NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
 };
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
+
+use super::background::BACKGROUND_NICE;
 
 use super::{NetlinkError, Socket};
 
@@ -54,7 +57,6 @@ pub const NFNLGRP_NFTABLES: u32 = 7;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 /// Conntrack deletions sent in one datagram.
 const DELETES_PER_DATAGRAM: usize = 64;
-const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
 
 /// A failed nf_tables batch.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +92,16 @@ impl BatchError {
             BatchError::Unacknowledged { .. } => None,
         }
     }
+}
+
+/// `NFT_MSG_GETGEN`: the netns's nf_tables generation (bumped by every
+/// commit).
+fn get_generation() -> NetfilterMessage {
+    message(
+        NetfilterProtoFamily::Unspec,
+        0,
+        NfTablesMessage::GetGen(GenMessage { attributes: vec![] }),
+    )
 }
 
 fn message(
@@ -262,12 +274,7 @@ impl Socket<Netfilter> {
     /// The netns's current nf_tables generation (`NFT_MSG_GETGEN`): a
     /// counter every committed transaction, in any family, moves on.
     pub fn nftables_generation(&self) -> Result<u32, NetlinkError> {
-        let get = message(
-            NetfilterProtoFamily::Unspec,
-            0,
-            NfTablesMessage::GetGen(GenMessage { attributes: vec![] }),
-        );
-        self.request(get, 0)?
+        self.request(get_generation(), 0)?
             .into_iter()
             .find_map(|m| match m.inner {
                 NetfilterMessageInner::NfTables(NfTablesMessage::NewGen(g)) => {
@@ -282,11 +289,27 @@ impl Socket<Netfilter> {
     }
 
     /// Closes the socket without waiting for the kernel's RCU grace period
-    /// (see the module doc): a detached child keeps the last reference, waits
-    /// a grace period without holding any lock, and exits. Falls back to a
-    /// plain (waiting) close when fork fails.
+    /// (see the module doc): a detached child keeps the last reference,
+    /// waits without holding any lock until a grace period passed with no
+    /// commit in the netns, and exits. The child shares this process's
+    /// memory (`closing.rs`: no fork); a forked one where that child cannot
+    /// start, and a plain (waiting) close where neither can.
     pub fn close_in_background(self) {
-        self.close_in_background_after(|_| {});
+        self.close_in_background_holding(&[]);
+    }
+
+    /// Like [`Self::close_in_background`], and the child also holds the
+    /// descriptors `keep` (see [`Self::close_in_background_keeping`]).
+    pub fn close_in_background_holding(self, keep: &[RawFd]) {
+        if !crate::failpoint::children_steered() {
+            let probe = self.encode(get_generation(), 0);
+            let mut held = vec![self.as_raw_fd()];
+            held.extend(keep.iter().filter(|fd| **fd != self.as_raw_fd()));
+            if super::closing::spawn(&held, &probe, QUIET_ROUNDS, BACKGROUND_NICE) {
+                return;
+            }
+        }
+        self.close_in_background_keeping(keep, |_| {});
     }
 
     /// Like [`Self::close_in_background`], but the child first runs `work`
@@ -315,7 +338,7 @@ impl Socket<Netfilter> {
             work(sock);
             let mut seen = sock.nftables_generation().ok();
             for _ in 0..QUIET_ROUNDS {
-                grace_period();
+                super::closing::grace_period();
                 let now = sock.nftables_generation().ok();
                 if now == seen {
                     break;
@@ -330,18 +353,3 @@ impl Socket<Netfilter> {
 /// How many grace periods a closing child waits at most for one with no
 /// commit in it (about 10–20 ms each here); it closes anyway after them.
 const QUIET_ROUNDS: usize = 8;
-
-/// Waits for an RCU grace period (`membarrier`, which waits for one;
-/// 50 ms of sleep where it is not available).
-fn grace_period() {
-    // SAFETY: plain system calls; no memory is shared.
-    unsafe {
-        if libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) != 0 {
-            let ts = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 50_000_000,
-            };
-            libc::nanosleep(&ts, std::ptr::null_mut());
-        }
-    }
-}

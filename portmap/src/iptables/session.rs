@@ -153,7 +153,7 @@ impl Session {
             Some(sock) if wanted => {
                 sock.close_in_background_keeping(&also, |s| conntrack::flush_udp(s, udp, keep));
             }
-            Some(sock) => sock.close_in_background_keeping(&also, |_| {}),
+            Some(sock) => sock.close_in_background_holding(&also),
             None if wanted => match Nfnl::open() {
                 Ok(sock) => {
                     conntrack::flush_udp(&sock, udp, keep);
