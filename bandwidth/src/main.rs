@@ -1,5 +1,4 @@
 //! The `bandwidth` CNI plugin binary: everything happens in the library.
+#![no_main]
 
-fn main() {
-    cni::skel::run(&bandwidth::Plugin)
-}
+cni::plugin_main!(bandwidth::Plugin);

@@ -233,8 +233,60 @@ pub trait Plugin {
     }
 }
 
+/// A plugin binary's whole `main.rs`, after `#![no_main]`:
+/// `cni::plugin_main!(portmap::Plugin);` defines the C `main` that glibc
+/// calls, which runs the plugin with [`run`].
+///
+/// Without `#![no_main]`, Rust's runtime would first set up what a plugin
+/// process never uses: the main thread's stack-overflow handler (it reads
+/// and parses `/proc/self/maps` to find the guard page, maps an alternate
+/// signal stack, installs SIGSEGV and SIGBUS handlers, and unmaps it all
+/// again at exit), about 0.1 ms of every invocation here (a static binary
+/// that does nothing: 0.55–0.68 ms spawn to reap against 0.62–0.83 ms).
+/// What it did that matters, [`run`] does itself: SIGPIPE ignored and the
+/// standard descriptors made valid. A stack overflow is then a plain
+/// SIGSEGV, without the runtime's message.
+#[macro_export]
+macro_rules! plugin_main {
+    ($plugin:expr) => {
+        /// The process's entry point (see `cni::plugin_main!`).
+        #[no_mangle]
+        pub extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
+            $crate::skel::run(&$plugin)
+        }
+    };
+}
+
+/// What Rust's runtime does before `main` and a plugin needs (see
+/// [`plugin_main!`]; harmless when the runtime did it already): a closed
+/// standard descriptor is opened on `/dev/null`, so that no socket or file
+/// of the plugin takes its number (and a result printed to stdout into
+/// it), and SIGPIPE is ignored, so that a runtime that stopped reading
+/// gets an exit code and not a signal.
+fn standard_process() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: plain system calls on this process's own descriptors and
+    // signal disposition; /dev/null opened on the lowest free number is
+    // the closed one, and is meant to stay open.
+    unsafe {
+        if libc::poll(fds.as_mut_ptr(), 3, 0) > 0 {
+            for p in &fds {
+                if p.revents & libc::POLLNVAL != 0 {
+                    libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                }
+            }
+        }
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
 /// Runs `plugin` as this process: real environment, stdin, stdout; exits.
 pub fn run(plugin: &dyn Plugin) -> ! {
+    standard_process();
     std::panic::set_hook(Box::new(|info| {
         eprintln!("plugin panicked: {info}");
     }));

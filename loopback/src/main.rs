@@ -1,5 +1,4 @@
 //! The `loopback` CNI plugin binary: everything happens in the library.
+#![no_main]
 
-fn main() {
-    cni::skel::run(&loopback::Plugin)
-}
+cni::plugin_main!(loopback::Plugin);

@@ -1,5 +1,4 @@
 //! The `noop` CNI plugin binary: everything happens in the library.
+#![no_main]
 
-fn main() {
-    cni::skel::run(&noop::Plugin::default())
-}
+cni::plugin_main!(noop::Plugin::default());

@@ -701,3 +701,29 @@ fn bad_invocations_of_the_binary_are_spec_errors() {
         assert!(!e["msg"].as_str().unwrap().is_empty());
     }
 }
+
+#[test]
+fn the_binary_exits_with_a_code_when_its_stdout_reader_is_gone() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // A pipe whose read end is closed before the plugin starts: its answer
+    // meets EPIPE. Rust's runtime, which a `#![no_main]` plugin does not
+    // run, would have ignored SIGPIPE; cni::skel::run must do it itself,
+    // or the plugin dies of the signal instead of exiting.
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) fills both descriptors, which are owned below.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: fresh descriptors of this process, each owned once.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_noop"))
+        .env_clear()
+        .env("CNI_COMMAND", "VERSION")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::from(write))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), None, "{status:?}");
+    assert_eq!(status.code(), Some(0));
+}

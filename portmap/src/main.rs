@@ -1,5 +1,4 @@
 //! The `portmap` CNI plugin binary: everything happens in the library.
+#![no_main]
 
-fn main() {
-    cni::skel::run(&portmap::Plugin)
-}
+cni::plugin_main!(portmap::Plugin);

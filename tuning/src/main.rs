@@ -1,6 +1,5 @@
 //! The `tuning` CNI plugin binary: reads the host-side allowlist settings from
 //! the environment once; everything else happens in the library.
+#![no_main]
 
-fn main() {
-    cni::skel::run(&tuning::Plugin::from_process_env())
-}
+cni::plugin_main!(tuning::Plugin::from_process_env());
