@@ -58,6 +58,7 @@ impl cni::Plugin for Plugin {
     fn add(&self, req: &Request) -> Result<Reply, CniError> {
         let (plan, prev) = plan_for(req)?;
         localnet::refuse_non_local_host_ips(&plan)?;
+        localnet::route_localnet_for(&plan)?;
         firewall(&plan).add(&plan)?;
         Ok(Reply::Result(prev))
     }

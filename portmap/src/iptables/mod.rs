@@ -56,8 +56,7 @@ use self::exec::Flavour;
 use self::rules::{udp_keys_of, PodRules};
 use self::session::Session;
 use crate::backend::Firewall;
-use crate::localnet;
-use crate::plan::{Family, MapKey, Masq, PodPlan};
+use crate::plan::{Family, MapKey, PodPlan};
 use crate::state::{self, NetnsLock};
 use crate::upstream::iptables::{NatTable, UpstreamOwner, DNAT};
 
@@ -444,14 +443,6 @@ impl Iptables {
         if let Err(e) = state::write_index(owner, &index) {
             undo();
             return Err(e);
-        }
-        if plan.masq != Masq::Off {
-            if let Some(ip) = plan.container_ipv4() {
-                if let Err(e) = localnet::enable_route_localnet(ip) {
-                    undo();
-                    return Err(e);
-                }
-            }
         }
         Ok(())
     }

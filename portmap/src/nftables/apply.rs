@@ -17,8 +17,8 @@ use super::ruleset::{delete_batch, NftPod};
 use super::skeleton::skeleton_batch;
 use super::{list_table, nfnl_err, nft_err, Index};
 use crate::config::Protocol;
-use crate::plan::{self, Family, MapKey, Masq};
-use crate::{localnet, state};
+use crate::plan::{self, Family, MapKey};
+use crate::state;
 
 /// A kernel refusal that can mean "the skeleton is missing" or "a created
 /// object exists": both transports report these.
@@ -96,8 +96,7 @@ fn still_ours(
 }
 
 /// ADD under the lock: installs `pod` (replacing what a previous ADD of
-/// the same owner left), records the index and enables `route_localnet`
-/// when localhost is masqueraded. Returns the DNAT keys whose stale UDP
+/// the same owner left) and records the index. Returns the DNAT keys whose stale UDP
 /// conntrack the caller flushes (in the background).
 pub(super) fn add(
     pod: &NftPod<'_>,
@@ -131,14 +130,6 @@ pub(super) fn add(
     if let Err(e) = state::write_index(&plan.owner, &index) {
         undo(nf);
         return Err(e);
-    }
-    if plan.masq != Masq::Off {
-        if let Some(ip) = plan.container_ipv4() {
-            if let Err(e) = localnet::enable_route_localnet(ip) {
-                undo(nf);
-                return Err(e);
-            }
-        }
     }
     Ok(dnat_keys(&pod.elements))
 }
