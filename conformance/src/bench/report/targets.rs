@@ -103,11 +103,13 @@ fn node_targets(doc: &Value, out: &mut Vec<Judged>) {
     let n = &doc["node"];
     let wall = |s: &str| Some(n[s]["add"]["wall_s"].as_f64()? + n[s]["del"]["wall_s"].as_f64()?);
     let ratio = wall("ours").zip(wall("reference")).map(|(a, b)| a / b);
+    // Without a node phase there is no pod count to name.
+    let pods = n["pods"]
+        .as_u64()
+        .map(|p| format!("{p} "))
+        .unwrap_or_default();
     out.push(judged(
-        format!(
-            "{} parallel pods: wall (ADD+DEL) ≤ 0.15× the reference",
-            n["pods"]
-        ),
+        format!("{pods}parallel pods: wall (ADD+DEL) ≤ 0.15× the reference"),
         ratio,
         "×",
         |x| x <= 0.15,
@@ -256,5 +258,31 @@ pub fn render(out: &mut String, doc: &Value) {
             None => "not measured",
         };
         let _ = writeln!(out, "| {} | {} | {mark} |", j.target, j.measured);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node_target(doc: &Value) -> Vec<(String, Option<bool>)> {
+        judge(doc)
+            .into_iter()
+            .filter(|j| j.target.contains("parallel pods: wall"))
+            .map(|j| (j.target, j.met))
+            .collect()
+    }
+
+    #[test]
+    fn the_node_target_names_the_pod_count_only_when_the_phase_ran() {
+        let wall = "parallel pods: wall (ADD+DEL) ≤ 0.15× the reference";
+        assert_eq!(
+            node_target(&serde_json::json!({})),
+            vec![(wall.to_string(), None)]
+        );
+        let side = |s: f64| serde_json::json!({"add": {"wall_s": s}, "del": {"wall_s": s}});
+        let doc =
+            serde_json::json!({"node": {"pods": 50, "ours": side(1.0), "reference": side(10.0)}});
+        assert_eq!(node_target(&doc), vec![(format!("50 {wall}"), Some(true))]);
     }
 }
