@@ -137,12 +137,15 @@ impl Firewall for Nftables {
             return Ok(());
         }
         let pod = NftPod::new(plan);
-        let _lock = NetnsLock::take()?;
+        let lock = NetnsLock::take()?;
         let previous = state::read_index::<Index>(&plan.owner)?;
         let mut nf = open_nfnl()?;
         let result = upstream::refuse_conflicts(nf.socket(), &plan.owner, &plan.keys())
             .and_then(|_| heal::ensure_whole(&self.nft, &mut nf, true))
             .and_then(|_| apply::add(&pod, &self.nft, &mut nf, previous));
+        // The conntrack cleanup and the close need no lock; the fork of
+        // their child is not every other verb's wait.
+        drop(lock);
         close_flushing_udp(nf, result, &plan.udp_targets())
     }
 
@@ -177,7 +180,7 @@ impl Firewall for Nftables {
     }
 
     fn del(&self, owner: &Owner, extra_udp: &BTreeSet<MapKey>) -> Result<(), CniError> {
-        let _lock = NetnsLock::take()?;
+        let lock = NetnsLock::take()?;
         let mut nf = open_nfnl()?;
         let touched = apply::del(owner, &self.nft, &mut nf, extra_udp);
         // Healing after the delete, so this attachment is not rebuilt; its
@@ -189,6 +192,7 @@ impl Firewall for Nftables {
         // Upstream's rules for the same container go too (DEL keeps going
         // past a failure above; the first error is reported).
         let theirs = upstream::del(nf.socket(), &owner.network, &owner.container_id);
+        drop(lock);
         close_flushing_udp(nf, touched, &BTreeSet::new())
             .and(healed)
             .and(theirs)
