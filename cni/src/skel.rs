@@ -260,9 +260,9 @@ macro_rules! plugin_main {
 /// What Rust's runtime does before `main` and a plugin needs (see
 /// [`plugin_main!`]; harmless when the runtime did it already): a closed
 /// standard descriptor is opened on `/dev/null`, so that no socket or file
-/// of the plugin takes its number (and a result printed to stdout into
-/// it), and SIGPIPE is ignored, so that a runtime that stopped reading
-/// gets an exit code and not a signal.
+/// of the plugin takes its number and receives what is printed to it, and
+/// SIGPIPE is ignored, so that a runtime that stopped reading gets an exit
+/// code and not a signal.
 fn standard_process() {
     let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
         fd,

@@ -96,8 +96,8 @@ fn still_ours(
 }
 
 /// ADD under the lock: installs `pod` (replacing what a previous ADD of
-/// the same owner left) and records the index. Returns the DNAT keys whose stale UDP
-/// conntrack the caller flushes (in the background).
+/// the same owner left) and records the index. Returns the DNAT keys
+/// whose stale UDP conntrack the caller flushes (in the background).
 pub(super) fn add(
     pod: &NftPod<'_>,
     nft: &Nft,
