@@ -83,20 +83,7 @@ impl<F: NetlinkFamily> Socket<F> {
                     crate::failpoint::die_in_child();
                 }
                 crate::failpoint::enter_child();
-                // SAFETY: plain system calls on this process and its
-                // descriptors.
-                unsafe {
-                    libc::setsid();
-                    let mut from: RawFd = 0;
-                    for fd in &kept {
-                        if *fd > from {
-                            libc::syscall(libc::SYS_close_range, from, fd - 1, 0);
-                        }
-                        from = fd + 1;
-                    }
-                    libc::syscall(libc::SYS_close_range, from, libc::c_uint::MAX, 0);
-                    libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE);
-                }
+                super::closing::detach(&kept, BACKGROUND_NICE);
                 wait_for_exit(parent);
                 // A panic must not unwind into the caller's copy of the stack.
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

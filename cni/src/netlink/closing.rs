@@ -19,20 +19,22 @@
 //! - never allocates, never locks, never unwinds, and returns to glibc's
 //!   `clone` wrapper, which ends it with the `exit` system call.
 //!
-//! It is detached as `background.rs`'s child is (own session, no descriptor
-//! but the ones it holds, a lower priority). What it waits for is given as
-//! bytes: a request on one of the sockets it holds whose answer, the same
-//! before and after an RCU grace period, means the kernel is quiet
-//! (nf_tables' generation, for `netfilter.rs`).
+//! Both closing children, this one and `background.rs`'s fork after its
+//! work, detach the same way ([`detach`]: own session, no descriptor but
+//! the ones they hold, a lower priority) and wait the same way
+//! ([`hold_until_quiet`]). What they wait for is given as bytes: a request
+//! on a socket they hold whose answer, the same before and after an RCU
+//! grace period, means the kernel is quiet (nf_tables' generation, for
+//! `netfilter.rs`).
 
 use std::os::fd::{BorrowedFd, RawFd};
 
 use rustix::net::{RecvFlags, SendFlags};
 
 /// The most descriptors a closing child holds.
-pub const MAX_HELD: usize = 4;
+const MAX_HELD: usize = 4;
 /// The longest request it sends.
-pub const MAX_PROBE: usize = 64;
+const MAX_PROBE: usize = 64;
 /// The longest answer it compares (an nf_tables generation is 48 bytes).
 const ANSWER: usize = 256;
 /// Its stack: a few system calls and three answer buffers.
@@ -114,15 +116,31 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `spawn` wrote a `Closing` at `arg`, in this child's own
     // mapping, and nothing writes it any more.
     let c = unsafe { &*(arg as *const Closing) };
+    detach(&c.held[..c.held_len], c.nice);
+    hold_until_quiet(c.probe_fd, &c.probe[..c.probe_len], c.rounds);
+    0
+}
+
+/// Detaches the calling child from what the runtime watches: its own
+/// session, no descriptor but `held` (sorted), nice value `nice`. Raw
+/// system calls only: both closing children call it (this module's and
+/// `background.rs`'s fork).
+pub fn detach(held: &[RawFd], nice: i32) {
     let _ = rustix::process::setsid();
-    close_all_but(&c.held[..c.held_len]);
-    let _ = rustix::process::setpriority_process(None, c.nice);
-    // SAFETY: the descriptor is this child's own copy, open until it exits.
-    let sock = unsafe { BorrowedFd::borrow_raw(c.probe_fd) };
-    let probe = &c.probe[..c.probe_len];
+    close_all_but(held);
+    let _ = rustix::process::setpriority_process(None, nice);
+}
+
+/// Returns once the answer to `probe` on `sock` (a netlink socket this
+/// process holds) was the same before and after a grace period, or after
+/// `rounds` grace periods. Raw system calls and stack buffers only: both
+/// closing children call it.
+pub fn hold_until_quiet(sock: RawFd, probe: &[u8], rounds: usize) {
+    // SAFETY: the caller holds `sock` open for as long as this runs.
+    let sock = unsafe { BorrowedFd::borrow_raw(sock) };
     let mut seen = [0u8; ANSWER];
     let mut seen_len = ask(sock, probe, &mut seen);
-    for _ in 0..c.rounds {
+    for _ in 0..rounds {
         grace_period();
         let mut now = [0u8; ANSWER];
         let now_len = ask(sock, probe, &mut now);
@@ -132,7 +150,6 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
         seen = now;
         seen_len = now_len;
     }
-    0
 }
 
 /// Closes every descriptor of this process but `held` (sorted).
@@ -166,9 +183,8 @@ fn ask(sock: BorrowedFd<'_>, probe: &[u8], out: &mut [u8; ANSWER]) -> Option<usi
 }
 
 /// Waits for an RCU grace period (`membarrier`, which waits for one; 50 ms
-/// of sleep where it is not available). Raw system calls only, so that a
-/// [`spawn`] child may call it too.
-pub fn grace_period() {
+/// of sleep where it is not available).
+fn grace_period() {
     if rustix::thread::membarrier(rustix::thread::MembarrierCommand::Global).is_err() {
         let _ = rustix::thread::nanosleep(&rustix::thread::Timespec {
             tv_sec: 0,

@@ -262,6 +262,13 @@ impl<F: NetlinkFamily> Socket<F> {
     /// would send, under this socket's next sequence number: for a sender
     /// that must not allocate or parse (see `closing.rs`).
     fn encode(&self, msg: F::Message, flags: u16) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_into(msg, flags, &mut out);
+        out
+    }
+
+    /// [`Self::encode`], appended to `buf`.
+    fn encode_into(&self, msg: F::Message, flags: u16, buf: &mut Vec<u8>) {
         let seq = self.seq.get().wrapping_add(1);
         self.seq.set(seq);
         let mut header = NetlinkHeader::default();
@@ -269,9 +276,9 @@ impl<F: NetlinkFamily> Socket<F> {
         header.sequence_number = seq;
         let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
         nl.finalize();
-        let mut out = vec![0; nl.buffer_len()];
-        nl.serialize(&mut out);
-        out
+        let at = buf.len();
+        buf.resize(at + nl.buffer_len(), 0);
+        nl.serialize(&mut buf[at..]);
     }
 
     /// The one send/receive loop.
@@ -285,7 +292,7 @@ impl<F: NetlinkFamily> Socket<F> {
         buf.clear();
         let count = msgs.len();
         for (msg, flags) in msgs {
-            buf.extend(self.encode(msg, flags));
+            self.encode_into(msg, flags, &mut buf);
         }
         crate::failpoint::crash_point("netlink send");
         self.sock.send(&buf[..], 0).map_err(NetlinkError::Io)?;

@@ -334,17 +334,10 @@ impl Socket<Netfilter> {
     /// other's grace periods; closing after the first one made about one ADD
     /// in three wait 8–24 ms for a previous verb's child here.
     pub fn close_in_background_keeping(self, keep: &[RawFd], work: impl FnOnce(&Self)) {
+        let probe = self.encode(get_generation(), 0);
         self.in_detached_child_keeping(keep, |sock| {
             work(sock);
-            let mut seen = sock.nftables_generation().ok();
-            for _ in 0..QUIET_ROUNDS {
-                super::closing::grace_period();
-                let now = sock.nftables_generation().ok();
-                if now == seen {
-                    break;
-                }
-                seen = now;
-            }
+            super::closing::hold_until_quiet(sock.as_raw_fd(), &probe, QUIET_ROUNDS);
         });
         drop(self);
     }
