@@ -807,3 +807,38 @@ fn guard_own_netns(cmd: &CmdArgs) -> Result<(), CniError> {
         Err(_) => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// In a forked child (the test harness is multi-threaded: the child
+    /// makes system calls only): fd 1 closed, then `standard_process`;
+    /// exits 0 when fd 1 is `/dev/null` again and SIGPIPE is ignored.
+    #[test]
+    fn closed_standard_descriptors_are_opened_on_dev_null() {
+        // SAFETY: the child runs only async-signal-safe system calls and
+        // leaves with `_exit`.
+        unsafe {
+            let pid = libc::fork();
+            assert!(pid >= 0);
+            if pid == 0 {
+                libc::close(1);
+                super::standard_process();
+                let mut target = [0u8; 64];
+                let n = libc::readlink(
+                    c"/proc/self/fd/1".as_ptr(),
+                    target.as_mut_ptr().cast(),
+                    target.len(),
+                );
+                let mut old: libc::sigaction = std::mem::zeroed();
+                libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old);
+                let dev_null = n == 9 && &target[..9] == b"/dev/null";
+                let ignored = old.sa_sigaction == libc::SIG_IGN;
+                libc::_exit(if dev_null && ignored { 0 } else { 1 });
+            }
+            let mut status = 0;
+            assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+            assert!(libc::WIFEXITED(status), "{status}");
+            assert_eq!(libc::WEXITSTATUS(status), 0);
+        }
+    }
+}
