@@ -63,9 +63,23 @@ fn add_shapes_both_directions_and_del_removes_everything() {
         assert_eq!(action["mirred_action"], "redirect");
         assert_eq!(action["direction"], "egress");
         assert_eq!(action["to_dev"], ifb.as_str());
-        // The IFB: MTU of the host veth, owner in its alias, TBF at the egress rate.
+        // The IFB: MTU below IPv6's minimum (the host veth has 1400), so no
+        // IPv6 on it at all; owner in its alias, TBF at the egress rate.
         let link = w.link(&ifb).unwrap();
-        assert_eq!(link["mtu"], 1400);
+        assert_eq!(link["mtu"], 1279);
+        assert!(
+            link["flags"].as_array().unwrap().contains(&json!("UP")),
+            "{link}"
+        );
+        let v6 = w.host.exec(&["ip", "-6", "addr", "show", "dev", &ifb]);
+        assert!(v6.trim().is_empty(), "IPv6 addresses on {ifb}: {v6}");
+        let v6 = w
+            .host
+            .exec(&["ip", "-6", "route", "show", "table", "all", "dev", &ifb]);
+        assert!(v6.trim().is_empty(), "IPv6 routes via {ifb}: {v6}");
+        let confs = w.host.exec(&["ls", "/proc/sys/net/ipv6/conf"]);
+        assert!(confs.lines().any(|l| l == pod.host_veth), "{confs}");
+        assert!(!confs.lines().any(|l| l == ifb), "{ifb} has IPv6: {confs}");
         assert_eq!(
             link["ifalias"],
             format!(
@@ -378,6 +392,21 @@ fn check_reports_which_value_differs() {
         let out = w.run(pod, "CHECK", &conf);
         assert!(
             out.stdout.contains("no u32 redirect filter"),
+            "{}",
+            out.stdout
+        );
+
+        // An IFB of an earlier release has the host veth's MTU (1400 here).
+        w.run(pod, "ADD", &conf).assert_ok();
+        w.host.exec(&["ip", "link", "set", &ifb, "mtu", "1400"]);
+        w.run(pod, "CHECK", &conf).assert_ok();
+        w.host.exec(&["ip", "link", "set", &ifb, "mtu", "1500"]);
+        let out = w.run(pod, "CHECK", &conf);
+        assert_eq!(out.code, 1);
+        assert!(
+            out.stdout.contains(&format!(
+                "ifb {ifb}: mtu is 1500, expected 1279 (or 1400, the mtu of host veth {veth})"
+            )),
             "{}",
             out.stdout
         );

@@ -12,7 +12,7 @@ use cni::rtnl::RtnlError;
 use cni::rtnl::{link_alias, link_kind_name, link_mac, link_name};
 
 use super::undo::Created;
-use super::{is_our_root, our_ifb, unlabelled_ifb, CreatedIfb, Host, HostVeth};
+use super::{is_our_root, our_ifb, unlabelled_ifb, CreatedIfb, Host, HostVeth, IFB_MTU};
 use crate::error::TcError;
 use crate::plan::{ifb_name, Device, IfbAlias, IfbPlan, Shaper, ShapingPlan, SubnetSplit, TcId};
 use crate::tc;
@@ -153,7 +153,7 @@ impl Host {
             host_veth: veth.name.clone(),
             created_ingress_qdisc: add_ingress,
         };
-        let ifb_link = self.create_ifb(&ifb.name, veth.mtu, &alias, created)?;
+        let ifb_link = self.create_ifb(&ifb.name, &alias, created)?;
         if add_ingress {
             self.add_ingress_qdisc(veth, created)?;
         }
@@ -178,7 +178,7 @@ impl Host {
         Ok(())
     }
 
-    /// Creates the IFB, down (grafting a root qdisc on a down device skips
+    /// Creates the IFB ([`IFB_MTU`], so without IPv6), down (grafting a root qdisc on a down device skips
     /// the RCU grace period the kernel waits for on a running one), gets it
     /// back in the same round trip (NLM_F_ECHO), and records the owner in
     /// its alias before anything else can fail. (The kernel ignores
@@ -187,14 +187,13 @@ impl Host {
     fn create_ifb(
         &self,
         name: &str,
-        mtu: u32,
         alias: &IfbAlias,
         created: &mut Created,
     ) -> Result<LinkMessage, TcError> {
         let echoed = self
             .nl
             .link_add(name, InfoKind::Ifb)
-            .mtu(mtu)
+            .mtu(IFB_MTU)
             .tx_queue_len(0)
             .execute()
             .map_err(TcError::netlink(format!("creating ifb {name}")))

@@ -8,7 +8,7 @@ use netlink_packet_route::tc::{TcHandle, TcMessage};
 use cni::args::Owner;
 use cni::rtnl::{link_alias, link_mtu};
 
-use super::{our_ifb, Host, HostVeth};
+use super::{our_ifb, Host, HostVeth, IFB_MTU};
 use crate::error::TcError;
 use crate::plan::{Shaper, ShapingPlan, SubnetSplit};
 use crate::tc_raw::{self, tc_handle};
@@ -48,10 +48,11 @@ impl Host {
                 link_alias(&link)
             )));
         }
+        // Earlier releases gave the IFB the host veth's MTU.
         let mtu = link_mtu(&link).unwrap_or(1500);
-        if mtu != veth.mtu {
+        if mtu != IFB_MTU && mtu != veth.mtu {
             return Err(mismatch(format!(
-                "ifb {}: mtu is {mtu}, expected {} (the mtu of host veth {})",
+                "ifb {}: mtu is {mtu}, expected {IFB_MTU} (or {}, the mtu of host veth {})",
                 ifb.name, veth.mtu, veth.name
             )));
         }
