@@ -54,7 +54,7 @@ impl NamedNetns {
 
 impl Drop for NamedNetns {
     fn drop(&mut self) {
-        // portmap keeps a lock file and an index per host netns inode; a
+        // portmap keeps a lock file, an index and a flush queue per host netns inode; a
         // netns that played the host takes them along, or every run leaves
         // files on the real host.
         if let Ok(meta) = std::fs::metadata(self.path()) {
@@ -62,6 +62,7 @@ impl Drop for NamedNetns {
             let base = format!("/run/cni-portmap/netns-{}", meta.ino());
             let _ = std::fs::remove_dir_all(&base);
             let _ = std::fs::remove_file(format!("{base}.lock"));
+            let _ = std::fs::remove_dir_all(format!("{base}.udp"));
         }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])

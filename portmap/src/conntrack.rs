@@ -18,6 +18,7 @@ use netlink_packet_netfilter::conntrack::{
     ConntrackAttribute, IPTuple, ProtoTuple, Protocol, Tuple,
 };
 use netlink_packet_netfilter::NetfilterProtoFamily;
+use serde::{Deserialize, Serialize};
 
 use crate::config;
 use crate::plan::{Family, MapKey};
@@ -78,23 +79,56 @@ fn tuple_source(tuple: &[Tuple]) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip?, port?))
 }
 
-/// Deletes every UDP entry whose original destination port is in its
-/// family's list (`v4`, `v6`), except those whose replies come from one of
-/// `keep`. One dump whatever the families: the kernel walks its whole,
-/// global hash table for each dump (about 20 ms of CPU with 262144 buckets
-/// here, whatever the family asked for), so a dual-stack pod asks for every
-/// family at once (`AF_UNSPEC`) instead of walking it twice.
-fn delete_udp(
-    sock: &Nfnl,
-    v4: &[u16],
-    v6: &[u16],
-    keep: &BTreeSet<SocketAddr>,
-) -> Result<usize, NetlinkError> {
-    let dump = match (v4.is_empty(), v6.is_empty()) {
-        (true, true) => return Ok(0),
-        (false, true) => NetfilterProtoFamily::IPv4,
-        (true, false) => NetfilterProtoFamily::IPv6,
-        (false, false) => NetfilterProtoFamily::Unspec,
+/// One verb's flush: the UDP entries whose original destination port is
+/// in its family's list go, but for those whose replies come from one of
+/// `keep`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlushRequest {
+    /// IPv4 hostPorts.
+    pub v4: Vec<u16>,
+    /// IPv6 hostPorts.
+    pub v6: Vec<u16>,
+    /// Where the replies of entries that stay come from (after ADD: the
+    /// attachment's own DNAT targets).
+    pub keep: BTreeSet<SocketAddr>,
+}
+
+impl FlushRequest {
+    /// The request for these keys (their UDP ones) and `keep`.
+    pub fn new(keys: &BTreeSet<MapKey>, keep: &BTreeSet<SocketAddr>) -> FlushRequest {
+        FlushRequest {
+            v4: udp_ports(keys, Family::V4),
+            v6: udp_ports(keys, Family::V6),
+            keep: keep.clone(),
+        }
+    }
+
+    /// Whether the entry with these tuples must go.
+    fn deletes(&self, family: Family, orig: &[Tuple], reply_from: Option<SocketAddr>) -> bool {
+        let ports = match family {
+            Family::V4 => &self.v4,
+            Family::V6 => &self.v6,
+        };
+        udp_dport(orig).is_some_and(|p| ports.contains(&p))
+            && !reply_from.is_some_and(|from| self.keep.contains(&from))
+    }
+}
+
+/// Deletes every UDP entry one of `requests` says must go ([`FlushRequest`]):
+/// the same as running them one after the other, with one dump whatever
+/// their number and families. The kernel walks its whole, global hash table
+/// for each dump (about 20 ms of CPU with 262144 buckets here, whatever the
+/// family asked for), so a dual-stack pod asks for every family at once
+/// (`AF_UNSPEC`) instead of walking it twice, and the flushes of verbs that
+/// end together share one dump (`flush_queue`).
+pub fn delete_udp(sock: &Nfnl, requests: &[FlushRequest]) -> Result<usize, NetlinkError> {
+    let v4 = requests.iter().any(|r| !r.v4.is_empty());
+    let v6 = requests.iter().any(|r| !r.v6.is_empty());
+    let dump = match (v4, v6) {
+        (false, false) => return Ok(0),
+        (true, false) => NetfilterProtoFamily::IPv4,
+        (false, true) => NetfilterProtoFamily::IPv6,
+        (true, true) => NetfilterProtoFamily::Unspec,
     };
     let (mut stale_v4, mut stale_v6) = (Vec::new(), Vec::new());
     for attrs in sock.conntrack_dump(dump)? {
@@ -109,18 +143,15 @@ fn delete_udp(
         let Some(orig) = orig else {
             continue;
         };
-        if reply
-            .and_then(|r| tuple_source(&r))
-            .is_some_and(|from| keep.contains(&from))
-        {
+        let Some(family) = tuple_family(&orig) else {
             continue;
-        }
-        let (ports, stale) = match tuple_family(&orig) {
-            Some(Family::V4) => (v4, &mut stale_v4),
-            Some(Family::V6) => (v6, &mut stale_v6),
-            None => continue,
         };
-        if udp_dport(&orig).is_some_and(|p| ports.contains(&p)) {
+        let from = reply.and_then(|r| tuple_source(&r));
+        if requests.iter().any(|r| r.deletes(family, &orig, from)) {
+            let stale = match family {
+                Family::V4 => &mut stale_v4,
+                Family::V6 => &mut stale_v6,
+            };
             stale.push(vec![ConntrackAttribute::CtaTupleOrig(orig)]);
         }
     }
@@ -159,18 +190,16 @@ pub fn has_udp(keys: &BTreeSet<MapKey>) -> bool {
     keys.iter().any(|k| k.protocol == config::Protocol::Udp)
 }
 
-/// Removes stale UDP conntrack entries for these keys (one dump of the
-/// table for both families); failures are logged, as upstream does (a
-/// missing entry is not a failure). An entry already NATed to one of `keep`
-/// stays: after ADD, `keep` holds the attachment's own targets, whose
-/// entries the new rules made (the flush runs after the reply, when the
-/// pod's first datagrams may already have been forwarded); after DEL and GC
-/// it is empty.
+/// Removes stale UDP conntrack entries for these keys, through the netns's
+/// flush queue (`flush_queue`: verbs ending together share one dump);
+/// failures are logged, as upstream does (a missing entry is not a
+/// failure). An entry already NATed to one of `keep` stays: after ADD,
+/// `keep` holds the attachment's own targets, whose entries the new rules
+/// made (the flush runs after the reply, when the pod's first datagrams may
+/// already have been forwarded); after DEL and GC it is empty.
 pub fn flush_udp(sock: &Nfnl, keys: &BTreeSet<MapKey>, keep: &BTreeSet<SocketAddr>) {
-    let (v4, v6) = (udp_ports(keys, Family::V4), udp_ports(keys, Family::V6));
-    if let Err(e) = delete_udp(sock, &v4, &v6, keep) {
-        eprintln!(
-            "portmap: deleting stale UDP conntrack entries for ports {v4:?} (IPv4) and {v6:?} (IPv6): conntrack netlink: {e}"
-        );
+    let request = FlushRequest::new(keys, keep);
+    if let Err(e) = crate::flush_queue::flush(sock, request) {
+        eprintln!("portmap: deleting stale UDP conntrack entries: {e}");
     }
 }

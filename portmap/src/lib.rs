@@ -15,6 +15,7 @@ pub mod backend;
 pub mod conditions;
 pub mod config;
 pub mod conntrack;
+pub mod flush_queue;
 pub mod iptables;
 pub mod localnet;
 pub mod netns_state;

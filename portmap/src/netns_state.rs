@@ -146,12 +146,15 @@ pub fn live_netns_inodes() -> BTreeSet<u64> {
     live
 }
 
-/// The inode a state entry name (`netns-<ino>` or `netns-<ino>.lock`) is for.
+/// The inode a state entry name (`netns-<ino>`, `netns-<ino>.lock` or the
+/// flush queue `netns-<ino>.udp`) is for.
 pub fn entry_inode(name: &str) -> Option<u64> {
-    name.strip_prefix("netns-")?
-        .trim_end_matches(".lock")
-        .parse()
-        .ok()
+    let rest = name.strip_prefix("netns-")?;
+    let ino = rest
+        .strip_suffix(".lock")
+        .or_else(|| rest.strip_suffix(".udp"))
+        .unwrap_or(rest);
+    ino.parse().ok()
 }
 
 /// Removes state entries under `root` of namespaces not in `live`; never the
@@ -206,6 +209,7 @@ mod tests {
     fn entry_names() {
         assert_eq!(entry_inode("netns-4026532"), Some(4026532));
         assert_eq!(entry_inode("netns-4026532.lock"), Some(4026532));
+        assert_eq!(entry_inode("netns-4026532.udp"), Some(4026532));
         assert_eq!(entry_inode("other"), None);
         assert_eq!(entry_inode("netns-x.lock"), None);
     }

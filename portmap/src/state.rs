@@ -41,6 +41,15 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The current netns's queue of background UDP conntrack flushes
+/// (`netns-<ino>.udp`, see [`crate::flush_queue`]), created 0700 if needed.
+pub fn udp_flush_dir() -> Result<PathBuf, CniError> {
+    let dir = PathBuf::from(format!("{STATE_DIR}/netns-{}.udp", netns_ino()?));
+    private_dir(&dir)
+        .map_err(|e| CniError::io(format!("portmap: creating {}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
 /// Serialises portmap's list-then-modify sequences within one netns.
 pub struct NetnsLock {
     _lock: Flock<File>,

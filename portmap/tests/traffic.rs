@@ -531,3 +531,81 @@ fn stale_udp_conntrack_goes_within_a_second_of_add_and_of_del() {
     assert_flushed_within_a_second(&w, 9002, "ADD");
     assert_eq!(answers(), (Ok("A".into()), Ok("A".into())));
 }
+
+/// The flushes of verbs that end together share one dump (the netns's
+/// flush queue): while the queue's lock is held, two DELs' flushes wait
+/// with their requests queued and the pods' DNAT entries stay; once it is
+/// released, one flusher takes both requests and both ports are clean
+/// within a second, with nothing left in the queue.
+#[test]
+fn flushes_of_verbs_ending_together_wait_in_one_queue_and_all_happen() {
+    if !cni::testing::privileged("flushes_of_verbs_ending_together_wait_in_one_queue") {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let w = World::new();
+    let src = Some(addr(EXT4, 40005));
+    let pods: Vec<_> = [("ctrA", "A", 9005u16), ("ctrB", "B", 9006)]
+        .into_iter()
+        .map(|(id, ident, port)| {
+            let p = w.pod(id);
+            let srv = serve(&p.ns, ident, 80, 81);
+            let conf = portmap_conf("1.0.0", Some(&p.prev), tcp_udp(port - 1000, port));
+            let netns = p.ns.path().display().to_string();
+            w.portmap("ADD", &p.id, &netns, &conf).assert_ok();
+            assert_eq!(
+                udp_get(&w.ext.path(), addr(NODE4, port), src),
+                Ok(ident.to_string())
+            );
+            (p, srv, conf, netns, port)
+        })
+        .collect();
+    let ino = std::fs::metadata(w.host.path()).unwrap().ino();
+    let queue = std::path::PathBuf::from(format!("/run/cni-portmap/netns-{ino}.udp"));
+    // The ADDs' flushes are done (their own entries stay), and made the queue.
+    let requests = || {
+        std::fs::read_dir(&queue)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "req"))
+            .count()
+    };
+    let start = std::time::Instant::now();
+    while requests() > 0 {
+        assert!(start.elapsed().as_secs() < 5, "the ADDs' flushes never ran");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let lock = std::fs::File::options()
+        .write(true)
+        .open(queue.join("lock"))
+        .unwrap();
+    let held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    for (p, _, conf, netns, _) in &pods {
+        w.portmap("DEL", &p.id, netns, conf).assert_ok();
+    }
+    let start = std::time::Instant::now();
+    while requests() < 2 {
+        assert!(
+            start.elapsed().as_secs() < 5,
+            "{} of 2 requests queued",
+            requests()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for (.., port) in &pods {
+        assert!(
+            udp_entries(&w, *port).0 > 0,
+            "port {port}: flushed while the queue was locked"
+        );
+    }
+    drop(held);
+    for (.., port) in &pods {
+        assert_flushed_within_a_second(&w, *port, "DEL after the queue's release");
+    }
+    let start = std::time::Instant::now();
+    while requests() > 0 {
+        assert!(start.elapsed().as_secs() < 2, "requests left in the queue");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
