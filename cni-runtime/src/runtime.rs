@@ -126,8 +126,8 @@ impl Runtime {
         self
     }
 
-    /// Run every plugin process inside this netns (spawned by a thread that entered it), so a
-    /// throwaway "host" netns stands in for the real host.
+    /// Run every plugin process inside this netns (spawned by a thread that
+    /// entered it), so a throwaway "host" netns stands in for the real host.
     pub fn with_exec_netns(mut self, netns: PathBuf) -> Runtime {
         self.exec_netns = Some(netns);
         self

@@ -54,9 +54,9 @@ impl NamedNetns {
 
 impl Drop for NamedNetns {
     fn drop(&mut self) {
-        // portmap keeps a lock file, an index and a flush queue per host netns inode; a
-        // netns that played the host takes them along, or every run leaves
-        // files on the real host.
+        // portmap keeps a lock file, indexes and a flush queue per host
+        // netns inode; a netns that played the host takes them along, or
+        // every run leaves files on the real host.
         if let Ok(meta) = std::fs::metadata(self.path()) {
             use std::os::unix::fs::MetadataExt;
             let base = format!("/run/cni-portmap/netns-{}", meta.ino());

@@ -14,8 +14,9 @@
 //! 3. holding it: when its own file is gone, a flusher took it after it was
 //!    written, so that flusher's dump started after this verb's commit, and
 //!    there is nothing left to do; otherwise it takes every queued request,
-//!    runs them in one dump ([`crate::conntrack::delete_udp`]) and removes
-//!    their files.
+//!    runs them in one dump, in the order they were queued
+//!    ([`crate::conntrack::delete_udp`]: as if each had run when its verb
+//!    ended), and removes their files.
 //!
 //! A request older than [`MAX_AGE`] (of a flusher killed before it got the
 //! lock, or of an earlier netns with the same inode) is dropped unread: its
@@ -100,7 +101,8 @@ impl Queue {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
             .as_nanos();
-        let name = format!("{}-{now}", std::process::id());
+        // Names sort in the order the requests were queued.
+        let name = format!("{now:020}-{}", std::process::id());
         let path = self.dir.join(format!("{name}.{REQUEST}"));
         let tmp = self.dir.join(format!("{name}.tmp"));
         write_private(&tmp, &bytes).ok()?;
@@ -119,18 +121,21 @@ impl Queue {
         Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| e.into())
     }
 
-    /// Every queued request young enough to run, and the files to remove
-    /// once they ran (those too old or unreadable are removed here).
+    /// Every queued request young enough to run, in the order they were
+    /// queued, and the files to remove once they ran (those too old or
+    /// unreadable are removed here).
     fn take(&self) -> (Vec<FlushRequest>, Vec<PathBuf>) {
         let (mut requests, mut files) = (Vec::new(), Vec::new());
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return (requests, files);
         };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().and_then(|x| x.to_str()) != Some(REQUEST) {
-                continue;
-            }
+        let mut queued: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().and_then(|x| x.to_str()) == Some(REQUEST))
+            .collect();
+        queued.sort();
+        for path in queued {
             match read_young(&path) {
                 Some(r) => {
                     requests.push(r);
@@ -193,13 +198,10 @@ mod tests {
             .unwrap();
         std::fs::write(tmp.path().join("x.req"), b"{not json").unwrap();
         std::fs::write(tmp.path().join("y.tmp"), b"{}").unwrap();
-        let (mut requests, mut files) = q.take();
-        requests.sort_by_key(|r| r.v4.clone());
-        files.sort();
-        let mut want = vec![a, b];
-        want.sort();
+        // In the order they were queued.
+        let (requests, files) = q.take();
         assert_eq!(requests, vec![request(1), request(2)]);
-        assert_eq!(files, want);
+        assert_eq!(files, vec![a, b]);
         assert!(!old.exists() && !tmp.path().join("x.req").exists());
         // A writer's temporary file is not a request and stays.
         assert!(tmp.path().join("y.tmp").exists());

@@ -51,9 +51,9 @@ pub fn refuse_non_local_host_ips(plan: &PodPlan) -> Result<(), CniError> {
 /// netns lock, not under it: it used to look the link up by RTM_GETLINK,
 /// which waits for the RTNL lock the main plugins' veth and bridge changes
 /// hold on a busy node (17–48 ms on average, 50 pods in parallel here), and
-/// every ADD waiting for the netns lock waited with it. The setting is the interface's, as
-/// upstream's is: it outlives the pod, and an ADD that fails afterwards
-/// leaves it set.
+/// every ADD waiting for the netns lock waited with it. The setting is the
+/// interface's, as upstream's is: it outlives the pod, and an ADD that
+/// fails afterwards leaves it set.
 pub fn route_localnet_for(plan: &PodPlan) -> Result<(), CniError> {
     if plan.is_empty() || plan.masq == Masq::Off {
         return Ok(());

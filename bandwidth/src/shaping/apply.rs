@@ -178,10 +178,11 @@ impl Host {
         Ok(())
     }
 
-    /// Creates the IFB ([`IFB_MTU`], so without IPv6), down (grafting a root qdisc on a down device skips
-    /// the RCU grace period the kernel waits for on a running one), gets it
-    /// back in the same round trip (NLM_F_ECHO), and records the owner in
-    /// its alias before anything else can fail. (The kernel ignores
+    /// Creates the IFB ([`IFB_MTU`], so without IPv6), down (grafting a
+    /// root qdisc on a down device skips the RCU grace period the kernel
+    /// waits for on a running one), gets it back in the same round trip
+    /// (NLM_F_ECHO), and records the owner in its alias before anything
+    /// else can fail. (The kernel ignores
     /// IFLA_IFALIAS in the RTM_NEWLINK that creates a link, hence the
     /// separate RTM_SETLINK.)
     fn create_ifb(
