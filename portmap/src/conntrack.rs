@@ -222,8 +222,11 @@ pub fn has_udp(keys: &BTreeSet<MapKey>) -> bool {
 /// already have been forwarded); after DEL and GC it is empty.
 pub fn flush_udp(sock: &Nfnl, keys: &BTreeSet<MapKey>, keep: &BTreeSet<SocketAddr>) {
     let request = FlushRequest::new(keys, keep);
+    let (v4, v6) = (request.v4.clone(), request.v6.clone());
     if let Err(e) = crate::flush_queue::flush(sock, request) {
-        eprintln!("portmap: deleting stale UDP conntrack entries: {e}");
+        eprintln!(
+            "portmap: deleting stale UDP conntrack entries for ports {v4:?} (IPv4) and {v6:?} (IPv6): conntrack netlink: {e}"
+        );
     }
 }
 

@@ -29,42 +29,33 @@ use std::time::{Duration, SystemTime};
 
 use cni::netlink::netfilter::Nfnl;
 use cni::netlink::NetlinkError;
-use nix::fcntl::{Flock, FlockArg};
 
 use crate::conntrack::{delete_udp, FlushRequest};
+use crate::state;
 
 /// Queued requests older than this are dropped unread.
 pub const MAX_AGE: Duration = Duration::from_secs(10);
 
-/// What a flush can fail on.
-#[derive(Debug, thiserror::Error)]
-pub enum FlushError {
-    /// The dump or a delete failed.
-    #[error("conntrack netlink: {0}")]
-    Netlink(#[from] NetlinkError),
-}
-
 /// Runs `request` on `sock`'s netns, sharing a dump with the requests of
-/// other verbs queued meanwhile (see the module doc).
-pub fn flush(sock: &Nfnl, request: FlushRequest) -> Result<(), FlushError> {
+/// other verbs queued meanwhile (see the module doc); alone when it cannot
+/// be queued.
+pub fn flush(sock: &Nfnl, request: FlushRequest) -> Result<(), NetlinkError> {
     if request.v4.is_empty() && request.v6.is_empty() {
         return Ok(());
     }
-    let Some(queue) = crate::state::udp_flush_dir()
-        .ok()
-        .and_then(|d| Queue::open(d).ok())
-    else {
-        delete_udp(sock, &[request])?;
-        return Ok(());
-    };
-    let Some(mine) = queue.enqueue(&request) else {
-        delete_udp(sock, &[request])?;
-        return Ok(());
-    };
-    let Ok(_lock) = queue.lock() else {
-        let _ = std::fs::remove_file(&mine);
-        delete_udp(sock, &[request])?;
-        return Ok(());
+    let queued = state::udp_flush_dir().ok().and_then(|dir| {
+        let queue = Queue { dir };
+        let mine = queue.enqueue(&request)?;
+        match state::lock_file(&queue.dir.join("lock")) {
+            Ok(lock) => Some((queue, mine, lock)),
+            Err(_) => {
+                let _ = std::fs::remove_file(&mine);
+                None
+            }
+        }
+    });
+    let Some((queue, mine, _lock)) = queued else {
+        return delete_udp(sock, &[request]).map(drop);
     };
     if !mine.exists() {
         return Ok(());
@@ -74,7 +65,7 @@ pub fn flush(sock: &Nfnl, request: FlushRequest) -> Result<(), FlushError> {
     for f in files {
         let _ = std::fs::remove_file(f);
     }
-    result.map(drop).map_err(FlushError::from)
+    result.map(drop)
 }
 
 /// A netns's queue directory.
@@ -86,13 +77,6 @@ struct Queue {
 const REQUEST: &str = "req";
 
 impl Queue {
-    fn open(dir: PathBuf) -> std::io::Result<Queue> {
-        if !dir.is_dir() {
-            return Err(std::io::ErrorKind::NotFound.into());
-        }
-        Ok(Queue { dir })
-    }
-
     /// Writes `request` into the queue (a temporary file renamed into
     /// place, so a reader sees all of it or nothing); its path.
     fn enqueue(&self, request: &FlushRequest) -> Option<PathBuf> {
@@ -102,23 +86,10 @@ impl Queue {
             .unwrap_or_default()
             .as_nanos();
         // Names sort in the order the requests were queued.
-        let name = format!("{now:020}-{}", std::process::id());
-        let path = self.dir.join(format!("{name}.{REQUEST}"));
-        let tmp = self.dir.join(format!("{name}.tmp"));
-        write_private(&tmp, &bytes).ok()?;
-        match std::fs::rename(&tmp, &path) {
-            Ok(()) => Some(path),
-            Err(_) => {
-                let _ = std::fs::remove_file(&tmp);
-                None
-            }
-        }
-    }
-
-    /// Waits for the queue's lock.
-    fn lock(&self) -> std::io::Result<Flock<std::fs::File>> {
-        let file = open_private(&self.dir.join("lock"), false)?;
-        Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| e.into())
+        let name = format!("{now:020}-{}.{REQUEST}", std::process::id());
+        let path = self.dir.join(name);
+        state::write_atomically(&path, &bytes).ok()?;
+        Some(path)
     }
 
     /// Every queued request young enough to run, in the order they were
@@ -160,21 +131,6 @@ fn read_young(path: &Path) -> Option<FlushRequest> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
-fn open_private(path: &Path, truncate: bool) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(truncate)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    open_private(path, true)?.write_all(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,7 +145,9 @@ mod tests {
     #[test]
     fn a_flusher_takes_every_young_request_and_drops_old_and_garbled_ones() {
         let tmp = tempfile::tempdir().unwrap();
-        let q = Queue::open(tmp.path().to_path_buf()).unwrap();
+        let q = Queue {
+            dir: tmp.path().to_path_buf(),
+        };
         let a = q.enqueue(&request(1)).unwrap();
         let b = q.enqueue(&request(2)).unwrap();
         let old = q.enqueue(&request(3)).unwrap();
@@ -205,17 +163,5 @@ mod tests {
         assert!(!old.exists() && !tmp.path().join("x.req").exists());
         // A writer's temporary file is not a request and stays.
         assert!(tmp.path().join("y.tmp").exists());
-    }
-
-    #[test]
-    fn the_lock_is_exclusive() {
-        let tmp = tempfile::tempdir().unwrap();
-        let q = Queue::open(tmp.path().to_path_buf()).unwrap();
-        let held = q.lock().unwrap();
-        let file = open_private(&tmp.path().join("lock"), false).unwrap();
-        assert!(Flock::lock(file, FlockArg::LockExclusiveNonblock).is_err());
-        drop(held);
-        let file = open_private(&tmp.path().join("lock"), false).unwrap();
-        assert!(Flock::lock(file, FlockArg::LockExclusiveNonblock).is_ok());
     }
 }

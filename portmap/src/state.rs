@@ -62,19 +62,24 @@ impl NetnsLock {
         private_dir(Path::new(STATE_DIR))
             .map_err(|e| CniError::io(format!("portmap: creating {STATE_DIR}: {e}")))?;
         let path = format!("{STATE_DIR}/netns-{ino}.lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| CniError::io(format!("portmap: opening lock {path}: {e}")))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, e)| CniError::io(format!("portmap: locking {path}: {e}")))?;
+        let lock = lock_file(Path::new(&path))
+            .map_err(|e| CniError::io(format!("portmap: locking {path}: {e}")))?;
         crate::netns_state::adopt(std::path::Path::new(&format!("{STATE_DIR}/netns-{ino}")))?;
         crate::netns_state::prune_if_crowded(std::path::Path::new(STATE_DIR), ino);
         Ok(NetnsLock { _lock: lock })
     }
+}
+
+/// An exclusive flock on `path` (a private file, created if missing),
+/// waiting for it; released when the lock is dropped or its holder dies.
+pub fn lock_file(path: &Path) -> std::io::Result<Flock<File>> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| e.into())
 }
 
 /// Removes the state of network namespaces that no longer exist (GC).
@@ -172,9 +177,9 @@ pub fn remove_private(name: &str) {
     }
 }
 
-/// Writes `text` to `path` through a temporary file and a rename, creating
-/// the directory if needed.
-fn write_atomically(path: &Path, text: &[u8]) -> Result<(), CniError> {
+/// Writes `text` to `path` (0600) through a temporary file (`path` with
+/// the extension `tmp`) and a rename, creating the directory if needed.
+pub fn write_atomically(path: &Path, text: &[u8]) -> Result<(), CniError> {
     let err = |what: &str, e: std::io::Error| {
         CniError::io(format!("portmap: {what} {}: {e}", path.display()))
     };
@@ -214,4 +219,25 @@ pub fn remove_index(owner: &Owner) -> Result<(), CniError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_file_is_exclusive_until_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("lock");
+        let held = lock_file(&path).unwrap();
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        assert!(Flock::lock(file, FlockArg::LockExclusiveNonblock).is_err());
+        drop(held);
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        assert!(Flock::lock(file, FlockArg::LockExclusiveNonblock).is_ok());
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
 }
