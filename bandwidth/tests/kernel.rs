@@ -356,6 +356,12 @@ fn check_reports_which_value_differs() {
     let veth = pod.host_veth.as_str();
     for version in ["0.4.0", "1.0.0", "1.1.0"] {
         let conf = w.conf(pod, version, both());
+        // CHECK fails (code 1) with a message that says `what`.
+        let check_says = |what: &str| {
+            let out = w.run(pod, "CHECK", &conf);
+            assert_eq!(out.code, 1, "{}", out.stdout);
+            assert!(out.stdout.contains(what), "{what:?} in {}", out.stdout);
+        };
         let ifb = ifb_of(&w.run(pod, "ADD", &conf).assert_ok().json());
         w.run(pod, "CHECK", &conf).assert_ok();
 
@@ -363,58 +369,34 @@ fn check_reports_which_value_differs() {
             "tc", "qdisc", "change", "dev", veth, "root", "handle", "1:", "tbf", "rate", "2mbit",
             "burst", "10000", "latency", "25ms",
         ]);
-        let out = w.run(pod, "CHECK", &conf);
-        assert_eq!(out.code, 1);
-        assert!(
-            out.stdout.contains(&format!(
-                "host veth {veth}: ingress tbf rate doesn't match: kernel has 250000"
-            )),
-            "{}",
-            out.stdout
-        );
+        check_says(&format!(
+            "host veth {veth}: ingress tbf rate doesn't match: kernel has 250000"
+        ));
 
         w.run(pod, "ADD", &conf).assert_ok();
         w.host.exec(&[
             "tc", "qdisc", "change", "dev", &ifb, "root", "handle", "1:", "tbf", "rate", "2mbit",
             "burst", "20000", "latency", "50ms",
         ]);
-        let out = w.run(pod, "CHECK", &conf);
-        assert!(
-            out.stdout
-                .contains(&format!("ifb {ifb}: egress tbf limit doesn't match")),
-            "{}",
-            out.stdout
-        );
+        check_says(&format!("ifb {ifb}: egress tbf limit doesn't match"));
 
         w.run(pod, "ADD", &conf).assert_ok();
         w.host
             .exec(&["tc", "filter", "del", "dev", veth, "ingress", "prio", "189"]);
-        let out = w.run(pod, "CHECK", &conf);
-        assert!(
-            out.stdout.contains("no u32 redirect filter"),
-            "{}",
-            out.stdout
-        );
+        check_says("no u32 redirect filter");
 
         // An IFB of an earlier release has the host veth's MTU (1400 here).
         w.run(pod, "ADD", &conf).assert_ok();
         w.host.exec(&["ip", "link", "set", &ifb, "mtu", "1400"]);
         w.run(pod, "CHECK", &conf).assert_ok();
         w.host.exec(&["ip", "link", "set", &ifb, "mtu", "1500"]);
-        let out = w.run(pod, "CHECK", &conf);
-        assert_eq!(out.code, 1);
-        assert!(
-            out.stdout.contains(&format!(
-                "ifb {ifb}: mtu is 1500, expected 1279 (or 1400, the mtu of host veth {veth})"
-            )),
-            "{}",
-            out.stdout
-        );
+        check_says(&format!(
+            "ifb {ifb}: mtu is 1500, expected 1279 (or 1400, the mtu of host veth {veth})"
+        ));
 
         w.run(pod, "ADD", &conf).assert_ok();
         w.host.exec(&["ip", "link", "del", &ifb]);
-        let out = w.run(pod, "CHECK", &conf);
-        assert!(out.stdout.contains("does not exist"), "{}", out.stdout);
+        check_says("does not exist");
         w.run(pod, "DEL", &conf).assert_ok();
     }
 }

@@ -73,8 +73,8 @@ fn ifb_message() -> RouteNetlinkMessage {
     msg.header.index = PROBE_IFINDEX;
     msg.attributes
         .push(LinkAttribute::IfName(PROBE_IFB.to_string()));
-    // As ADD makes them: no IPv6, whose per-device set-up (sysctls, /proc
-    // entries) is most of what registering a link costs.
+    // As ADD makes them: without IPv6 (no inet6 device, sysctls or routes
+    // to set up and tear down).
     msg.attributes.push(LinkAttribute::Mtu(super::IFB_MTU));
     msg.attributes
         .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(kind)]));
