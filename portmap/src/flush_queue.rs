@@ -18,10 +18,12 @@
 //!    ([`crate::conntrack::delete_udp`]: as if each had run when its verb
 //!    ended), and removes their files.
 //!
-//! A request older than [`MAX_AGE`] (of a flusher killed before it got the
-//! lock, or of an earlier netns with the same inode) is dropped unread: its
-//! verb's flush is long overdue (they are meant to follow the verb within a
-//! second) and the ports may belong to someone else by now. Without a queue
+//! A request older than [`MAX_AGE`] whose writer is gone (a flusher killed
+//! before it got the lock, or one of an earlier netns with the same inode)
+//! is dropped unread: its verb's flush is long overdue (they are meant to
+//! follow the verb within a second) and the ports may belong to someone
+//! else by now. One whose writer still waits for the lock runs, however
+//! old: the writer would take its file's absence for done. Without a queue
 //! directory the request runs alone.
 
 use std::path::{Path, PathBuf};
@@ -33,7 +35,8 @@ use cni::netlink::NetlinkError;
 use crate::conntrack::{delete_udp, FlushRequest};
 use crate::state;
 
-/// Queued requests older than this are dropped unread.
+/// Queued requests older than this, whose writer is gone, are dropped
+/// unread.
 pub const MAX_AGE: Duration = Duration::from_secs(10);
 
 /// Runs `request` on `sock`'s netns, sharing a dump with the requests of
@@ -107,7 +110,7 @@ impl Queue {
             .collect();
         queued.sort();
         for path in queued {
-            match read_young(&path) {
+            match read_live(&path) {
                 Some(r) => {
                     requests.push(r);
                     files.push(path);
@@ -121,14 +124,26 @@ impl Queue {
     }
 }
 
-/// The request in `path` when it is younger than [`MAX_AGE`] and reads.
-fn read_young(path: &Path) -> Option<FlushRequest> {
+/// The request in `path` when it reads and is younger than [`MAX_AGE`] or
+/// its writer (the pid in its name) is alive.
+fn read_live(path: &Path) -> Option<FlushRequest> {
     let age = std::fs::metadata(path).ok()?.modified().ok()?.elapsed();
     // A modification time in the future (a clock step) counts as young.
-    if age.is_ok_and(|a| a > MAX_AGE) {
+    if age.is_ok_and(|a| a > MAX_AGE) && !writer_alive(path) {
         return None;
     }
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Whether the process named in a request's file name (`<time>-<pid>.req`)
+/// exists.
+fn writer_alive(path: &Path) -> bool {
+    let pid = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.rsplit_once('-'))
+        .and_then(|(_, pid)| pid.parse::<i32>().ok());
+    pid.is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok())
 }
 
 #[cfg(test)]
@@ -142,25 +157,44 @@ mod tests {
         }
     }
 
+    /// A pid no process has (a child that was reaped).
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        child.id()
+    }
+
+    fn age(path: &Path) {
+        let f = std::fs::File::options().write(true).open(path).unwrap();
+        f.set_modified(SystemTime::now() - MAX_AGE - Duration::from_secs(1))
+            .unwrap();
+    }
+
     #[test]
-    fn a_flusher_takes_every_young_request_and_drops_old_and_garbled_ones() {
+    fn a_flusher_takes_every_live_request_and_drops_orphaned_and_garbled_ones() {
         let tmp = tempfile::tempdir().unwrap();
         let q = Queue {
             dir: tmp.path().to_path_buf(),
         };
         let a = q.enqueue(&request(1)).unwrap();
         let b = q.enqueue(&request(2)).unwrap();
-        let old = q.enqueue(&request(3)).unwrap();
-        let f = std::fs::File::options().write(true).open(&old).unwrap();
-        f.set_modified(SystemTime::now() - MAX_AGE - Duration::from_secs(1))
-            .unwrap();
+        // Old, and its writer is gone.
+        let queued = q.enqueue(&request(3)).unwrap();
+        let name = queued.file_name().unwrap().to_str().unwrap();
+        let (time, _) = name.split_once('-').unwrap();
+        let orphan = tmp.path().join(format!("{time}-{}.req", dead_pid()));
+        std::fs::rename(&queued, &orphan).unwrap();
+        age(&orphan);
+        // Old, and its writer (this process) still waits: it runs.
+        let waiting = q.enqueue(&request(4)).unwrap();
+        age(&waiting);
         std::fs::write(tmp.path().join("x.req"), b"{not json").unwrap();
         std::fs::write(tmp.path().join("y.tmp"), b"{}").unwrap();
         // In the order they were queued.
         let (requests, files) = q.take();
-        assert_eq!(requests, vec![request(1), request(2)]);
-        assert_eq!(files, vec![a, b]);
-        assert!(!old.exists() && !tmp.path().join("x.req").exists());
+        assert_eq!(requests, vec![request(1), request(2), request(4)]);
+        assert_eq!(files, vec![a, b, waiting]);
+        assert!(!orphan.exists() && !tmp.path().join("x.req").exists());
         // A writer's temporary file is not a request and stays.
         assert!(tmp.path().join("y.tmp").exists());
     }
